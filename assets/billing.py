@@ -1,0 +1,117 @@
+"""Bill run assets: the cycle's account charges and its finalised, numbered invoices."""
+
+import dagster as dg
+
+from assets.metadata import counts, markdown_table
+from assets.partitions import bill_cycles
+from assets.rating import rated_usage
+from assets.resources import CdrbillHome
+from pipeline.billing import CHARGES, compute_charges
+from pipeline.engine import session
+from pipeline.invoicing import export_invoices, finalize_cycle
+from pipeline.lake import partition_dir
+from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
+from pipeline.state import open_state
+
+
+@dg.asset(partitions_def=bill_cycles, group_name="billing", kinds={"duckdb", "parquet"}, deps=[rated_usage])
+def account_charges(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
+    """Per billable account: the prorated monthly plan charge, a usage line per service number and the taxes
+    of each state the lines are sourced to — each line rounded once by its named rule."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    cycle = cdrbill.cycle(context.partition_key)
+    with session(cdrbill.reference(), memory_limit=settings.duckdb_memory_limit) as con:
+        result = compute_charges(con, home.lake, cycle)
+        path = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
+        by_section = con.sql(
+            f"select section, category, count(*) as lines, sum(amount) as amount "
+            f"from read_parquet('{path.as_posix()}') group by all order by section, category"
+        ).pl()
+        accounts = con.sql(
+            f"select count(distinct account_id) from read_parquet('{path.as_posix()}')"
+        ).fetchall()
+    return dg.MaterializeResult(
+        metadata={
+            **counts({"charge_lines": result["charge_lines"], "billable_accounts": accounts[0][0]}),
+            "dagster/row_count": result["charge_lines"],
+            "by_section": markdown_table(by_section),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=bill_cycles,
+    group_name="billing",
+    kinds={"duckdb", "parquet"},
+    deps=[account_charges],
+    pool="cdrbill_state",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "invoice_totals_equal_their_lines",
+            asset="invoices",
+            blocking=True,
+            description="every invoice total is exactly the sum of its rounded lines",
+        ),
+        dg.AssetCheckSpec(
+            "cycle_revenue_reconciles",
+            asset="invoices",
+            blocking=True,
+            description="Σ invoices = usage + recurring + taxes; usage lines = rated charges "
+            "within half a cent of rounding per line",
+        ),
+    ],
+)
+def invoices(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
+    """The cycle's finalised invoices and invoice lines: gapless numbers assigned once, in one transaction;
+    a finalised cycle never changes (a re-run numbers nothing again)."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    cycle = cdrbill.cycle(context.partition_key)
+    reference = cdrbill.reference()
+    charge_lines = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
+    with open_state(home.state_db) as state:
+        state.register("accounts", reference.accounts)
+        result = finalize_cycle(state, charge_lines, cycle, settings)
+        exported = export_invoices(state, home.lake, cycle.key)
+        register = state.sql(
+            "select invoice_number, account_id, total_amount from invoices where cycle = ? order by 1",
+            params=[cycle.key],
+        ).pl()
+    if result.recomputed_differences:
+        context.log.warning(
+            f"cycle {cycle.key} is final; {result.recomputed_differences} accounts' recomputed "
+            "charges differ from their invoices: correct them with credit notes"
+        )
+    yield dg.Output(
+        None,
+        metadata={
+            **counts(
+                {
+                    "invoices": result.invoices,
+                    "newly_finalized": result.newly_finalized,
+                    "invoice_lines": exported["invoice_lines"],
+                    "first_number": result.first_number or "",
+                    "last_number": result.last_number or "",
+                    "total_billed": result.total_amount,
+                    "recomputed_differences": result.recomputed_differences,
+                }
+            ),
+            "dagster/row_count": result.invoices,
+            "invoice_register": markdown_table(register, 15),
+        },
+    )
+    with session() as con:
+        mismatches = invoice_total_mismatches(con, home.lake, cycle.key)
+        proof = cycle_reconciliation(con, home.lake, cycle.key)
+    yield dg.AssetCheckResult(
+        check_name="invoice_totals_equal_their_lines",
+        passed=mismatches.height == 0,
+        metadata={
+            "mismatched_invoices": dg.MetadataValue.int(mismatches.height),
+            "examples": markdown_table(mismatches, 10),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="cycle_revenue_reconciles",
+        passed=bool(proof["invoices_equal_charges"] and proof["usage_within_rounding"]),
+        metadata={k: dg.MetadataValue.text(str(v)) for k, v in proof.items()},
+    )

@@ -1,0 +1,109 @@
+"""``cdrbill``: run bill cycles through the same Dagster job the UI and the schedule use, open the UI, and
+print a cycle's summary."""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline.home import SAMPLE_DIR, Home
+from pipeline.summary import cycle_summary, format_summary
+
+SAMPLE_CYCLE = "2026-10"
+DAGSTER_YAML = """\
+# written by cdrbill: run history lives here and survives restarts
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+run_retries:
+  enabled: false
+  retry_on_asset_or_op_failure: false
+"""
+
+
+def prepare_instance(home: Home) -> Path:
+    """A persistent Dagster instance directory under the home (telemetry off), set as ``DAGSTER_HOME``."""
+    path = home.dagster_home
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(path)
+    os.environ["CDRBILL_HOME"] = str(home.root)
+    return path
+
+
+def run_cycle(home: Home, cycle: str) -> bool:
+    """Run the ``bill_cycle`` job for one cycle partition on the persistent instance; True when it succeeded."""
+    prepare_instance(home)
+    from assets.definitions import defs  # after DAGSTER_HOME is set
+
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("bill_cycle").execute_in_process(
+            partition_key=cycle, instance=instance, raise_on_error=False
+        )
+    return result.success
+
+
+def stage_sample(home: Home) -> None:
+    """Put the sample month in the home: reference data (when none is there yet) and its landing files."""
+    if not any(home.reference.glob("*.csv")):
+        shutil.copytree(SAMPLE_DIR / "reference", home.reference, dirs_exist_ok=True)
+    shutil.copytree(SAMPLE_DIR / "landing", home.landing, dirs_exist_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cdrbill", description=__doc__)
+    parser.add_argument("--home", help="home directory (default: $CDRBILL_HOME or .cdrbill in the checkout)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help=f"land the sample month and run bill cycle {SAMPLE_CYCLE}")
+    run = commands.add_parser("run", help="run one bill cycle on whatever has landed")
+    run.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
+    summary = commands.add_parser("summary", help="print a cycle's summary")
+    summary.add_argument("--cycle", required=True)
+    ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
+    ui.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+
+    if args.home:
+        os.environ["CDRBILL_HOME"] = str(Path(args.home).resolve())
+    home = Home.from_env().ensure()
+    if args.command == "ui":
+        prepare_instance(home)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        return subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-m",
+                "assets.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(args.port),
+            ]
+        )
+    if args.command == "summary":
+        print(format_summary(cycle_summary(home, args.cycle)))
+        return 0
+    if args.command == "demo":
+        stage_sample(home)
+    cycle = SAMPLE_CYCLE if args.command == "demo" else args.cycle
+    ok = run_cycle(home, cycle)
+    print(format_summary(cycle_summary(home, cycle)))
+    if not ok:
+        print(f"bill cycle {cycle} FAILED: see the run in the Dagster UI (cdrbill ui)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Document and delivery assets: PDF invoices, and their delivery by e-mail (Maildir outbox) or paper."""
+
+import dagster as dg
+
+from assets.billing import invoices
+from assets.metadata import counts, rows_md
+from assets.partitions import bill_cycles
+from assets.resources import CdrbillHome
+from pipeline.delivery import DeliveryItem, deliver_invoices, ensure_delivery_ledger
+from pipeline.documents import render_invoice_pdfs
+from pipeline.home import TEMPLATES_DIR
+from pipeline.state import open_state
+from pipeline.statements import invoice_documents as build_documents
+
+
+@dg.asset(partitions_def=bill_cycles, group_name="documents", kinds={"pdf"}, deps=[invoices])
+def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
+    """One PDF per finalised invoice (Jinja2 + WeasyPrint): summary by section, taxes apart, itemised calls per
+    service number; unchanged invoices are not rendered again."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    docs = build_documents(home.lake, context.partition_key, cdrbill.reference())
+    rendered = render_invoice_pdfs(
+        docs, home.documents / context.partition_key, TEMPLATES_DIR, workers=settings.render_workers
+    )
+    pages = sum(r.pages for r in rendered)
+    return dg.MaterializeResult(
+        metadata={
+            **counts({"documents": len(rendered), "pages": pages}),
+            "dagster/row_count": len(rendered),
+            "folder": dg.MetadataValue.path(str(home.documents / context.partition_key)),
+            "documents_list": rows_md(
+                [{"invoice": r.invoice_number, "pages": r.pages} for r in rendered], 10
+            ),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=bill_cycles,
+    group_name="delivery",
+    kinds={"email"},
+    deps=[invoice_documents],
+    pool="cdrbill_state",
+)
+def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
+    """Each invoice delivered exactly once: e-mail with the PDF attached into the outbox, or the PDF into the
+    print folder; an e-mail account without a usable address falls back to paper."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    reference = cdrbill.reference()
+    docs = build_documents(home.lake, context.partition_key, reference)
+    accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
+    folder = home.documents / context.partition_key
+    items = [
+        DeliveryItem(
+            doc=doc,
+            pdf_path=folder / f"{doc.invoice_number}.pdf",
+            channel=accounts[doc.account_id]["delivery_preference"],
+            email=accounts[doc.account_id]["email"],
+        )
+        for doc in docs
+    ]
+    with open_state(home.state_db) as state:
+        ensure_delivery_ledger(state)
+        report = deliver_invoices(
+            state,
+            items,
+            home.outbox,
+            home.print_dir / context.partition_key,
+            settings.sender_email,
+            TEMPLATES_DIR,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **counts(
+                {
+                    "emailed": report.emailed,
+                    "printed": report.printed,
+                    "already_delivered": report.skipped_already_delivered,
+                    "fallback_to_paper": report.fallback_to_paper,
+                }
+            ),
+            "dagster/row_count": report.emailed + report.printed,
+            "outbox": dg.MetadataValue.path(str(home.outbox)),
+            "print_folder": dg.MetadataValue.path(str(home.print_dir / context.partition_key)),
+        }
+    )

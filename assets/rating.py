@@ -1,0 +1,53 @@
+"""Rating asset: the cycle's rated usage, with the record accounting check that blocks billing."""
+
+import dagster as dg
+
+from assets.mediation import accounting_check_result, mediated_usage
+from assets.metadata import counts, markdown_table
+from assets.partitions import bill_cycles
+from assets.resources import CdrbillHome
+from pipeline.engine import session
+from pipeline.rating import rate_cycle
+
+
+@dg.asset(
+    partitions_def=bill_cycles,
+    group_name="rating",
+    kinds={"duckdb", "parquet"},
+    deps=[mediated_usage],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_record_accounted_for",
+            asset="rated_usage",
+            blocking=True,
+            description="per file and cycle: records in = rated + suspended + duplicate + discarded, none twice",
+        )
+    ],
+)
+def rated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
+    """The cycle's rated events: price book by agent × plan × state, longest-prefix destination, billing
+    increments, connect fee, exact charge and how it was priced; unratable events to suspense."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    with session(
+        cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+    ) as con:
+        result = rate_cycle(con, home.lake, context.partition_key)
+        by_destination = con.sql(
+            "select rate_card_id, destination, count(*) as events, sum(billed_seconds) as billed_seconds, "
+            "sum(charge_amount) as charge_amount from rating_outcomes where rating_reason is null "
+            "group by all order by charge_amount desc"
+        ).pl()
+        total = con.sql("select coalesce(sum(charge_amount), 0)::varchar from rating_outcomes").fetchall()[0][
+            0
+        ]
+    yield dg.Output(
+        None,
+        metadata={
+            **counts(
+                {"rated": result["rated"], "suspended_in_rating": result["suspended"], "rated_amount": total}
+            ),
+            "dagster/row_count": result["rated"],
+            "by_destination": markdown_table(by_destination),
+        },
+    )
+    yield accounting_check_result(cdrbill, context.partition_key)

@@ -1,0 +1,29 @@
+"""The analysts' warehouse asset: ``warehouse.duckdb`` rebuilt aside and swapped in after each run."""
+
+import dagster as dg
+
+from assets.documents import deliveries
+from assets.metadata import counts
+from assets.partitions import bill_cycles
+from assets.resources import CdrbillHome
+from pipeline.warehouse import publish_warehouse
+
+
+@dg.asset(
+    partitions_def=bill_cycles,
+    group_name="warehouse",
+    kinds={"duckdb"},
+    deps=[deliveries],
+    pool="cdrbill_state",
+)
+def warehouse(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
+    """The published analyst warehouse (files, suspense, duplicates, rated usage, masked accounts, invoices,
+    invoice lines, deliveries); analysts open it read-only and are never blocked by a run."""
+    home = cdrbill.home()
+    tables = publish_warehouse(home, cdrbill.reference())
+    return dg.MaterializeResult(
+        metadata={
+            **counts(tables),
+            "path": dg.MetadataValue.path(str(home.warehouse_db)),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Sample data for cdrbill: a deterministic generator and one committed sample month."""

@@ -1,0 +1,66 @@
+"""Record accounting: every record that enters leaves by exactly one door. For each file and for the cycle,
+records in = rated + suspended + duplicate + discarded (mediation suspense and rating suspense together)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline.lake import partition_dir
+from pipeline.mediation import MEDIATED, cycle_records
+from pipeline.rating import RATED
+
+OUTCOMES = {
+    "rated": (RATED, "rated"),
+    "suspended": (MEDIATED, "suspended"),
+    "suspended_in_rating": (RATED, "suspended"),
+    "duplicate": (MEDIATED, "duplicate"),
+    "discarded": (MEDIATED, "discarded"),
+}
+
+
+def record_accounting(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
+    """One row per file with records in the cycle: records_in, each outcome's count, records counted twice,
+    and ``balanced`` (in = rated + suspended + duplicate + discarded, and no record in two streams)."""
+    cycle_records(con, lake, cycle)
+    parts = " union all ".join(
+        f"select file_id, line_no, '{name}' as outcome from "
+        f"read_parquet('{(partition_dir(lake, dataset, cycle=cycle) / f'{table}.parquet').as_posix()}')"
+        for name, (dataset, table) in OUTCOMES.items()
+    )
+    counts = ", ".join(f"count(*) filter (where outcome = '{name}') as {name}" for name in OUTCOMES)
+    return (
+        con.sql(
+            f"""
+        with outcomes as ({parts}),
+        per_record as (
+            select file_id, line_no, count(*) as times from outcomes group by all
+        ),
+        records_in as (
+            select file_id, count(*) as records_in from cycle_records group by all
+        ),
+        out as (
+            select file_id, {counts} from outcomes group by all
+        ),
+        twice as (
+            select file_id, count(*) as counted_twice from per_record where times > 1 group by all
+        )
+        select
+            file_id,
+            coalesce(records_in, 0) as records_in,
+            {", ".join(f"coalesce({n}, 0) as {n}" for n in OUTCOMES)},
+            coalesce(counted_twice, 0) as counted_twice
+        from records_in
+        full join out using (file_id)
+        left join twice using (file_id)
+        order by file_id
+        """
+        )
+        .pl()
+        .with_columns(
+            balanced=(pl.col("records_in") == pl.sum_horizontal(list(OUTCOMES)))
+            & (pl.col("counted_twice") == 0)
+        )
+    )

@@ -1,0 +1,36 @@
+"""Rating: price the cycle's normalised events with the price book of the line's agent, plan and state, the
+longest-prefix destination, billing increments, connect fee and minimum, exactly (``sql/rating.sql``).
+Events that cannot be priced go to rating suspense with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipeline.lake import partition_dir, replace_partition
+from pipeline.mediation import MEDIATED
+from pipeline.sql import read_sql
+
+RATED = "rated"
+
+
+def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:
+    """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended}.parquet``; reference tables must be
+    registered on ``con``."""
+    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    con.execute(
+        f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
+    )
+    con.execute("create or replace temp table rating_outcomes as " + read_sql("rating.sql"))
+    rated = con.sql(
+        "select * exclude (rating_reason, reason) replace ('rated' as status) "
+        "from rating_outcomes where rating_reason is null"
+    )
+    suspended = con.sql(
+        "select * exclude (rating_reason, reason) replace ('suspended' as status), rating_reason as reason "
+        "from rating_outcomes where rating_reason is not null"
+    )
+    return replace_partition(
+        lake, partition_dir(lake, RATED, cycle=cycle), {"rated": rated, "suspended": suspended}
+    )

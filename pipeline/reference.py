@@ -1,0 +1,271 @@
+"""Reference data (accounts, service numbers, agents, plans, price books, rate cards, taxes, sources): read
+from CSV with explicit types and validated before anything is rated. A bad table stops the run with an error
+that names the file, the row and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+MONEY = pl.Decimal(18, 6)
+US_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+    "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR".split()
+)
+ROUNDING_METHODS = frozenset({"half_up", "up", "down", "half_even"})
+
+# column -> type: "str" (required text), "str?" (optional text), "date", "date?", "money", "int", "choice:a|b"
+TABLES: dict[str, dict[str, str]] = {
+    "sources": {
+        "source_id": "str",
+        "format": "choice:asterisk_csv|emi_duf",
+        "timezone": "str",
+        "default_region": "choice:US",
+    },
+    "agents": {"agent_id": "str", "agent_name": "str", "commission_percent": "money"},
+    "plans": {"plan_id": "str", "plan_name": "str", "monthly_charge": "money", "currency": "choice:USD"},
+    "accounts": {
+        "account_id": "str",
+        "account_name": "str",
+        "account_type": "choice:residential|business",
+        "billing_address_line1": "str",
+        "billing_city": "str",
+        "billing_state": "state",
+        "billing_zip": "str",
+        "service_state": "state",
+        "agent_id": "str",
+        "plan_id": "str",
+        "currency": "choice:USD",
+        "language": "choice:en|es",
+        "delivery_preference": "choice:email|paper",
+        "email": "str?",
+        "activated_on": "date",
+        "deactivated_on": "date?",
+    },
+    "service_numbers": {
+        "service_number": "e164",
+        "account_id": "str",
+        "service_state": "state",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    "price_books": {
+        "price_book_id": "str",
+        "agent_id": "str?",
+        "plan_id": "str",
+        "state": "state?",
+        "rate_card_id": "str",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    "rate_cards": {
+        "rate_card_id": "str",
+        "prefix": "digits",
+        "destination": "str",
+        "rate_per_unit": "money",
+        "unit_seconds": "int",
+        "first_increment_seconds": "int",
+        "increment_seconds": "int",
+        "connect_fee": "money",
+        "minimum_charge": "money",
+        "rounding_method": "choice:half_up|up|down|half_even",
+        "rounding_decimals": "int",
+    },
+    "taxes": {
+        "state": "state",
+        "tax_code": "str",
+        "tax_name": "str",
+        "kind": "choice:government_tax|regulatory_fee",
+        "rate_percent": "money",
+        "base": "choice:all",
+        "rounding_method": "choice:half_up|up|down|half_even",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "sources": ("source_id",),
+    "agents": ("agent_id",),
+    "plans": ("plan_id",),
+    "accounts": ("account_id",),
+    "service_numbers": ("service_number", "valid_from"),
+    "price_books": ("price_book_id",),
+    "rate_cards": ("rate_card_id", "prefix"),
+    "taxes": ("state", "tax_code", "valid_from"),
+}
+
+
+class ReferenceDataError(ValueError):
+    """A reference table that cannot be used; the message names the file, the row and the fix."""
+
+    def __init__(self, file: Path, row: int | None, problem: str, fix: str) -> None:
+        where = f"{file}" + (f", row {row}" if row is not None else "")
+        super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """All reference tables of a run, typed and validated."""
+
+    sources: pl.DataFrame
+    agents: pl.DataFrame
+    plans: pl.DataFrame
+    accounts: pl.DataFrame
+    service_numbers: pl.DataFrame
+    price_books: pl.DataFrame
+    rate_cards: pl.DataFrame
+    taxes: pl.DataFrame
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Name → frame, for registering in DuckDB."""
+        return {name: getattr(self, name) for name in TABLES}
+
+
+def load_reference(folder: Path) -> Reference:
+    """Read and validate every reference table in ``folder`` (one ``<table>.csv`` each)."""
+    frames = {name: _read_table(folder / f"{name}.csv", spec) for name, spec in TABLES.items()}
+    for name, key in KEYS.items():
+        _check_unique(folder / f"{name}.csv", frames[name], key)
+    _check_foreign(folder, frames, "accounts", "agent_id", "agents")
+    _check_foreign(folder, frames, "accounts", "plan_id", "plans")
+    _check_foreign(folder, frames, "service_numbers", "account_id", "accounts")
+    _check_foreign(folder, frames, "price_books", "plan_id", "plans")
+    _check_foreign(folder, frames, "price_books", "rate_card_id", "rate_cards")
+    _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
+    _check_rates(folder / "rate_cards.csv", frames["rate_cards"])
+    return Reference(**frames)
+
+
+def _read_table(path: Path, spec: dict[str, str]) -> pl.DataFrame:
+    if not path.exists():
+        raise ReferenceDataError(
+            path, None, "file is missing", f"provide {path.name} (see data_samples/README.md)"
+        )
+    text = pl.read_csv(path, infer_schema=False)
+    missing = [c for c in spec if c not in text.columns]
+    if missing:
+        raise ReferenceDataError(path, None, f"columns {missing} are missing", "add them to the header row")
+    text = text.select(list(spec)).with_row_index("_row", offset=2)  # row 1 is the header
+    return text.select([_typed(path, text, column, kind) for column, kind in spec.items()])
+
+
+def _typed(path: Path, text: pl.DataFrame, column: str, kind: str) -> pl.Series:
+    """Cast one text column to its declared type; the first bad value raises with its row number."""
+    raw = text[column].str.strip_chars()
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    empty = raw.is_null() | (raw == "")
+    if kind.startswith("choice:"):
+        allowed = kind.split(":", 1)[1].split("|")
+        bad = ~raw.is_in(allowed)
+        expected = f"one of {allowed}"
+        value = raw
+    elif kind in ("str", "state", "e164", "digits"):
+        pattern = {
+            "str": r".",
+            "state": r"^[A-Z]{2}$",
+            "e164": r"^\+[1-9]\d{6,14}$",
+            "digits": r"^\d{1,15}$",
+        }[kind]
+        bad = ~raw.str.contains(pattern) | (raw.is_in(list(US_STATES)).not_() if kind == "state" else False)
+        expected = {
+            "str": "a value",
+            "state": "a two-letter US state code",
+            "e164": "an E.164 number like +13125550100",
+            "digits": "digits only",
+        }[kind]
+        value = raw
+    elif kind == "date":
+        value = raw.str.to_date("%Y-%m-%d", strict=False)
+        bad = value.is_null()
+        expected = "a date YYYY-MM-DD"
+    elif kind == "money":
+        value = raw.cast(MONEY, strict=False)
+        bad = ~raw.str.contains(r"^\d+(\.\d{1,6})?$") | value.is_null()
+        expected = "a non-negative decimal with at most 6 decimals, e.g. 19.99"
+    elif kind == "int":
+        value = raw.cast(pl.Int64, strict=False)
+        bad = value.is_null() | (value < 0)
+        expected = "a whole number >= 0"
+    else:  # pragma: no cover - a programming error in TABLES
+        raise AssertionError(kind)
+    bad = (bad & ~empty) | (empty & (not optional))
+    if bad.any():
+        index = bad.arg_true()[0]
+        raise ReferenceDataError(
+            path,
+            int(text["_row"][index]),
+            f"{column}={raw[index]!r} is not {expected}",
+            f"correct {column} in that row",
+        )
+    return value.alias(column).set(empty, None) if optional else value.alias(column)
+
+
+def _check_unique(path: Path, frame: pl.DataFrame, key: tuple[str, ...]) -> None:
+    dup = frame.with_row_index("_row", offset=2).filter(pl.struct(list(key)).is_duplicated())
+    if dup.height:
+        row = dup.row(0, named=True)
+        raise ReferenceDataError(
+            path,
+            row["_row"],
+            f"duplicate key {tuple(row[k] for k in key)}",
+            f"keep one row per {', '.join(key)}",
+        )
+
+
+def _check_foreign(
+    folder: Path, frames: dict[str, pl.DataFrame], table: str, column: str, target: str
+) -> None:
+    known = frames[target][column]
+    rows = frames[table].with_row_index("_row", offset=2)
+    bad = rows.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(known.implode()))
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise ReferenceDataError(
+            folder / f"{table}.csv",
+            row["_row"],
+            f"{column}={row[column]!r} is not in {target}.csv",
+            f"add it to {target}.csv or correct the value",
+        )
+
+
+def _check_periods(path: Path, frame: pl.DataFrame, key: str) -> None:
+    """Effective-dated rows: valid_from before valid_to, and no two periods of one key overlap."""
+    rows = frame.with_row_index("_row", offset=2)
+    backwards = rows.filter(pl.col("valid_to").is_not_null() & (pl.col("valid_to") <= pl.col("valid_from")))
+    if backwards.height:
+        raise ReferenceDataError(
+            path,
+            backwards["_row"][0],
+            "valid_to is not after valid_from",
+            "set valid_to after valid_from, or leave it empty for an open period",
+        )
+    ordered = rows.sort(key, "valid_from").with_columns(next_from=pl.col("valid_from").shift(-1).over(key))
+    overlap = ordered.filter(
+        pl.col("next_from").is_not_null()
+        & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from")))
+    )
+    if overlap.height:
+        row = overlap.row(0, named=True)
+        raise ReferenceDataError(
+            path,
+            row["_row"],
+            f"{row[key]} has overlapping validity periods",
+            "end the earlier period on or before the day the next one starts",
+        )
+
+
+def _check_rates(path: Path, frame: pl.DataFrame) -> None:
+    rows = frame.with_row_index("_row", offset=2)
+    bad = rows.filter(
+        (pl.col("unit_seconds") == 0) | (pl.col("increment_seconds") == 0) | (pl.col("rounding_decimals") > 6)
+    )
+    if bad.height:
+        raise ReferenceDataError(
+            path,
+            bad["_row"][0],
+            "unit_seconds and increment_seconds must be > 0 and rounding_decimals at most 6",
+            "correct the rate row",
+        )

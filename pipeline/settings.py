@@ -1,0 +1,35 @@
+"""Billing settings: the carrier's rules that are data, not code. Read from ``reference/settings.toml`` when
+present; every key has a documented default."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The carrier's billing rules."""
+
+    carrier_name: str = "cdrbill Telecom"
+    billing_questions_phone: str = "1-800-555-0100"
+    billing_timezone: str = "America/Chicago"  # a call belongs to the cycle of its start in this zone
+    invoice_series: str = "INV"  # gapless numbers INV-00000001, …
+    payment_terms_days: int = 21  # due date = issue date + this
+    sender_email: str = "billing@cdrbill.invalid"
+    duckdb_memory_limit: str = "2GB"
+    render_workers: int = 2
+
+
+def load_settings(reference_dir: Path) -> Settings:
+    """Defaults, overridden by ``settings.toml`` in the reference folder (unknown keys are an error)."""
+    path = reference_dir / "settings.toml"
+    if not path.exists():
+        return Settings()
+    values = tomllib.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {unknown}. Fix: use only {sorted(known)}")
+    return replace(Settings(), **values)

@@ -1,0 +1,64 @@
+"""The short summary a bill run ends with: files, records by outcome, invoices, total billed, outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.accounting import record_accounting
+from pipeline.engine import session
+from pipeline.home import Home
+from pipeline.state import open_state
+
+
+def cycle_summary(home: Home, cycle: str) -> dict:
+    """Counts and totals of one cycle, read from the ledgers and the lake."""
+    with open_state(home.state_db) as state:
+        files = dict(state.execute("select status, count(*) from usage_files group by all").fetchall())
+        invoices, total = state.execute(
+            "select count(*), coalesce(sum(total_amount), 0) from invoices where cycle = ?", [cycle]
+        ).fetchall()[0]
+        deliveries = (
+            dict(
+                state.execute(
+                    "select channel, count(*) from delivery_ledger where cycle = ? group by all", [cycle]
+                ).fetchall()
+            )
+            if state.execute(
+                "select count(*) from information_schema.tables where table_name = 'delivery_ledger'"
+            ).fetchall()[0][0]
+            else {}
+        )
+    records: dict[str, int] = {}
+    if (home.lake / "rated" / f"cycle={cycle}").exists():
+        with session() as con:
+            table = record_accounting(con, home.lake, cycle)
+        records = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}
+    return {
+        "cycle": cycle,
+        "files": files,
+        "records": records,
+        "invoices": int(invoices),
+        "total_billed": total,
+        "deliveries": deliveries,
+        "home": home.root,
+    }
+
+
+def format_summary(s: dict) -> str:
+    """The summary as the few lines a person reads at the end of a run."""
+    files, rec = s["files"], s["records"]
+    home: Path = s["home"]
+    lines = [
+        f"bill cycle {s['cycle']}",
+        f"  files:    {sum(files.values())} registered — {files.get('loaded', 0)} loaded, "
+        f"{files.get('duplicate_file', 0)} duplicate, {files.get('quarantined', 0)} quarantined",
+        f"  records:  {rec.get('records_in', 0)} in = {rec.get('rated', 0)} rated + "
+        f"{rec.get('suspended', 0) + rec.get('suspended_in_rating', 0)} suspended + "
+        f"{rec.get('duplicate', 0)} duplicate + {rec.get('discarded', 0)} discarded",
+        f"  invoices: {s['invoices']}, total billed {s['total_billed']} USD",
+        f"  delivery: {s['deliveries'].get('email', 0)} e-mailed, {s['deliveries'].get('print', 0)} to print",
+        f"  outputs:  invoices PDF {home / 'documents' / s['cycle']}",
+        f"            outbox (Maildir) {home / 'outbox'}, print {home / 'print' / s['cycle']}",
+        f"            warehouse {home / 'warehouse.duckdb'} (open read-only with duckdb)",
+    ]
+    return "\n".join(lines)

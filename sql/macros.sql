@@ -1,0 +1,29 @@
+-- macros.sql: exact-money helpers used by rating and billing. Amounts travel as integers in minor or micro
+-- units, so no value ever passes through a binary float; every rounding names its method.
+
+-- round_div(num, den, method): num / den rounded to a whole number by a named rule, den > 0.
+-- half_up: halves away from zero; half_even: halves to the even neighbour (banker's rounding);
+-- up: away from zero (any remainder rounds up in magnitude); down: toward zero (truncate).
+create or replace macro round_div(num, den, method) as
+    sign(num) * (
+        case method
+            when 'down' then abs(num) // den
+            when 'up' then (abs(num) + den - 1) // den
+            when 'half_up' then (2 * abs(num) + den) // (2 * den)
+            when 'half_even' then
+                abs(num) // den
+                + case
+                    when 2 * (abs(num) % den) > den then 1
+                    when 2 * (abs(num) % den) = den then (abs(num) // den) % 2
+                    else 0
+                  end
+            else error('unknown rounding method ' || method)
+        end
+    );
+
+-- micros(x): a DECIMAL amount with at most 6 decimals as whole micro-units (exact).
+create or replace macro micros(x) as (x * 1000000)::hugeint;
+
+-- from_micros(n) / from_cents(n): whole units back to exact DECIMAL amounts.
+create or replace macro from_micros(n) as (n::decimal(38, 0) * 0.000001)::decimal(18, 6);
+create or replace macro from_cents(n) as (n::decimal(38, 0) * 0.01)::decimal(18, 2);

@@ -1,0 +1,65 @@
+-- state_schema.sql: the ledgers in state.duckdb that the pipeline owns (files seen, invoice numbers,
+-- finalised invoices). Idempotent: run on every connection.
+
+create table if not exists usage_files (
+    file_id           integer primary key,
+    source_id         varchar,
+    file_name         varchar not null,
+    sha256            varchar not null,
+    size_bytes        bigint not null,
+    registered_at     timestamp not null,
+    registered_cycle  varchar not null,
+    status            varchar not null,   -- loaded | duplicate_file | quarantined
+    reason            varchar,            -- why a file was quarantined
+    reason_detail     varchar,
+    duplicate_of      integer,            -- file_id of the first copy of a duplicate file
+    records           integer,            -- usage records read (every physical record, control records apart)
+    control_records   integer,
+    stored_path       varchar             -- where the raw file now lives (archive/ or quarantine/)
+);
+
+create table if not exists invoice_series (
+    series       varchar primary key,
+    last_number  bigint not null
+);
+
+-- A finalised invoice never changes: rows here are only ever inserted, in one transaction per cycle.
+create table if not exists invoices (
+    invoice_number  varchar primary key,
+    series          varchar not null,
+    sequence_no     bigint not null,
+    cycle           varchar not null,
+    account_id      varchar not null,
+    issue_date      date not null,
+    due_date        date not null,
+    period_start    date not null,
+    period_end      date not null,
+    currency        varchar not null,
+    total_amount    decimal(18, 2) not null,
+    finalized_at    timestamp not null,
+    unique (cycle, account_id)
+);
+
+create table if not exists invoice_lines (
+    invoice_number  varchar not null,
+    line_no         integer not null,
+    section         varchar not null,    -- recurring | usage | taxes
+    category        varchar not null,    -- plan | voice | government_tax | regulatory_fee
+    service_number  varchar,
+    jurisdiction    varchar,             -- state whose tax applies to the line or that the tax belongs to
+    code            varchar,             -- plan id or tax code
+    description     varchar not null,
+    quantity        decimal(18, 6),
+    unit            varchar,
+    taxable_base    decimal(18, 2),      -- tax lines: the amount the tax was computed on
+    rate            decimal(18, 6),      -- plan monthly charge, or tax rate in percent
+    amount          decimal(18, 2) not null,
+    primary key (invoice_number, line_no)
+);
+
+create table if not exists finalized_cycles (
+    cycle         varchar primary key,
+    invoices      integer not null,
+    total_amount  decimal(18, 2) not null,
+    finalized_at  timestamp not null
+);

@@ -1,0 +1,58 @@
+-- warehouse.sql: builds the analysts' warehouse (a fresh DuckDB file, swapped in whole) from the lake's
+-- Parquet of every cycle, the pipeline's ledgers (attached read-only as `ledger`) and the reference data.
+-- Personal data is masked here: no tax id ever, account numbers shown in full only as the internal key.
+-- Variables: lake (path of the lake folder). Reference tables are registered as ref_<name>.
+
+create table usage_files as
+select file_id, source_id, file_name, sha256, size_bytes, registered_at, registered_cycle, status, reason,
+       reason_detail, duplicate_of, records, control_records
+from ledger.usage_files;
+
+create table usage_records as
+select * exclude (raw)
+from read_parquet(getvariable('lake') || '/usage_records/*/records.parquet');
+
+create table suspense as
+select cycle, file_id, line_no, source_id, 'mediation' as stage, reason, raw, charged_number, called_number,
+       start_utc, billsec
+from read_parquet(getvariable('lake') || '/mediated/*/suspended.parquet')
+union all
+select cycle, file_id, line_no, source_id, 'rating' as stage, reason, raw, charged_number, called_number,
+       start_utc, billsec
+from read_parquet(getvariable('lake') || '/rated/*/suspended.parquet');
+
+create table duplicates as
+select cycle, file_id, line_no, source_id, reason, duplicate_of_file_id, duplicate_of_line_no,
+       charged_number, called_number, start_utc, billsec
+from read_parquet(getvariable('lake') || '/mediated/*/duplicate.parquet');
+
+create table discarded as
+select cycle, file_id, line_no, source_id, reason, disposition, charged_number, called_number, start_utc, billsec
+from read_parquet(getvariable('lake') || '/mediated/*/discarded.parquet');
+
+create table rated_usage as
+select * exclude (raw, status, disposition)
+from read_parquet(getvariable('lake') || '/rated/*/rated.parquet');
+
+create table accounts as
+select account_id, account_name, account_type, billing_city, billing_state, billing_zip, service_state,
+       agent_id, plan_id, currency, language, delivery_preference, activated_on, deactivated_on
+from ref_accounts;
+
+create table service_numbers as select * from ref_service_numbers;
+create table agents as select * from ref_agents;
+create table plans as select * from ref_plans;
+create table price_books as select * from ref_price_books;
+create table rate_cards as select * from ref_rate_cards;
+create table taxes as select * from ref_taxes;
+
+create table invoices as select * from ledger.invoices;
+create table invoice_lines as
+select invoice_lines.*, invoices.cycle, invoices.account_id
+from ledger.invoice_lines
+join ledger.invoices using (invoice_number);
+
+create table deliveries as select * from ledger.delivery_ledger;
+
+create table published as
+select current_timestamp as published_at, (select max(cycle) from ledger.finalized_cycles) as latest_cycle;
