@@ -1,0 +1,190 @@
+"""The whole sample cycle through Dagster: exact invoices worked out by hand, record accounting, the
+published warehouse, and a second run that changes nothing and sends nothing twice."""
+
+import mailbox
+from decimal import Decimal
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipeline.summary import cycle_summary
+from tests.conftest import SAMPLE_CYCLE, materialize_cycle, stage_sample
+
+pytestmark = pytest.mark.slow
+
+
+def warehouse(home) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(home.warehouse_db), read_only=True)
+
+
+def invoice_lines(home, account_id: str) -> list[tuple[str, Decimal]]:
+    with warehouse(home) as con:
+        return con.execute(
+            "select description, amount from invoice_lines where account_id = ? order by line_no", [account_id]
+        ).fetchall()
+
+
+def invoice_total(home, account_id: str) -> Decimal:
+    with warehouse(home) as con:
+        return con.execute("select total_amount from invoices where account_id = ?", [account_id]).fetchall()[0][0]
+
+
+def test_the_run_succeeds_and_every_check_passes(sample_cycle):
+    _, result = sample_cycle
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert {c.check_name for c in checks} == {
+        "mediation_accounts_for_every_record",
+        "every_record_accounted_for",
+        "invoice_totals_equal_their_lines",
+        "cycle_revenue_reconciles",
+    }
+    assert all(c.passed for c in checks)
+
+
+def test_residential_account_with_international_calls(sample_cycle):
+    home, _ = sample_cycle
+    # ACC-0001, Residential Basic via agent AG-01 in IL → price book PB-RES-STD → rate card RC-STD.
+    # G1 83 s to +1 212 (prefix "1", 6/6, 0.02/min): 84 s × 0.02 / 60 = 0.0280
+    #    (G1 also arrives in the second switch-chi file: a duplicate, billed once)
+    # G2 10 s to +44 20 (prefix "44", 30/6, 0.09/min, connect 0.05): 30 s → 0.0450 + 0.0500 = 0.0950
+    # G3 31 s to +44 7700 (prefix "447" beats "44", 30/6, 0.25/min, connect 0.05): 36 s → 0.1500 + 0.05 = 0.2000
+    # G4 not answered: discarded.
+    # usage line: 0.0280 + 0.0950 + 0.2000 = 0.3230 → half_up → 0.32
+    # plan: 19.99 (whole month)
+    # IL excise 7% of (19.99 + 0.32 = 20.31) = 1.4217 → half_up → 1.42
+    # total: 19.99 + 0.32 + 1.42 = 21.73
+    assert invoice_lines(home, "ACC-0001") == [
+        ("Residential Basic — monthly charge", Decimal("19.99")),
+        ("Calls from +1 312-555-0100 (3 calls, 2 min 30 s billed)", Decimal("0.32")),
+        ("Illinois Telecommunications Excise Tax 7%", Decimal("1.42")),
+    ]
+    assert invoice_total(home, "ACC-0001") == Decimal("21.73")
+
+
+def test_business_account_with_lines_in_two_states(sample_cycle):
+    home, _ = sample_cycle
+    # ACC-0002, Business Pro via AG-02, account service state IL; numbers in IL and NY.
+    # +1 312-555-0200 (IL → PB-BIZ → RC-BIZ):
+    #   G5 125 s to +1 876 (Jamaica: "1876" beats "1"; 60/60, 0.30/min): 180 s → 0.9000
+    #   G6 59 s to +1 415 ("1", 60/60, 0.015/min): 60 s → 0.0150
+    #   line: 0.9150 → 0.92
+    # +1 212-555-0201 (NY → PB-BIZ-NY, plan+state beats plan → RC-BIZ-NY):
+    #   G7 200 s ("1", 6/6, 0.012/min): 204 s × 0.012 / 60 = 0.0408 → line 0.04
+    # +1 212-555-0202 (NY, from the EMI DUF; its resend is a duplicate file, never loaded):
+    #   G8 elapsed 12 min 34.5 s → 755 s (a started second counts) → 6/6 → 756 s × 0.012 / 60 = 0.1512 → 0.15
+    # plan 49.00, sourced to IL with the IL line.
+    # IL excise 7% of (49.00 + 0.92 = 49.92) = 3.4944 → 3.49
+    # NY: base 0.04 + 0.15 = 0.19; MCTD 0.375% = 0.0007125 → rounds up → 0.01; sales 4% = 0.0076 → 0.01
+    # total: 49.00 + 0.04 + 0.15 + 0.92 + 3.49 + 0.01 + 0.01 = 53.62
+    amounts = [amount for _, amount in invoice_lines(home, "ACC-0002")]
+    assert amounts == [Decimal(a) for a in ("49.00", "0.04", "0.15", "0.92", "3.49", "0.01", "0.01")]
+    assert invoice_total(home, "ACC-0002") == Decimal("53.62")
+
+
+def test_mid_cycle_activation_is_prorated(sample_cycle):
+    home, _ = sample_cycle
+    # ACC-0003, Residential Basic via AG-02 in TX → agent+plan+state price book PB-AG02-TX → RC-TX-AG02.
+    # activated 2026-10-16: 16 of 31 days → 19.99 × 16 / 31 = 10.3174… → half_up → 10.32
+    # G9 10 s ("1", 30/6, 0.01/min): 30 s → 0.0050;  G10 61 s: 30 + 36 = 66 s → 0.0110 (half_even, exact)
+    # G11 billsec "abc" → suspense BAD_DURATION; G12 before the number's service date → NOT_IN_SERVICE.
+    # usage line 0.0160 → 0.02
+    # TX sales 6.25% of 10.34 = 0.64625 → half_up → 0.65; TX USF 3.3% of 10.34 = 0.34122 → up → 0.35
+    # total: 10.32 + 0.02 + 0.65 + 0.35 = 11.34
+    assert invoice_lines(home, "ACC-0003") == [
+        ("Residential Basic — monthly charge (16 of 31 days)", Decimal("10.32")),
+        ("Calls from +1 214-555-0300 (2 calls, 1 min 36 s billed)", Decimal("0.02")),
+        ("Texas Sales Tax 6.25%", Decimal("0.65")),
+        ("Texas Universal Service Fund 3.3%", Decimal("0.35")),
+    ]
+    assert invoice_total(home, "ACC-0003") == Decimal("11.34")
+    with warehouse(home) as con:
+        reasons = con.execute(
+            "select reason from suspense where charged_number = '+12145550300' order by reason"
+        ).fetchall()
+    assert reasons == [("BAD_DURATION",), ("NOT_IN_SERVICE",)]
+
+
+def test_one_invoice_per_active_account_with_gapless_numbers(sample_cycle):
+    home, _ = sample_cycle
+    with warehouse(home) as con:
+        invoiced = {r[0] for r in con.execute("select account_id from invoices").fetchall()}
+        numbers = [r[0] for r in con.execute("select sequence_no from invoices order by 1").fetchall()]
+        active = {
+            r[0]
+            for r in con.execute(
+                "select account_id from accounts where activated_on <= date '2026-10-31' "
+                "and (deactivated_on is null or deactivated_on > date '2026-10-01')"
+            ).fetchall()
+        }
+    assert invoiced == active and len(active) == 49  # ACC-0050 left in September
+    assert numbers == list(range(1, 50))
+
+
+def test_every_record_is_accounted_for(sample_cycle):
+    home, _ = sample_cycle
+    summary = cycle_summary(home, SAMPLE_CYCLE)
+    records = summary["records"]
+    assert records["records_in"] == (
+        records["rated"]
+        + records["suspended"]
+        + records["suspended_in_rating"]
+        + records["duplicate"]
+        + records["discarded"]
+    )
+    # the sample's injected faults, by outcome
+    assert summary["files"] == {"loaded": 4, "duplicate_file": 1}
+    assert records["duplicate"] == 7  # G1 + 6 calls exported in both switch-chi files
+    with warehouse(home) as con:
+        reasons = dict(con.execute("select reason, count(*) from suspense group by all").fetchall())
+    assert reasons == {
+        "UNKNOWN_SUBSCRIBER": 3,
+        "UNPARSEABLE": 1,  # the 12-column line
+        "BAD_TIMESTAMP": 1,  # 2026-10-32 25:61:00
+        "BAD_DURATION": 3,  # billsec "abc" twice, EMI elapsed "00A1234"
+        "NOT_IN_SERVICE": 1,  # G12
+    }
+
+
+def test_documents_and_deliveries(sample_cycle):
+    home, _ = sample_cycle
+    pdfs = sorted((home.documents / SAMPLE_CYCLE).glob("*.pdf"))
+    assert len(pdfs) == 49
+    box = mailbox.Maildir(str(home.outbox), create=False)
+    printed = sorted((home.print_dir / SAMPLE_CYCLE).glob("*.pdf"))
+    with warehouse(home) as con:
+        by_channel = dict(con.execute("select channel, count(*) from deliveries group by all").fetchall())
+    assert len(box) == by_channel["email"]
+    assert len(printed) == by_channel["print"]
+    assert by_channel["email"] + by_channel["print"] == 49
+
+
+def test_warehouse_is_queryable_read_only_and_masks_tax_ids(sample_cycle):
+    home, _ = sample_cycle
+    with warehouse(home) as con:
+        rated = con.execute("select count(*), sum(charge_amount) from rated_usage").fetchall()[0]
+        columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
+        with pytest.raises(duckdb.Error):
+            con.execute("delete from invoices")
+    assert rated[0] > 800 and isinstance(rated[1], Decimal)
+    assert "tax_id" not in columns
+
+
+def test_running_the_cycle_again_changes_nothing_and_sends_nothing_twice(tmp_path):
+    home = stage_sample(tmp_path / "home")
+    first = materialize_cycle(home)
+    assert first.success
+    before = pl.read_parquet(home.lake / "invoices" / f"cycle={SAMPLE_CYCLE}" / "invoice_lines.parquet")
+    messages_before = len(mailbox.Maildir(str(home.outbox), create=False))
+    # the same files land again (a resend of everything) and the cycle runs again
+    stage_sample(home.root)
+    second = materialize_cycle(home)
+    assert second.success
+    after = pl.read_parquet(home.lake / "invoices" / f"cycle={SAMPLE_CYCLE}" / "invoice_lines.parquet")
+    assert after.equals(before)
+    assert len(mailbox.Maildir(str(home.outbox), create=False)) == messages_before
+    summary = cycle_summary(home, SAMPLE_CYCLE)
+    assert summary["files"] == {"loaded": 4, "duplicate_file": 6}  # all five re-landed files refused
+    metadata = second.asset_materializations_for_node("invoices")[0].metadata
+    assert metadata["newly_finalized"].value == 0
