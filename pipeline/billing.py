@@ -15,6 +15,12 @@ from pipeline.sql import read_sql
 CHARGES = "charges"
 
 
+def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """The charge lines of every billable account from the views ``rated`` and ``cycle_params`` and the
+    reference tables: prorated plan, usage per service number, taxes per sourced state."""
+    return con.sql(read_sql("billing.sql"))
+
+
 def compute_charges(con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle) -> dict[str, int]:
     """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account
     (reference tables registered on ``con``)."""
@@ -25,5 +31,5 @@ def compute_charges(con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle
         "?::date as period_end, ?::integer as cycle_days",
         [cycle.key, cycle.start, cycle.end, cycle.days],
     )
-    lines = con.sql(read_sql("billing.sql"))
+    lines = charge_lines(con)
     return replace_partition(lake, partition_dir(lake, CHARGES, cycle=cycle.key), {"charge_lines": lines})

@@ -15,6 +15,13 @@ from pipeline.sql import read_sql
 RATED = "rated"
 
 
+def rate_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """Rate the events of the view ``normalised`` into the temp table ``rating_outcomes``: every event once,
+    priced (``rating_reason`` null) or with the reason it could not be (NO_PRICE_BOOK, NO_RATE)."""
+    con.execute("create or replace temp table rating_outcomes as " + read_sql("rating.sql"))
+    return con.table("rating_outcomes")
+
+
 def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:
     """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended}.parquet``; reference tables must be
     registered on ``con``."""
@@ -22,7 +29,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
     )
-    con.execute("create or replace temp table rating_outcomes as " + read_sql("rating.sql"))
+    rate_events(con)
     rated = con.sql(
         "select * exclude (rating_reason, reason) replace ('rated' as status) "
         "from rating_outcomes where rating_reason is null"

@@ -204,7 +204,7 @@ def _typed(path: Path, text: pl.DataFrame, column: str, kind: str) -> pl.Series:
 
 
 def _check_unique(path: Path, frame: pl.DataFrame, key: tuple[str, ...]) -> None:
-    dup = frame.with_row_index("_row", offset=2).filter(pl.struct(list(key)).is_duplicated())
+    dup = frame.with_row_index("_row", offset=2).filter(~pl.struct(list(key)).is_first_distinct())
     if dup.height:
         row = dup.row(0, named=True)
         raise ReferenceDataError(

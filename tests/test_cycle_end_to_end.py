@@ -21,13 +21,16 @@ def warehouse(home) -> duckdb.DuckDBPyConnection:
 def invoice_lines(home, account_id: str) -> list[tuple[str, Decimal]]:
     with warehouse(home) as con:
         return con.execute(
-            "select description, amount from invoice_lines where account_id = ? order by line_no", [account_id]
+            "select description, amount from invoice_lines where account_id = ? order by line_no",
+            [account_id],
         ).fetchall()
 
 
 def invoice_total(home, account_id: str) -> Decimal:
     with warehouse(home) as con:
-        return con.execute("select total_amount from invoices where account_id = ?", [account_id]).fetchall()[0][0]
+        return con.execute("select total_amount from invoices where account_id = ?", [account_id]).fetchall()[
+            0
+        ][0]
 
 
 def test_the_run_succeeds_and_every_check_passes(sample_cycle):

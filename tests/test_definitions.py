@@ -1,0 +1,38 @@
+"""The Dagster code location loads, and shows every stage of the flow partitioned by bill cycle."""
+
+from datetime import datetime
+
+import dagster as dg
+
+from assets.definitions import defs
+
+STAGES = {
+    "usage_files": "mediation",
+    "mediated_usage": "mediation",
+    "rated_usage": "rating",
+    "account_charges": "billing",
+    "invoices": "billing",
+    "invoice_documents": "documents",
+    "deliveries": "delivery",
+    "warehouse": "warehouse",
+}
+
+
+def test_definitions_load_with_every_stage_grouped_and_partitioned():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string(): key for key in graph.get_all_asset_keys()}
+    assert set(keys) == set(STAGES)
+    for name, group in STAGES.items():
+        node = graph.get(keys[name])
+        assert node.group_name == group
+        assert node.partitions_def is not None
+        assert node.description
+    assert defs.resolve_job_def("bill_cycle") is not None
+    assert defs.resolve_schedule_def("monthly_bill_run") is not None
+
+
+def test_the_schedule_runs_the_cycle_that_just_ended():
+    schedule = defs.resolve_schedule_def("monthly_bill_run")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 2, 3, 0))
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [r.partition_key for r in requests] == ["2026-10"]

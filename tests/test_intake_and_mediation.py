@@ -1,0 +1,141 @@
+"""File intake (duplicate files, quarantine, crash recovery) and cycle mediation (account at call time,
+duplicate calls across files, the four output streams) on small hand-made files."""
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.accounting import record_accounting
+from pipeline.engine import session
+from pipeline.home import SAMPLE_DIR, Home
+from pipeline.intake import register_landed_files
+from pipeline.mediation import mediate_cycle
+from pipeline.rating import rate_cycle
+from pipeline.reference import load_reference
+from pipeline.state import open_state
+
+CYCLE = "2026-10"
+
+
+def asterisk_line(
+    src: str, dst: str, start: str, billsec: int, uniqueid: str, disposition: str = "ANSWERED"
+) -> str:
+    answer = f'"{start}"' if disposition == "ANSWERED" else ""
+    return (
+        f'"","{src}","{dst}","from-internal","""Test"" <{src}>","SIP/a","SIP/b","Dial","","{start}",{answer},'
+        f'"{start}",{billsec + 5},{billsec},"{disposition}","DOCUMENTATION","{uniqueid}",""\n'
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home").ensure()
+    shutil.copytree(SAMPLE_DIR / "reference", home.reference, dirs_exist_ok=True)
+    return home
+
+
+def land(home: Home, source: str, name: str, text: str) -> None:
+    folder = home.landing / source
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+
+
+def intake(home: Home):
+    reference = load_reference(home.reference)
+    with open_state(home.state_db) as state:
+        report = register_landed_files(
+            home, state, reference.sources, cycle=CYCLE, billing_timezone="America/Chicago"
+        )
+        ledger = state.sql(
+            "select file_id, file_name, status, reason, duplicate_of, records from usage_files"
+        ).pl()
+    return report, ledger
+
+
+def mediate(home: Home) -> dict[str, pl.DataFrame]:
+    with session(load_reference(home.reference)) as con:
+        mediate_cycle(con, home.lake, CYCLE)
+        rate_cycle(con, home.lake, CYCLE)
+        accounting = record_accounting(con, home.lake, CYCLE)
+    folder = home.lake / "mediated" / f"cycle={CYCLE}"
+    streams = {
+        s: pl.read_parquet(folder / f"{s}.parquet")
+        for s in ("normalised", "suspended", "duplicate", "discarded")
+    }
+    return {**streams, "accounting": accounting}
+
+
+def test_duplicate_file_unknown_source_and_bad_control_totals(home):
+    day1 = asterisk_line("3125550100", "2125550199", "2026-10-05 09:15:00", 83, "1.1")
+    land(home, "switch-chi", "Master-a.csv", day1)
+    land(home, "switch-chi", "Master-a-again.csv", day1)  # same bytes under another name
+    land(home, "mystery-switch", "cdr.csv", day1)
+    land(home, "ilec-duf", "broken.emi", "202001" + " " * 169 + "\n")  # header, no trailer
+    report, ledger = intake(home)
+    assert ledger.sort("file_id").select("file_name", "status", "reason", "duplicate_of").rows() == [
+        # landed files are taken in path order: ilec-duf/, mystery-switch/, switch-chi/
+        ("broken.emi", "quarantined", "MISSING_PACK_TRAILER", None),
+        ("cdr.csv", "quarantined", "UNKNOWN_SOURCE", None),
+        ("Master-a-again.csv", "loaded", None, None),
+        ("Master-a.csv", "duplicate_file", None, 3),
+    ]
+    assert not any(home.landing.glob("*/*"))  # every file left landing
+    assert len(list(home.quarantine.glob("*/*"))) == 2 and len(list(home.archive.glob("*/*"))) == 2
+    # nothing new landed: a second intake registers nothing
+    again, ledger_again = intake(home)
+    assert (again.loaded, again.duplicate_files, again.quarantined) == ([], [], [])
+    assert ledger_again.height == 4
+
+
+def test_crash_after_the_ledger_write_is_finished_not_reloaded(home):
+    land(
+        home,
+        "switch-chi",
+        "Master-a.csv",
+        asterisk_line("3125550100", "2125550199", "2026-10-05 09:15:00", 83, "1.1"),
+    )
+    intake(home)
+    archived = next(home.archive.glob("switch-chi/*"))
+    shutil.move(archived, home.landing / "switch-chi" / "Master-a.csv")  # as if the move never happened
+    report, ledger = intake(home)
+    assert report.loaded == [] and report.duplicate_files == []
+    assert ledger["status"].to_list() == ["loaded"] and archived.exists()
+
+
+def test_mediation_streams_and_accounting(home):
+    land(home, "switch-chi", "Master-a.csv", "".join([
+        asterisk_line("3125550100", "2125550199", "2026-10-05 09:15:00", 83, "1.1"),
+        asterisk_line("3125550100", "2125550199", "2026-10-06 09:15:00", 0, "1.2", "BUSY"),
+        asterisk_line("3125559999", "2125550199", "2026-10-06 10:00:00", 30, "1.3"),  # nobody's number
+        asterisk_line("2145550300", "2145550111", "2026-10-10 10:00:00", 45, "1.4"),  # before its service date
+    ]))  # fmt: skip
+    land(home, "switch-chi", "Master-b.csv", "".join([
+        asterisk_line("3125550100", "2125550199", "2026-10-05 09:15:00", 83, "1.1"),  # same call, same id
+        asterisk_line("2145550300", "2145550111", "2026-10-20 10:00:00", 45, "1.5"),
+    ]))  # fmt: skip
+    # the same call as 1.1 seen by the other switch, under its own id: a duplicate by content
+    land(
+        home,
+        "switch-nyc",
+        "Master.csv",
+        asterisk_line("3125550100", "2125550199", "2026-10-05 10:15:00", 83, "9.9"),
+    )
+    intake(home)
+    out = mediate(home)
+    assert out["normalised"].select("line_no", "account_id").rows() == [(1, "ACC-0001"), (2, "ACC-0003")]
+    assert dict(out["suspended"].select("reason", "line_no").rows()) == {
+        "UNKNOWN_SUBSCRIBER": 3,
+        "NOT_IN_SERVICE": 4,
+    }
+    assert out["discarded"]["reason"].to_list() == ["NOT_ANSWERED"]
+    assert out["duplicate"].select("file_id", "reason", "duplicate_of_file_id", "duplicate_of_line_no").sort(
+        "file_id"
+    ).rows() == [
+        (2, "DUPLICATE_SOURCE_ID", 1, 1),
+        (3, "DUPLICATE_CONTENT", 1, 1),
+    ]
+    accounting = out["accounting"]
+    assert accounting.select("file_id", "records_in", "rated").rows() == [(1, 4, 1), (2, 2, 1), (3, 1, 0)]
+    assert accounting["balanced"].all()

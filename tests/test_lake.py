@@ -1,0 +1,36 @@
+"""Lake partitions are swapped in whole: readers see the old version or the new one, never half."""
+
+import os
+
+import polars as pl
+import pytest
+
+from pipeline.lake import has_partition, partition_dir, replace_partition
+
+
+def test_replace_partition_swaps_versions_and_removes_the_old(tmp_path):
+    lake = tmp_path / "lake"
+    target = partition_dir(lake, "rated", cycle="2026-10")
+    assert not has_partition(target)
+    assert replace_partition(lake, target, {"rated": pl.DataFrame({"x": [1, 2]})}) == {"rated": 2}
+    first_version = os.path.realpath(target)
+    replace_partition(lake, target, {"rated": pl.DataFrame({"x": [3]})})
+    assert pl.read_parquet(target / "rated.parquet")["x"].to_list() == [3]
+    assert not os.path.exists(first_version)
+    assert pl.scan_parquet(lake / "rated" / "*" / "rated.parquet", hive_partitioning=True).collect()[
+        "cycle"
+    ].to_list() == ["2026-10"]
+
+
+def test_a_failed_write_leaves_the_previous_partition(tmp_path):
+    lake = tmp_path / "lake"
+    target = partition_dir(lake, "rated", cycle="2026-10")
+    replace_partition(lake, target, {"rated": pl.DataFrame({"x": [1]})})
+
+    class Exploding(pl.DataFrame):
+        def write_parquet(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_partition(lake, target, {"rated": pl.DataFrame({"x": [2]}), "other": Exploding({"y": [1]})})
+    assert pl.read_parquet(target / "rated.parquet")["x"].to_list() == [1]

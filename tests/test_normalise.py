@@ -1,0 +1,91 @@
+"""Normalisation rules: E.164 numbers from NANP dial strings, local switch time to UTC across DST, and the
+written rules that suspend or discard a record."""
+
+from datetime import datetime
+
+import phonenumbers
+import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.formats.common import RAW_SCHEMA
+from pipeline.normalise import local_to_utc, nanp_e164, normalise
+
+
+def e164(values: list[str | None]) -> list[str | None]:
+    return (
+        pl.DataFrame({"n": values}, schema={"n": pl.String})
+        .select(nanp_e164(pl.col("n")).alias("n"))["n"]
+        .to_list()
+    )
+
+
+def test_nanp_dial_strings():
+    assert e164(["3125550100", "13125550100", "+1 (312) 555-0100", "011442079460000", "911", "", None]) == [
+        "+13125550100", "+13125550100", "+13125550100", "+442079460000", "911", None, None,
+    ]  # fmt: skip
+    assert e164(["1125550100", "31255501"]) == [None, None]  # NPA cannot start with 1; 8 digits is no number
+
+
+@given(
+    npa=st.integers(200, 999).filter(lambda n: n % 100 != 11),
+    nxx=st.integers(200, 999),
+    line=st.integers(0, 9999),
+    dialled_with_1=st.booleans(),
+)
+def test_nanp_numbers_agree_with_phonenumbers(npa, nxx, line, dialled_with_1):
+    dialled = f"{'1' if dialled_with_1 else ''}{npa}{nxx}{line:04d}"
+    expected = phonenumbers.format_number(
+        phonenumbers.parse(dialled, "US"), phonenumbers.PhoneNumberFormat.E164
+    )
+    assert e164([dialled]) == [expected]
+
+
+def test_local_time_to_utc_across_dst():
+    frame = pl.DataFrame(
+        {"t": ["2026-07-01 12:00:00", "2026-11-01 01:30:00", "2026-03-08 02:30:00", "2026-13-01 00:00:00"]}
+    )
+    utc = frame.select(local_to_utc(pl.col("t"), "America/Chicago").alias("t"))["t"].to_list()
+    assert utc == [
+        datetime(2026, 7, 1, 17, 0),  # CDT, UTC-5
+        datetime(2026, 11, 1, 6, 30),  # ambiguous fall-back hour: its first occurrence (CDT)
+        None,  # inside the spring-forward gap: does not exist → suspense
+        None,  # not a date
+    ]
+
+
+def raw(**values: str) -> dict:
+    base = {name: None for name in RAW_SCHEMA}
+    base.update(line_no=1, raw="x", charged_raw="3125550100", calling_raw="3125550100",
+                called_raw="2125550199", start_local_raw="2026-10-31 23:30:00",
+                answer_local_raw="2026-10-31 23:30:00", billsec_raw="60", disposition="ANSWERED")  # fmt: skip
+    base.update(values)
+    return base
+
+
+def test_statuses_reasons_and_cycle():
+    records = pl.DataFrame(
+        [
+            raw(),
+            raw(disposition="NO ANSWER", billsec_raw="0"),
+            raw(billsec_raw="abc"),
+            raw(billsec_raw="-5"),
+            raw(start_local_raw="yesterday"),
+            raw(called_raw="12"),
+            raw(charged_raw="555"),
+            raw(parse_error="UNPARSEABLE"),
+        ],
+        schema=RAW_SCHEMA,
+    )
+    out = normalise(records, file_id=7, source_id="switch-nyc", timezone="America/New_York",
+                    billing_timezone="America/Chicago", registered_cycle="2026-11")  # fmt: skip
+    assert out["status"].to_list() == ["ok", "discarded"] + ["suspended"] * 3 + ["ok", "ok", "suspended"]
+    assert out["reason"].to_list() == [
+        None, "NOT_ANSWERED", "BAD_DURATION", "BAD_DURATION", "BAD_TIMESTAMP", None, None, "UNPARSEABLE",
+    ]  # fmt: skip
+    # 23:30 in New York on 31 October is 22:30 in Chicago: still the October cycle
+    assert out["cycle"][0] == "2026-10"
+    # a record without a usable time belongs to the cycle that registered its file
+    assert out["cycle"][4] == "2026-11"
+    assert out["start_utc"][0] == datetime(2026, 11, 1, 3, 30)
+    assert out["file_id"].unique().to_list() == [7]

@@ -1,0 +1,134 @@
+"""Rating rules on small, hand-checked events: billing increments, longest prefix, price book resolution,
+connect fees, minimums, rounding methods, and suspense for what cannot be priced."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.engine import session
+from pipeline.rating import rate_events
+
+RATE_COLUMNS = [
+    "rate_card_id", "prefix", "destination", "rate_per_unit", "unit_seconds", "first_increment_seconds",
+    "increment_seconds", "connect_fee", "minimum_charge", "rounding_method", "rounding_decimals",
+]  # fmt: skip
+RATES = [
+    ("RC-A", "1", "US & Canada", "0.02", 60, 6, 6, "0", "0", "half_up", 4),
+    ("RC-A", "1876", "Jamaica", "0.35", 60, 60, 60, "0", "0", "half_up", 4),
+    ("RC-A", "44", "UK", "0.09", 60, 30, 6, "0.05", "0", "half_up", 4),
+    ("RC-A", "447", "UK mobile", "0.25", 60, 30, 6, "0.05", "0", "half_up", 4),
+    ("RC-B", "1", "US & Canada", "0.01", 60, 60, 60, "0", "0.10", "up", 2),
+    ("RC-C", "1", "US & Canada", "0.0125", 60, 1, 1, "0", "0", "half_even", 4),
+    ("RC-C", "44", "UK", "0.0125", 60, 1, 1, "0", "0", "down", 4),
+]
+PRICE_BOOKS = [
+    # price_book_id, agent_id, plan_id, state, rate_card_id
+    ("PB-PLAN", None, "P1", None, "RC-A"),
+    ("PB-PLAN-TX", None, "P1", "TX", "RC-B"),
+    ("PB-AGENT-PLAN-TX", "AG-2", "P1", "TX", "RC-C"),
+]
+ACCOUNTS = [("ACC-1", "AG-1", "P1"), ("ACC-2", "AG-2", "P1"), ("ACC-3", "AG-1", "P9")]
+
+
+def reference_frames() -> dict[str, pl.DataFrame]:
+    money = pl.Decimal(18, 6)
+    rates = pl.DataFrame(RATES, schema=RATE_COLUMNS, orient="row").with_columns(
+        pl.col("rate_per_unit", "connect_fee", "minimum_charge").cast(money)
+    )
+    books = pl.DataFrame(
+        PRICE_BOOKS, schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id"], orient="row"
+    ).with_columns(valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date))
+    accounts = pl.DataFrame(ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row")
+    return {"rate_cards": rates, "price_books": books, "accounts": accounts}
+
+
+def rate(*events: tuple[str, str, str, int]) -> pl.DataFrame:
+    """Rate (account_id, service_state, called_number, billsec) events; one output row per event."""
+    normalised = pl.DataFrame(
+        [
+            {
+                "file_id": 1,
+                "line_no": i,
+                "cycle": "2026-10",
+                "source_id": "s",
+                "status": "normalised",
+                "reason": None,
+                "raw": "",
+                "source_record_id": None,
+                "account_id": account,
+                "service_state": state,
+                "charged_number": "+13125550100",
+                "calling_number": "+13125550100",
+                "called_number": called,
+                "start_utc": datetime(2026, 10, 5, 12),
+                "call_date": date(2026, 10, 5),
+                "billsec": billsec,
+                "service": "voice",
+                "disposition": "ANSWERED",
+            }  # fmt: skip
+            for i, (account, state, called, billsec) in enumerate(events, start=1)
+        ]
+    )
+    with session() as con:
+        for name, frame in {**reference_frames(), "normalised": normalised}.items():
+            con.register(name, frame)
+        return rate_events(con).pl().sort("line_no")
+
+
+@pytest.mark.parametrize(
+    ("called", "billsec", "billed", "charge"),
+    [
+        ("+12125550199", 8, 12, "0.004000"),  # 6/6 bills 8 s as 12 s: 12 × 0.02 / 60
+        ("+12125550199", 83, 84, "0.028000"),
+        ("+442079460000", 10, 30, "0.095000"),  # 30/6 bills 10 s as 30 s, + 0.05 connect
+        ("+442079460000", 31, 36, "0.104000"),  # 30/6 bills 31 s as 36 s: 0.054 + 0.05
+        ("+18765550123", 83, 120, "0.700000"),  # 60/60 bills 83 s as 120 s at the Jamaica rate
+        ("+447700900123", 31, 36, "0.200000"),  # "447" is longer than "44": the mobile rate wins
+    ],
+)
+def test_increments_prefixes_and_connect_fees(called, billsec, billed, charge):
+    row = rate(("ACC-1", "IL", called, billsec)).row(0, named=True)
+    assert (row["billed_seconds"], row["charge_amount"]) == (billed, Decimal(charge))
+    assert row["rating_reason"] is None and row["price_book_id"] == "PB-PLAN"
+
+
+def test_price_book_by_agent_plan_and_state():
+    rated = rate(
+        ("ACC-1", "IL", "+12125550199", 83),  # plan default → RC-A
+        ("ACC-1", "TX", "+12125550199", 83),  # plan + state → RC-B
+        ("ACC-2", "TX", "+12125550199", 83),  # agent + plan + state → RC-C
+    )
+    assert rated["price_book_id"].to_list() == ["PB-PLAN", "PB-PLAN-TX", "PB-AGENT-PLAN-TX"]
+    # RC-B: 60/60, 0.01/min, minimum 0.10, rounded up to 2 decimals: 120 s → 0.02 → minimum 0.10
+    # RC-C: per second, 0.0125/min: 83 × 0.0125 / 60 = 0.017291666… → half_even at 4 → 0.0173
+    assert rated["charge_amount"].to_list() == [Decimal("0.028"), Decimal("0.10"), Decimal("0.0173")]
+
+
+def test_rounding_is_applied_once_per_event_by_the_rates_method():
+    # RC-C UK rounds down: 83 × 0.0125 / 60 = 0.0172916… → 0.0172 (down), where half_even gives 0.0173
+    rated = rate(("ACC-2", "TX", "+442079460000", 83), ("ACC-2", "TX", "+12125550199", 83))
+    assert rated["charge_amount"].to_list() == [Decimal("0.0172"), Decimal("0.0173")]
+    # half_even on an exact half: 24 s × 0.0125 / 60 = 0.005 exactly → stays 0.0050
+    assert rate(("ACC-2", "TX", "+12125550199", 24))["charge_amount"][0] == Decimal("0.005")
+
+
+def test_what_cannot_be_priced_goes_to_suspense_with_a_reason():
+    rated = rate(
+        ("ACC-3", "IL", "+12125550199", 60),  # plan P9 has no price book
+        ("ACC-1", "IL", "+33142685300", 60),  # France: no prefix in RC-A
+    )
+    assert rated["rating_reason"].to_list() == ["NO_PRICE_BOOK", "NO_RATE"]
+    assert rated["charge_amount"].to_list() == [None, None]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=7200), st.integers(min_value=0, max_value=600))
+def test_a_longer_call_never_costs_less(billsec, extra):
+    rated = rate(("ACC-1", "IL", "+447700900123", billsec), ("ACC-1", "IL", "+447700900123", billsec + extra))
+    shorter, longer = rated["charge_amount"].to_list()
+    assert longer >= shorter
+    assert rated["billed_seconds"][0] >= billsec
