@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.cycles import BillCycle
 from pipeline.home import SAMPLE_DIR, Home
 from pipeline.summary import cycle_summary, format_summary
 
@@ -97,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         stage_sample(home)
-    cycle = SAMPLE_CYCLE if args.command == "demo" else args.cycle
-    ok = run_cycle(home, cycle)
+    try:
+        cycle = BillCycle.parse(SAMPLE_CYCLE if args.command == "demo" else args.cycle).key
+        ok = run_cycle(home, cycle)
+    except (ValueError, dg.DagsterUnknownPartitionError) as error:
+        print(
+            f"cdrbill: {str(error).rstrip('.')}. A cycle is YYYY-MM, from 2026-01 to the last month that ended.",
+            file=sys.stderr,
+        )
+        return 2
     print(format_summary(cycle_summary(home, cycle)))
     if not ok:
         print(f"bill cycle {cycle} FAILED: see the run in the Dagster UI (cdrbill ui)", file=sys.stderr)

@@ -5,7 +5,6 @@ import dagster as dg
 from assets.metadata import counts, markdown_table, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
-from pipeline.accounting import record_accounting
 from pipeline.engine import session
 from pipeline.intake import register_landed_files
 from pipeline.mediation import mediate_cycle
@@ -91,18 +90,4 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
         check_name="mediation_accounts_for_every_record",
         passed=bool(balanced),
         metadata=counts(result),
-    )
-
-
-def accounting_check_result(cdrbill: CdrbillHome, cycle: str) -> dg.AssetCheckResult:
-    """The record accounting check of a cycle, file by file."""
-    home = cdrbill.home()
-    with session() as con:
-        table = record_accounting(con, home.lake, cycle)
-    unbalanced = table.filter(~table["balanced"]).height
-    totals = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}
-    return dg.AssetCheckResult(
-        check_name="every_record_accounted_for",
-        passed=unbalanced == 0,
-        metadata={**counts({**totals, "unbalanced_files": unbalanced}), "by_file": markdown_table(table)},
     )
