@@ -17,9 +17,7 @@ import email.policy
 import email.utils
 import logging
 import mailbox
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from babel.dates import format_date, format_interval
 from babel.numbers import format_currency
 
 from pipeline.documents import InvoiceDocument, load_strings, template_environment
+from pipeline.durable import fsync_path, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -254,21 +253,13 @@ def _outbox_index(box: mailbox.Maildir) -> dict[str, str]:
     return index
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_to_outbox(box: mailbox.Maildir, outbox_dir: Path, msg: EmailMessage) -> str:
     # Stored with LF line ends, as Maildir expects; the SMTP policy's CRLF is for the wire.
     key = box.add(msg.as_bytes(policy=email.policy.SMTP.clone(linesep="\n")))
     new_file = outbox_dir / "new" / key
     if new_file.exists():
-        _fsync_path(new_file)
-        _fsync_path(outbox_dir / "new")
+        fsync_path(new_file)
+        fsync_path(outbox_dir / "new")
     return key
 
 
@@ -276,19 +267,7 @@ def _write_to_outbox(box: mailbox.Maildir, outbox_dir: Path, msg: EmailMessage) 
 
 
 def _copy_to_print(pdf_path: Path, print_dir: Path, invoice_number: str) -> Path:
-    target = print_dir / f"{invoice_number}.pdf"
-    data = Path(pdf_path).read_bytes()
-    fd, tmp_name = tempfile.mkstemp(dir=print_dir, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(print_dir / f"{invoice_number}.pdf", Path(pdf_path).read_bytes())
 
 
 # --------------------------------------------------------------------------------------------- run

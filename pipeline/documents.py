@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +26,8 @@ from typing import Any
 import jinja2
 from babel.dates import format_date, format_interval, format_time
 from babel.numbers import format_currency, format_decimal
+
+from pipeline.durable import write_atomically
 
 INVOICE_TEMPLATE = "invoice.html.j2"
 INVOICE_CSS = "invoice.css"
@@ -298,19 +298,6 @@ def _stylesheet(css_path: str) -> Any:
     return css
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _render_pdf_job(job: tuple[str, str, str, str, str, str]) -> tuple[str, str, int, str]:
     """Worker: lay out one invoice, write its PDF aside then into place, then its HTML-hash sidecar."""
     import weasyprint
@@ -322,9 +309,9 @@ def _render_pdf_job(job: tuple[str, str, str, str, str, str]) -> tuple[str, str,
     pages = len(document.pages)
     pdf = document.write_pdf()
     assert pdf is not None
-    _write_atomically(Path(pdf_path), pdf)
+    write_atomically(Path(pdf_path), pdf)
     # The sidecar goes last: a matching sidecar therefore always means a complete PDF of that HTML.
-    _write_atomically(Path(sidecar_path), f"{sha}\n".encode())
+    write_atomically(Path(sidecar_path), f"{sha}\n".encode())
     return invoice_number, pdf_path, pages, sha
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.durable import fsync_path
+
 Table = pl.DataFrame | duckdb.DuckDBPyRelation
 
 
@@ -38,14 +40,14 @@ def replace_partition(lake: Path, target: Path, tables: dict[str, Table]) -> dic
         else:
             table.write_parquet(str(path))
         counts[name] = pl.scan_parquet(path).select(pl.len()).collect().item()
-        _fsync(path)
-    _fsync(version)
+        fsync_path(path)
+    fsync_path(version)
     target.parent.mkdir(parents=True, exist_ok=True)
     previous = os.path.realpath(target) if target.is_symlink() else None
     link = target.parent / f".{target.name}.{uuid.uuid4().hex}.link"
     os.symlink(version, link)
     os.replace(link, target)  # the atomic swap
-    _fsync(target.parent)
+    fsync_path(target.parent)
     if previous and previous != str(version):
         shutil.rmtree(previous, ignore_errors=True)
     return counts
@@ -54,11 +56,3 @@ def replace_partition(lake: Path, target: Path, tables: dict[str, Table]) -> dic
 def has_partition(target: Path) -> bool:
     """True when the partition has been written completely at least once."""
     return target.is_symlink() and target.exists()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
