@@ -72,7 +72,7 @@ def finalize_cycle(
                     ? || '-' || lpad(sequence_no::varchar, 8, '0'), ?, sequence_no, ?, numbered.account_id,
                     ?, ?, ?, ?, accounts.currency, total_amount, ?
                 from numbered
-                join accounts using (account_id)
+                left join accounts using (account_id)  -- an unknown account fails the insert: no gap
                 """,
                 [
                     settings.invoice_series,
