@@ -41,16 +41,20 @@ def prepare_instance(home: Home) -> Path:
     return path
 
 
-def run_cycle(home: Home, cycle: str) -> bool:
-    """Run the ``bill_cycle`` job for one cycle partition on the persistent instance; True when it succeeded."""
+def run_cycle(home: Home, cycle: str) -> dg.ExecuteInProcessResult:
+    """Run the ``bill_cycle`` job for one cycle partition on the persistent instance."""
     prepare_instance(home)
     from assets.definitions import defs  # after DAGSTER_HOME is set
 
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("bill_cycle").execute_in_process(
-            partition_key=cycle, instance=instance, raise_on_error=False
+            partition_key=cycle,
+            instance=instance,
+            raise_on_error=False,
+            # the full event log is in the instance (cdrbill ui); the terminal gets warnings and errors
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
-    return result.success
+    return result
 
 
 def stage_sample(home: Home) -> None:
@@ -100,17 +104,22 @@ def main(argv: list[str] | None = None) -> int:
         stage_sample(home)
     try:
         cycle = BillCycle.parse(SAMPLE_CYCLE if args.command == "demo" else args.cycle).key
-        ok = run_cycle(home, cycle)
+        result = run_cycle(home, cycle)
     except (ValueError, dg.DagsterUnknownPartitionError) as error:
         print(
             f"cdrbill: {str(error).rstrip('.')}. A cycle is YYYY-MM, from 2026-01 to the last month that ended.",
             file=sys.stderr,
         )
         return 2
+    checks = result.get_asset_check_evaluations()
     print(format_summary(cycle_summary(home, cycle)))
-    if not ok:
+    print(
+        f"  run:      {result.run_id} {'succeeded' if result.success else 'FAILED'}; "
+        f"checks {sum(c.passed for c in checks)} of {len(checks)} passed (details: cdrbill ui)"
+    )
+    if not result.success:
         print(f"bill cycle {cycle} FAILED: see the run in the Dagster UI (cdrbill ui)", file=sys.stderr)
-    return 0 if ok else 1
+    return 0 if result.success else 1
 
 
 if __name__ == "__main__":

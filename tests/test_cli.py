@@ -28,6 +28,7 @@ def test_demo_runs_the_sample_cycle_and_prints_the_summary(tmp_path):
     assert "records:  940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded" in done.stdout
     assert "invoices: 49, total billed 1572.23 USD" in done.stdout
     assert "delivery: 36 e-mailed, 13 to print" in done.stdout
+    assert "succeeded; checks 4 of 4 passed" in done.stdout
     # the run is kept in the persistent instance, with telemetry off
     instance = home / "dagster"
     assert "enabled: false" in (instance / "dagster.yaml").read_text()
