@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from assets.checks import record_accounting_result
 from assets.metadata import counts, markdown_table, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
+from pipeline.accounting import MEDIATION_OUTCOMES
 from pipeline.engine import session
 from pipeline.intake import register_landed_files
 from pipeline.mediation import mediate_cycle
@@ -75,9 +77,6 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
             "where status in ('suspended', 'discarded', 'duplicate') "
             "group by reason order by records desc"
         ).pl()
-    balanced = result["records_in"] == sum(
-        result[s] for s in ("normalised", "suspended", "duplicate", "discarded")
-    )
     yield dg.Output(
         None,
         metadata={
@@ -86,8 +85,6 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
             "reasons": markdown_table(suspense),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="mediation_accounts_for_every_record",
-        passed=bool(balanced),
-        metadata=counts(result),
+    yield record_accounting_result(
+        cdrbill, context.partition_key, "mediation_accounts_for_every_record", MEDIATION_OUTCOMES
     )

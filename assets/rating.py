@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from assets.checks import record_accounting_result
 from assets.mediation import mediated_usage
 from assets.metadata import counts, markdown_table
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
-from pipeline.accounting import record_accounting
 from pipeline.engine import session
 from pipeline.rating import rate_cycle
 
@@ -51,18 +51,4 @@ def rated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
             "by_destination": markdown_table(by_destination),
         },
     )
-    yield accounting_check_result(cdrbill, context.partition_key)
-
-
-def accounting_check_result(cdrbill: CdrbillHome, cycle: str) -> dg.AssetCheckResult:
-    """The record accounting check of a cycle, file by file."""
-    home = cdrbill.home()
-    with session() as con:
-        table = record_accounting(con, home.lake, cycle)
-    unbalanced = table.filter(~table["balanced"]).height
-    totals = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}
-    return dg.AssetCheckResult(
-        check_name="every_record_accounted_for",
-        passed=unbalanced == 0,
-        metadata={**counts({**totals, "unbalanced_files": unbalanced}), "by_file": markdown_table(table)},
-    )
+    yield record_accounting_result(cdrbill, context.partition_key, "every_record_accounted_for")

@@ -12,6 +12,13 @@ from pipeline.lake import partition_dir
 from pipeline.mediation import MEDIATED, cycle_records
 from pipeline.rating import RATED
 
+# where each record of a cycle can leave: outcome name → (lake dataset, table)
+MEDIATION_OUTCOMES = {
+    "normalised": (MEDIATED, "normalised"),
+    "suspended": (MEDIATED, "suspended"),
+    "duplicate": (MEDIATED, "duplicate"),
+    "discarded": (MEDIATED, "discarded"),
+}
 OUTCOMES = {
     "rated": (RATED, "rated"),
     "suspended": (MEDIATED, "suspended"),
@@ -21,16 +28,19 @@ OUTCOMES = {
 }
 
 
-def record_accounting(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
+def record_accounting(
+    con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: dict[str, tuple[str, str]] = OUTCOMES
+) -> pl.DataFrame:
     """One row per file with records in the cycle: records_in, each outcome's count, records counted twice,
-    and ``balanced`` (in = rated + suspended + duplicate + discarded, and no record in two streams)."""
+    and ``balanced`` (in = the sum of the outcomes, and no record in two streams). By default the outcomes
+    are the final ones (rated + suspended + duplicate + discarded); ``MEDIATION_OUTCOMES`` checks mediation."""
     cycle_records(con, lake, cycle)
     parts = " union all ".join(
         f"select file_id, line_no, '{name}' as outcome from "
         f"read_parquet('{(partition_dir(lake, dataset, cycle=cycle) / f'{table}.parquet').as_posix()}')"
-        for name, (dataset, table) in OUTCOMES.items()
+        for name, (dataset, table) in outcomes.items()
     )
-    counts = ", ".join(f"count(*) filter (where outcome = '{name}') as {name}" for name in OUTCOMES)
+    counts = ", ".join(f"count(*) filter (where outcome = '{name}') as {name}" for name in outcomes)
     return (
         con.sql(
             f"""
@@ -50,7 +60,7 @@ def record_accounting(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) ->
         select
             file_id,
             coalesce(records_in, 0) as records_in,
-            {", ".join(f"coalesce({n}, 0) as {n}" for n in OUTCOMES)},
+            {", ".join(f"coalesce({n}, 0) as {n}" for n in outcomes)},
             coalesce(counted_twice, 0) as counted_twice
         from records_in
         full join out using (file_id)
@@ -60,7 +70,7 @@ def record_accounting(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) ->
         )
         .pl()
         .with_columns(
-            balanced=(pl.col("records_in") == pl.sum_horizontal(list(OUTCOMES)))
+            balanced=(pl.col("records_in") == pl.sum_horizontal(list(outcomes)))
             & (pl.col("counted_twice") == 0)
         )
     )
