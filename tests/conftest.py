@@ -40,7 +40,8 @@ def sample_home(tmp_path: Path) -> Home:
 
 @pytest.fixture(scope="session")
 def sample_cycle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, dg.ExecuteInProcessResult]:
-    """The sample cycle materialised once for all end-to-end tests (read-only for them)."""
+    """The sample cycle materialised once for all end-to-end tests (they only read it, or republish the
+    warehouse from it, which gives the same tables)."""
     home = stage_sample(tmp_path_factory.mktemp("cycle") / "home")
     result = materialize_cycle(home)
     return home, result
