@@ -6,7 +6,7 @@ from assets.billing import invoices
 from assets.metadata import counts, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
-from pipeline.delivery import DeliveryItem, deliver_invoices, ensure_delivery_ledger
+from pipeline.delivery import DeliveryItem, deliver_invoices
 from pipeline.documents import render_invoice_pdfs
 from pipeline.home import TEMPLATES_DIR
 from pipeline.state import open_state
@@ -60,7 +60,6 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
         for doc in docs
     ]
     with open_state(home.state_db) as state:
-        ensure_delivery_ledger(state)
         report = deliver_invoices(
             state,
             items,

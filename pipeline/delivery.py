@@ -32,6 +32,7 @@ from babel.numbers import format_currency
 
 from pipeline.documents import InvoiceDocument, load_strings, template_environment
 from pipeline.durable import fsync_path, write_atomically
+from pipeline.sql import read_sql
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +75,9 @@ class DeliveryReport:
 
 
 def ensure_delivery_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``delivery_ledger`` if missing (rule: one row per delivered (invoice_number, channel))."""
-    con.execute(
-        """
-        create table if not exists delivery_ledger (
-            invoice_number varchar not null,
-            channel varchar not null,          -- email | print
-            cycle varchar not null,
-            account_id varchar not null,
-            message_id varchar,
-            destination varchar,
-            status varchar not null,           -- sent
-            delivered_at timestamp not null,
-            primary key (invoice_number, channel)
-        )
-        """
-    )
+    """Create ``delivery_ledger`` (with the other ledgers of ``sql/state_schema.sql``) if missing; rule: one
+    row per delivered (invoice_number, channel)."""
+    con.execute(read_sql("state_schema.sql"))
 
 
 def _delivered_keys(con: duckdb.DuckDBPyConnection, invoice_numbers: Sequence[str]) -> set[tuple[str, str]]:

@@ -51,8 +51,3 @@ def replace_partition(lake: Path, target: Path, tables: dict[str, Table]) -> dic
     if previous and previous != str(version):
         shutil.rmtree(previous, ignore_errors=True)
     return counts
-
-
-def has_partition(target: Path) -> bool:
-    """True when the partition has been written completely at least once."""
-    return target.is_symlink() and target.exists()

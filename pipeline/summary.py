@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pipeline.accounting import record_accounting
 from pipeline.engine import session
 from pipeline.home import Home
+from pipeline.lake import partition_dir
+from pipeline.rating import RATED
 from pipeline.state import open_state
 
 
@@ -17,19 +17,13 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         invoices, total = state.execute(
             "select count(*), coalesce(sum(total_amount), 0) from invoices where cycle = ?", [cycle]
         ).fetchall()[0]
-        deliveries = (
-            dict(
-                state.execute(
-                    "select channel, count(*) from delivery_ledger where cycle = ? group by all", [cycle]
-                ).fetchall()
-            )
-            if state.execute(
-                "select count(*) from information_schema.tables where table_name = 'delivery_ledger'"
-            ).fetchall()[0][0]
-            else {}
+        deliveries = dict(
+            state.execute(
+                "select channel, count(*) from delivery_ledger where cycle = ? group by all", [cycle]
+            ).fetchall()
         )
     records: dict[str, int] = {}
-    if (home.lake / "rated" / f"cycle={cycle}").exists():
+    if partition_dir(home.lake, RATED, cycle=cycle).exists():
         with session() as con:
             table = record_accounting(con, home.lake, cycle)
         records = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}
@@ -40,14 +34,14 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         "invoices": int(invoices),
         "total_billed": total,
         "deliveries": deliveries,
-        "home": home.root,
+        "home": home,
     }
 
 
 def format_summary(s: dict) -> str:
     """The summary as the few lines a person reads at the end of a run."""
     files, rec = s["files"], s["records"]
-    home: Path = s["home"]
+    home: Home = s["home"]
     lines = [
         f"bill cycle {s['cycle']}",
         f"  files:    {sum(files.values())} registered — {files.get('loaded', 0)} loaded, "
@@ -57,8 +51,8 @@ def format_summary(s: dict) -> str:
         f"{rec.get('duplicate', 0)} duplicate + {rec.get('discarded', 0)} discarded",
         f"  invoices: {s['invoices']}, total billed {s['total_billed']} USD",
         f"  delivery: {s['deliveries'].get('email', 0)} e-mailed, {s['deliveries'].get('print', 0)} to print",
-        f"  outputs:  invoices PDF {home / 'documents' / s['cycle']}",
-        f"            outbox (Maildir) {home / 'outbox'}, print {home / 'print' / s['cycle']}",
-        f"            warehouse {home / 'warehouse.duckdb'} (open read-only with duckdb)",
+        f"  outputs:  invoices PDF {home.documents / s['cycle']}",
+        f"            outbox (Maildir) {home.outbox}, print {home.print_dir / s['cycle']}",
+        f"            warehouse {home.warehouse_db} (open read-only with duckdb)",
     ]
     return "\n".join(lines)

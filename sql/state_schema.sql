@@ -1,5 +1,5 @@
 -- state_schema.sql: the ledgers in state.duckdb that the pipeline owns (files seen, invoice numbers,
--- finalised invoices). Idempotent: run on every connection.
+-- finalised invoices, deliveries). Idempotent: run on every connection.
 
 create table if not exists usage_files (
     file_id           integer primary key,
@@ -62,4 +62,17 @@ create table if not exists finalized_cycles (
     invoices      integer not null,
     total_amount  decimal(18, 2) not null,
     finalized_at  timestamp not null
+);
+
+-- One row per delivered (invoice, channel): written after the e-mail or print file, so nothing goes twice.
+create table if not exists delivery_ledger (
+    invoice_number  varchar not null,
+    channel         varchar not null,    -- email | print
+    cycle           varchar not null,
+    account_id      varchar not null,
+    message_id      varchar,
+    destination     varchar,             -- the e-mail address or the print file
+    status          varchar not null,    -- sent
+    delivered_at    timestamp not null,
+    primary key (invoice_number, channel)
 );

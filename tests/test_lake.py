@@ -5,13 +5,13 @@ import os
 import polars as pl
 import pytest
 
-from pipeline.lake import has_partition, partition_dir, replace_partition
+from pipeline.lake import partition_dir, replace_partition
 
 
 def test_replace_partition_swaps_versions_and_removes_the_old(tmp_path):
     lake = tmp_path / "lake"
     target = partition_dir(lake, "rated", cycle="2026-10")
-    assert not has_partition(target)
+    assert not target.exists()
     assert replace_partition(lake, target, {"rated": pl.DataFrame({"x": [1, 2]})}) == {"rated": 2}
     first_version = os.path.realpath(target)
     replace_partition(lake, target, {"rated": pl.DataFrame({"x": [3]})})
