@@ -4,7 +4,6 @@ that names the file, the row and the fix."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -105,22 +104,21 @@ class ReferenceDataError(ValueError):
         super().__init__(f"{where}: {problem}. Fix: {fix}")
 
 
-@dataclass(frozen=True)
 class Reference:
-    """All reference tables of a run, typed and validated."""
+    """All reference tables of a run, typed and validated; each table is an attribute (``reference.accounts``)."""
 
-    sources: pl.DataFrame
-    agents: pl.DataFrame
-    plans: pl.DataFrame
-    accounts: pl.DataFrame
-    service_numbers: pl.DataFrame
-    price_books: pl.DataFrame
-    rate_cards: pl.DataFrame
-    taxes: pl.DataFrame
+    def __init__(self, frames: dict[str, pl.DataFrame]) -> None:
+        self._frames = dict(frames)
+
+    def __getattr__(self, name: str) -> pl.DataFrame:
+        try:
+            return self.__dict__["_frames"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """Name → frame, for registering in DuckDB."""
-        return {name: getattr(self, name) for name in TABLES}
+        return dict(self._frames)
 
 
 def load_reference(folder: Path) -> Reference:
@@ -135,7 +133,7 @@ def load_reference(folder: Path) -> Reference:
     _check_foreign(folder, frames, "price_books", "rate_card_id", "rate_cards")
     _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
     _check_rates(folder / "rate_cards.csv", frames["rate_cards"])
-    return Reference(**frames)
+    return Reference(frames)
 
 
 def _read_table(path: Path, spec: dict[str, str]) -> pl.DataFrame:

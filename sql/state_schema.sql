@@ -76,3 +76,20 @@ create table if not exists delivery_ledger (
     delivered_at    timestamp not null,
     primary key (invoice_number, channel)
 );
+
+-- Adjustments posted to an account (from the adjustments input, a dispute resolution or a rerating after the
+-- cycle was final). Pending until an invoice carries them; adjustment_id is deterministic so posting twice is a
+-- no-op. amount > 0 is a debit (the customer owes more), amount < 0 a credit.
+create table if not exists adjustments (
+    adjustment_id   varchar primary key,
+    account_id      varchar not null,
+    amount          decimal(18, 2) not null,
+    currency        varchar not null,
+    category        varchar not null,    -- credit | debit | rerate | dispute_resolution
+    reason          varchar not null,
+    approved_by     varchar not null,
+    source          varchar not null,    -- e.g. adjustments.csv row, rerate:2026-10, dispute:DSP-0001
+    effective_date  date not null,
+    posted_at       timestamp not null,
+    invoice_number  varchar              -- the invoice that carried it; null while pending
+);
