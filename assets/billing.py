@@ -44,7 +44,6 @@ def account_charges(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> 
     group_name="billing",
     kinds={"duckdb", "parquet"},
     deps=[account_charges],
-    pool="cdrbill_state",
     check_specs=[
         dg.AssetCheckSpec(
             "invoice_totals_equal_their_lines",

@@ -20,9 +20,6 @@ DAGSTER_YAML = """\
 # written by cdrbill: run history lives here and survives restarts
 telemetry:
   enabled: false
-concurrency:
-  pools:
-    default_limit: 1
 run_retries:
   enabled: false
   retry_on_asset_or_op_failure: false

@@ -40,7 +40,6 @@ def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -
     group_name="delivery",
     kinds={"email"},
     deps=[invoice_documents],
-    pool="cdrbill_state",
 )
 def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
     """Each invoice delivered exactly once: e-mail with the PDF attached into the outbox, or the PDF into the

@@ -14,7 +14,7 @@ from pipeline.state import open_state
 
 
 @dg.asset(
-    partitions_def=bill_cycles, group_name="mediation", kinds={"duckdb", "parquet"}, pool="cdrbill_state"
+    partitions_def=bill_cycles, group_name="mediation", kinds={"duckdb", "parquet"}
 )
 def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
     """Landed usage files registered in the file ledger: new files normalised into the lake, duplicate files

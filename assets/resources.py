@@ -1,19 +1,27 @@
-"""The cdrbill home as a Dagster resource: where every stage finds its inputs, ledgers and outputs."""
+"""The cdrbill home as a Dagster resource: where every stage finds its inputs, ledgers and outputs. A run holds
+the home's lock from its start to its end (a second run of any cycle waits), and on start it closes the runs
+that a crash left marked as running."""
 
+import contextlib
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from pipeline.cycles import BillCycle
 from pipeline.home import Home
+from pipeline.locks import HOME_LOCK, hold, is_held
 from pipeline.reference import Reference, load_reference
 from pipeline.settings import Settings, load_settings
+
+UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 class CdrbillHome(dg.ConfigurableResource):
     """The home directory (``CDRBILL_HOME``; empty means the environment's or the default)."""
 
     root: str = ""
+    _locks: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
 
     def home(self) -> Home:
         return (Home(Path(self.root)) if self.root else Home.from_env()).ensure()
@@ -26,3 +34,36 @@ class CdrbillHome(dg.ConfigurableResource):
 
     def cycle(self, partition_key: str) -> BillCycle:
         return BillCycle.parse(partition_key, self.settings().billing_timezone)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        locks = self.home().root / "locks"
+        run_id = context.run_id or "no-run"
+        log = context.log
+
+        def waiting(holder: str) -> None:
+            if log:
+                log.info(f"waiting for the home to be free: held by {holder}")
+
+        run_lock = locks / f"run-{run_id}.lock"
+        self._locks.enter_context(hold(run_lock, f"run {run_id}"))  # first: a waiting run is alive too
+        self._locks.callback(run_lock.unlink, missing_ok=True)
+        self._locks.enter_context(hold(locks / HOME_LOCK, f"run {run_id}", waiting))
+        if context.instance is not None:
+            close_dead_runs(context.instance, locks, run_id)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._locks.close()
+
+
+def close_dead_runs(instance: dg.DagsterInstance, locks: Path, current_run_id: str) -> list[str]:
+    """Mark failed the runs still recorded as running whose process is gone (its run lock is free): a run
+    killed mid-way must not look alive in the UI. Returns their ids."""
+    closed = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        lock = locks / f"run-{run.run_id}.lock"
+        if run.run_id == current_run_id or not lock.exists() or is_held(lock):
+            continue
+        instance.report_run_failed(run, "its process ended without finishing (found by the next run)")
+        lock.unlink(missing_ok=True)
+        closed.append(run.run_id)
+    return closed

@@ -14,7 +14,6 @@ from pipeline.warehouse import publish_warehouse
     group_name="warehouse",
     kinds={"duckdb"},
     deps=[deliveries],
-    pool="cdrbill_state",
 )
 def warehouse(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
     """The published analyst warehouse (files, suspense, duplicates, rated usage, masked accounts, invoices,

@@ -32,6 +32,7 @@ from babel.numbers import format_currency
 
 from pipeline.documents import InvoiceDocument, load_strings, template_environment
 from pipeline.durable import fsync_path, write_atomically
+from pipeline.faults import crash_point
 from pipeline.sql import read_sql
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,7 @@ def deliver_invoices(
             else:
                 msg = build_invoice_email(doc, item.pdf_path, recipient.addr_spec, sender, templates_dir)
                 outbox_ids[mid] = _write_to_outbox(box, outbox_dir, msg)
+                crash_point("delivery.emailed")
             _record(con, doc, EMAIL_CHANNEL, mid, recipient.addr_spec)
             report.emailed += 1
         else:
@@ -319,6 +321,7 @@ def deliver_invoices(
                 report.fallback_invoices.append(doc.invoice_number)
             print_dir.mkdir(parents=True, exist_ok=True)
             target = _copy_to_print(item.pdf_path, print_dir, doc.invoice_number)
+            crash_point("delivery.printed")
             _record(con, doc, PRINT_CHANNEL, None, str(target))
             report.printed += 1
         delivered.add((doc.invoice_number, channel))

@@ -28,6 +28,7 @@ from babel.dates import format_date, format_interval, format_time
 from babel.numbers import format_currency, format_decimal
 
 from pipeline.durable import write_atomically
+from pipeline.faults import crash_point
 
 INVOICE_TEMPLATE = "invoice.html.j2"
 INVOICE_CSS = "invoice.css"
@@ -366,10 +367,11 @@ def render_invoice_pdfs(
             initargs=(css_path,),
         ) as pool:
             chunk = max(1, min(16, len(jobs) // (workers * 4)))
-            done = list(pool.map(_render_pdf_job, jobs, chunksize=chunk))
+            for invoice_number, path, pages, sha in pool.map(_render_pdf_job, jobs, chunksize=chunk):
+                results[invoice_number] = RenderedDocument(invoice_number, Path(path), pages, sha)
+                crash_point("documents.rendered")
     else:
-        done = [_render_pdf_job(job) for job in jobs]
-
-    for invoice_number, path, pages, sha in done:
-        results[invoice_number] = RenderedDocument(invoice_number, Path(path), pages, sha)
+        for invoice_number, path, pages, sha in map(_render_pdf_job, jobs):
+            results[invoice_number] = RenderedDocument(invoice_number, Path(path), pages, sha)
+            crash_point("documents.rendered")
     return [results[doc.invoice_number] for doc in docs]

@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from pipeline.engine import first_row, scalar
+from pipeline.faults import crash_point
 from pipeline.formats import FileRejected, parse_file
 from pipeline.home import Home
 from pipeline.lake import partition_dir, replace_partition
@@ -114,6 +115,7 @@ def register_landed_files(
         replace_partition(
             home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id), {"records": records}
         )
+        crash_point("intake.records_written")
         stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{path.name}"
         _ledger(
             con,
@@ -125,6 +127,7 @@ def register_landed_files(
             records=records.height,
             control_records=parsed.control_records,
         )
+        crash_point("intake.file_registered")
         _move(path, stored_path)
         report.loaded.append(
             {

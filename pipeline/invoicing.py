@@ -12,6 +12,7 @@ import duckdb
 
 from pipeline.cycles import BillCycle
 from pipeline.engine import first_row, scalar
+from pipeline.faults import crash_point
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.settings import Settings
 
@@ -106,7 +107,9 @@ def finalize_cycle(
                 [cycle.key, datetime.now(UTC).replace(tzinfo=None)],
             )
             newly = int(scalar(state, "select count(*) from numbered"))
+            crash_point("invoicing.numbered")
             state.execute("commit")
+            crash_point("invoicing.committed")
         except BaseException:
             state.execute("rollback")
             raise

@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from pipeline.durable import fsync_path
+from pipeline.faults import crash_point
 
 Table = pl.DataFrame | duckdb.DuckDBPyRelation
 
@@ -45,9 +46,11 @@ def replace_partition(lake: Path, target: Path, tables: dict[str, Table]) -> dic
     target.parent.mkdir(parents=True, exist_ok=True)
     previous = os.path.realpath(target) if target.is_symlink() else None
     link = target.parent / f".{target.name}.{uuid.uuid4().hex}.link"
+    crash_point("lake.version_written")
     os.symlink(version, link)
     os.replace(link, target)  # the atomic swap
     fsync_path(target.parent)
+    crash_point("lake.swapped")
     if previous and previous != str(version):
         shutil.rmtree(previous, ignore_errors=True)
     return counts

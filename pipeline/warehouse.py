@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.faults import crash_point
 from pipeline.home import Home
 from pipeline.reference import Reference
 from pipeline.sql import read_sql
@@ -41,6 +42,7 @@ def publish_warehouse(home: Home, reference: Reference) -> dict[str, int]:
         finally:
             con.close()
         staging.chmod(0o644)
+        crash_point("warehouse.built")
         os.replace(staging, home.warehouse_db)
     finally:
         staging.unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+"""Crash anywhere, lose nothing: the sample cycle runs in a subprocess (``cdrbill run``) that is killed with
+SIGKILL again and again — at named fail points in every stage (pipeline/faults.py) and at random moments — and
+each time the next run picks up from whatever the kill left. The final outputs must equal those of an
+uninterrupted run: same file ledger, rated events, invoices and numbers, documents, one e-mail per invoice."""
+
+import contextlib
+import mailbox
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import SAMPLE_CYCLE, stage_sample
+
+from pipeline.home import Home
+
+pytestmark = pytest.mark.slow
+
+# In stage order. A count is the n-th passage *in that run*: earlier stages that a previous run completed are
+# re-run by Dagster but write nothing new (files are archived, documents unchanged), so counts are relative.
+KILL_POINTS = [
+    "intake.records_written@1",  # file 1's records in the lake, its ledger row not yet written
+    "intake.file_registered@1",  # file 1 registered, still in the landing folder
+    "lake.version_written@2",  # file 3's partition written aside, not swapped in
+    "intake.records_written@1",  # file 3 again, ledger not written
+    "lake.swapped@2",  # file 4 swapped in, ledger not written
+    "lake.version_written@2",  # the mediated partition written aside
+    "lake.swapped@2",  # the rated partition swapped in
+    "lake.version_written@3",  # the charges partition written aside
+    "invoicing.numbered@1",  # invoices numbered inside the transaction, before commit
+    "invoicing.committed@1",  # committed, not yet exported to the lake
+    "lake.version_written@4",  # the invoices export written aside
+    "documents.rendered@10",  # in the middle of rendering the PDFs
+    "documents.rendered@20",
+    "delivery.emailed@1",  # an e-mail in the outbox, its ledger row not written
+    "delivery.printed@1",  # a PDF copied for print, ledger row not written
+    "delivery.emailed@5",
+    "delivery.emailed@10",
+    "delivery.printed@3",
+    "warehouse.built@1",  # the new warehouse built aside, not published
+]
+RANDOM_KILLS = 6  # then killed at random moments of a whole run
+
+
+def _run(home: Home, crash_at: str | None = None, kill_after: float | None = None) -> int:
+    """One ``cdrbill run`` in its own process group; returns its exit status (-9 when killed)."""
+    env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"}
+    if crash_at:
+        env["CDRBILL_CRASH_AT"] = crash_at
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+    with contextlib.suppress(ProcessLookupError):  # a power cut takes the render workers too
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode not in (0, -signal.SIGKILL):
+        pytest.fail(f"run after kills failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
+    return process.returncode
+
+
+def _outputs(home: Home) -> dict[str, object]:
+    """Everything a cycle produces that must not depend on how often it was interrupted."""
+    lake = home.lake
+    with duckdb.connect(str(home.state_db), read_only=True) as state:
+        ledger = {
+            table: state.sql(query).pl()
+            for table, query in {
+                "files": "select file_id, source_id, file_name, sha256, status, records from usage_files "
+                "order by file_id",
+                "invoices": "select invoice_number, sequence_no, account_id, total_amount from invoices "
+                "order by 1",
+                "lines": "select * from invoice_lines order by invoice_number, line_no",
+                "series": "select * from invoice_series",
+                "deliveries": "select invoice_number, channel, message_id from delivery_ledger order by 1, 2",
+            }.items()
+        }
+    rated = pl.read_parquet(lake / "rated" / f"cycle={SAMPLE_CYCLE}" / "rated.parquet").sort("file_id", "line_no")
+    documents = {
+        path.name: path.read_text() for path in (home.documents / SAMPLE_CYCLE).glob("*.html.sha256")
+    }
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as warehouse:
+        published = warehouse.sql("select count(*) from invoices").fetchall()[0][0]
+    return {**ledger, "rated": rated, "documents": documents, "warehouse_invoices": published}
+
+
+def _message_ids(home: Home) -> list[str]:
+    box = mailbox.Maildir(home.outbox, factory=None, create=False)
+    return sorted(str(message["Message-ID"]) for message in box)
+
+
+def test_killed_anywhere_the_cycle_completes_with_the_same_bill(tmp_path, sample_cycle):
+    baseline_home, baseline_result = sample_cycle
+    assert baseline_result.success
+    home = stage_sample(tmp_path / "home")
+
+    killed = []
+    for point in KILL_POINTS:
+        status = _run(home, crash_at=point)
+        assert status == -signal.SIGKILL, f"the run never reached fail point {point}"
+        killed.append(point)
+    rng = random.Random(20261126)
+    for _ in range(RANDOM_KILLS):
+        started = time.monotonic()
+        status = _run(home, kill_after=rng.uniform(2.0, 14.0))
+        killed.append(f"random@{time.monotonic() - started:.1f}s" if status else "completed before the kill")
+    assert _run(home) == 0
+    assert len([k for k in killed if k != "completed before the kill"]) >= 20
+
+    got, want = _outputs(home), _outputs(baseline_home)
+    for name in ("files", "invoices", "lines", "series", "deliveries"):
+        assert got[name].equals(want[name]), name  # type: ignore[attr-defined]
+    assert got["rated"].equals(want["rated"])  # type: ignore[attr-defined]
+    assert got["documents"] == want["documents"]
+    assert got["warehouse_invoices"] == want["warehouse_invoices"]
+
+    invoices = got["invoices"]
+    assert invoices["sequence_no"].to_list() == list(range(1, invoices.height + 1))  # type: ignore[index]
+    ids = _message_ids(home)
+    assert len(ids) == len(set(ids)) == len(_message_ids(baseline_home))  # no e-mail twice, none lost
+
+
+def test_two_runs_of_one_cycle_started_at_once_bill_and_send_once(tmp_path):
+    home = stage_sample(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"}
+    command = [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in "ab"]
+    outputs = [run.communicate(timeout=600)[0].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs  # the second waited for the first
+
+    got = _outputs(home)
+    invoices = got["invoices"]
+    assert invoices.height > 0  # type: ignore[attr-defined]
+    assert invoices["sequence_no"].to_list() == list(range(1, invoices.height + 1))  # type: ignore[index]
+    ids = _message_ids(home)
+    assert len(ids) == len(set(ids)) == got["deliveries"].filter(pl.col("channel") == "email").height  # type: ignore[attr-defined]
