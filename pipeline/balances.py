@@ -152,10 +152,10 @@ def apply_payments(state: duckdb.DuckDBPyConnection, cycle: BillCycle) -> None:
 def balance_lines(
     state: duckdb.DuckDBPyConnection, cycle: BillCycle, issue_date: date, rules: BalanceRules
 ) -> None:
-    """The temp table ``balance_lines`` (same columns as charge lines, no line numbers) for the accounts of
-    ``charge_lines``: every pending adjustment effective by the cycle's end, and the late fee — late fee
-    percent × the undisputed open amount of invoices whose due date + grace is before this issue date,
-    half_up to cents."""
+    """The temp table ``balance_lines`` (same columns as charge lines, no line numbers): every pending
+    adjustment effective by the cycle's end (for any account, so a closed account gets a last bill carrying
+    it), and, for the accounts of ``charge_lines``, the late fee — late fee percent × the undisputed open amount
+    of invoices whose due date + grace is before this issue date, half_up to cents."""
     state.execute(
         f"""
         create or replace temp table balance_lines as
@@ -178,7 +178,7 @@ def balance_lines(
             null::decimal(18, 6) as quantity, null::varchar as unit, null::decimal(18, 2) as taxable_base,
             null::decimal(18, 6) as rate, a.amount
         from adjustments a
-        join billable using (account_id)
+        join accounts using (account_id)  -- a closed account still gets a bill that carries its adjustment
         where a.invoice_number is null and a.effective_date <= ?
         union all
         select

@@ -5,7 +5,7 @@
 --     the month it started (promotions);
 --   scope: plan (the plan lines, or one plan by target), product (recurring add-ons, or one product), usage
 --     (usage lines, or one service by target), bill (every carrier charge);
---   percent: base × value / 100, half_up per line, all on the undiscounted base;
+--   percent: base × value / 100, half_up per line, all on the undiscounted base, together never more than it;
 --   amount: after the percent discounts, the value taken from the scoped lines in order (state, plan first, then
 --     tax category) until used up, never more than is left of a line (a bill is never discounted below zero).
 -- Inputs: cycle_params, charges (billing_charges.sql), discounts, accounts.
@@ -57,12 +57,23 @@ scoped as (
     having sum(charges.amount_cents) > 0
 ),
 
-percent_lines as (
+percent_raw as (
     select
         *,
-        -round_div(base_cents * micros(value), 100 * 1000000, 'half_up') as amount_cents
+        round_div(base_cents * micros(value), 100 * 1000000, 'half_up') as raw_cents
     from scoped
     where method = 'percent'
+),
+
+percent_lines as (
+    -- several percent discounts on the same lines never take more than the lines (in discount id order)
+    select
+        * exclude (raw_cents),
+        -least(raw_cents, greatest(0, base_cents - coalesce(sum(raw_cents) over (
+            partition by account_id, jurisdiction, tax_category order by discount_id
+            rows between unbounded preceding and 1 preceding
+        ), 0))) as amount_cents
+    from percent_raw
 ),
 
 after_percent as (

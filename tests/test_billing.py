@@ -151,3 +151,27 @@ def test_discounts_by_scope_tenure_promotion_window_and_cap():
         ("discounts", "FLAT", D("-30.00")), ("discounts", "FLAT", D("-0.50")), ("discounts", "USAGE", D("-0.51")),
         ("taxes", "IL-G", D("0.31")),
     ]  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from(["0.00", "9.99", "30.00"]),
+    st.lists(st.sampled_from(["0.0100", "1.2345", "25.0000"]), max_size=3),
+    st.lists(
+        st.tuples(st.sampled_from(["percent", "amount"]), st.sampled_from(["5", "60", "100", "250.00"]),
+                  st.sampled_from(["plan", "usage", "bill"])),
+        min_size=1, max_size=4,
+    ),
+)  # fmt: skip
+def test_discounts_never_take_a_bill_below_zero(monthly, charges, offers):
+    lines = bill({"accounts": table("accounts", account("A")), "plans": table("plans", plan("P", monthly)),
+                  "discounts": table("discounts", *(discount(f"D{i}", method, value, scope)
+                                                    for i, (method, value, scope) in enumerate(offers)))},
+                 rated(*(("A", "+13125550100", "IL", 60, c) for c in charges)))  # fmt: skip
+    discounts = lines.filter(pl.col("section") == "discounts")["amount"]
+    assert all(amount < 0 for amount in discounts)
+    for scope in ("recurring", "usage"):
+        tax_category = "plan" if scope == "recurring" else "voice"
+        charged = lines.filter(pl.col("section") == scope)["amount"].sum()
+        taken = lines.filter(pl.col("section") == "discounts", pl.col("tax_category") == tax_category)["amount"].sum()
+        assert charged + taken >= 0  # each charge category stays at or above zero

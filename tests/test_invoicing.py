@@ -231,3 +231,15 @@ def test_rerunning_a_finalised_cycle_is_a_no_op(tmp_path_factory, accounts_spec)
     before = snapshot(folder)
     again = finalize(folder, october, OCTOBER, accounts, inputs, config)
     assert again.newly_finalized == 0 and snapshot(folder) == before
+
+
+def test_a_closed_account_gets_a_last_bill_for_its_pending_credit(tmp_path):
+    accounts = table("accounts", account("A"), account("GONE", deactivated="2026-09-15"))
+    credit = {"adjustment_id": "ADJ-9", "account_id": "GONE", "direction": "credit", "amount": "7.00",
+              "reason": "Refund of deposit", "approved_by": "j.rivera", "effective_date": "2026-10-03"}  # fmt: skip
+    finalize(tmp_path, bill({"accounts": accounts}), OCTOBER, accounts, {"adjustments": table("adjustments", credit)})
+    # GONE has no charges in October, but its credit is not left pending forever: a bill of −7.00 carries it
+    assert query(tmp_path, "select account_id, total_amount from invoices order by 1") == [
+        ("A", D("30.00")), ("GONE", D("-7.00"))
+    ]  # fmt: skip
+    assert query(tmp_path, "select invoice_number from adjustments") == [("INV-00000002",)]
