@@ -204,6 +204,26 @@ def test_warehouse_is_queryable_read_only_and_masks_tax_ids(sample_cycle):
     assert "tax_id" not in columns
 
 
+def test_tax_lines_balances_and_agent_statements_are_published(sample_cycle):
+    home, _ = sample_cycle
+    with warehouse(home) as con:
+        taxes = con.execute("select sum(amount) from invoice_lines where section = 'taxes'").fetchall()[0][0]
+        filed = dict(con.execute("select authority, sum(amount) from tax_lines group by all").fetchall())
+        balances = con.execute("select count(*), sum(amount_due) = sum(current_charges) from invoice_balances").fetchall()
+        commissions = dict(
+            con.execute("select account_id, commission from commission_lines where account_id <= 'ACC-0003'").fetchall()
+        )
+        agents = con.execute("select count(*), sum(commission) from agent_statements").fetchall()[0]
+        total = con.execute("select sum(commission) from commission_lines").fetchall()[0][0]
+    assert sum(filed.values()) == taxes and "FCC (Universal Service Fund)" in filed
+    assert balances == [(49, True)]  # the first cycle: nothing brought forward
+    # ACC-0001 (AG-01, 8% of billed revenue): 8% × (19.99 + 4.99 + 3.54 + 0.32 = 28.84) = 2.3072 → 2.31
+    # ACC-0002 (AG-02, BIZ-PRO: 12% of collected revenue, the more specific plan): nothing collected yet → 0.00
+    # ACC-0003 (AG-02, 10% billed): 10% × (10.32 + 39.00 + 25.00 + 0.02 − 10.00 = 64.34) = 6.434 → 6.43
+    assert commissions == {"ACC-0001": Decimal("2.31"), "ACC-0002": Decimal("0.00"), "ACC-0003": Decimal("6.43")}
+    assert agents == (3, total)
+
+
 def test_running_the_cycle_again_changes_nothing_and_sends_nothing_twice(tmp_path):
     home = stage_sample(tmp_path / "home")
     first = materialize_cycle(home)
