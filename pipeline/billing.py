@@ -19,7 +19,7 @@ CHARGES = "charges"
 DEFAULT_CARRIER = "cdrbill Telecom"
 # Columns the bill run needs from rated events that other stages add; absent ones are read as shown.
 RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar"}
-SECTIONS = ("recurring", "one_time", "usage", "discounts", "taxes", "adjustments", "late_fees")
+SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes", "adjustments", "late_fees")
 
 
 def cycle_params(

@@ -31,7 +31,16 @@ from pipeline.durable import write_atomically
 
 INVOICE_TEMPLATE = "invoice.html.j2"
 INVOICE_CSS = "invoice.css"
-SECTIONS: tuple[str, ...] = ("recurring", "one_time", "usage", "discounts", "adjustments", "late_fees", "taxes")
+SECTIONS: tuple[str, ...] = (
+    "recurring",
+    "one_time",
+    "usage",
+    "discounts",
+    "carrier_fees",
+    "adjustments",
+    "late_fees",
+    "taxes",
+)
 # More documents than this (and workers > 1) go through the process pool; below it the pool's
 # start-up (spawned interpreters importing WeasyPrint) costs more than it saves.
 POOL_MIN_DOCUMENTS = 4

@@ -32,14 +32,15 @@ def invoice_total_mismatches(con: duckdb.DuckDBPyConnection, lake: Path, cycle: 
     ).pl()
 
 
-CHARGE_SECTIONS = ("recurring", "one_time", "usage", "discounts", "taxes")
+CHARGE_SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes")
 BALANCE_SECTIONS = ("adjustments", "late_fees")
 
 
 def cycle_reconciliation(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: str
 ) -> dict[str, Decimal | int | bool]:
-    """Revenue proof of a cycle: Σ invoice totals = Σ recurring + one-time + usage − discounts + taxes (the
+    """Revenue proof of a cycle: Σ invoice totals = Σ recurring + one-time + usage − discounts + carrier fees +
+    taxes (the
     cycle's charge lines) + adjustments + late fees (added at finalisation); and the usage lines differ from the
     exact rated charges by no more than their rounding (half a cent per usage line)."""
     rated = partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"

@@ -1,6 +1,6 @@
 -- billing_lines.sql: charges + discount lines + tax lines → the numbered charge lines of every billable
--- account (before invoice numbering), in truth-in-billing order: recurring, one-time, usage, discounts,
--- then taxes and fees apart. A zero discount is dropped; a zero tax line is kept only to show an exemption.
+-- account (before invoice numbering), in truth-in-billing order: recurring, one-time, usage, discounts, the
+-- carrier's own fees, then government taxes and fees apart. A zero discount is dropped; a zero tax line is kept only to show an exemption.
 -- Inputs: charges, discount_lines, tax_lines.
 
 with
@@ -20,7 +20,7 @@ select
         order by
             case section
                 when 'recurring' then 1 when 'one_time' then 2 when 'usage' then 3 when 'discounts' then 4
-                else 5 end,
+                when 'carrier_fees' then 5 else 6 end,
             service_number nulls first,
             jurisdiction,
             case category when 'government_tax' then 1 when 'regulatory_fee' then 2 when 'recovery_fee' then 3

@@ -9,6 +9,8 @@
 --     own method;
 --   per_line: per_line_amount × service numbers of the state in service on any day of the cycle ("each
 --     month or part thereof", never prorated);
+--   section: taxes and government-mandated fees in 'taxes'; a carrier's recovery fee is the carrier's own price
+--     and goes with its charges in 'carrier_fees' (truth-in-billing), never among the taxes;
 --   exemptions: a certificate (tax code or '*') exempts the account; lifeline exempts from the taxes marked
 --     lifeline_exempt; recovery fees are the carrier's price and are never exempt. An exempt tax is kept as a
 --     zero line naming the certificate.
@@ -66,7 +68,7 @@ percent_bases as (
         on taxable_lines.account_id = applicable.account_id
         and taxable_lines.jurisdiction = applicable.jurisdiction
         and case
-                when taxable_lines.section = 'taxes'
+                when taxable_lines.section in ('taxes', 'carrier_fees')
                     then list_contains(string_split(coalesce(applicable.taxes_on, ''), '|'), taxable_lines.code)
                 when taxable_lines.section = 'discounts' and applicable.discounts_reduce_base = 'no' then false
                 else len(list_filter(
@@ -137,7 +139,7 @@ computed as (
 
 select
     account_id,
-    'taxes' as section,
+    case kind when 'recovery_fee' then 'carrier_fees' else 'taxes' end as section,
     kind as category,
     kind as tax_category,
     case kind when 'recovery_fee' then (select carrier_name from cycle) else authority end as provider,

@@ -72,10 +72,10 @@ def test_residential_account_with_international_calls(sample_cycle):
         ("Voicemail — Nov 1–Nov 30", Decimal("4.99")),
         ("Voicemail — days not yet billed Oct 10–Oct 31 (22 of 31 days)", Decimal("3.54")),
         ("Calls from +1 312-555-0100 (3 calls, 2 min 30 s billed)", Decimal("0.32")),
+        ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (IL lines)", Decimal("0.50")),
         ("Illinois 911 Surcharge × 1 line", Decimal("1.50")),
         ("Illinois Telecommunications Excise Tax 7%", Decimal("2.02")),
         ("Federal Universal Service Charge 36.6% of 37.1% taxable (IL lines)", Decimal("2.71")),
-        ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (IL lines)", Decimal("0.50")),
         ("Goodwill credit: service outage on Oct 8 (approved by j.rivera)", Decimal("-2.00")),
     ]
     assert invoice_total(home, "ACC-0001") == Decimal("33.57")
@@ -102,8 +102,9 @@ def test_business_account_with_lines_in_two_states(sample_cycle):
     # total: 49.00 + 5.00 + 9.99 + 0.04 + 0.15 + 0.92 − 2.45 + 1.50 + 3.67 + 6.32 + 0.50 + 0.04 + 0.41 + 1.36
     #        + 1.00 = 77.45
     amounts = [amount for _, amount in invoice_lines(home, "ACC-0002")]
-    assert amounts == [Decimal(a) for a in ("49.00", "5.00", "9.99", "0.04", "0.15", "0.92", "-2.45", "1.50", "3.67",
-                                            "6.32", "0.50", "0.04", "0.41", "1.36", "1.00")]  # fmt: skip
+    # (the carrier's recovery fees come before the taxes, with the carrier's charges: IL 0.50 then NY 1.00)
+    assert amounts == [Decimal(a) for a in ("49.00", "5.00", "9.99", "0.04", "0.15", "0.92", "-2.45", "0.50", "1.00",
+                                            "1.50", "3.67", "6.32", "0.04", "0.41", "1.36")]  # fmt: skip
     assert invoice_total(home, "ACC-0002") == Decimal("77.45")
 
 
@@ -126,10 +127,10 @@ def test_mid_cycle_activation_is_prorated(sample_cycle):
         ("Activation fee", Decimal("25.00")),
         ("Calls from +1 214-555-0300 (2 calls, 1 min 36 s billed)", Decimal("0.02")),
         ("Welcome offer: $10 off 3 months", Decimal("-10.00")),
+        ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (TX lines)", Decimal("0.50")),
         ("Texas Sales Tax 6.25%", Decimal("4.15")),
         ("Federal Universal Service Charge 36.6% of 37.1% taxable (TX lines)", Decimal("0.04")),
         ("Texas Universal Service Fund 3.3%", Decimal("2.13")),
-        ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (TX lines)", Decimal("0.50")),
     ]
     assert invoice_total(home, "ACC-0003") == Decimal("71.16")
     with warehouse(home) as con:

@@ -98,14 +98,18 @@ def test_exempt_accounts_show_the_exemption_and_still_pay_recovery_fees():
         "tax_exemptions": table("tax_exemptions", exemption("EX", "*", "certificate", "EXC-2026-001"),
                                 exemption("LL", "*", "lifeline"), exemption("ONE", "IL-USF", "certificate", "C-9")),
     })  # fmt: skip
-    taxes = {a: [(c, amt) for s, c, amt in amounts(lines, a) if s == "taxes"] for a in ("EX", "LL", "ONE")}
-    # EX: certificate for all taxes: zero lines that name it; the carrier's recovery fee is never exempt (0.99)
-    assert taxes["EX"] == [("IL-T", D("0.00")), ("IL-USF", D("0.00")), ("RCRF", D("0.99"))]
+    taxes = {a: [(s, c, amt) for s, c, amt in amounts(lines, a) if s != "recurring"] for a in ("EX", "LL", "ONE")}
+    # EX: certificate for all taxes: zero lines that name it; the carrier's recovery fee is never exempt (0.99),
+    # and it is shown with the carrier's charges, not among the taxes
+    assert taxes["EX"] == [("carrier_fees", "RCRF", D("0.99")), ("taxes", "IL-T", D("0.00")),
+                           ("taxes", "IL-USF", D("0.00"))]  # fmt: skip
     assert "IL-T 7% — exempt: certificate EXC-2026-001" in lines["description"].to_list()
     # LL: lifeline exempts only the taxes marked lifeline_exempt: IL-T 7% × 30.00 = 2.10 stays
-    assert taxes["LL"] == [("IL-T", D("2.10")), ("IL-USF", D("0.00")), ("RCRF", D("0.99"))]
+    assert taxes["LL"] == [("carrier_fees", "RCRF", D("0.99")), ("taxes", "IL-T", D("2.10")),
+                           ("taxes", "IL-USF", D("0.00"))]  # fmt: skip
     # ONE: a certificate for one tax only: IL-USF exempt, IL-T 2.10
-    assert taxes["ONE"] == [("IL-T", D("2.10")), ("IL-USF", D("0.00")), ("RCRF", D("0.99"))]
+    assert taxes["ONE"] == [("carrier_fees", "RCRF", D("0.99")), ("taxes", "IL-T", D("2.10")),
+                            ("taxes", "IL-USF", D("0.00"))]  # fmt: skip
 
 
 def test_the_rate_in_force_at_the_cycle_end_applies():
