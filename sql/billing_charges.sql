@@ -3,9 +3,9 @@
 -- cents, each rounded once by a named rule:
 --   recurring: monthly charge × quantity × active days / days of the period, half_up (proration by actual
 --     days). Billed in arrears: the days of this cycle. Billed in advance: the whole next cycle (as known
---     now), plus this cycle's days minus the days the previous bill charged in advance (a product that began
---     before this cycle was billed the whole cycle in advance): a new product is caught up, an ended one is
---     credited for its unused days.
+--     now), plus this cycle's days minus the days the previous bill charged in advance (a product in service
+--     when this cycle began was billed the whole cycle in advance, as its end date is entered in the cycle it
+--     happens): a new product is caught up, an ended one is credited for its unused days.
 --   one-time: the order's amount, or an equipment sale's price, in the cycle of its date;
 --   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to cents.
 -- Inputs: cycle_params (cycle, period_start, period_end, cycle_days, next_start, next_end, next_days,
@@ -106,7 +106,8 @@ recurring_days as (
             as cycle_active_days,
         greatest(0, least(coalesce(valid_to, next_end + 1), next_end + 1) - greatest(valid_from, next_start))
             as next_active_days,
-        case when valid_from < period_start then cycle_days else 0 end as billed_in_advance_days,
+        case when valid_from < period_start and (valid_to is null or valid_to > period_start) then cycle_days
+             else 0 end as billed_in_advance_days,
         cycle.*
     from recurring_items
     cross join cycle

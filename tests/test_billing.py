@@ -70,7 +70,8 @@ def test_add_ons_billed_in_advance_credit_unused_days_and_catch_up_new_ones():
         "products": products(("OLD", "9.30", "advance"), ("NEW", "15.50", "advance"), ("ARR", "3.10", "arrears")),
         "subscriptions": table("subscriptions", subscription("S1", "OLD", "2025-05-01", "2026-10-21"),
                                subscription("S2", "NEW", "2026-10-21"),
-                               subscription("S3", "ARR", "2026-10-21", quantity="2")),
+                               subscription("S3", "ARR", "2026-10-21", quantity="2"),
+                               subscription("S4", "OLD", "2025-01-01", "2026-09-10")),  # ended and credited before
     })  # fmt: skip
     addons = lines.filter(pl.col("category") == "addon").select("code", "quantity", "amount", "provider")
     # OLD was billed the whole of October in advance; it ended on the 21st: 11 unused days credited:
