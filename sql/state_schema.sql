@@ -98,6 +98,10 @@ create table if not exists adjustments (
 
 -- --- bill run (issue 5): balances, credit notes, suppressed bills ---
 
+-- homes created before these columns existed
+alter table invoice_lines add column if not exists tax_category varchar;
+alter table invoice_lines add column if not exists provider varchar;
+
 -- Payments received (from payments.csv), posted once by the finalisation of the cycle they were received in.
 create table if not exists payments (
     payment_id      varchar primary key,

@@ -243,3 +243,11 @@ def test_a_closed_account_gets_a_last_bill_for_its_pending_credit(tmp_path):
         ("A", D("30.00")), ("GONE", D("-7.00"))
     ]  # fmt: skip
     assert query(tmp_path, "select invoice_number from adjustments") == [("INV-00000002",)]
+
+
+def test_a_bad_zero_bill_policy_is_refused_with_the_fix(tmp_path):
+    from pipeline.settings import load_settings
+
+    (tmp_path / "settings.toml").write_text('zero_bill_policy = "drop"\nlate_fee_percent = "2.00"\n')
+    with pytest.raises(ValueError, match="zero_bill_policy='drop'. Fix: use 'send' or 'suppress'"):
+        load_settings(tmp_path)
