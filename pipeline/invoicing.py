@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import duckdb
@@ -48,9 +48,13 @@ def due_date(issue_date: date, settings: Settings) -> date:
 
 def balance_rules(settings: Settings) -> BalanceRules:
     """The balance rules of the settings (late fee rate and grace)."""
-    return BalanceRules(
-        Decimal(settings.late_fee_percent), settings.late_fee_grace_days, settings.carrier_name
-    )
+    try:
+        rate = Decimal(str(settings.late_fee_percent))
+    except InvalidOperation:
+        raise ValueError(
+            f"late_fee_percent={settings.late_fee_percent!r} is not a number. Fix: write it as a string, e.g. '1.50'"
+        ) from None
+    return BalanceRules(rate, settings.late_fee_grace_days, settings.carrier_name)
 
 
 def finalize_cycle(
