@@ -8,20 +8,26 @@ from assets.rating import rated_usage
 from assets.resources import CdrbillHome
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.engine import session
-from pipeline.invoicing import export_invoices, finalize_cycle
+from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
-from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
+from pipeline.reconciliation import (
+    accounts_without_invoice,
+    cycle_reconciliation,
+    invoice_total_mismatches,
+    negative_totals_without_reason,
+)
 from pipeline.state import open_state
 
 
 @dg.asset(partitions_def=bill_cycles, group_name="billing", kinds={"duckdb", "parquet"}, deps=[rated_usage])
 def account_charges(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
-    """Per billable account: the prorated monthly plan charge, a usage line per service number and the taxes
-    of each state the lines are sourced to — each line rounded once by its named rule."""
+    """Per billable account: recurring charges prorated by actual days, one-time charges, usage per service
+    number, discounts, and the taxes and fees of each state the lines are sourced to — each line rounded once by
+    its named rule."""
     home, settings = cdrbill.home(), cdrbill.settings()
     cycle = cdrbill.cycle(context.partition_key)
     with session(cdrbill.reference(), memory_limit=settings.duckdb_memory_limit) as con:
-        result = compute_charges(con, home.lake, cycle)
+        result = compute_charges(con, home.lake, cycle, settings.carrier_name)
         path = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
         by_section = con.sql(
             f"select section, category, count(*) as lines, sum(amount) as amount "
@@ -55,20 +61,33 @@ def account_charges(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> 
             "cycle_revenue_reconciles",
             asset="invoices",
             blocking=True,
-            description="Σ invoices = usage + recurring + taxes; usage lines = rated charges "
-            "within half a cent of rounding per line",
+            description="Σ invoices = recurring + one-time + usage − discounts + taxes + adjustments + late fees; "
+            "usage lines = rated charges within half a cent of rounding per line",
+        ),
+        dg.AssetCheckSpec(
+            "one_invoice_per_billable_account",
+            asset="invoices",
+            blocking=True,
+            description="every account with charges has an invoice or a recorded reason (a suppressed zero bill)",
+        ),
+        dg.AssetCheckSpec(
+            "no_negative_total_without_credit_reason",
+            asset="invoices",
+            blocking=True,
+            description="an invoice total below zero only with a credit line that states its reason",
         ),
     ],
 )
 def invoices(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
-    """The cycle's finalised invoices and invoice lines: gapless numbers assigned once, in one transaction;
-    a finalised cycle never changes (a re-run numbers nothing again)."""
+    """The cycle's finalised invoices, lines, tax lines and balances: gapless numbers assigned once, in one
+    transaction with the cycle's adjustments, payments, disputes and late fees; a finalised cycle never changes
+    (a re-run numbers nothing again; corrections are credit notes)."""
     home, settings = cdrbill.home(), cdrbill.settings()
     cycle = cdrbill.cycle(context.partition_key)
     reference = cdrbill.reference()
     charge_lines = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
     with open_state(home.state_db) as state:
-        state.register("accounts", reference.accounts)
+        register_inputs(state, reference.tables())
         result = finalize_cycle(state, charge_lines, cycle, settings)
         exported = export_invoices(state, home.lake, cycle.key)
         register = state.sql(
@@ -101,6 +120,8 @@ def invoices(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
     with session() as con:
         mismatches = invoice_total_mismatches(con, home.lake, cycle.key)
         proof = cycle_reconciliation(con, home.lake, cycle.key)
+        uninvoiced = accounts_without_invoice(con, home.lake, cycle.key)
+        negative = negative_totals_without_reason(con, home.lake, cycle.key)
     yield dg.AssetCheckResult(
         check_name="invoice_totals_equal_their_lines",
         passed=mismatches.height == 0,
@@ -113,4 +134,20 @@ def invoices(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
         check_name="cycle_revenue_reconciles",
         passed=bool(proof["invoices_equal_charges"] and proof["usage_within_rounding"]),
         metadata={k: dg.MetadataValue.text(str(v)) for k, v in proof.items()},
+    )
+    yield dg.AssetCheckResult(
+        check_name="one_invoice_per_billable_account",
+        passed=uninvoiced.height == 0,
+        metadata={
+            "accounts_without_invoice": dg.MetadataValue.int(uninvoiced.height),
+            "examples": markdown_table(uninvoiced, 10),
+        },  # fmt: skip
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_negative_total_without_credit_reason",
+        passed=negative.height == 0,
+        metadata={
+            "invoices": dg.MetadataValue.int(negative.height),
+            "examples": markdown_table(negative, 10),
+        },
     )

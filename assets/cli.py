@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dagster as dg
@@ -61,6 +62,26 @@ def stage_sample(home: Home) -> None:
     shutil.copytree(SAMPLE_DIR / "landing", home.landing, dirs_exist_ok=True)
 
 
+def issue_credit_note_command(home: Home, args: argparse.Namespace) -> int:
+    """``cdrbill credit-note``: issue one credit note in the state ledger and print its number."""
+    from pipeline.credit_notes import CreditNoteError, issue_credit_note
+    from pipeline.settings import load_settings
+    from pipeline.state import open_state
+
+    try:
+        amount = Decimal(args.amount)
+        with open_state(home.state_db) as state:
+            note = issue_credit_note(
+                state, args.invoice, amount, args.reason, args.approved_by, load_settings(home.reference)
+            )
+    except (CreditNoteError, InvalidOperation) as error:
+        print(f"cdrbill: credit note refused: {error}", file=sys.stderr)
+        return 2
+    print(f"credit note {note.credit_note_number}: {note.amount} {note.currency} on {note.invoice_number} "
+          f"({note.account_id})")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cdrbill", description=__doc__)
     parser.add_argument("--home", help="home directory (default: $CDRBILL_HOME or .cdrbill in the checkout)")
@@ -70,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
     summary = commands.add_parser("summary", help="print a cycle's summary")
     summary.add_argument("--cycle", required=True)
+    credit = commands.add_parser("credit-note", help="issue a credit note against a finalised invoice")
+    credit.add_argument("--invoice", required=True, help="the invoice number it credits, e.g. INV-00000012")
+    credit.add_argument("--amount", required=True, help="amount credited, e.g. 12.50")
+    credit.add_argument("--reason", required=True, help="why (printed on the credit note)")
+    credit.add_argument("--approved-by", required=True, help="who approved it")
     ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
     ui.add_argument("--port", type=int, default=3000)
     args = parser.parse_args(argv)
@@ -94,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.port),
             ]
         )
+    if args.command == "credit-note":
+        return issue_credit_note_command(home, args)
     if args.command == "summary":
         print(format_summary(cycle_summary(home, args.cycle)))
         return 0

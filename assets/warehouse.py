@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.commissions import agent_commissions
 from assets.documents import deliveries
 from assets.metadata import counts
 from assets.partitions import bill_cycles
@@ -13,7 +14,7 @@ from pipeline.warehouse import publish_warehouse
     partitions_def=bill_cycles,
     group_name="warehouse",
     kinds={"duckdb"},
-    deps=[deliveries],
+    deps=[deliveries, agent_commissions],
 )
 def warehouse(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
     """The published analyst warehouse (files, suspense, duplicates, rated usage, masked accounts, invoices,

@@ -166,29 +166,96 @@ RATE_CARDS: list[dict[str, str]] = [
     for prefix, rate, first, incr, conn in rows
 ]
 
+TAX_COLUMNS = [
+    "tax_code", "tax_name", "authority", "level", "state", "kind", "method", "rate_percent", "per_line_amount",
+    "base", "percent_taxable", "taxes_on", "discounts_reduce_base", "lifeline_exempt", "rounding_method",
+    "valid_from", "valid_to", "note",
+]  # fmt: skip
+ALL_CHARGES = "plan|addon|feature|line|equipment|activation|installation|voice"
+# SAMPLE DATA, NOT TAX ADVICE: the rates only look plausible; they must not be used for real billing.
 TAXES: list[dict[str, str]] = [
-    {
-        "state": st,
-        "tax_code": code,
-        "tax_name": name,
-        "kind": kind,
-        "rate_percent": rate,
-        "base": "all",
-        "rounding_method": rnd,
-        "valid_from": "2026-01-01",
-        "valid_to": "",
-    }
-    for st, code, name, kind, rate, rnd in [
-        ("IL", "IL-TET", "Illinois Telecommunications Excise Tax", "government_tax", "7.00", "half_up"),
-        ("NY", "NY-SALES", "New York State Sales Tax", "government_tax", "4.00", "half_up"),
-        ("NY", "NY-MCTD", "MCTD Telecommunications Surcharge", "government_tax", "0.375", "up"),
-        ("TX", "TX-SALES", "Texas Sales Tax", "government_tax", "6.25", "half_up"),
-        ("TX", "TX-USF", "Texas Universal Service Fund", "regulatory_fee", "3.30", "up"),
-        ("CA", "CA-PUC", "California PUC User Fee", "regulatory_fee", "0.33", "half_up"),
-        ("CA", "CA-LIFELINE", "California LifeLine Surcharge", "regulatory_fee", "4.75", "half_up"),
-        ("FL", "FL-CST", "Florida Communications Services Tax", "government_tax", "7.44", "half_up"),
+    dict(zip(TAX_COLUMNS, (*row, "2026-01-01", "", "SAMPLE DATA, NOT TAX ADVICE"), strict=True))
+    for row in [
+        ("FED-USF", "Federal Universal Service Charge", "FCC (Universal Service Fund)", "federal", "",
+         "regulatory_fee", "percent", "36.6", "", "plan|line|voice_interstate|voice_international", "37.1", "",
+         "yes", "yes", "half_up"),
+        ("FED-RCRF", "Regulatory Cost Recovery Fee (carrier charge, not a tax)", "cdrbill Telecom", "federal",
+         "", "recovery_fee", "per_line", "", "0.50", "all", "100", "", "yes", "no", "half_up"),
+        ("IL-TET", "Illinois Telecommunications Excise Tax", "State of Illinois", "state", "IL",
+         "government_tax", "percent", "7.00", "", ALL_CHARGES, "100", "", "yes", "no", "half_up"),
+        ("IL-911", "Illinois 911 Surcharge", "State of Illinois", "state", "IL", "government_tax", "per_line",
+         "", "1.50", "all", "100", "", "yes", "yes", "half_up"),
+        ("NY-SALES", "New York State Sales Tax", "State of New York", "state", "NY", "government_tax",
+         "percent", "4.00", "", ALL_CHARGES, "100", "", "yes", "no", "half_up"),
+        ("NY-MCTD", "MCTD Telecommunications Surcharge", "State of New York", "state", "NY", "government_tax",
+         "percent", "0.375", "", ALL_CHARGES, "100", "", "yes", "no", "up"),
+        ("TX-USF", "Texas Universal Service Fund", "Public Utility Commission of Texas", "state", "TX",
+         "regulatory_fee", "percent", "3.30", "", ALL_CHARGES, "100", "", "yes", "yes", "up"),
+        ("TX-SALES", "Texas Sales Tax", "State of Texas", "state", "TX", "government_tax", "percent", "6.25",
+         "", ALL_CHARGES, "100", "TX-USF", "yes", "no", "half_up"),
+        ("CA-PUC", "California PUC User Fee", "California Public Utilities Commission", "state", "CA",
+         "regulatory_fee", "percent", "0.33", "", ALL_CHARGES, "100", "", "yes", "yes", "half_up"),
+        ("CA-LIFELINE", "California LifeLine Surcharge", "California Public Utilities Commission", "state",
+         "CA", "regulatory_fee", "percent", "4.75", "", ALL_CHARGES, "100", "", "yes", "yes", "half_up"),
+        ("FL-CST", "Florida Communications Services Tax", "State of Florida", "state", "FL",
+         "government_tax", "percent", "7.44", "", ALL_CHARGES, "100", "", "no", "no", "half_up"),
     ]
-]
+]  # fmt: skip
+
+# Bill run inputs (fixed rows on the golden accounts; see data_samples/README.md).
+PRODUCTS = [
+    {"product_id": "VM", "product_name": "Voicemail", "product_type": "feature", "monthly_charge": "4.99",
+     "billed": "advance", "provider": "cdrbill Telecom"},
+    {"product_id": "XLINE", "product_name": "Additional line", "product_type": "line", "monthly_charge": "9.99",
+     "billed": "arrears", "provider": "cdrbill Telecom"},
+]  # fmt: skip
+SUBSCRIPTIONS = [
+    {"subscription_id": "SUB-0001", "account_id": "ACC-0001", "product_id": "VM", "service_number": "+13125550100",
+     "quantity": "1", "valid_from": "{cycle}-10", "valid_to": ""},
+    {"subscription_id": "SUB-0002", "account_id": "ACC-0002", "product_id": "XLINE",
+     "service_number": "+12125550202", "quantity": "1", "valid_from": "2024-06-01", "valid_to": ""},
+]  # fmt: skip
+PLAN_CHANGE_COLUMNS = ["account_id", "effective_on", "old_plan_id", "new_plan_id"]
+ORDERS = [
+    {"order_id": "ORD-0001", "account_id": "ACC-0003", "charge_date": "{cycle}-16", "charge_type": "activation",
+     "description": "Activation fee", "amount": "25.00", "service_number": "+12145550300"},
+]  # fmt: skip
+EQUIPMENT = [
+    {"serial_number": "RT-2024-000117", "account_id": "ACC-0002", "model": "Business router BR-200",
+     "ownership": "lease", "price": "5.00", "valid_from": "2024-06-01", "valid_to": ""},
+    {"serial_number": "HS-2026-004521", "account_id": "ACC-0003", "model": "Cordless handset CH-5",
+     "ownership": "sale", "price": "39.00", "valid_from": "{cycle}-16", "valid_to": ""},
+]  # fmt: skip
+DISCOUNTS = [
+    {"discount_id": "LOYAL-24", "account_id": "", "description": "Loyalty discount 5% (2 years with us)",
+     "method": "percent", "value": "5.00", "scope": "plan", "target": "", "min_tenure_months": "24",
+     "max_cycles": "", "valid_from": "2026-01-01", "valid_to": ""},
+    {"discount_id": "PROMO-WELCOME", "account_id": "ACC-0003", "description": "Welcome offer: $10 off 3 months",
+     "method": "amount", "value": "10.00", "scope": "bill", "target": "", "min_tenure_months": "",
+     "max_cycles": "3", "valid_from": "{cycle}-16", "valid_to": ""},
+]  # fmt: skip
+EXEMPTION_COLUMNS = ["account_id", "tax_code", "exemption", "certificate_id", "valid_from", "valid_to"]
+ADJUSTMENTS = [
+    {"adjustment_id": "ADJ-0001", "account_id": "ACC-0001", "direction": "credit", "amount": "2.00",
+     "reason": "Goodwill credit: service outage on Oct 8", "approved_by": "j.rivera",
+     "effective_date": "{cycle}-20"},
+]  # fmt: skip
+PAYMENT_COLUMNS = ["payment_id", "account_id", "received_on", "amount", "method", "reference"]
+DISPUTE_COLUMNS = [
+    "dispute_id", "account_id", "invoice_number", "amount", "reason", "opened_on", "resolved_on",
+    "credit_granted", "approved_by",
+]  # fmt: skip
+COMMISSION_PLANS = [
+    {"commission_plan_id": "CP-01", "agent_id": "AG-01", "plan_id": "", "state": "", "basis": "billed",
+     "percent": "8.00", "valid_from": "2026-01-01", "valid_to": ""},
+    {"commission_plan_id": "CP-02", "agent_id": "AG-02", "plan_id": "", "state": "", "basis": "billed",
+     "percent": "10.00", "valid_from": "2026-01-01", "valid_to": ""},
+    {"commission_plan_id": "CP-03", "agent_id": "AG-02", "plan_id": "BIZ-PRO", "state": "", "basis": "collected",
+     "percent": "12.00", "valid_from": "2026-01-01", "valid_to": ""},
+    {"commission_plan_id": "CP-04", "agent_id": "AG-03", "plan_id": "", "state": "NY", "basis": "billed",
+     "percent": "7.50", "valid_from": "2026-01-01", "valid_to": ""},
+]  # fmt: skip
+
 
 ACCOUNT_COLUMNS = [
     "account_id",
@@ -1036,7 +1103,23 @@ def generate_month(
         ref / "price_books.csv", list(PRICE_BOOKS[0]), PRICE_BOOKS
     )
     files["reference/rate_cards.csv"] = _write_csv(ref / "rate_cards.csv", list(RATE_CARDS[0]), RATE_CARDS)
-    files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)
+    files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", TAX_COLUMNS, TAXES)
+    ym_dash = f"{first:%Y-%m}"
+    for name, columns, rows in (
+        ("products", list(PRODUCTS[0]), PRODUCTS),
+        ("subscriptions", list(SUBSCRIPTIONS[0]), SUBSCRIPTIONS),
+        ("plan_changes", PLAN_CHANGE_COLUMNS, []),
+        ("orders", list(ORDERS[0]), ORDERS),
+        ("equipment", list(EQUIPMENT[0]), EQUIPMENT),
+        ("discounts", list(DISCOUNTS[0]), DISCOUNTS),
+        ("tax_exemptions", EXEMPTION_COLUMNS, []),
+        ("adjustments", list(ADJUSTMENTS[0]), ADJUSTMENTS),
+        ("payments", PAYMENT_COLUMNS, []),
+        ("disputes", DISPUTE_COLUMNS, []),
+        ("commission_plans", list(COMMISSION_PLANS[0]), COMMISSION_PLANS),
+    ):
+        dated = [{k: v.replace("{cycle}", ym_dash) for k, v in row.items()} for row in rows]
+        files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", columns, dated)
 
     land = out_dir / "landing"
     last_day = f"{ym}{n_days:02d}"

@@ -1,8 +1,10 @@
-"""The bill run's charges: per billable account, the prorated monthly plan charge, one usage line per service
-number and the taxes of each state the lines are sourced to (``sql/billing.sql``)."""
+"""The bill run's charges: per billable account, recurring charges (plans, add-ons, equipment leases) prorated
+by actual days, one-time charges (orders, equipment sales), usage per service number, discounts, and the taxes
+and fees of each state the lines are sourced to (``sql/billing_*.sql``, ``pipeline/taxes.py``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,25 +13,63 @@ from pipeline.cycles import BillCycle
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.rating import RATED
 from pipeline.sql import read_sql
+from pipeline.taxes import compute_tax_lines
 
 CHARGES = "charges"
+DEFAULT_CARRIER = "cdrbill Telecom"
+# Columns the bill run needs from rated events that other stages add; absent ones are read as shown.
+RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar"}
+SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes", "adjustments", "late_fees")
+
+
+def cycle_params(
+    con: duckdb.DuckDBPyConnection, cycle: BillCycle, carrier_name: str = DEFAULT_CARRIER
+) -> None:
+    """The temp table ``cycle_params``: this cycle's days and the next cycle's (for billing in advance)."""
+    following = BillCycle.parse((cycle.end + timedelta(days=1)).strftime("%Y-%m"), cycle.timezone)
+    con.execute(
+        """
+        create or replace temp table cycle_params as
+        select ?::varchar as cycle, ?::date as period_start, ?::date as period_end, ?::integer as cycle_days,
+               ?::date as next_start, ?::date as next_end, ?::integer as next_days, ?::varchar as carrier_name
+        """,
+        [
+            cycle.key,
+            cycle.start,
+            cycle.end,
+            cycle.days,
+            following.start,
+            following.end,
+            following.days,
+            carrier_name,
+        ],  # fmt: skip
+    )
+
+
+def rated_view(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """The view ``rated`` over a relation or Parquet path, with ``service`` and ``jurisdiction`` defaulted
+    where rating does not provide them yet (a null jurisdiction is its own category)."""
+    columns = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
+    extra = "".join(f", {value} as {name}" for name, value in RATED_DEFAULTS.items() if name not in columns)
+    con.execute(f"create or replace temp view rated as select *{extra} from {source}")
 
 
 def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The charge lines of every billable account from the views ``rated`` and ``cycle_params`` and the
-    reference tables: prorated plan, usage per service number, taxes per sourced state."""
-    return con.sql(read_sql("billing.sql"))
+    reference tables: recurring, one-time and usage charges, discounts, then taxes level by level."""
+    con.execute(read_sql("billing_charges.sql"))
+    con.execute(read_sql("billing_discounts.sql"))
+    compute_tax_lines(con, con.sql("select * from taxes").pl())
+    return con.sql(read_sql("billing_lines.sql"))
 
 
-def compute_charges(con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle) -> dict[str, int]:
+def compute_charges(
+    con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle, carrier_name: str = DEFAULT_CARRIER
+) -> dict[str, int]:
     """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account
     (reference tables registered on ``con``)."""
     rated = partition_dir(lake, RATED, cycle=cycle.key) / "rated.parquet"
-    con.execute(f"create or replace temp view rated as select * from read_parquet('{rated.as_posix()}')")
-    con.execute(
-        "create or replace temp table cycle_params as select ?::varchar as cycle, ?::date as period_start, "
-        "?::date as period_end, ?::integer as cycle_days",
-        [cycle.key, cycle.start, cycle.end, cycle.days],
-    )
+    rated_view(con, f"read_parquet('{rated.as_posix()}')")
+    cycle_params(con, cycle, carrier_name)
     lines = charge_lines(con)
     return replace_partition(lake, partition_dir(lake, CHARGES, cycle=cycle.key), {"charge_lines": lines})

@@ -32,7 +32,16 @@ from pipeline.faults import crash_point
 
 INVOICE_TEMPLATE = "invoice.html.j2"
 INVOICE_CSS = "invoice.css"
-SECTIONS: tuple[str, ...] = ("recurring", "usage", "taxes")
+SECTIONS: tuple[str, ...] = (
+    "recurring",
+    "one_time",
+    "usage",
+    "discounts",
+    "carrier_fees",
+    "adjustments",
+    "late_fees",
+    "taxes",
+)
 # More documents than this (and workers > 1) go through the process pool; below it the pool's
 # start-up (spawned interpreters importing WeasyPrint) costs more than it saves.
 POOL_MIN_DOCUMENTS = 4
@@ -43,7 +52,7 @@ _CENT = Decimal("0.01")
 class InvoiceLine:
     """One line of the invoice, already rounded to cents."""
 
-    section: str  # "recurring" | "usage" | "taxes"
+    section: str  # one of SECTIONS
     service_number: str | None  # E.164 like "+13125550100", None for account-level lines
     description: str
     quantity: Decimal | None

@@ -32,36 +32,81 @@ def invoice_total_mismatches(con: duckdb.DuckDBPyConnection, lake: Path, cycle: 
     ).pl()
 
 
+CHARGE_SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes")
+BALANCE_SECTIONS = ("adjustments", "late_fees")
+
+
 def cycle_reconciliation(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: str
 ) -> dict[str, Decimal | int | bool]:
-    """Revenue proof of a cycle: Σ invoice totals = Σ recurring + usage + tax lines; and the usage lines differ
-    from the exact rated charges by no more than their rounding (half a cent per usage line)."""
+    """Revenue proof of a cycle: Σ invoice totals = Σ recurring + one-time + usage − discounts + carrier fees +
+    taxes (the
+    cycle's charge lines) + adjustments + late fees (added at finalisation); and the usage lines differ from the
+    exact rated charges by no more than their rounding (half a cent per usage line)."""
     rated = partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"
     charges = partition_dir(lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
-    invoices = partition_dir(lake, INVOICES, cycle=cycle) / "invoices.parquet"
+    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    sums = ", ".join(
+        f"coalesce(sum(amount) filter (where section = '{s}'), 0) as {s}" for s in CHARGE_SECTIONS
+    )
+    balance = ", ".join(
+        f"{s} := coalesce(sum(amount) filter (where section = '{s}'), 0)" for s in BALANCE_SECTIONS
+    )
     row = con.sql(
         f"""
         select
             (select coalesce(sum(charge_amount), 0) from read_parquet('{rated.as_posix()}')) as rated_amount,
-            coalesce(sum(amount) filter (where section = 'usage'), 0) as usage_lines,
             count(*) filter (where section = 'usage') as usage_line_count,
-            coalesce(sum(amount) filter (where section = 'recurring'), 0) as recurring_lines,
-            coalesce(sum(amount) filter (where section = 'taxes'), 0) as tax_lines,
-            coalesce(sum(amount), 0) as charge_lines_total,
-            (select coalesce(sum(total_amount), 0) from read_parquet('{invoices.as_posix()}')) as invoiced_total
+            {sums},
+            (select struct_pack({balance}) from read_parquet('{(folder / "invoice_lines.parquet").as_posix()}'))
+                as balance,
+            (select coalesce(sum(total_amount), 0) from read_parquet('{(folder / "invoices.parquet").as_posix()}'))
+                as invoiced_total
         from read_parquet('{charges.as_posix()}')
         """
     ).fetchall()[0]
-    rated_amount, usage, usage_count, recurring, taxes, lines_total, invoiced = row
+    rated_amount, usage_count, *sections, balance, invoiced = row
+    parts: dict[str, Decimal] = dict(zip(CHARGE_SECTIONS, sections, strict=True)) | balance
     rounding_bound = Decimal("0.005") * usage_count
+    expected = sum(parts.values(), Decimal("0"))
     return {
         "rated_amount": rated_amount,
-        "usage_lines": usage,
-        "recurring_lines": recurring,
-        "tax_lines": taxes,
+        **{f"{name}_lines": amount for name, amount in parts.items()},
         "invoiced_total": invoiced,
-        "usage_rounding_difference": usage - rated_amount,
-        "invoices_equal_charges": invoiced == usage + recurring + taxes == lines_total,
-        "usage_within_rounding": abs(usage - rated_amount) <= rounding_bound,
+        "usage_rounding_difference": parts["usage"] - rated_amount,
+        "invoices_equal_charges": invoiced == expected,
+        "usage_within_rounding": abs(parts["usage"] - rated_amount) <= rounding_bound,
     }
+
+
+def accounts_without_invoice(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
+    """Billable accounts of the cycle (those with charge lines) that have neither an invoice nor a recorded
+    reason for having none (a suppressed zero bill)."""
+    charges = partition_dir(lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
+    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    return con.sql(
+        f"""
+        select distinct account_id from read_parquet('{charges.as_posix()}')
+        except select account_id from read_parquet('{(folder / "invoices.parquet").as_posix()}')
+        except select account_id from read_parquet('{(folder / "suppressed_bills.parquet").as_posix()}')
+        order by account_id
+        """
+    ).pl()
+
+
+def negative_totals_without_reason(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
+    """Invoices with a negative total that carry no credit with a stated reason (an adjustment line: a credit,
+    a dispute resolution or a rerate, each with its reason and approver)."""
+    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    return con.sql(
+        f"""
+        select invoice_number, account_id, total_amount
+        from read_parquet('{(folder / "invoices.parquet").as_posix()}') as invoices
+        where total_amount < 0 and not exists (
+            select 1 from read_parquet('{(folder / "invoice_lines.parquet").as_posix()}') as lines
+            where lines.invoice_number = invoices.invoice_number and lines.section = 'adjustments'
+                and lines.amount < 0 and length(trim(lines.description)) > 0
+        )
+        order by invoice_number
+        """
+    ).pl()

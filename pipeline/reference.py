@@ -73,13 +73,122 @@ TABLES: dict[str, dict[str, str]] = {
         "rounding_decimals": "int",
     },
     "taxes": {
-        "state": "state",
         "tax_code": "str",
         "tax_name": "str",
-        "kind": "choice:government_tax|regulatory_fee",
-        "rate_percent": "money",
-        "base": "choice:all",
+        "authority": "str",
+        "level": "choice:federal|state|local",
+        "state": "state?",
+        "kind": "choice:government_tax|regulatory_fee|recovery_fee",
+        "method": "choice:percent|per_line",
+        "rate_percent": "money?",
+        "per_line_amount": "money?",
+        "base": "str",
+        "percent_taxable": "money",
+        "taxes_on": "str?",
+        "discounts_reduce_base": "choice:yes|no",
+        "lifeline_exempt": "choice:yes|no",
         "rounding_method": "choice:half_up|up|down|half_even",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    # --- bill run (issue 5): products, orders, equipment, discounts, exemptions, balances, commissions ---
+    "products": {
+        "product_id": "str",
+        "product_name": "str",
+        "product_type": "choice:addon|feature|line|equipment_lease",
+        "monthly_charge": "money",
+        "billed": "choice:advance|arrears",
+        "provider": "str",
+    },
+    "subscriptions": {
+        "subscription_id": "str",
+        "account_id": "str",
+        "product_id": "str",
+        "service_number": "str?",
+        "quantity": "int",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    "plan_changes": {
+        "account_id": "str",
+        "effective_on": "date",
+        "old_plan_id": "str",
+        "new_plan_id": "str",
+    },
+    "orders": {
+        "order_id": "str",
+        "account_id": "str",
+        "charge_date": "date",
+        "charge_type": "choice:activation|installation|reconnection|number_port|other",
+        "description": "str",
+        "amount": "money",
+        "service_number": "str?",
+    },
+    "equipment": {
+        "serial_number": "str",
+        "account_id": "str",
+        "model": "str",
+        "ownership": "choice:sale|lease",
+        "price": "money",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    "discounts": {
+        "discount_id": "str",
+        "account_id": "str?",
+        "description": "str",
+        "method": "choice:percent|amount",
+        "value": "money",
+        "scope": "choice:plan|product|usage|bill",
+        "target": "str?",
+        "min_tenure_months": "int?",
+        "max_cycles": "int?",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    "tax_exemptions": {
+        "account_id": "str",
+        "tax_code": "str",
+        "exemption": "choice:certificate|lifeline",
+        "certificate_id": "str?",
+        "valid_from": "date",
+        "valid_to": "date?",
+    },
+    "adjustments": {
+        "adjustment_id": "str",
+        "account_id": "str",
+        "direction": "choice:credit|debit",
+        "amount": "money",
+        "reason": "str",
+        "approved_by": "str",
+        "effective_date": "date",
+    },
+    "payments": {
+        "payment_id": "str",
+        "account_id": "str",
+        "received_on": "date",
+        "amount": "money",
+        "method": "choice:ach|card|check|cash",
+        "reference": "str?",
+    },
+    "disputes": {
+        "dispute_id": "str",
+        "account_id": "str",
+        "invoice_number": "str",
+        "amount": "money",
+        "reason": "str",
+        "opened_on": "date",
+        "resolved_on": "date?",
+        "credit_granted": "money?",
+        "approved_by": "str?",
+    },
+    "commission_plans": {
+        "commission_plan_id": "str",
+        "agent_id": "str",
+        "plan_id": "str?",
+        "state": "state?",
+        "basis": "choice:billed|collected",
+        "percent": "money",
         "valid_from": "date",
         "valid_to": "date?",
     },
@@ -92,7 +201,19 @@ KEYS: dict[str, tuple[str, ...]] = {
     "service_numbers": ("service_number", "valid_from"),
     "price_books": ("price_book_id",),
     "rate_cards": ("rate_card_id", "prefix"),
-    "taxes": ("state", "tax_code", "valid_from"),
+    "taxes": ("tax_code", "valid_from"),
+    # --- bill run (issue 5) ---
+    "products": ("product_id",),
+    "subscriptions": ("subscription_id",),
+    "plan_changes": ("account_id", "effective_on"),
+    "orders": ("order_id",),
+    "equipment": ("serial_number",),
+    "discounts": ("discount_id",),
+    "tax_exemptions": ("account_id", "tax_code", "valid_from"),
+    "adjustments": ("adjustment_id",),
+    "payments": ("payment_id",),
+    "disputes": ("dispute_id",),
+    "commission_plans": ("commission_plan_id",),
 }
 
 
@@ -133,6 +254,16 @@ def load_reference(folder: Path) -> Reference:
     _check_foreign(folder, frames, "price_books", "rate_card_id", "rate_cards")
     _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
     _check_rates(folder / "rate_cards.csv", frames["rate_cards"])
+    # --- bill run (issue 5) ---
+    for table in ("subscriptions", "plan_changes", "orders", "equipment", "tax_exemptions", "adjustments",
+                  "payments", "disputes"):  # fmt: skip
+        _check_foreign(folder, frames, table, "account_id", "accounts")
+    _check_foreign(folder, frames, "subscriptions", "product_id", "products")
+    _check_foreign(folder, frames, "discounts", "account_id", "accounts")
+    _check_foreign(folder, frames, "commission_plans", "agent_id", "agents")
+    _check_foreign(folder, frames, "commission_plans", "plan_id", "plans")
+    _check_plan_changes(folder / "plan_changes.csv", frames["plan_changes"], frames["accounts"])
+    _check_taxes(folder / "taxes.csv", frames["taxes"])
     return Reference(frames)
 
 
@@ -267,3 +398,56 @@ def _check_rates(path: Path, frame: pl.DataFrame) -> None:
             "unit_seconds and increment_seconds must be > 0 and rounding_decimals at most 6",
             "correct the rate row",
         )
+
+
+# --- bill run (issue 5) ---
+def _check_plan_changes(path: Path, changes: pl.DataFrame, accounts: pl.DataFrame) -> None:
+    """A plan change names known plans, and an account's last change lands on its current plan."""
+    rows = changes.with_row_index("_row", offset=2).sort("account_id", "effective_on")
+    last = rows.group_by("account_id").last().join(accounts.select("account_id", "plan_id"), on="account_id")
+    wrong = last.filter(pl.col("new_plan_id") != pl.col("plan_id"))
+    if wrong.height:
+        row = wrong.row(0, named=True)
+        raise ReferenceDataError(
+            path,
+            row["_row"],
+            f"the last plan change of {row['account_id']} is to {row['new_plan_id']} but accounts.csv says "
+            f"{row['plan_id']}",
+            "make accounts.plan_id the plan of the latest change",
+        )
+
+
+def _check_taxes(path: Path, taxes: pl.DataFrame) -> None:
+    """Each tax has the amount its method needs, a state unless federal, a known base, and taxes it is levied
+    on that exist without a cycle (the dependency order is computable)."""
+    from pipeline.taxes import BASE_TOKENS, TaxOrderError, tax_levels
+
+    rows = taxes.with_row_index("_row", offset=2)
+    problems = [
+        (pl.col("method") == "percent") & pl.col("rate_percent").is_null(),
+        (pl.col("method") == "per_line") & pl.col("per_line_amount").is_null(),
+        (pl.col("level") == "federal") & pl.col("state").is_not_null(),
+        (pl.col("level") != "federal") & pl.col("state").is_null(),
+    ]
+    fixes = [
+        "give rate_percent for a percent tax",
+        "give per_line_amount for a per-line fee",
+        "leave state empty for a federal tax",
+        "give the state of a state or local tax",
+    ]
+    for problem, fix in zip(problems, fixes, strict=True):
+        bad = rows.filter(problem)
+        if bad.height:
+            raise ReferenceDataError(path, bad["_row"][0], f"tax {bad['tax_code'][0]} is incomplete", fix)
+    for row in rows.iter_rows(named=True):
+        unknown = [t for t in row["base"].split("|") if t.split("_")[0] not in BASE_TOKENS]
+        if unknown:
+            raise ReferenceDataError(
+                path, row["_row"], f"base {unknown} is not a charge category", f"use {sorted(BASE_TOKENS)}"
+            )
+    try:
+        tax_levels(taxes)
+    except TaxOrderError as error:
+        raise ReferenceDataError(
+            path, None, str(error), "name only existing taxes in taxes_on, without cycles"
+        ) from None

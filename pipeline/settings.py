@@ -16,7 +16,12 @@ class Settings:
     billing_questions_phone: str = "1-800-555-0100"
     billing_timezone: str = "America/Chicago"  # a call belongs to the cycle of its start in this zone
     invoice_series: str = "INV"  # gapless numbers INV-00000001, …
-    payment_terms_days: int = 21  # due date = issue date + this
+    payment_terms_days: int = 21  # due date = issue date + this …
+    minimum_payment_days: int = 14  # … but never fewer days than this after the issue date
+    credit_note_series: str = "CN"  # gapless credit note numbers CN-00000001, …
+    late_fee_percent: str = "1.50"  # of the undisputed amount past due (a decimal string)
+    late_fee_grace_days: int = 5  # days after the due date before a late fee applies
+    zero_bill_policy: str = "send"  # send | suppress (recorded in suppressed_bills with reason ZERO_AMOUNT)
     sender_email: str = "billing@cdrbill.invalid"
     duckdb_memory_limit: str = "2GB"
     render_workers: int = 2
@@ -32,4 +37,7 @@ def load_settings(reference_dir: Path) -> Settings:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown settings {unknown}. Fix: use only {sorted(known)}")
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.zero_bill_policy not in ("send", "suppress"):
+        raise ValueError(f"{path}: zero_bill_policy={settings.zero_bill_policy!r}. Fix: use 'send' or 'suppress'")
+    return settings

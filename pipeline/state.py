@@ -19,6 +19,8 @@ def open_state(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(path))
     try:
         con.execute(read_sql("state_schema.sql"))
+        # the exact-money macros, for this connection only (never stored in the ledger file)
+        con.execute(read_sql("macros.sql").replace("create or replace macro", "create or replace temp macro"))
         yield con
     finally:
         con.close()

@@ -43,11 +43,13 @@ create table if not exists invoices (
 create table if not exists invoice_lines (
     invoice_number  varchar not null,
     line_no         integer not null,
-    section         varchar not null,    -- recurring | usage | taxes
-    category        varchar not null,    -- plan | voice | government_tax | regulatory_fee
+    section         varchar not null,    -- recurring | one_time | usage | discounts | taxes | adjustments | late_fees
+    category        varchar not null,    -- plan, addon, …, voice, discount, government_tax, regulatory_fee, …
+    tax_category    varchar,             -- what taxes see: the charge category (voice_interstate, …) or the tax kind
+    provider        varchar,             -- who the charge is for (truth-in-billing): the carrier or the authority
     service_number  varchar,
     jurisdiction    varchar,             -- state whose tax applies to the line or that the tax belongs to
-    code            varchar,             -- plan id or tax code
+    code            varchar,             -- plan/product/order id, serial number, call jurisdiction, tax code, …
     description     varchar not null,
     quantity        decimal(18, 6),
     unit            varchar,
@@ -92,4 +94,85 @@ create table if not exists adjustments (
     effective_date  date not null,
     posted_at       timestamp not null,
     invoice_number  varchar              -- the invoice that carried it; null while pending
+);
+
+-- --- bill run (issue 5): balances, credit notes, suppressed bills ---
+
+-- homes created before these columns existed
+alter table invoice_lines add column if not exists tax_category varchar;
+alter table invoice_lines add column if not exists provider varchar;
+
+-- Payments received (from payments.csv), posted once by the finalisation of the cycle they were received in.
+create table if not exists payments (
+    payment_id      varchar primary key,
+    account_id      varchar not null,
+    received_on     date not null,
+    amount          decimal(18, 2) not null,
+    method          varchar not null,
+    reference       varchar,
+    posted_cycle    varchar not null,
+    posted_at       timestamp not null
+);
+
+-- Payments applied to invoices, oldest invoice first; what is not applied stays a credit on the account.
+create table if not exists payment_allocations (
+    payment_id      varchar not null,
+    invoice_number  varchar not null,
+    amount          decimal(18, 2) not null,
+    allocated_cycle varchar not null,
+    primary key (payment_id, invoice_number)
+);
+
+-- Disputed invoice amounts: held (no late fee on them) while open; a resolution posts an adjustment.
+create table if not exists disputes (
+    dispute_id      varchar primary key,
+    account_id      varchar not null,
+    invoice_number  varchar not null,
+    amount          decimal(18, 2) not null,
+    reason          varchar not null,
+    opened_on       date not null,
+    status          varchar not null,    -- open | resolved
+    resolved_on     date,
+    credit_granted  decimal(18, 2),
+    approved_by     varchar,
+    adjustment_id   varchar              -- the dispute_resolution adjustment it posted
+);
+
+-- Credit notes: own gapless series, each referencing the finalised invoice it reduces; never changed.
+create table if not exists credit_notes (
+    credit_note_number  varchar primary key,
+    series              varchar not null,
+    sequence_no         bigint not null,
+    invoice_number      varchar not null,
+    account_id          varchar not null,
+    issue_date          date not null,
+    currency            varchar not null,
+    amount              decimal(18, 2) not null,   -- > 0: the amount credited
+    reason              varchar not null,
+    approved_by         varchar not null,
+    issued_at           timestamp not null,
+    carried_on_invoice  varchar                     -- the later invoice whose balance shows it
+);
+
+-- Accounts that had charges in a cycle but no invoice, and why (e.g. ZERO_AMOUNT under zero_bill_policy).
+create table if not exists suppressed_bills (
+    cycle       varchar not null,
+    account_id  varchar not null,
+    reason      varchar not null,
+    recorded_at timestamp not null,
+    primary key (cycle, account_id)
+);
+
+-- The balance block of each invoice: previous balance − payments − credit notes = balance forward;
+-- + this invoice's total = amount due. Written with the invoice, never changed.
+create table if not exists invoice_balances (
+    invoice_number    varchar primary key,
+    previous_balance  decimal(18, 2) not null,
+    payments          decimal(18, 2) not null,
+    credit_notes      decimal(18, 2) not null,
+    balance_forward   decimal(18, 2) not null,
+    current_charges   decimal(18, 2) not null,
+    amount_due        decimal(18, 2) not null,
+    disputed_held     decimal(18, 2) not null,   -- part of the amount due under open dispute
+    past_due          decimal(18, 2) not null    -- undisputed amount past due (+ grace) at the issue date
 );

@@ -45,12 +45,37 @@ create table plans as select * from ref_plans;
 create table price_books as select * from ref_price_books;
 create table rate_cards as select * from ref_rate_cards;
 create table taxes as select * from ref_taxes;
+-- bill run (issue 5): products, discounts, commission plans, and the balance ledgers
+create table products as select * from ref_products;
+create table subscriptions as select * from ref_subscriptions;
+create table discounts as select * from ref_discounts;
+create table equipment as select * from ref_equipment;
+create table commission_plans as select * from ref_commission_plans;
+create table adjustments as select * from ledger.adjustments;
+create table payments as select * from ledger.payments;
+create table payment_allocations as select * from ledger.payment_allocations;
+create table disputes as select * from ledger.disputes;
+create table credit_notes as select * from ledger.credit_notes;
+create table invoice_balances as select * from ledger.invoice_balances;
+create table suppressed_bills as select * from ledger.suppressed_bills;
+create table commission_lines as
+select * from read_parquet(getvariable('lake') || '/commissions/*/commission_lines.parquet', union_by_name = true);
+create table agent_statements as
+select * from read_parquet(getvariable('lake') || '/commissions/*/agent_statements.parquet', union_by_name = true);
 
 create table invoices as select * from ledger.invoices;
 create table invoice_lines as
 select invoice_lines.*, invoices.cycle, invoices.account_id
 from ledger.invoice_lines
 join ledger.invoices using (invoice_number);
+
+-- one row per tax or fee line: what a tax-liability return is filed from (by authority, jurisdiction, code)
+create table tax_lines as
+select invoice_number, cycle, account_id, issue_date, jurisdiction, code as tax_code, category as kind,
+       provider as authority, description, taxable_base, rate, amount
+from invoice_lines
+join ledger.invoices using (invoice_number, cycle, account_id)
+where section = 'taxes';
 
 create table deliveries as select * from ledger.delivery_ledger;
 

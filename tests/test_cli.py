@@ -26,19 +26,48 @@ def test_demo_runs_the_sample_cycle_and_prints_the_summary(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "files:    5 registered — 4 loaded, 1 duplicate, 0 quarantined" in done.stdout
     assert "records:  940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded" in done.stdout
-    assert "invoices: 49, total billed 1572.23 USD" in done.stdout
+    assert "invoices: 49, total billed 1875.30 USD" in done.stdout
     assert "delivery: 36 e-mailed, 13 to print" in done.stdout
-    assert "succeeded; checks 4 of 4 passed" in done.stdout
+    assert "succeeded; checks 6 of 6 passed" in done.stdout
     # the run is kept in the persistent instance, with telemetry off
     instance = home / "dagster"
     assert "enabled: false" in (instance / "dagster.yaml").read_text()
     assert any(instance.rglob("*.db"))
 
     again = cdrbill(home, "summary", "--cycle", "2026-10")
-    assert again.returncode == 0 and "invoices: 49, total billed 1572.23 USD" in again.stdout
+    assert again.returncode == 0 and "invoices: 49, total billed 1875.30 USD" in again.stdout
 
 
 def test_an_unknown_cycle_is_refused_clearly(tmp_path):
     done = cdrbill(tmp_path / "home", "run", "--cycle", "October")
     assert done.returncode != 0
     assert done.returncode == 2 and "bad bill cycle 'October'" in done.stderr
+
+
+def test_a_credit_note_is_issued_from_the_command_line(tmp_path):
+    from decimal import Decimal
+
+    from billrun_fixtures import OCTOBER, account, bill, table
+
+    from pipeline.invoicing import finalize_cycle, register_inputs
+    from pipeline.settings import Settings
+    from pipeline.state import open_state
+
+    home = tmp_path / "home"
+    accounts = table("accounts", account("A"))
+    path = tmp_path / "charges.parquet"
+    bill({"accounts": accounts}).write_parquet(path)
+    with open_state(home / "state.duckdb") as state:
+        register_inputs(state, {"accounts": accounts} | {n: table(n) for n in ("adjustments", "payments", "disputes")})
+        finalize_cycle(state, path, OCTOBER, Settings())
+    done = cdrbill(home, "credit-note", "--invoice", "INV-00000001", "--amount", "4.50",
+                   "--reason", "Outage credit", "--approved-by", "a.ng")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "credit note CN-00000001: 4.50 USD on INV-00000001 (A)"
+    refused = cdrbill(home, "credit-note", "--invoice", "INV-00000001", "--amount", "26.00",
+                      "--reason", "too much", "--approved-by", "a.ng")  # fmt: skip
+    assert refused.returncode == 2 and "more than the 25.50 left to credit" in refused.stderr
+    with open_state(home / "state.duckdb") as state:
+        assert state.execute("select amount, reason, approved_by from credit_notes").fetchall() == [
+            (Decimal("4.50"), "Outage credit", "a.ng")
+        ]

@@ -42,6 +42,8 @@ def test_the_run_succeeds_and_every_check_passes(sample_cycle):
         "every_record_accounted_for",
         "invoice_totals_equal_their_lines",
         "cycle_revenue_reconciles",
+        "one_invoice_per_billable_account",
+        "no_negative_total_without_credit_reason",
     }
     assert all(c.passed for c in checks)
 
@@ -55,15 +57,28 @@ def test_residential_account_with_international_calls(sample_cycle):
     # G3 31 s to +44 7700 (prefix "447" beats "44", 30/6, 0.25/min, connect 0.05): 36 s → 0.1500 + 0.05 = 0.2000
     # G4 not answered: discarded.
     # usage line: 0.0280 + 0.0950 + 0.2000 = 0.3230 → half_up → 0.32
-    # plan: 19.99 (whole month)
-    # IL excise 7% of (19.99 + 0.32 = 20.31) = 1.4217 → half_up → 1.42
-    # total: 19.99 + 0.32 + 1.42 = 21.73
+    # plan: 19.99 (whole month, in arrears); tenure 20 months < 24: no loyalty discount
+    # Voicemail (billed in advance) from Oct 10: November in advance 4.99, and October's 22 days caught up:
+    #   4.99 × 22 / 31 = 3.5412… → half_up → 3.54
+    # IL 911 surcharge: 1 line × 1.50 = 1.50
+    # IL excise 7% of (19.99 + 4.99 + 3.54 + 0.32 = 28.84) = 2.0188 → half_up → 2.02
+    # federal USF 36.6% of 37.1% of the plan 19.99: 19.99 × 0.371 × 0.366 = 2.7143… → 2.71 (voicemail is a
+    #   feature, not in its base; the usage is not classified interstate yet)
+    # cost recovery fee (carrier's, not a tax): 1 line × 0.50
+    # adjustment ADJ-0001 (adjustments.csv, effective Oct 20): goodwill credit −2.00, not taxed
+    # total: 19.99 + 4.99 + 3.54 + 0.32 + 1.50 + 2.02 + 2.71 + 0.50 − 2.00 = 33.57
     assert invoice_lines(home, "ACC-0001") == [
-        ("Residential Basic — monthly charge", Decimal("19.99")),
+        ("Residential Basic — Oct 1–Oct 31", Decimal("19.99")),
+        ("Voicemail — Nov 1–Nov 30", Decimal("4.99")),
+        ("Voicemail — days not yet billed Oct 10–Oct 31 (22 of 31 days)", Decimal("3.54")),
         ("Calls from +1 312-555-0100 (3 calls, 2 min 30 s billed)", Decimal("0.32")),
-        ("Illinois Telecommunications Excise Tax 7%", Decimal("1.42")),
+        ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (IL lines)", Decimal("0.50")),
+        ("Illinois 911 Surcharge × 1 line", Decimal("1.50")),
+        ("Illinois Telecommunications Excise Tax 7%", Decimal("2.02")),
+        ("Federal Universal Service Charge 36.6% of 37.1% taxable (IL lines)", Decimal("2.71")),
+        ("Goodwill credit: service outage on Oct 8 (approved by j.rivera)", Decimal("-2.00")),
     ]
-    assert invoice_total(home, "ACC-0001") == Decimal("21.73")
+    assert invoice_total(home, "ACC-0001") == Decimal("33.57")
 
 
 def test_business_account_with_lines_in_two_states(sample_cycle):
@@ -77,13 +92,20 @@ def test_business_account_with_lines_in_two_states(sample_cycle):
     #   G7 200 s ("1", 6/6, 0.012/min): 204 s × 0.012 / 60 = 0.0408 → line 0.04
     # +1 212-555-0202 (NY, from the EMI DUF; its resend is a duplicate file, never loaded):
     #   G8 elapsed 12 min 34.5 s → 755 s (a started second counts) → 6/6 → 756 s × 0.012 / 60 = 0.1512 → 0.15
-    # plan 49.00, sourced to IL with the IL line.
-    # IL excise 7% of (49.00 + 0.92 = 49.92) = 3.4944 → 3.49
-    # NY: base 0.04 + 0.15 = 0.19; MCTD 0.375% = 0.0007125 → rounds up → 0.01; sales 4% = 0.0076 → 0.01
-    # total: 49.00 + 0.04 + 0.15 + 0.92 + 3.49 + 0.01 + 0.01 = 53.62
+    # plan 49.00 and the router lease 5.00 (S/N RT-2024-000117) are sourced to the account's state IL; the
+    #   additional line 9.99 belongs to +1 212-555-0202 and is sourced to NY.
+    # loyalty 5% on the plan (tenure 29 months ≥ 24): 49.00 × 5% = 2.45 → −2.45 (IL, before taxes)
+    # IL: 911 surcharge 1 line 1.50; excise 7% of (49.00 + 5.00 + 0.92 − 2.45 = 52.47) = 3.6729 → 3.67;
+    #     federal USF on the plan net of its discount 46.55 × 0.371 × 0.366 = 6.3208… → 6.32; recovery fee 0.50
+    # NY: base 9.99 + 0.04 + 0.15 = 10.18; MCTD 0.375% = 0.038175 → rounds up → 0.04; sales 4% = 0.4072 → 0.41;
+    #     federal USF on the line 9.99 × 0.371 × 0.366 = 1.3565… → 1.36; recovery fee 2 lines × 0.50 = 1.00
+    # total: 49.00 + 5.00 + 9.99 + 0.04 + 0.15 + 0.92 − 2.45 + 1.50 + 3.67 + 6.32 + 0.50 + 0.04 + 0.41 + 1.36
+    #        + 1.00 = 77.45
     amounts = [amount for _, amount in invoice_lines(home, "ACC-0002")]
-    assert amounts == [Decimal(a) for a in ("49.00", "0.04", "0.15", "0.92", "3.49", "0.01", "0.01")]
-    assert invoice_total(home, "ACC-0002") == Decimal("53.62")
+    # (the carrier's recovery fees come before the taxes, with the carrier's charges: IL 0.50 then NY 1.00)
+    assert amounts == [Decimal(a) for a in ("49.00", "5.00", "9.99", "0.04", "0.15", "0.92", "-2.45", "0.50", "1.00",
+                                            "1.50", "3.67", "6.32", "0.04", "0.41", "1.36")]  # fmt: skip
+    assert invoice_total(home, "ACC-0002") == Decimal("77.45")
 
 
 def test_mid_cycle_activation_is_prorated(sample_cycle):
@@ -93,15 +115,24 @@ def test_mid_cycle_activation_is_prorated(sample_cycle):
     # G9 10 s ("1", 30/6, 0.01/min): 30 s → 0.0050;  G10 61 s: 30 + 36 = 66 s → 0.0110 (half_even, exact)
     # G11 billsec "abc" → suspense BAD_DURATION; G12 before the number's service date → NOT_IN_SERVICE.
     # usage line 0.0160 → 0.02
-    # TX sales 6.25% of 10.34 = 0.64625 → half_up → 0.65; TX USF 3.3% of 10.34 = 0.34122 → up → 0.35
-    # total: 10.32 + 0.02 + 0.65 + 0.35 = 11.34
+    # one-time: the handset sold (S/N HS-2026-004521) 39.00 and the activation order 25.00
+    # welcome offer $10 off the bill, taken from the plan first: −10.00
+    # TX USF 3.3% of (10.32 + 39.00 + 25.00 + 0.02 − 10.00 = 64.34) = 2.12322 → up → 2.13
+    # TX sales 6.25% of charges and the TX USF (tax on tax): 64.34 + 2.13 = 66.47 → 4.154375 → half_up → 4.15
+    # federal USF on the plan net of its discount 0.32 × 0.371 × 0.366 = 0.0434… → 0.04; recovery fee 0.50
+    # total: 10.32 + 39.00 + 25.00 + 0.02 − 10.00 + 4.15 + 0.04 + 2.13 + 0.50 = 71.16
     assert invoice_lines(home, "ACC-0003") == [
-        ("Residential Basic — monthly charge (16 of 31 days)", Decimal("10.32")),
+        ("Residential Basic — Oct 16–Oct 31 (16 of 31 days)", Decimal("10.32")),
+        ("Equipment sale: Cordless handset CH-5, S/N HS-2026-004521", Decimal("39.00")),
+        ("Activation fee", Decimal("25.00")),
         ("Calls from +1 214-555-0300 (2 calls, 1 min 36 s billed)", Decimal("0.02")),
-        ("Texas Sales Tax 6.25%", Decimal("0.65")),
-        ("Texas Universal Service Fund 3.3%", Decimal("0.35")),
+        ("Welcome offer: $10 off 3 months", Decimal("-10.00")),
+        ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (TX lines)", Decimal("0.50")),
+        ("Texas Sales Tax 6.25%", Decimal("4.15")),
+        ("Federal Universal Service Charge 36.6% of 37.1% taxable (TX lines)", Decimal("0.04")),
+        ("Texas Universal Service Fund 3.3%", Decimal("2.13")),
     ]
-    assert invoice_total(home, "ACC-0003") == Decimal("11.34")
+    assert invoice_total(home, "ACC-0003") == Decimal("71.16")
     with warehouse(home) as con:
         reasons = con.execute(
             "select reason from suspense where charged_number = '+12145550300' order by reason"
@@ -172,6 +203,26 @@ def test_warehouse_is_queryable_read_only_and_masks_tax_ids(sample_cycle):
             con.execute("delete from invoices")
     assert rated[0] > 800 and isinstance(rated[1], Decimal)
     assert "tax_id" not in columns
+
+
+def test_tax_lines_balances_and_agent_statements_are_published(sample_cycle):
+    home, _ = sample_cycle
+    with warehouse(home) as con:
+        taxes = con.execute("select sum(amount) from invoice_lines where section = 'taxes'").fetchall()[0][0]
+        filed = dict(con.execute("select authority, sum(amount) from tax_lines group by all").fetchall())
+        balances = con.execute("select count(*), sum(amount_due) = sum(current_charges) from invoice_balances").fetchall()
+        commissions = dict(
+            con.execute("select account_id, commission from commission_lines where account_id <= 'ACC-0003'").fetchall()
+        )
+        agents = con.execute("select count(*), sum(commission) from agent_statements").fetchall()[0]
+        total = con.execute("select sum(commission) from commission_lines").fetchall()[0][0]
+    assert sum(filed.values()) == taxes and "FCC (Universal Service Fund)" in filed
+    assert balances == [(49, True)]  # the first cycle: nothing brought forward
+    # ACC-0001 (AG-01, 8% of billed revenue): 8% × (19.99 + 4.99 + 3.54 + 0.32 = 28.84) = 2.3072 → 2.31
+    # ACC-0002 (AG-02, BIZ-PRO: 12% of collected revenue, the more specific plan): nothing collected yet → 0.00
+    # ACC-0003 (AG-02, 10% billed): 10% × (10.32 + 39.00 + 25.00 + 0.02 − 10.00 = 64.34) = 6.434 → 6.43
+    assert commissions == {"ACC-0001": Decimal("2.31"), "ACC-0002": Decimal("0.00"), "ACC-0003": Decimal("6.43")}
+    assert agents == (3, total)
 
 
 def test_running_the_cycle_again_changes_nothing_and_sends_nothing_twice(tmp_path):

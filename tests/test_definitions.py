@@ -12,6 +12,7 @@ STAGES = {
     "rated_usage": "rating",
     "account_charges": "billing",
     "invoices": "billing",
+    "agent_commissions": "billing",
     "invoice_documents": "documents",
     "deliveries": "delivery",
     "warehouse": "warehouse",

@@ -13,7 +13,7 @@ from pipeline.cycles import BillCycle
 from pipeline.engine import session
 from pipeline.home import Home
 from pipeline.intake import register_landed_files
-from pipeline.invoicing import export_invoices, finalize_cycle
+from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
 from pipeline.mediation import mediate_cycle
 from pipeline.rating import rate_cycle
@@ -28,7 +28,7 @@ def test_same_arguments_same_bytes(tmp_path: Path):
     generate_month(tmp_path / "b", accounts=30, calls_per_account=5, seed=11)
     comparison = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
     files = [p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()]
-    assert len(files) == 13
+    assert len(files) == 24  # 8 + 11 bill-run reference tables, 5 landing files
     _, mismatch, errors = filecmp.cmpfiles(
         tmp_path / "a", tmp_path / "b", [str(f) for f in files], shallow=False
     )
@@ -53,7 +53,7 @@ def test_a_generated_month_is_fully_accounted_and_reconciled(tmp_path: Path):
     assert accounting["balanced"].all()
     assert accounting["records_in"].sum() == report.records
     with open_state(home.state_db) as state:
-        state.register("accounts", reference.accounts)
+        register_inputs(state, reference.tables())
         charges = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
         result = finalize_cycle(state, charges, cycle, settings)
         export_invoices(state, home.lake, cycle.key)

@@ -1,0 +1,45 @@
+-- billing_lines.sql: charges + discount lines + tax lines → the numbered charge lines of every billable
+-- account (before invoice numbering), in truth-in-billing order: recurring, one-time, usage, discounts, the
+-- carrier's own fees, then government taxes and fees apart. A zero discount is dropped; a zero tax line is kept only to show an exemption.
+-- Inputs: charges, discount_lines, tax_lines.
+
+with
+
+all_lines as (
+    select * from charges
+    union all by name
+    select * from discount_lines where amount_cents <> 0
+    union all by name
+    select * from tax_lines
+)
+
+select
+    account_id,
+    row_number() over (
+        partition by account_id
+        order by
+            case section
+                when 'recurring' then 1 when 'one_time' then 2 when 'usage' then 3 when 'discounts' then 4
+                when 'carrier_fees' then 5 else 6 end,
+            service_number nulls first,
+            jurisdiction,
+            case category when 'government_tax' then 1 when 'regulatory_fee' then 2 when 'recovery_fee' then 3
+                          else 0 end,
+            code,
+            description
+    )::integer as line_no,
+    section,
+    category,
+    tax_category,
+    provider,
+    service_number,
+    jurisdiction,
+    code,
+    description,
+    quantity,
+    unit,
+    taxable_base::decimal(18, 2) as taxable_base,
+    rate::decimal(18, 6) as rate,
+    from_cents(amount_cents) as amount
+from all_lines
+order by account_id, line_no
