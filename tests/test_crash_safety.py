@@ -7,6 +7,7 @@ import contextlib
 import mailbox
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -146,3 +147,34 @@ def test_two_runs_of_one_cycle_started_at_once_bill_and_send_once(tmp_path):
     assert invoices["sequence_no"].to_list() == list(range(1, invoices.height + 1))  # type: ignore[index]
     ids = _message_ids(home)
     assert len(ids) == len(set(ids)) == got["deliveries"].filter(pl.col("channel") == "email").height  # type: ignore[attr-defined]
+
+
+def _disk_full(limit_bytes: int):
+    """In the child: any file write past ``limit_bytes`` fails with EFBIG, as on a full disk."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+@pytest.mark.parametrize("limit_kib", [16, 256])
+def test_disk_full_fails_cleanly_and_the_next_run_completes(tmp_path, sample_cycle, limit_kib):
+    baseline_home, _ = sample_cycle
+    home = stage_sample(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"}
+    command = [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE]
+    full = subprocess.run(
+        command, env=env, capture_output=True, timeout=600, preexec_fn=_disk_full(limit_kib * 1024)
+    )
+    assert full.returncode != 0  # the run reports the failure, it does not pretend
+    if home.state_db.exists():  # whatever was written is still a readable database
+        duckdb.connect(str(home.state_db), read_only=True).close()
+
+    assert _run(home) == 0
+    got, want = _outputs(home), _outputs(baseline_home)
+    for name in ("files", "invoices", "lines", "series", "deliveries"):
+        assert got[name].equals(want[name]), name  # type: ignore[attr-defined]
+    ids = _message_ids(home)
+    assert len(ids) == len(set(ids)) == len(_message_ids(baseline_home))
