@@ -86,7 +86,7 @@ def register_landed_files(
                 raise FileRejected(
                     "UNKNOWN_SOURCE", f"no source is configured for landing/{path.parent.name}/"
                 )
-            parsed = parse_file(source["format"], data)
+            parsed = parse_file(source["format"], data, source.get("template"))
         except FileRejected as rejected:
             stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{path.name}")
             _ledger(
@@ -107,7 +107,7 @@ def register_landed_files(
             parsed.records,
             file_id=file_id,
             source_id=row["source_id"],
-            timezone=source["timezone"],
+            timezone=parsed.timezone or source["timezone"],
             billing_timezone=billing_timezone,
             registered_cycle=cycle,
         )

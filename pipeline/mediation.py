@@ -8,14 +8,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline.engine import parquet_glob, scalar
 from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import partition_dir, replace_partition
+from pipeline.normalise import NORMALISED_SCHEMA
 from pipeline.sql import read_sql
 
 MEDIATED = "mediated"
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
+_DUCKDB_TYPES = {
+    pl.Int32: "integer",
+    pl.UInt32: "uinteger",
+    pl.Int64: "bigint",
+    pl.String: "varchar",
+    pl.Datetime: "timestamp",
+    pl.Date: "date",
+}
 
 
 def record_files(lake: Path) -> list[Path]:
@@ -32,14 +42,10 @@ def cycle_records(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> duc
             f"where cycle = '{cycle}'"
         )
     else:
-        con.execute(
-            "create or replace temp view cycle_records as select null::integer as file_id, null::uinteger as "
-            "line_no, null::varchar as source_id, null::varchar as cycle, null::varchar as status, "
-            "null::varchar as reason, null::varchar as raw, null::varchar as source_record_id, null::varchar as "
-            "charged_number, null::varchar as calling_number, null::varchar as called_number, "
-            "null::timestamp as start_utc, null::date as call_date, null::bigint as billsec, "
-            "null::varchar as service, null::varchar as disposition where false"
+        columns = ", ".join(
+            f"null::{_DUCKDB_TYPES[dtype.base_type()]} as {name}" for name, dtype in NORMALISED_SCHEMA.items()
         )
+        con.execute(f"create or replace temp view cycle_records as select {columns} where false")
     return con.table("cycle_records")
 
 

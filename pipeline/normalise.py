@@ -11,8 +11,23 @@ BAD_TIMESTAMP = "BAD_TIMESTAMP"
 BAD_DURATION = "BAD_DURATION"
 BAD_CHARGED_NUMBER = "BAD_CHARGED_NUMBER"
 BAD_CALLED_NUMBER = "BAD_CALLED_NUMBER"
+DAMAGED_NUMBER = "DAMAGED_NUMBER"  # a number a spreadsheet turned into scientific notation (9.12678E+11)
 # Discard rules: a call nobody answered is not billable.
 NOT_ANSWERED = "NOT_ANSWERED"
+BUSY = "BUSY"
+FAILED = "FAILED"
+INBOUND_LEG = "INBOUND_LEG"
+# Billable by disposition: the written rule table (parsers map their sources' causes to these dispositions).
+# None = billable when billsec > 0; otherwise the discard reason. An unknown disposition is not billable.
+DISPOSITION_RULES: dict[str, str | None] = {
+    "ANSWERED": None,
+    "NO ANSWER": NOT_ANSWERED,
+    "BUSY": BUSY,
+    "FAILED": FAILED,
+    "CONGESTION": FAILED,
+    "INBOUND": INBOUND_LEG,
+}
+DISCARD_REASONS = (NOT_ANSWERED, BUSY, FAILED, INBOUND_LEG)
 MAX_BILLSEC = 24 * 3600  # a single record longer than a day is absurd for this carrier: suspense
 
 NORMALISED_SCHEMA = {
@@ -24,6 +39,9 @@ NORMALISED_SCHEMA = {
     "reason": pl.String(),
     "raw": pl.String(),
     "source_record_id": pl.String(),
+    "call_id": pl.String(),
+    "peer_record_id": pl.String(),
+    "record_sequence": pl.String(),
     "charged_number": pl.String(),
     "calling_number": pl.String(),
     "called_number": pl.String(),
@@ -31,6 +49,10 @@ NORMALISED_SCHEMA = {
     "call_date": pl.Date(),
     "billsec": pl.Int64(),
     "service": pl.String(),
+    "units": pl.Int64(),  # voice: billsec; sms/mms: messages; data: bytes; vas: events (shared contract)
+    "sms_chars": pl.Int32(),
+    "event_code": pl.String(),
+    "visited_country": pl.String(),
     "disposition": pl.String(),
 }
 
@@ -53,6 +75,29 @@ def nanp_e164(raw: pl.Expr) -> pl.Expr:
         .when(digits.str.contains(r"^\d{2,6}$"))
         .then(digits)
         .otherwise(pl.lit(None))
+    )
+
+
+def spreadsheet_damaged(raw: pl.Expr) -> pl.Expr:
+    """A number a spreadsheet rewrote in scientific notation (``9.12678E+11``): its digits are lost."""
+    return raw.str.strip_chars().str.contains(r"^[0-9]+(\.[0-9]+)?[Ee][+-]?[0-9]+$").fill_null(value=False)
+
+
+def disposition_rule(disposition: pl.Expr, billsec: pl.Expr) -> pl.Expr:
+    """The discard reason of a record by its disposition (``DISPOSITION_RULES``), or null when billable: an
+    answered call with no billed second is NOT_ANSWERED too; an unknown disposition is NOT_ANSWERED."""
+    rule = (
+        disposition.str.strip_chars()
+        .str.to_uppercase()
+        .replace_strict(DISPOSITION_RULES, default=NOT_ANSWERED, return_dtype=pl.String)
+    )
+    answered = disposition.str.strip_chars().str.to_uppercase() == "ANSWERED"
+    return (
+        pl.when(answered & (billsec > 0))
+        .then(pl.lit(None, pl.String))
+        .when(answered)
+        .then(pl.lit(NOT_ANSWERED))
+        .otherwise(rule)
     )
 
 
@@ -85,7 +130,8 @@ def normalise(
     billsec = pl.col("billsec_raw").str.strip_chars().cast(pl.Int64, strict=False)
     charged = nanp_e164(pl.col("charged_raw"))
     called = nanp_e164(pl.col("called_raw"))
-    answered = (pl.col("disposition").str.strip_chars().str.to_uppercase() == "ANSWERED") & (billsec > 0)
+    discard = disposition_rule(pl.col("disposition"), billsec)
+    damaged = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
         .then(pl.col("parse_error"))
@@ -93,8 +139,10 @@ def normalise(
         .then(pl.lit(BAD_TIMESTAMP))
         .when(billsec.is_null() | (billsec < 0) | (billsec > MAX_BILLSEC))
         .then(pl.lit(BAD_DURATION))
-        .when(~answered)
-        .then(pl.lit(NOT_ANSWERED))
+        .when(discard.is_not_null())
+        .then(discard)
+        .when(damaged)
+        .then(pl.lit(DAMAGED_NUMBER))
         .when(charged.is_null())
         .then(pl.lit(BAD_CHARGED_NUMBER))
         .when(called.is_null())
@@ -109,7 +157,7 @@ def normalise(
         cycle=pl.coalesce(cycle_of_call, pl.lit(registered_cycle)),
         status=pl.when(pl.col("reason").is_null())
         .then(pl.lit("ok"))
-        .when(pl.col("reason") == NOT_ANSWERED)
+        .when(pl.col("reason").is_in(DISCARD_REASONS))
         .then(pl.lit("discarded"))
         .otherwise(pl.lit("suspended")),
         charged_number=charged,
@@ -119,6 +167,10 @@ def normalise(
         call_date=billing_local.dt.date(),
         billsec=billsec,
         service=pl.lit("voice"),
+        units=billsec,
+        sms_chars=pl.lit(None, pl.Int32),
+        event_code=pl.lit(None, pl.String),
+        visited_country=pl.lit(None, pl.String),
         disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),
     )
     return out.select([pl.col(c).cast(t) for c, t in NORMALISED_SCHEMA.items()])

@@ -19,7 +19,7 @@ ROUNDING_METHODS = frozenset({"half_up", "up", "down", "half_even"})
 TABLES: dict[str, dict[str, str]] = {
     "sources": {
         "source_id": "str",
-        "format": "choice:asterisk_csv|emi_duf",
+        "format": "choice:asterisk_csv|freeswitch_csv|cucm_cdr|broadworks_csv|emi_duf",
         "timezone": "str",
         "default_region": "choice:US",
     },
