@@ -44,7 +44,8 @@ MIN_COLUMNS = 16  # accountcode … amaflags
 
 def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read every line of a Master.csv; a line with fewer than 16 columns, more than 21, or broken quoting is
-    kept with reason UNPARSEABLE for suspense. Forked legs share ``linkedid`` (the call id)."""
+    kept with reason UNPARSEABLE for suspense. Forked legs share ``linkedid`` (the call id); ``sequence`` is a
+    CDR counter, not a partial-record marker, so it stays in the raw text only."""
     lines = split_csv_fields(split_lines(decode(data)))
     n_fields = pl.col("fields").list.len()
     field = fields_by_name(COLUMNS)
@@ -53,7 +54,6 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
         "raw",
         source_record_id=field["uniqueid"],
         call_id=field["linkedid"],
-        record_sequence=field["sequence"],
         charged_raw=field["src"],
         calling_raw=field["src"],
         called_raw=field["dst"],

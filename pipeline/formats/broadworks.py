@@ -2,7 +2,7 @@
 BroadWorks Accounting Call Detail Record Interface lists them; a comma inside a field is escaped ``\\,``.
 Times are ``YYYYMMDDhhmmss.mmm`` in GMT (``userTimeZone`` is kept in the raw text only). Record type
 ``Start``/``End``/``Failover`` are the server's control records, not usage; ``Long Duration`` marks a partial
-record of a long call."""
+record of a long call (its partials share the user number and start time: the call id)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
         "line_no",
         "raw",
         source_record_id=field["recordId"],
+        # the partial records of one long call share the user and the start time
+        call_id=pl.concat_str(field["userNumber"], field["startTime"], separator="@"),
         record_sequence=pl.when(record_type == "Long Duration").then(record_type),
         charged_raw=field["userNumber"],
         calling_raw=field["callingNumber"],

@@ -113,6 +113,7 @@ def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> dict[str, str]:
             trailers=(pl.col("record_id") == PACK_TRAILER).sum(),
             trailer_last=pl.col("record_id").last() == PACK_TRAILER,
             sequence=pl.col("raw").first().str.slice(16, 4),
+            created=pl.col("raw").first().str.slice(6, 6),
             declared=pl.col("raw").filter(pl.col("record_id") == PACK_TRAILER).first().str.slice(20, 7),
         )
         .sort("pack")
@@ -128,9 +129,11 @@ def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> dict[str, str]:
                 "CONTROL_TOTAL_MISMATCH",
                 f"pack {pack['pack']}: trailer says {declared!r} records, file has {pack['details']}",
             )
-    sequences = [int(s) for s in packs["sequence"] if s and s.isdigit()]
+    numbered = packs.filter(pl.col("sequence").str.contains(r"^\d{4}$"))
+    sequences = [int(s) for s in numbered["sequence"]]
     gaps = [n for a, b in zip(sequences, sequences[1:], strict=False) for n in range(a + 1, b)]
     return {
+        "packs": ",".join(f"{c}/{s}" for c, s in numbered.select("created", "sequence").iter_rows()),
         "pack_sequences": ",".join(str(s) for s in sequences),
         "pack_sequence_gaps": ",".join(str(n) for n in gaps),
     }
