@@ -7,19 +7,21 @@
 
 with
 
+-- the raw text stays out of the heavy steps (it is joined back at the end)
 records as (
     select
-        *,
+        * exclude (raw),
         file_id::bigint * 4294967296 + line_no as record_ordinal  -- file then line: earliest wins
     from cycle_records
 ),
 
 candidates as (
-    select
-        *,
-        coalesce(nullif(call_id, ''), file_id::varchar || ':' || line_no::varchar) as call_key
-    from records
-    where status = 'ok'
+    select * from records where status = 'ok'
+),
+
+-- only records that name a call (legs, partials) need the leg rules; the others are one event each
+linked as (
+    select * from candidates where call_id is not null and call_id <> ''
 ),
 
 -- FreeSWITCH b-legs: a record whose id another record of its source names as its b-leg belongs to that call
@@ -32,7 +34,7 @@ a_legs as (
 
 legs as (
     select
-        candidates.*,
+        linked.*,
         a_legs.a_leg_ordinal,
         count(*) over call as legs_in_call,
         bool_or(record_sequence is not null) over call as is_partial_call,
@@ -40,12 +42,12 @@ legs as (
         -- forked legs: the answered leg that talked longest is billed; partials: the first carries the call
         first_value(record_ordinal) over (call order by billsec desc, record_ordinal) as longest_leg_ordinal,
         first_value(record_ordinal) over (call order by record_ordinal) as first_leg_ordinal
-    from candidates
+    from linked
     left join a_legs
-        on a_legs.source_id = candidates.source_id
-        and a_legs.peer_record_id = candidates.source_record_id
-        and a_legs.a_leg_ordinal <> candidates.record_ordinal
-    window call as (partition by candidates.source_id, candidates.call_key)
+        on a_legs.source_id = linked.source_id
+        and a_legs.peer_record_id = linked.source_record_id
+        and a_legs.a_leg_ordinal <> linked.record_ordinal
+    window call as (partition by linked.source_id, linked.call_id)
 ),
 
 with_leg_rule as (
@@ -67,11 +69,13 @@ with_leg_rule as (
 calls as (
     select
         * exclude (a_leg_ordinal, legs_in_call, is_partial_call, call_billsec, longest_leg_ordinal,
-                   first_leg_ordinal, leg_reason, merged_into_ordinal, call_key)
+                   first_leg_ordinal, leg_reason, merged_into_ordinal)
           replace (case when is_partial_call then call_billsec else billsec end as billsec,
                    case when is_partial_call then call_billsec else units end as units)
     from with_leg_rule
     where leg_reason is null
+    union all by name
+    select * from candidates where call_id is null or call_id = ''
 ),
 
 -- the account that owned the charged number on the day of the call (numbers are reassigned: dates matter)
@@ -180,7 +184,7 @@ outcomes as (
     from records where status <> 'ok'
     union all by name
     select * exclude (record_ordinal, a_leg_ordinal, legs_in_call, is_partial_call, call_billsec,
-                      longest_leg_ordinal, first_leg_ordinal, leg_reason, merged_into_ordinal, call_key)
+                      longest_leg_ordinal, first_leg_ordinal, leg_reason, merged_into_ordinal)
                replace ('discarded' as status, leg_reason as reason),
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
@@ -203,5 +207,9 @@ outcomes as (
     left join duplicates using (record_ordinal)
 )
 
-select * from outcomes
+select
+    outcomes.*,
+    cycle_records.raw
+from outcomes
+join cycle_records using (file_id, line_no)
 order by file_id, line_no

@@ -6,15 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.formats.common import (
-    UNPARSEABLE,
-    ParsedFile,
-    conform,
-    decode,
-    fields_by_name,
-    split_csv_fields,
-    split_lines,
-)
+from pipeline.formats.common import UNPARSEABLE, ParsedFile, conform, decode, read_csv_lines, split_lines
 
 COLUMNS = (
     "accountcode",
@@ -46,9 +38,9 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read every line of a Master.csv; a line with fewer than 16 columns, more than 21, or broken quoting is
     kept with reason UNPARSEABLE for suspense. Forked legs share ``linkedid`` (the call id); ``sequence`` is a
     CDR counter, not a partial-record marker, so it stays in the raw text only."""
-    lines = split_csv_fields(split_lines(decode(data)))
-    n_fields = pl.col("fields").list.len()
-    field = fields_by_name(COLUMNS)
+    lines = read_csv_lines(split_lines(decode(data)), len(COLUMNS), MIN_COLUMNS, len(COLUMNS))
+    n_fields = pl.col("n_fields")
+    field = {name: pl.col(f"f{i}") for i, name in enumerate(COLUMNS)}
     records = lines.select(
         "line_no",
         "raw",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -84,6 +85,65 @@ def split_csv_fields(lines: pl.DataFrame) -> pl.DataFrame:
         ),
         well_formed=_covers_line(matches),
     )
+
+
+_QUOTED_LINE = r'^(?:"(?:[^"]|"")*"|[^,"]*)(?:,(?:"(?:[^"]|"")*"|[^,"]*))*$'
+_QUOTED_SPAN = r'"(?:[^"]|"")*"'
+
+
+def read_csv_lines(lines: pl.DataFrame, width: int, min_fields: int, max_fields: int) -> pl.DataFrame:
+    """The fields of quoted CSV lines (``""`` escapes a quote) as columns ``f0`` … ``f{width-1}`` (text; a
+    field the line does not have is null), with ``well_formed`` (the quoting covers the whole line) and
+    ``n_fields``. Well-formed lines with ``min_fields``–``max_fields`` fields go through polars' CSV reader in
+    one call (one row per line: such lines are never empty and hold no newline); other lines get no fields.
+    Same result as ``split_csv_fields``, several times faster on big files."""
+    lines = lines.with_columns(
+        well_formed=pl.col("raw").str.contains(_QUOTED_LINE),
+        n_fields=pl.col("raw").str.replace_all(_QUOTED_SPAN, "").str.count_matches(",").cast(pl.Int64) + 1,
+    )
+    readable = pl.col("well_formed") & pl.col("n_fields").is_between(min_fields, max_fields)
+    names = [f"f{i}" for i in range(width)]
+    chosen = lines.filter(readable).select("line_no", "raw")
+    fast = chosen.filter(~pl.col("raw").str.contains("\r", literal=True))
+    parts = [
+        _fields_by_reader(fast, names),
+        _fields_by_regex(chosen.join(fast, on="line_no", how="anti"), names),
+    ]
+    lines = lines.join(pl.concat(parts), on="line_no", how="left")
+    # a field the line has is text ('' when empty); one it does not have is null
+    return lines.with_columns(
+        [
+            pl.when(readable & (pl.lit(i) < pl.col("n_fields"))).then(pl.col(name).fill_null("")).alias(name)
+            for i, name in enumerate(names)
+        ]
+    )
+
+
+def _fields_by_reader(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """polars' CSV reader over the lines joined by newlines (falls back to the regex when rows disagree)."""
+    schema = dict.fromkeys(names, pl.String())
+    if lines.height == 0:
+        return pl.DataFrame(schema={"line_no": pl.UInt32(), **schema})
+    body = lines.select(pl.col("raw").str.join("\n")).item().encode()
+    try:
+        fields = pl.read_csv(
+            io.BytesIO(body),
+            has_header=False,
+            schema=schema,
+            truncate_ragged_lines=True,
+            missing_columns="insert",
+        )
+    except pl.exceptions.PolarsError:
+        return _fields_by_regex(lines, names)
+    if fields.height != lines.height:
+        return _fields_by_regex(lines, names)
+    return pl.concat([lines.select("line_no"), fields], how="horizontal")
+
+
+def _fields_by_regex(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    split = split_csv_fields(lines)
+    return split.select("line_no", *[pl.col("fields").list.get(i, null_on_oob=True).alias(n) for i, n in
+                                     enumerate(names)])  # fmt: skip
 
 
 def split_backslash_fields(lines: pl.DataFrame) -> pl.DataFrame:

@@ -14,6 +14,7 @@ from pipeline.formats.common import (
     conform,
     decode,
     epoch_to_text,
+    read_csv_lines,
     split_csv_fields,
     split_lines,
 )
@@ -37,18 +38,19 @@ _BUSY_CAUSE = "17"  # Q.850 cause 17: user busy
 def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read a CUCM CDR file by its header; a file without the header naming the required columns is refused
     whole. A record whose field count differs from the header's is kept with reason UNPARSEABLE."""
-    lines = split_csv_fields(split_lines(decode(data)))
+    lines = split_lines(decode(data))
     if lines.height < HEADER_LINES:
         raise FileRejected("MISSING_HEADER", "a CUCM CDR file starts with a names line and a types line")
-    header = lines["fields"][0]
+    header = split_csv_fields(lines.head(1))["fields"][0]
     names = [str(name).strip() for name in (header.to_list() if header is not None else [])]
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise FileRejected("MISSING_HEADER", f"the header line lacks {', '.join(missing)}")
-    field = {name: pl.col("fields").list.get(names.index(name), null_on_oob=True) for name in REQUIRED}
+    lines = read_csv_lines(lines.slice(HEADER_LINES), len(names), len(names), len(names))
+    field = {name: pl.col(f"f{names.index(name)}") for name in REQUIRED}
     connect = field["dateTimeConnect"].str.strip_chars()
     answered = connect.is_not_null() & (connect != "0") & (connect != "")
-    records = lines.slice(HEADER_LINES).select(
+    records = lines.select(
         "line_no",
         "raw",
         source_record_id=pl.concat_str(
@@ -71,7 +73,7 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
         .when(field["destCause_value"].str.strip_chars() == _BUSY_CAUSE)
         .then(pl.lit("BUSY"))
         .otherwise(pl.lit("NO ANSWER")),
-        parse_error=pl.when(~pl.col("well_formed") | (pl.col("fields").list.len() != len(names)))
+        parse_error=pl.when(~pl.col("well_formed") | (pl.col("n_fields") != len(names)))
         .then(pl.lit(UNPARSEABLE))
         .otherwise(pl.lit(None)),
     )

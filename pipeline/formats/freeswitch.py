@@ -12,8 +12,7 @@ from pipeline.formats.common import (
     ParsedFile,
     conform,
     decode,
-    fields_by_name,
-    split_csv_fields,
+    read_csv_lines,
     split_lines,
 )
 
@@ -71,8 +70,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     if name not in TEMPLATES:
         raise FileRejected("UNKNOWN_TEMPLATE", f"FreeSWITCH template {name!r}; known: {', '.join(TEMPLATES)}")
     columns = TEMPLATES[name]
-    lines = split_csv_fields(split_lines(decode(data)))
-    field = fields_by_name(columns)
+    lines = read_csv_lines(split_lines(decode(data)), len(columns), len(columns), len(columns))
+    field = {name: pl.col(f"f{i}") for i, name in enumerate(columns)}
     records = lines.select(
         "line_no",
         "raw",
@@ -86,7 +85,7 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
         answer_local_raw=field["answer_stamp"],
         billsec_raw=field["billsec"],
         disposition=disposition(field["answer_stamp"], field["hangup_cause"]),
-        parse_error=pl.when(~pl.col("well_formed") | (pl.col("fields").list.len() != len(columns)))
+        parse_error=pl.when(~pl.col("well_formed") | (pl.col("n_fields") != len(columns)))
         .then(pl.lit(UNPARSEABLE))
         .otherwise(pl.lit(None)),
     )
