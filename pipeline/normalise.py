@@ -99,8 +99,20 @@ def to_e164(text: str, region: str) -> str | None:
 
 def e164_lookup(numbers: pl.Series, region: str) -> dict[str, str | None]:
     """Raw number → E.164 for the DISTINCT raw numbers of a file (``to_e164`` runs once per distinct number,
-    never per record); records take their numbers from it with a vectorised ``replace_strict``."""
-    return {text: to_e164(text, region) for text in numbers.drop_nulls().unique().to_list()}
+    never per record); records take their numbers from it with a vectorised ``replace_strict``. In a NANP
+    region the plain 10-digit and 1 + 10-digit dial strings — nearly all of them — are written ``+1…``
+    directly, which is what ``phonenumbers`` gives for them (a hypothesis test holds the two together)."""
+    distinct = numbers.drop_nulls().unique()
+    lookup: dict[str, str | None] = {}
+    if phonenumbers.country_code_for_region(region) == 1:
+        plain = pl.DataFrame({"raw": distinct}).filter(
+            pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$")
+        )
+        lookup = dict(
+            zip(plain["raw"].to_list(), ("+1" + plain["raw"].str.slice(-10)).to_list(), strict=True)
+        )
+    lookup.update({text: to_e164(text, region) for text in distinct.to_list() if text not in lookup})
+    return lookup
 
 
 def spreadsheet_damaged(raw: pl.Expr) -> pl.Expr:
