@@ -39,13 +39,14 @@ def prepare_instance(home: Home) -> Path:
     return path
 
 
-def run_cycle(home: Home, cycle: str) -> dg.ExecuteInProcessResult:
-    """Run the ``bill_cycle`` job for one cycle partition on the persistent instance."""
+def run_cycle(home: Home, cycle: str, job: str = "bill_cycle") -> dg.ExecuteInProcessResult:
+    """Run the ``bill_cycle`` job (or ``recycle_suspense``) for one cycle partition on the persistent
+    instance."""
     prepare_instance(home)
     from assets.definitions import defs  # after DAGSTER_HOME is set
 
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("bill_cycle").execute_in_process(
+        result = defs.resolve_job_def(job).execute_in_process(
             partition_key=cycle,
             instance=instance,
             raise_on_error=False,
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help=f"land the sample month and run bill cycle {SAMPLE_CYCLE}")
     run = commands.add_parser("run", help="run one bill cycle on whatever has landed")
     run.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
+    recycle = commands.add_parser(
+        "recycle", help="re-mediate and re-rate a cycle's suspense after fixing reference data or sources"
+    )
+    recycle.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
     summary = commands.add_parser("summary", help="print a cycle's summary")
     summary.add_argument("--cycle", required=True)
     credit = commands.add_parser("credit-note", help="issue a credit note against a finalised invoice")
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         stage_sample(home)
     try:
         cycle = BillCycle.parse(SAMPLE_CYCLE if args.command == "demo" else args.cycle).key
-        result = run_cycle(home, cycle)
+        result = run_cycle(home, cycle, "recycle_suspense" if args.command == "recycle" else "bill_cycle")
     except (ValueError, dg.DagsterUnknownPartitionError) as error:
         print(
             f"cdrbill: {str(error).rstrip('.')}. A cycle is YYYY-MM, from 2026-01 to the last month that ended.",

@@ -6,8 +6,24 @@ from assets.partitions import bill_cycles
 
 bill_cycle_job = dg.define_asset_job(
     "bill_cycle",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("recycled_suspense"),
     partitions_def=bill_cycles,
     executor_def=dg.in_process_executor,
     description="Mediate, rate, bill, render, deliver and publish one monthly bill cycle.",
+)
+
+recycle_suspense_job = dg.define_asset_job(
+    "recycle_suspense",
+    selection=dg.AssetSelection.assets("recycled_suspense", "mediated_usage", "rated_usage"),
+    partitions_def=bill_cycles,
+    executor_def=dg.in_process_executor,
+    description="Re-mediate and re-rate a cycle's suspense after reference data or source settings were fixed.",
+)
+
+mediate_landed_files_job = dg.define_asset_job(
+    "mediate_landed_files",
+    selection=dg.AssetSelection.assets("usage_files", "mediated_usage"),
+    partitions_def=bill_cycles,
+    executor_def=dg.in_process_executor,
+    description="Register newly landed usage files and mediate the cycle (started by the landing sensor).",
 )

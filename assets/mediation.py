@@ -1,5 +1,7 @@
 """Mediation assets: the file ledger of landed usage files, and the cycle's mediated usage."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from assets.checks import record_accounting_result
@@ -8,9 +10,11 @@ from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from pipeline.accounting import MEDIATION_OUTCOMES
 from pipeline.engine import session
-from pipeline.intake import register_landed_files
-from pipeline.mediation import mediate_cycle
+from pipeline.intake import register_landed_files, sequence_gaps
+from pipeline.mediation import file_counts, mediate_cycle
+from pipeline.recycling import recycle_suspense
 from pipeline.state import open_state
+from pipeline.suspense import suspense_by_reason_and_age
 
 
 @dg.asset(
@@ -28,11 +32,13 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
             reference.sources,
             cycle=context.partition_key,
             billing_timezone=settings.billing_timezone,
+            billing_window_days=settings.billing_window_days,
         )
         ledger = state.sql(
             "select file_id, source_id, file_name, status, reason, records, duplicate_of "
             "from usage_files order by file_id"
         ).pl()
+        gaps = sequence_gaps(state)
     return dg.MaterializeResult(
         metadata={
             **counts(
@@ -46,6 +52,37 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
             "dagster/row_count": report.records,
             "this_run": rows_md(report.loaded + report.duplicate_files + report.quarantined),
             "file_ledger": markdown_table(ledger, 50),
+            "sequence_gaps": markdown_table(gaps, 50),
+            "missing_sequence_numbers": int(gaps["missing"].sum()) if gaps.height else 0,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=bill_cycles,
+    group_name="mediation",
+    kinds={"parquet"},
+    deps=[usage_files],
+)
+def recycled_suspense(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
+    """Suspended records of the cycle re-read from their archived files with today's sources and settings;
+    those that now pass every rule leave suspense (run by the recycle_suspense job, then mediation and
+    rating rebuild the cycle: a recycled record is rated once)."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    with open_state(home.state_db) as state:
+        report = recycle_suspense(
+            home.lake,
+            state,
+            cdrbill.reference().sources,
+            cycle=context.partition_key,
+            billing_timezone=settings.billing_timezone,
+            billing_window_days=settings.billing_window_days,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **counts({"files": len(report.files), "examined": report.examined, "recycled": report.recycled}),
+            "dagster/row_count": report.recycled,
+            "files_recycled": rows_md(report.files),
         }
     )
 
@@ -54,7 +91,7 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
     partitions_def=bill_cycles,
     group_name="mediation",
     kinds={"duckdb", "parquet"},
-    deps=[usage_files],
+    deps=[usage_files, recycled_suspense],
     check_specs=[
         dg.AssetCheckSpec(
             "mediation_accounts_for_every_record",
@@ -71,18 +108,31 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
     with session(
         cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
-        result = mediate_cycle(con, home.lake, context.partition_key)
+        result = mediate_cycle(
+            con,
+            home.lake,
+            context.partition_key,
+            duplicate_window_days=settings.duplicate_window_days,
+            duplicate_tolerance_seconds=settings.duplicate_tolerance_seconds,
+        )
         suspense = con.sql(
             "select reason, count(*) as records from mediation_outcomes "
             "where status in ('suspended', 'discarded', 'duplicate') "
             "group by reason order by records desc"
         ).pl()
+        per_file = file_counts(con).pl()
+        aged = suspense_by_reason_and_age(
+            con.sql("select reason, call_date from mediation_outcomes where status = 'suspended'").pl(),
+            datetime.now(UTC).date(),
+        )
     yield dg.Output(
         None,
         metadata={
             **counts(result),
             "dagster/row_count": result["normalised"],
             "reasons": markdown_table(suspense),
+            "per_file": markdown_table(per_file, 50),
+            "suspense_by_reason_and_age": markdown_table(aged),
         },
     )
     yield record_accounting_result(

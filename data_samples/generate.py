@@ -542,6 +542,11 @@ EMI_PACK_SEQ = "0001"
 # ----------------------------------------------------------------------------------------------------
 
 
+def _source_toml(source: dict[str, str]) -> list[str]:
+    """One source's settings file (``reference/sources/<source_id>.toml``); the id is the file name."""
+    return [f"{key} = {json.dumps(value)}\n" for key, value in source.items() if key != "source_id"]
+
+
 def _ascii(text: str) -> str:
     """Strip accents and apostrophes so a name can be used in an e-mail address."""
     norm = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
@@ -683,8 +688,8 @@ def generate_month(
 ) -> dict[str, Any]:
     """Write one billing cycle of sample data under ``out_dir`` and return a summary.
 
-    Writes ``out_dir/reference/*.csv`` (sources, agents, plans, accounts, service_numbers, price_books,
-    rate_cards, taxes) and ``out_dir/landing/<source_id>/...`` (Asterisk cdr_csv files and an EMI file plus
+    Writes ``out_dir/reference/*.csv`` (agents, plans, accounts, service_numbers, price_books, rate_cards,
+    taxes), ``out_dir/reference/sources/<source_id>.toml`` (one per source) and ``out_dir/landing/<source_id>/...`` (Asterisk cdr_csv files and an EMI file plus
     its resend). Accounts ACC-0001..ACC-0003 and calls G1..G12 are fixed ("golden"); everything else is
     drawn from ``random.Random(seed)`` so the same arguments give byte-identical files. Existing files with
     the same names are overwritten; other files in ``out_dir`` are left alone.
@@ -1090,7 +1095,9 @@ def generate_month(
     # ---- write ----
     files: dict[str, int] = {}
     ref = out_dir / "reference"
-    files["reference/sources.csv"] = _write_csv(ref / "sources.csv", list(SOURCES[0]), SOURCES)
+    for source in SOURCES:
+        rel = f"reference/sources/{source['source_id']}.toml"
+        files[rel] = _write_lines(out_dir / rel, _source_toml(source))
     files["reference/agents.csv"] = _write_csv(ref / "agents.csv", list(AGENTS[0]), AGENTS)
     files["reference/plans.csv"] = _write_csv(ref / "plans.csv", list(PLANS[0]), PLANS)
     files["reference/accounts.csv"] = _write_csv(ref / "accounts.csv", ACCOUNT_COLUMNS, acc_rows)

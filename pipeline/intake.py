@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,28 +40,65 @@ class IntakeReport:
         return sum(f["records"] for f in self.loaded)
 
 
-def landed_files(landing: Path) -> list[Path]:
-    """Complete regular files waiting in ``landing/<source>/``, in name order; hidden and ``.part`` files are
-    still being written and are left alone. Symlinks are never followed."""
+def landed_files(landing: Path, markers: dict[str, str] | None = None) -> list[Path]:
+    """Complete regular files waiting in ``landing/<folder>/``, in name order; hidden and ``.part``/``.tmp``
+    files are still being written and are left alone. Where a source names a marker suffix (``markers``:
+    landing folder → suffix), a file is complete only once its marker exists, and markers are not usage.
+    Symlinks are never followed."""
+    markers = markers or {}
     found = []
     for path in sorted(landing.glob("*/*")):
         if path.name.startswith(".") or path.name.endswith((".part", ".tmp")):
             continue
-        if path.is_file() and not path.is_symlink():
-            found.append(path)
+        if not path.is_file() or path.is_symlink():
+            continue
+        suffix = markers.get(path.parent.name)
+        if suffix and (path.name.endswith(suffix) or not path.with_name(path.name + suffix).exists()):
+            continue
+        found.append(path)
     return found
 
 
+def complete_files(
+    landing: Path, markers: dict[str, str], previous: dict[str, list[int]]
+) -> tuple[list[Path], dict[str, list[int]]]:
+    """Which landed files are complete: those whose size and modification time did not change since the
+    previous scan (``previous``: path → [size, mtime_ns], from the last call), or — for a source with a
+    marker suffix — whose marker exists. Returns them and this scan, to pass back next time."""
+    scan: dict[str, list[int]] = {}
+    complete = []
+    for path in landed_files(landing, markers):
+        stat = path.stat()
+        scan[str(path)] = [stat.st_size, stat.st_mtime_ns]
+        if markers.get(path.parent.name) or previous.get(str(path)) == scan[str(path)]:
+            complete.append(path)
+    return complete, scan
+
+
 def register_landed_files(
-    home: Home, con: duckdb.DuckDBPyConnection, sources: pl.DataFrame, *, cycle: str, billing_timezone: str
+    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    sources: pl.DataFrame,
+    *,
+    cycle: str,
+    billing_timezone: str,
+    billing_window_days: int = 180,
 ) -> IntakeReport:
-    """Register and load every landed file (the file ledger is ``usage_files`` in state.duckdb)."""
+    """Register and load every complete landed file (the file ledger is ``usage_files`` in state.duckdb):
+    a file of a folder no source claims, a file no parser can read whole, or a conflicting resend (a
+    sequence number already loaded from other content) is quarantined; the same content again is a
+    duplicate file."""
     report = IntakeReport()
-    by_source = {row["source_id"]: row for row in sources.iter_rows(named=True)}
-    for path in landed_files(home.landing):
+    by_landing = {row["landing"]: row for row in sources.iter_rows(named=True)}
+    markers = {folder: row["marker_suffix"] for folder, row in by_landing.items() if row.get("marker_suffix")}
+    for path in landed_files(home.landing, markers):
+        size = path.stat().st_size
         data = path.read_bytes()
+        if len(data) != size or path.stat().st_size != size:
+            continue  # still growing: a later scan takes it whole
         digest = hashlib.sha256(data).hexdigest()
-        source = by_source.get(path.parent.name)
+        source = by_landing.get(path.parent.name)
+        source_id = source["source_id"] if source else path.parent.name
         seen = first_row(
             con,
             "select file_id, source_id, file_name, stored_path from usage_files "
@@ -68,26 +106,32 @@ def register_landed_files(
             [digest],
         )
         row: dict[str, Any] = {
-            "source_id": path.parent.name,
+            "source_id": source_id,
             "file_name": path.name,
             "sha256": digest,
             "size_bytes": len(data),
         }
         if seen and seen[1] == row["source_id"] and seen[2] == path.name and not Path(seen[3]).exists():
             _move(path, Path(seen[3]))  # a crash after the ledger write: finish archiving, load nothing again
+            _remove_marker(path, markers)
             continue
         file_id = _next_file_id(con)
         if seen:
             stored = _move(path, home.archive / row["source_id"] / f"{file_id:06d}-{path.name}")
             _ledger(con, file_id, cycle, row, "duplicate_file", stored, duplicate_of=seen[0])
+            _remove_marker(path, markers)
             report.duplicate_files.append({**row, "file_id": file_id, "duplicate_of": seen[0]})
             continue
         try:
             if source is None:
                 raise FileRejected(
-                    "UNKNOWN_SOURCE", f"no source is configured for landing/{path.parent.name}/"
+                    "UNKNOWN_SOURCE",
+                    f"no source claims landing/{path.parent.name}/ "
+                    "(add reference/sources/<source_id>.toml with landing = that folder)",
                 )
-            parsed = parse_file(source["format"], data)
+            parsed = parse_file(source["format"], data, source.get("template"))
+            sequences = file_sequences(path.name, source.get("file_sequence"), parsed.notes)
+            _refuse_conflicting_resend(con, source_id, sequences)
         except FileRejected as rejected:
             stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{path.name}")
             _ledger(
@@ -100,6 +144,7 @@ def register_landed_files(
                 reason=rejected.reason,
                 reason_detail=rejected.detail,
             )
+            _remove_marker(path, markers)
             report.quarantined.append(
                 {**row, "file_id": file_id, "reason": rejected.reason, "detail": rejected.detail}
             )
@@ -108,36 +153,109 @@ def register_landed_files(
             parsed.records,
             file_id=file_id,
             source_id=row["source_id"],
-            timezone=source["timezone"],
+            timezone=parsed.timezone or source["timezone"],
             billing_timezone=billing_timezone,
             registered_cycle=cycle,
+            region=source["default_region"],
+            received_on=datetime.now(UTC).date(),
+            billing_window_days=billing_window_days,
         )
         replace_partition(
             home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id), {"records": records}
         )
         crash_point("intake.records_written")
         stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{path.name}"
-        _ledger(
-            con,
-            file_id,
-            cycle,
-            row,
-            "loaded",
-            stored_path,
-            records=records.height,
-            control_records=parsed.control_records,
-        )
+        con.execute("begin transaction")
+        try:
+            _ledger(
+                con,
+                file_id,
+                cycle,
+                row,
+                "loaded",
+                stored_path,
+                records=records.height,
+                control_records=parsed.control_records,
+            )
+            for kind, qualifier, number in sequences:
+                con.execute(
+                    "insert or ignore into file_sequences values (?, ?, ?, ?, ?)",
+                    [source_id, kind, qualifier, number, file_id],
+                )
+        except BaseException:
+            con.execute("rollback")
+            raise
+        con.execute("commit")
         crash_point("intake.file_registered")
         _move(path, stored_path)
+        _remove_marker(path, markers)
         report.loaded.append(
             {
                 **row,
                 "file_id": file_id,
                 "records": records.height,
                 **{f"status_{k}": v for k, v in _status_counts(records).items()},
+                **{k: v for k, v in parsed.notes.items() if v},
             }
         )
     return report
+
+
+def file_sequences(file_name: str, pattern: str | None, notes: dict[str, str]) -> list[tuple[str, str, int]]:
+    """The sequence numbers a file carries, as (kind, qualifier, number): the number its name holds by the
+    source's ``file_sequence`` pattern, and each EMI pack's (qualified by the pack's creation date)."""
+    found: list[tuple[str, str, int]] = []
+    if pattern and (match := re.search(pattern, file_name)) and match.group(1).isdigit():
+        found.append(("file", "", int(match.group(1))))
+    for pack in filter(None, notes.get("packs", "").split(",")):
+        created, number = pack.split("/")
+        found.append(("pack", created, int(number)))
+    return found
+
+
+def _refuse_conflicting_resend(
+    con: duckdb.DuckDBPyConnection, source_id: str, sequences: list[tuple[str, str, int]]
+) -> None:
+    """A sequence number already loaded for this source from other content: a person must decide."""
+    for kind, qualifier, number in sequences:
+        held = first_row(
+            con,
+            "select file_id from file_sequences where source_id = ? and kind = ? and qualifier = ? "
+            "and sequence_no = ? order by file_id limit 1",
+            [source_id, kind, qualifier, number],
+        )
+        if held:
+            raise FileRejected(
+                "CONFLICTING_RESEND",
+                f"{kind} sequence {qualifier + '/' if qualifier else ''}{number} was already loaded from file "
+                f"{held[0]} with other content; archive the wrong one and land the right one again",
+            )
+
+
+def sequence_gaps(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per source and kind of sequence: the numbers missing between the first and the last loaded one."""
+    return con.sql(
+        """
+        with numbers as (
+            select distinct source_id, kind, qualifier, sequence_no from file_sequences
+        ),
+        next_numbers as (
+            select *, lead(sequence_no) over (partition by source_id, kind, qualifier order by sequence_no) as next_no
+            from numbers
+        )
+        select source_id, kind, qualifier, sequence_no + 1 as first_missing, next_no - 1 as last_missing,
+               next_no - sequence_no - 1 as missing
+        from next_numbers
+        where next_no > sequence_no + 1
+        order by all
+        """
+    ).pl()
+
+
+def _remove_marker(path: Path, markers: dict[str, str]) -> None:
+    suffix = markers.get(path.parent.name)
+    if suffix:
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _status_counts(records: pl.DataFrame) -> dict[str, int]:

@@ -4,15 +4,39 @@ discard a record. Every input row leaves with exactly one status."""
 
 from __future__ import annotations
 
+import calendar
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import phonenumbers
 import polars as pl
 
 # Suspense reason codes set here (see docs/GLOSSARY.md); parse reasons come from the format parsers.
 BAD_TIMESTAMP = "BAD_TIMESTAMP"
 BAD_DURATION = "BAD_DURATION"
+NEGATIVE_DURATION = "NEGATIVE_DURATION"
+ABSURD_DURATION = "ABSURD_DURATION"
+FUTURE_CALL = "FUTURE_CALL"
+OUTSIDE_BILLING_WINDOW = "OUTSIDE_BILLING_WINDOW"
 BAD_CHARGED_NUMBER = "BAD_CHARGED_NUMBER"
 BAD_CALLED_NUMBER = "BAD_CALLED_NUMBER"
+DAMAGED_NUMBER = "DAMAGED_NUMBER"  # a number a spreadsheet turned into scientific notation (9.12678E+11)
 # Discard rules: a call nobody answered is not billable.
 NOT_ANSWERED = "NOT_ANSWERED"
+BUSY = "BUSY"
+FAILED = "FAILED"
+INBOUND_LEG = "INBOUND_LEG"
+# Billable by disposition: the written rule table (parsers map their sources' causes to these dispositions).
+# None = billable when billsec > 0; otherwise the discard reason. An unknown disposition is not billable.
+DISPOSITION_RULES: dict[str, str | None] = {
+    "ANSWERED": None,
+    "NO ANSWER": NOT_ANSWERED,
+    "BUSY": BUSY,
+    "FAILED": FAILED,
+    "CONGESTION": FAILED,
+    "INBOUND": INBOUND_LEG,
+}
+DISCARD_REASONS = (NOT_ANSWERED, BUSY, FAILED, INBOUND_LEG)
 MAX_BILLSEC = 24 * 3600  # a single record longer than a day is absurd for this carrier: suspense
 
 NORMALISED_SCHEMA = {
@@ -24,6 +48,9 @@ NORMALISED_SCHEMA = {
     "reason": pl.String(),
     "raw": pl.String(),
     "source_record_id": pl.String(),
+    "call_id": pl.String(),
+    "peer_record_id": pl.String(),
+    "record_sequence": pl.String(),
     "charged_number": pl.String(),
     "calling_number": pl.String(),
     "called_number": pl.String(),
@@ -31,28 +58,83 @@ NORMALISED_SCHEMA = {
     "call_date": pl.Date(),
     "billsec": pl.Int64(),
     "service": pl.String(),
+    "units": pl.Int64(),  # voice: billsec; sms/mms: messages; data: bytes; vas: events (shared contract)
+    "sms_chars": pl.Int32(),
+    "event_code": pl.String(),
+    "visited_country": pl.String(),
     "disposition": pl.String(),
 }
 
 
-def nanp_e164(raw: pl.Expr) -> pl.Expr:
-    """A number as dialled in the North American Numbering Plan, in E.164: ``+1NPANXXXXXX`` for 10 digits
-    or 1+10 digits, ``+CC…`` after the 011 international prefix or a '+'; short codes and N11 (≤ 6 digits)
-    stay as dialled digits without '+'; anything else is null (not a valid number)."""
-    text = raw.str.strip_chars()
-    digits = text.str.replace_all(r"[^0-9]", "")
+_SHORT_CODE = re.compile(r"\d{2,6}")
+_DIAL_STRING = re.compile(r"\+?[0-9()\-.\s/]+")
+_NANP_NATIONAL = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
+
+
+def to_e164(text: str, region: str) -> str | None:
+    """One dialled number in E.164 by the ``phonenumbers`` library, read in ``region``'s numbering plan
+    (NANP for US: 10 digits or 1 + 10 digits, the 011 international prefix, '+'); short codes and N11
+    (2–6 digits without '+') stay as dialled digits; anything else (letters, an unknown country code, fewer
+    than 8 or more than 15 digits, an NPA or NXX starting 0/1) is None."""
+    stripped = text.strip()
+    digits = "".join(ch for ch in stripped if ch.isdigit())
+    if not digits or not _DIAL_STRING.fullmatch(stripped):
+        return None
+    if not stripped.startswith("+") and _SHORT_CODE.fullmatch(digits):
+        return digits
+    try:
+        number = phonenumbers.parse(stripped if stripped.startswith("+") else digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.country_code is None:
+        return None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if number.country_code == 1:  # NANP: NPA and NXX start 2-9, 10 digits
+        return e164 if _NANP_NATIONAL.fullmatch(str(number.national_number)) else None
+    # abroad: a known country code and 8-15 digits; the foreign plan's own lengths are not judged (Mexico's
+    # legacy mobile '1' after +52 is still dialled) — the rate card decides what it prices
+    known = phonenumbers.region_code_for_country_code(number.country_code) != "ZZ"
+    return e164 if known and 8 <= len(e164) - 1 <= 15 else None
+
+
+def e164_lookup(numbers: pl.Series, region: str) -> dict[str, str | None]:
+    """Raw number → E.164 for the DISTINCT raw numbers of a file (``to_e164`` runs once per distinct number,
+    never per record); records take their numbers from it with a vectorised ``replace_strict``. In a NANP
+    region the plain 10-digit and 1 + 10-digit dial strings — nearly all of them — are written ``+1…``
+    directly, which is what ``phonenumbers`` gives for them (a hypothesis test holds the two together)."""
+    distinct = numbers.drop_nulls().unique()
+    lookup: dict[str, str | None] = {}
+    if phonenumbers.country_code_for_region(region) == 1:
+        plain = pl.DataFrame({"raw": distinct}).filter(
+            pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$")
+        )
+        lookup = dict(
+            zip(plain["raw"].to_list(), ("+1" + plain["raw"].str.slice(-10)).to_list(), strict=True)
+        )
+    lookup.update({text: to_e164(text, region) for text in distinct.to_list() if text not in lookup})
+    return lookup
+
+
+def spreadsheet_damaged(raw: pl.Expr) -> pl.Expr:
+    """A number a spreadsheet rewrote in scientific notation (``9.12678E+11``): its digits are lost."""
+    return raw.str.strip_chars().str.contains(r"^[0-9]+(\.[0-9]+)?[Ee][+-]?[0-9]+$").fill_null(value=False)
+
+
+def disposition_rule(disposition: pl.Expr, billsec: pl.Expr) -> pl.Expr:
+    """The discard reason of a record by its disposition (``DISPOSITION_RULES``), or null when billable: an
+    answered call with no billed second is NOT_ANSWERED too; an unknown disposition is NOT_ANSWERED."""
+    rule = (
+        disposition.str.strip_chars()
+        .str.to_uppercase()
+        .replace_strict(DISPOSITION_RULES, default=NOT_ANSWERED, return_dtype=pl.String)
+    )
+    answered = disposition.str.strip_chars().str.to_uppercase() == "ANSWERED"
     return (
-        pl.when(text.str.starts_with("+") & digits.str.contains(r"^[1-9]\d{6,14}$"))
-        .then(pl.lit("+") + digits)
-        .when(digits.str.contains(r"^011[1-9]\d{6,14}$"))
-        .then(pl.lit("+") + digits.str.slice(3))
-        .when(digits.str.contains(r"^[2-9]\d{2}[2-9]\d{6}$"))
-        .then(pl.lit("+1") + digits)
-        .when(digits.str.contains(r"^1[2-9]\d{2}[2-9]\d{6}$"))
-        .then(pl.lit("+") + digits)
-        .when(digits.str.contains(r"^\d{2,6}$"))
-        .then(digits)
-        .otherwise(pl.lit(None))
+        pl.when(answered & (billsec > 0))
+        .then(pl.lit(None, pl.String))
+        .when(answered)
+        .then(pl.lit(NOT_ANSWERED))
+        .otherwise(rule)
     )
 
 
@@ -75,26 +157,56 @@ def normalise(
     timezone: str,
     billing_timezone: str,
     registered_cycle: str,
+    region: str = "US",
+    received_on: date | None = None,
+    billing_window_days: int = 180,
 ) -> pl.DataFrame:
     """Apply the normalisation rules to one file's raw records (``pipeline.formats.RAW_SCHEMA``).
 
     status is ``ok`` (goes on to mediation), ``suspended`` (reason = a suspense code) or ``discarded``
     (reason = the discard rule). A record without a usable time belongs to the cycle that registered its file.
+    Written time rules: a call dated after both the day the file was received (``received_on``, default
+    today) and the end of the registering cycle, by more than a day, is FUTURE_CALL; a call dated more than
+    ``billing_window_days`` before the registering cycle's first day is OUTSIDE_BILLING_WINDOW (too old to
+    bill).
     """
+    first_day = date(int(registered_cycle[:4]), int(registered_cycle[5:7]), 1)
+    last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
+    latest_call_day = max(received_on or datetime.now(UTC).date(), last_day) + timedelta(days=1)
+    earliest_call_day = first_day - timedelta(days=billing_window_days)
     start_utc = local_to_utc(pl.col("start_local_raw"), timezone)
     billsec = pl.col("billsec_raw").str.strip_chars().cast(pl.Int64, strict=False)
-    charged = nanp_e164(pl.col("charged_raw"))
-    called = nanp_e164(pl.col("called_raw"))
-    answered = (pl.col("disposition").str.strip_chars().str.to_uppercase() == "ANSWERED") & (billsec > 0)
+    lookup = e164_lookup(
+        pl.concat([records["charged_raw"], records["calling_raw"], records["called_raw"]]), region
+    )
+
+    def e164(column: str) -> pl.Expr:
+        return pl.col(column).replace_strict(lookup, default=None, return_dtype=pl.String)
+
+    charged = e164("charged_raw")
+    called = e164("called_raw")
+    discard = disposition_rule(pl.col("disposition"), billsec)
+    call_day = start_utc.dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone).dt.date()
+    damaged = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
         .then(pl.col("parse_error"))
         .when(start_utc.is_null())
         .then(pl.lit(BAD_TIMESTAMP))
-        .when(billsec.is_null() | (billsec < 0) | (billsec > MAX_BILLSEC))
+        .when(billsec.is_null())
         .then(pl.lit(BAD_DURATION))
-        .when(~answered)
-        .then(pl.lit(NOT_ANSWERED))
+        .when(billsec < 0)
+        .then(pl.lit(NEGATIVE_DURATION))
+        .when(billsec > MAX_BILLSEC)
+        .then(pl.lit(ABSURD_DURATION))
+        .when(discard.is_not_null())
+        .then(discard)
+        .when(call_day > latest_call_day)
+        .then(pl.lit(FUTURE_CALL))
+        .when(call_day < earliest_call_day)
+        .then(pl.lit(OUTSIDE_BILLING_WINDOW))
+        .when(damaged)
+        .then(pl.lit(DAMAGED_NUMBER))
         .when(charged.is_null())
         .then(pl.lit(BAD_CHARGED_NUMBER))
         .when(called.is_null())
@@ -109,16 +221,20 @@ def normalise(
         cycle=pl.coalesce(cycle_of_call, pl.lit(registered_cycle)),
         status=pl.when(pl.col("reason").is_null())
         .then(pl.lit("ok"))
-        .when(pl.col("reason") == NOT_ANSWERED)
+        .when(pl.col("reason").is_in(DISCARD_REASONS))
         .then(pl.lit("discarded"))
         .otherwise(pl.lit("suspended")),
         charged_number=charged,
-        calling_number=nanp_e164(pl.col("calling_raw")),
+        calling_number=e164("calling_raw"),
         called_number=called,
         start_utc=start_utc,
         call_date=billing_local.dt.date(),
         billsec=billsec,
         service=pl.lit("voice"),
+        units=billsec,
+        sms_chars=pl.lit(None, pl.Int32),
+        event_code=pl.lit(None, pl.String),
+        visited_country=pl.lit(None, pl.String),
         disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),
     )
     return out.select([pl.col(c).cast(t) for c, t in NORMALISED_SCHEMA.items()])

@@ -4,9 +4,12 @@ that names the file, the row and the fix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+
+from pipeline import sources
 
 MONEY = pl.Decimal(18, 6)
 US_STATES = frozenset(
@@ -19,7 +22,7 @@ ROUNDING_METHODS = frozenset({"half_up", "up", "down", "half_even"})
 TABLES: dict[str, dict[str, str]] = {
     "sources": {
         "source_id": "str",
-        "format": "choice:asterisk_csv|emi_duf",
+        "format": "choice:asterisk_csv|freeswitch_csv|cucm_cdr|broadworks_csv|emi_duf",
         "timezone": "str",
         "default_region": "choice:US",
     },
@@ -242,9 +245,28 @@ class Reference:
         return dict(self._frames)
 
 
+def _read_sources(folder: Path) -> pl.DataFrame:
+    """Sources: one TOML file each in ``sources/`` (``pipeline.sources``); a legacy ``sources.csv`` (the
+    ``TABLES`` columns) is still read when that folder does not exist, its other settings left empty."""
+    if (folder / "sources").is_dir():
+        return sources.load_sources(folder / "sources")
+    legacy = _read_table(folder / "sources.csv", TABLES["sources"])
+    return legacy.with_columns(landing=pl.col("source_id")).select(
+        [(pl.col(c) if c in legacy.columns or c == "landing" else pl.lit(None)).cast(pl.String).alias(c)
+         for c in sources.COLUMNS]
+    )  # fmt: skip
+
+
+# tables not read from one CSV: name -> reader of the reference folder
+READERS: dict[str, Callable[[Path], pl.DataFrame]] = {"sources": _read_sources}
+
+
 def load_reference(folder: Path) -> Reference:
-    """Read and validate every reference table in ``folder`` (one ``<table>.csv`` each)."""
-    frames = {name: _read_table(folder / f"{name}.csv", spec) for name, spec in TABLES.items()}
+    """Read and validate every reference table in ``folder`` (one ``<table>.csv`` each, sources apart)."""
+    frames = {
+        name: READERS[name](folder) if name in READERS else _read_table(folder / f"{name}.csv", spec)
+        for name, spec in TABLES.items()
+    }
     for name, key in KEYS.items():
         _check_unique(folder / f"{name}.csv", frames[name], key)
     _check_foreign(folder, frames, "accounts", "agent_id", "agents")

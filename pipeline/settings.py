@@ -25,6 +25,9 @@ class Settings:
     sender_email: str = "billing@cdrbill.invalid"
     duckdb_memory_limit: str = "2GB"
     render_workers: int = 2
+    duplicate_window_days: int = 90  # a call already billed this many days before is still found a duplicate
+    billing_window_days: int = 180  # a call older than this before its file's cycle is too old to bill
+    duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
 
 
 def load_settings(reference_dir: Path) -> Settings:

@@ -176,3 +176,16 @@ create table if not exists invoice_balances (
     disputed_held     decimal(18, 2) not null,   -- part of the amount due under open dispute
     past_due          decimal(18, 2) not null    -- undisputed amount past due (+ grace) at the issue date
 );
+
+-- Mediation: the sequence numbers each loaded file carries (kind 'file': the number in its name, by the
+-- source's file_sequence pattern; kind 'pack': an EMI pack header's number, qualified by its creation date).
+-- Another file of the same source with the same sequence but other content is a conflicting resend; the
+-- numbers missing between the first and last of a source are its sequence gaps.
+create table if not exists file_sequences (
+    source_id    varchar not null,
+    kind         varchar not null,   -- file | pack
+    qualifier    varchar not null,   -- '' for file names; the pack's creation date YYMMDD
+    sequence_no  bigint not null,
+    file_id      integer not null,
+    primary key (source_id, kind, qualifier, sequence_no, file_id)
+);

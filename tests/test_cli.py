@@ -37,6 +37,12 @@ def test_demo_runs_the_sample_cycle_and_prints_the_summary(tmp_path):
     again = cdrbill(home, "summary", "--cycle", "2026-10")
     assert again.returncode == 0 and "invoices: 49, total billed 1875.30 USD" in again.stdout
 
+    # a recycle run with nothing fixed moves nothing and rates nothing twice
+    recycled = cdrbill(home, "recycle", "--cycle", "2026-10")
+    assert recycled.returncode == 0, recycled.stderr[-3000:]
+    assert "records:  940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded" in recycled.stdout
+    assert "succeeded; checks 2 of 2 passed" in recycled.stdout
+
 
 def test_an_unknown_cycle_is_refused_clearly(tmp_path):
     done = cdrbill(tmp_path / "home", "run", "--cycle", "October")

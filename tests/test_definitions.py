@@ -8,6 +8,7 @@ from assets.definitions import defs
 
 STAGES = {
     "usage_files": "mediation",
+    "recycled_suspense": "mediation",
     "mediated_usage": "mediation",
     "rated_usage": "rating",
     "account_charges": "billing",
@@ -29,6 +30,7 @@ def test_definitions_load_with_every_stage_grouped_and_partitioned():
         assert node.partitions_def is not None
         assert node.description
     assert defs.resolve_job_def("bill_cycle") is not None
+    assert defs.resolve_job_def("recycle_suspense") is not None
     assert defs.resolve_schedule_def("monthly_bill_run") is not None
 
 

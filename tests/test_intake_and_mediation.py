@@ -129,7 +129,7 @@ def test_mediation_streams_and_accounting(home):
         "UNKNOWN_SUBSCRIBER": 3,
         "NOT_IN_SERVICE": 4,
     }
-    assert out["discarded"]["reason"].to_list() == ["NOT_ANSWERED"]
+    assert out["discarded"]["reason"].to_list() == ["BUSY"]  # disposition BUSY: discarded by its rule
     assert out["duplicate"].select("file_id", "reason", "duplicate_of_file_id", "duplicate_of_line_no").sort(
         "file_id"
     ).rows() == [

@@ -1,7 +1,7 @@
 """Normalisation rules: E.164 numbers from NANP dial strings, local switch time to UTC across DST, and the
 written rules that suspend or discard a record."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 import phonenumbers
 import polars as pl
@@ -9,15 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.formats.common import RAW_SCHEMA
-from pipeline.normalise import local_to_utc, nanp_e164, normalise
+from pipeline.normalise import e164_lookup, local_to_utc, normalise
 
 
 def e164(values: list[str | None]) -> list[str | None]:
-    return (
-        pl.DataFrame({"n": values}, schema={"n": pl.String})
-        .select(nanp_e164(pl.col("n")).alias("n"))["n"]
-        .to_list()
-    )
+    lookup = e164_lookup(pl.Series(values, dtype=pl.String), "US")
+    return [None if v is None else lookup[v] for v in values]
 
 
 def test_nanp_dial_strings():
@@ -25,6 +22,9 @@ def test_nanp_dial_strings():
         "+13125550100", "+13125550100", "+13125550100", "+442079460000", "911", None, None,
     ]  # fmt: skip
     assert e164(["1125550100", "31255501"]) == [None, None]  # NPA cannot start with 1; 8 digits is no number
+    assert e164(["s", "gonzalo@parzee.com", "4", "9.12678E+11"]) == [None] * 4  # not dial strings
+    # Mexico's legacy mobile '1' is still dialled: kept for the rate card; an unknown country code is not
+    assert e164(["0115215555553801", "+2921234567"]) == ["+5215555553801", None]
 
 
 @given(
@@ -81,7 +81,7 @@ def test_statuses_reasons_and_cycle():
                     billing_timezone="America/Chicago", registered_cycle="2026-11")  # fmt: skip
     assert out["status"].to_list() == ["ok", "discarded"] + ["suspended"] * 3 + ["ok", "ok", "suspended"]
     assert out["reason"].to_list() == [
-        None, "NOT_ANSWERED", "BAD_DURATION", "BAD_DURATION", "BAD_TIMESTAMP", None, None, "UNPARSEABLE",
+        None, "NOT_ANSWERED", "BAD_DURATION", "NEGATIVE_DURATION", "BAD_TIMESTAMP", None, None, "UNPARSEABLE",
     ]  # fmt: skip
     # 23:30 in New York on 31 October is 22:30 in Chicago: still the October cycle
     assert out["cycle"][0] == "2026-10"
@@ -89,3 +89,24 @@ def test_statuses_reasons_and_cycle():
     assert out["cycle"][4] == "2026-11"
     assert out["start_utc"][0] == datetime(2026, 11, 1, 3, 30)
     assert out["file_id"].unique().to_list() == [7]
+
+
+def test_numbers_follow_the_source_region_numbering_plan():
+    lookup = e164_lookup(pl.Series(["020 7946 0000", "+1 312 555 0100", "999"]), "GB")
+    assert lookup == {"020 7946 0000": "+442079460000", "+1 312 555 0100": "+13125550100", "999": "999"}
+
+
+def test_durations_future_calls_and_the_billing_window():
+    records = pl.DataFrame(
+        [
+            raw(billsec_raw="86401"),  # a day and a second
+            raw(start_local_raw="2026-12-02 10:00:00"),  # received 2026-11-05: after 2026-11-30 + 1 day
+            raw(start_local_raw="2026-12-01 10:00:00"),  # within a day of the cycle's end: kept
+            raw(start_local_raw="2026-05-04 10:00:00"),  # 181 days before 2026-11-01
+            raw(start_local_raw="2026-05-05 10:00:00"),  # 180 days before: still billable
+        ],
+        schema=RAW_SCHEMA,
+    )
+    out = normalise(records, file_id=1, source_id="s", timezone="America/Chicago", billing_timezone="America/Chicago",
+                    registered_cycle="2026-11", received_on=date(2026, 11, 5))  # fmt: skip
+    assert out["reason"].to_list() == ["ABSURD_DURATION", "FUTURE_CALL", None, "OUTSIDE_BILLING_WINDOW", None]

@@ -2,32 +2,35 @@
 
 Every parser turns a whole file into one row per physical record (nothing is dropped) with the raw text, the
 line number and the source's own fields still as text; `pipeline.normalise` turns those into billable events.
+A parser is a module with ``parse(data: bytes, template: str | None) -> ParsedFile``; ``template`` is the
+source's per-source layout setting for formats that have one (FreeSWITCH).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from types import ModuleType
 
-import polars as pl
-
-from pipeline.formats import asterisk, emi
+from pipeline.formats import asterisk, broadworks, cucm, emi, freeswitch
 from pipeline.formats.common import FileRejected, ParsedFile
 
-Parser = Callable[[bytes], ParsedFile]
-
-PARSERS: dict[str, Parser] = {
-    "asterisk_csv": asterisk.parse,
-    "emi_duf": emi.parse,
+FORMATS: dict[str, ModuleType] = {
+    "asterisk_csv": asterisk,
+    "freeswitch_csv": freeswitch,
+    "cucm_cdr": cucm,
+    "broadworks_csv": broadworks,
+    "emi_duf": emi,
 }
+TEMPLATES: dict[str, tuple[str, ...]] = {"freeswitch_csv": tuple(freeswitch.TEMPLATES)}
 
 
-def parse_file(format_name: str, data: bytes) -> ParsedFile:
+def parse_file(format_name: str, data: bytes, template: str | None = None) -> ParsedFile:
     """Parse a landed file's bytes with the parser its source names; unknown formats are refused."""
     try:
-        parser = PARSERS[format_name]
+        module = FORMATS[format_name]
     except KeyError:
         raise FileRejected("UNKNOWN_FORMAT", f"no parser for format {format_name!r}") from None
-    return parser(data)
+    parsed: ParsedFile = module.parse(data, template)
+    return parsed
 
 
-__all__ = ["PARSERS", "FileRejected", "ParsedFile", "parse_file", "pl"]
+__all__ = ["FORMATS", "TEMPLATES", "FileRejected", "ParsedFile", "parse_file"]

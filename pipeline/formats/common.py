@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -10,16 +11,23 @@ import polars as pl
 RAW_SCHEMA: dict[str, pl.DataType] = {
     "line_no": pl.UInt32(),
     "raw": pl.String(),
-    "source_record_id": pl.String(),
+    "source_record_id": pl.String(),  # the source's own id of this record (Asterisk uniqueid, FreeSWITCH uuid…)
+    "call_id": pl.String(),  # the id the legs of one call share (Asterisk linkedid, CUCM global call id…)
+    "peer_record_id": pl.String(),  # the other leg's record id where the source names it (FreeSWITCH bleg_uuid)
+    "record_sequence": pl.String(),  # partial-record sequence / indicator where the source marks one
     "charged_raw": pl.String(),  # the number whose account pays (Asterisk src, EMI billing number)
     "calling_raw": pl.String(),
     "called_raw": pl.String(),
-    "start_local_raw": pl.String(),
+    "start_local_raw": pl.String(),  # 'YYYY-MM-DD HH:MM:SS' in the file's time zone
     "answer_local_raw": pl.String(),
     "billsec_raw": pl.String(),
-    "disposition": pl.String(),
+    "disposition": pl.String(),  # ANSWERED | NO ANSWER | BUSY | FAILED | CONGESTION | INBOUND (see DISPOSITIONS)
     "parse_error": pl.String(),  # a suspense reason code when the record could not be read
 }
+
+# The dispositions parsers map their sources' answer flags and hangup causes to (normalise's rule table).
+DISPOSITIONS = ("ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION", "INBOUND")
+UNPARSEABLE = "UNPARSEABLE"
 
 
 class FileRejected(Exception):
@@ -38,6 +46,7 @@ class ParsedFile:
     records: pl.DataFrame
     control_records: int = 0  # headers/trailers: not usage, not counted as records in
     notes: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None  # the zone of the file's times when the format fixes it (CUCM: UTC)
 
 
 def decode(data: bytes) -> str:
@@ -58,6 +67,109 @@ def split_lines(text: str) -> pl.DataFrame:
     if text.endswith("\n") or text == "":
         lines = lines.slice(0, lines.height - 1)
     return lines
+
+
+# One CSV field, preceded by its comma: a quoted field with "" escapes, or a bare field without quotes.
+_QUOTED_FIELD = r',("(?:[^"]|"")*"|[^,"]*)'
+# One field where a backslash escapes the next character (BroadWorks: `\,` is a comma inside a field).
+_BACKSLASH_FIELD = r",((?:\\.|[^,\\])*)"
+
+
+def split_csv_fields(lines: pl.DataFrame) -> pl.DataFrame:
+    """Split quoted CSV lines into a list of unquoted fields, vectorised; ``well_formed`` is false when the
+    fields do not cover the whole line (a stray quote, a broken escape)."""
+    matches = (pl.lit(",") + pl.col("raw")).str.extract_all(_QUOTED_FIELD)
+    return lines.with_columns(
+        fields=matches.list.eval(
+            pl.element().str.slice(1).str.replace(r'^"(.*)"$', "$1").str.replace_all('""', '"')
+        ),
+        well_formed=_covers_line(matches),
+    )
+
+
+_QUOTED_LINE = r'^(?:"(?:[^"]|"")*"|[^,"]*)(?:,(?:"(?:[^"]|"")*"|[^,"]*))*$'
+_QUOTED_SPAN = r'"[^"]*"'  # on a well-formed line, "a""b" is two such spans: same count
+
+
+def read_csv_lines(lines: pl.DataFrame, width: int, min_fields: int, max_fields: int) -> pl.DataFrame:
+    """The fields of quoted CSV lines (``""`` escapes a quote) as columns ``f0`` … ``f{width-1}`` (text; a
+    field the line does not have is null), with ``well_formed`` (the quoting covers the whole line) and
+    ``n_fields``. Well-formed lines with ``min_fields``–``max_fields`` fields go through polars' CSV reader in
+    one call (one row per line: such lines are never empty and hold no newline); other lines get no fields.
+    Same result as ``split_csv_fields``, several times faster on big files."""
+    lines = lines.with_columns(
+        well_formed=pl.col("raw").str.contains(_QUOTED_LINE),
+        n_fields=pl.col("raw").str.replace_all(_QUOTED_SPAN, "").str.count_matches(",").cast(pl.Int64) + 1,
+    )
+    readable = pl.col("well_formed") & pl.col("n_fields").is_between(min_fields, max_fields)
+    names = [f"f{i}" for i in range(width)]
+    chosen = lines.filter(readable).select("line_no", "raw")
+    fast = chosen.filter(~pl.col("raw").str.contains("\r", literal=True))
+    parts = [
+        _fields_by_reader(fast, names),
+        _fields_by_regex(chosen.join(fast, on="line_no", how="anti"), names),
+    ]
+    lines = lines.join(pl.concat(parts), on="line_no", how="left")
+    # a field the line has is text ('' when empty); one it does not have is null
+    return lines.with_columns(
+        [
+            pl.when(readable & (pl.lit(i) < pl.col("n_fields"))).then(pl.col(name).fill_null("")).alias(name)
+            for i, name in enumerate(names)
+        ]
+    )
+
+
+def _fields_by_reader(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """polars' CSV reader over the lines joined by newlines (falls back to the regex when rows disagree)."""
+    schema = dict.fromkeys(names, pl.String())
+    if lines.height == 0:
+        return pl.DataFrame(schema={"line_no": pl.UInt32(), **schema})
+    body = lines.select(pl.col("raw").str.join("\n")).item().encode()
+    try:
+        fields = pl.read_csv(
+            io.BytesIO(body),
+            has_header=False,
+            schema=schema,
+            truncate_ragged_lines=True,
+            missing_columns="insert",
+        )
+    except pl.exceptions.PolarsError:
+        return _fields_by_regex(lines, names)
+    if fields.height != lines.height:
+        return _fields_by_regex(lines, names)
+    return pl.concat([lines.select("line_no"), fields], how="horizontal")
+
+
+def _fields_by_regex(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    split = split_csv_fields(lines)
+    return split.select("line_no", *[pl.col("fields").list.get(i, null_on_oob=True).alias(n) for i, n in
+                                     enumerate(names)])  # fmt: skip
+
+
+def split_backslash_fields(lines: pl.DataFrame) -> pl.DataFrame:
+    """Split comma-separated lines where ``\\`` escapes the next character (``\\,`` a comma in a field),
+    vectorised; ``well_formed`` is false when a dangling backslash leaves part of the line unread."""
+    matches = (pl.lit(",") + pl.col("raw")).str.extract_all(_BACKSLASH_FIELD)
+    return lines.with_columns(
+        fields=matches.list.eval(pl.element().str.slice(1).str.replace_all(r"\\(.)", "$1")),
+        well_formed=_covers_line(matches),
+    )
+
+
+def _covers_line(matches: pl.Expr) -> pl.Expr:
+    # the matched fields, commas included, must add up to the whole line (plus the framing comma)
+    return matches.list.eval(pl.element().str.len_chars()).list.sum() == pl.col("raw").str.len_chars() + 1
+
+
+def fields_by_name(names: tuple[str, ...] | list[str]) -> dict[str, pl.Expr]:
+    """Column name → the expression that takes that position from the split ``fields`` list (null if short)."""
+    return {name: pl.col("fields").list.get(i, null_on_oob=True) for i, name in enumerate(names)}
+
+
+def epoch_to_text(epoch: pl.Expr) -> pl.Expr:
+    """Whole epoch seconds (text) → 'YYYY-MM-DD HH:MM:SS' in UTC; non-numeric text stays null."""
+    seconds = epoch.str.strip_chars().cast(pl.Int64, strict=False)
+    return pl.from_epoch(seconds, time_unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,5 +1,7 @@
 """EMI DUF (Exchange Message Interface, daily usage file) — the documented subset in ``docs/formats/emi.md``:
-175-character records, detail 01-01-01, pack header 20-20-01 and pack trailer 20-20-02 with a record count."""
+175- or 210-character records (a 210-character record is a 175-character one with a 35-character module
+appended), either one per line or as fixed blocks without newlines; detail 01-01-01; a file is a sequence
+of packs, each a header 20-20-01 and a trailer 20-20-02 with the pack's record count."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import polars as pl
 from pipeline.formats.common import FileRejected, ParsedFile, conform, decode, split_lines
 
 RECORD_LENGTH = 175
+EXTENDED_RECORD_LENGTH = 210
+RECORD_LENGTHS = (RECORD_LENGTH, EXTENDED_RECORD_LENGTH)
 DETAIL, PACK_HEADER, PACK_TRAILER = "010101", "202001", "202002"
 
 
@@ -16,13 +20,39 @@ def _field(start: int, end: int) -> pl.Expr:
     return pl.col("raw").str.slice(start - 1, end - start + 1).str.strip_chars(" ")
 
 
-def parse(data: bytes) -> ParsedFile:
+def records_of(text: str) -> pl.DataFrame:
+    """One row per EMI record: the lines of a newline-separated file, or the fixed blocks of a file without
+    newlines (block length 175 or 210, told by where the second record starts)."""
+    if "\n" in text or text == "":
+        return split_lines(text)
+    block = _block_length(text)
+    starts = pl.int_range(0, (len(text) + block - 1) // block, eager=True) * block
+    return pl.DataFrame({"raw": [text]}).select(
+        line_no=(pl.int_range(1, starts.len() + 1)).cast(pl.UInt32),
+        raw=pl.col("raw").str.slice(pl.lit(starts), block),
+    )
+
+
+def _block_length(text: str) -> int:
+    """The record length of a blocked file: the one whose every block starts with a known record id."""
+    known = (DETAIL, PACK_HEADER, PACK_TRAILER)
+    for length in RECORD_LENGTHS:
+        if len(text) % length == 0 and all(text[i : i + 6] in known for i in range(0, len(text), length)):
+            return length  # one check per record id of a whole file, before any row is built
+    raise FileRejected(
+        "UNKNOWN_BLOCKING",
+        f"no newlines and the {len(text)} characters are not whole 175- or 210-character records",
+    )
+
+
+def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read packs of EMI records; a trailer whose count differs from the detail records read in its pack
-    (or a missing trailer: a truncated file) rejects the whole file, so nothing of it is half-loaded."""
-    lines = split_lines(decode(data)).with_columns(record_id=_field(1, 6))
+    (or a missing trailer: a truncated file) rejects the whole file, so nothing of it is half-loaded. The
+    pack sequence numbers read and any gap between them are noted (``notes``)."""
+    lines = records_of(decode(data)).with_columns(record_id=_field(1, 6))
     lines = lines.with_columns(pack=(pl.col("record_id") == PACK_HEADER).cum_sum())
     control = pl.col("record_id").is_in([PACK_HEADER, PACK_TRAILER])
-    _check_packs(lines, control)
+    notes = _check_packs(lines, control)
 
     elapsed = _field(61, 67)
     valid_elapsed = elapsed.str.contains(r"^\d{7}$")
@@ -58,17 +88,20 @@ def parse(data: bytes) -> ParsedFile:
         # elapsed time is in tenths of a second: a started second is a second (ceil)
         billsec_raw=pl.when(valid_elapsed).then(((tenths + 9) // 10).cast(pl.String)).otherwise(elapsed),
         disposition=pl.lit("ANSWERED"),
-        parse_error=pl.when(pl.col("raw").str.len_chars() != RECORD_LENGTH)
+        parse_error=pl.when(~pl.col("raw").str.len_chars().is_in(RECORD_LENGTHS))
         .then(pl.lit("BAD_RECORD_LENGTH"))
         .when(pl.col("record_id") != DETAIL)
         .then(pl.lit("UNKNOWN_RECORD_TYPE"))
         .otherwise(pl.lit(None)),
     )
-    return ParsedFile(records=conform(records), control_records=int(lines.filter(control).height))
+    return ParsedFile(
+        records=conform(records), control_records=int(lines.filter(control).height), notes=notes
+    )
 
 
-def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> None:
-    """Every pack opens with a header and closes with a trailer whose count equals its detail records."""
+def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> dict[str, str]:
+    """Every pack opens with a header and closes with a trailer whose count equals its detail records;
+    returns the pack sequence numbers read and the gaps between them."""
     if lines.height == 0:
         raise FileRejected("EMPTY_FILE", "no records")
     if lines["record_id"][0] != PACK_HEADER:
@@ -78,14 +111,17 @@ def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> None:
         .agg(
             details=(~control).sum(),
             trailers=(pl.col("record_id") == PACK_TRAILER).sum(),
+            trailer_last=pl.col("record_id").last() == PACK_TRAILER,
+            sequence=pl.col("raw").first().str.slice(16, 4),
+            created=pl.col("raw").first().str.slice(6, 6),
             declared=pl.col("raw").filter(pl.col("record_id") == PACK_TRAILER).first().str.slice(20, 7),
         )
         .sort("pack")
     )
     for pack in packs.iter_rows(named=True):  # one row per pack, not per record
-        if pack["trailers"] != 1:
+        if pack["trailers"] != 1 or not pack["trailer_last"]:
             raise FileRejected(
-                "MISSING_PACK_TRAILER", f"pack {pack['pack']} has no single trailer (truncated?)"
+                "MISSING_PACK_TRAILER", f"pack {pack['pack']} has no single closing trailer (truncated?)"
             )
         declared = pack["declared"] or ""
         if not declared.isdigit() or int(declared) != pack["details"]:
@@ -93,3 +129,11 @@ def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> None:
                 "CONTROL_TOTAL_MISMATCH",
                 f"pack {pack['pack']}: trailer says {declared!r} records, file has {pack['details']}",
             )
+    numbered = packs.filter(pl.col("sequence").str.contains(r"^\d{4}$"))
+    sequences = [int(s) for s in numbered["sequence"]]
+    gaps = [n for a, b in zip(sequences, sequences[1:], strict=False) for n in range(a + 1, b)]
+    return {
+        "packs": ",".join(f"{c}/{s}" for c, s in numbered.select("created", "sequence").iter_rows()),
+        "pack_sequences": ",".join(str(s) for s in sequences),
+        "pack_sequence_gaps": ",".join(str(n) for n in gaps),
+    }

@@ -1,0 +1,150 @@
+"""Mediation of calls that produce several records: forked and a/b legs, CUCM legs, partial records, and
+duplicate calls across files, switches and cycles (the call-key index, its window and the tolerance)."""
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.accounting import MEDIATION_OUTCOMES, record_accounting
+from pipeline.engine import session
+from pipeline.home import SAMPLE_DIR, Home
+from pipeline.intake import register_landed_files
+from pipeline.mediation import mediate_cycle
+from pipeline.reference import load_reference
+from pipeline.state import open_state
+
+A, B = "3125550100", "2125550199"  # A is ACC-0001's number since 2025-03-01
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home").ensure()
+    shutil.copytree(SAMPLE_DIR / "reference", home.reference, dirs_exist_ok=True)
+    sources = home.reference / "sources"
+    (sources / "switch-fs.toml").write_text('format = "freeswitch_csv"\ntimezone = "America/Chicago"\n'
+                                            'default_region = "US"\n')  # fmt: skip
+    (sources / "switch-cucm.toml").write_text(
+        'format = "cucm_cdr"\ntimezone = "UTC"\ndefault_region = "US"\n'
+    )
+    (sources / "switch-bw.toml").write_text(
+        'format = "broadworks_csv"\ntimezone = "UTC"\ndefault_region = "US"\n'
+    )
+    return home
+
+
+def land(home: Home, folder: str, name: str, lines: list[str]) -> None:
+    path = home.landing / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def ast(start: str, billsec: int, uniqueid: str, linkedid: str = "", disposition: str = "ANSWERED",
+        src: str = A) -> str:  # fmt: skip
+    return (f'"","{src}","{B}","ctx","x","SIP/a","SIP/b","Dial","","{start}","{start}","{start}",{billsec + 5},'
+            f'{billsec},"{disposition}","DOCUMENTATION","{uniqueid}","","","{linkedid}","1"')  # fmt: skip
+
+
+def run(home: Home, cycle: str = "2026-10", **options: int) -> dict[str, pl.DataFrame]:
+    with open_state(home.state_db) as state:
+        register_landed_files(home, state, load_reference(home.reference).sources, cycle=cycle,
+                              billing_timezone="America/Chicago")  # fmt: skip
+    with session(load_reference(home.reference)) as con:
+        mediate_cycle(con, home.lake, cycle, **options)
+        accounting = record_accounting(con, home.lake, cycle, MEDIATION_OUTCOMES)
+    assert accounting["balanced"].all()  # in = normalised + suspended + duplicate + discarded, per file
+    folder = home.lake / "mediated" / f"cycle={cycle}"
+    out = pl.concat([pl.read_parquet(folder / f"{s}.parquet") for s in MEDIATION_OUTCOMES], how="diagonal")
+    return {"all": out.sort("file_id", "line_no"), "accounting": accounting}
+
+
+def outcome(out: pl.DataFrame, *columns: str) -> list[tuple]:
+    return out.select("file_id", "line_no", "status", "reason", *columns).rows()
+
+
+def test_forked_and_a_b_legs_and_cucm_legs_give_one_event_per_call(home):
+    land(home, "switch-chi", "Master.csv", [
+        ast("2026-10-05 09:15:00", 0, "1.1", "1.0", "NO ANSWER"),  # a forked leg that rang
+        ast("2026-10-05 09:15:00", 83, "1.2", "1.0"),  # the leg that answered: billed
+        ast("2026-10-05 09:15:00", 30, "1.3", "1.0"),  # also answered (a transfer), shorter: merged
+        ast("2026-10-06 09:15:00", 40, "2.1", "2.1"),  # a call with one leg
+    ])  # fmt: skip
+    fs = ('"Ann","{a}","{b}","default","2026-10-07 09:15:00","2026-10-07 09:15:05","2026-10-07 09:16:05",'
+          '"65","60","NORMAL_CLEARING","{uuid}","{bleg}","acct"')  # fmt: skip
+    land(home, "switch-fs", "Master.csv", [
+        fs.format(a=A, b=B, uuid="a-uuid", bleg="b-uuid"),  # the a-leg, billed
+        fs.format(a=A, b=B, uuid="b-uuid", bleg=""),  # its b-leg: merged into the a-leg
+    ])  # fmt: skip
+    names = (
+        "cdrRecordType,globalCallID_callManagerId,globalCallID_callId,origLegCallIdentifier,"
+        "dateTimeOrigination,callingPartyNumber,finalCalledPartyNumber,dateTimeConnect,duration,destCause_value"
+    )
+    land(home, "switch-cucm", "cdr.csv", [
+        names, "INTEGER," * 9 + "INTEGER",
+        f"1,2,77,501,1791450000,{A},{B},1791450005,60,16",  # 2026-10-08 09:00:00 UTC
+        f"1,2,77,502,1791450000,{A},{B},1791450005,60,16",  # the other leg of global call 2:77
+    ])  # fmt: skip
+    out = run(home)["all"]
+    assert outcome(out, "billsec", "merged_into_file_id", "merged_into_line_no") == [
+        (1, 1, "discarded", "NOT_ANSWERED", 0, None, None),
+        (1, 2, "normalised", None, 83, None, None),
+        (1, 3, "discarded", "LEG_MERGED", 30, 1, 2),
+        (1, 4, "normalised", None, 40, None, None),
+        (2, 3, "normalised", None, 60, None, None),
+        (2, 4, "discarded", "LEG_MERGED", 60, 2, 3),
+        (3, 1, "normalised", None, 60, None, None),
+        (3, 2, "discarded", "LEG_MERGED", 60, 3, 1),
+    ]
+
+
+def test_partial_records_are_stitched_into_one_event(home):
+    def bw(record_id: str, kind: str, answer: str, release: str) -> str:
+        return ",".join([record_id, "SP1", kind, f"+1{A}", "+13125550000", "Originating", f"+1{A}", "Public",
+                         B, "20261005140000.000", "1-050000", "Yes", answer, release, "016"])  # fmt: skip
+
+    land(home, "switch-bw", "bw.csv", [
+        bw("r1", "Long Duration", "20261005140000.000", "20261005150000.000"),  # 3600 s
+        bw("r2", "Long Duration", "20261005150000.000", "20261005160000.000"),  # 3600 s
+        bw("r3", "Normal", "20261005160000.000", "20261005160130.500"),  # 90.5 s → 91
+    ])  # fmt: skip
+    out = run(home)["all"]
+    # one event: 3600 + 3600 + 91 = 7291 billed seconds, carried by the first partial
+    assert outcome(out, "billsec", "units", "merged_into_line_no") == [
+        (1, 1, "normalised", None, 7291, 7291, None),
+        (1, 2, "discarded", "PARTIAL_MERGED", 3600, 3600, 1),
+        (1, 3, "discarded", "PARTIAL_MERGED", 91, 91, 1),
+    ]
+
+
+def test_duplicates_across_cycles_use_the_call_key_index_within_its_window(home):
+    land(home, "switch-chi", "Oct.csv", [ast("2026-10-05 09:15:00", 83, "7.1")])
+    run(home, "2026-10")
+    # a corrected resend from November carries the same uniqueid: a duplicate of the October record
+    land(home, "switch-chi", "Nov.csv", [ast("2026-11-03 09:15:00", 83, "7.1")])
+    nov = run(home, "2026-11")["all"]
+    assert outcome(nov, "duplicate_of_file_id", "duplicate_of_line_no") == [
+        (2, 1, "duplicate", "DUPLICATE_SOURCE_ID", 1, 1)
+    ]
+    # with a 20-day window the October call (29 days earlier) is out of reach: billed
+    again = run(home, "2026-11", duplicate_window_days=20)["all"]
+    assert outcome(again) == [(2, 1, "normalised", None)]
+    # re-running October does not see November's record as earlier: October keeps its call
+    assert outcome(run(home, "2026-10")["all"]) == [(1, 1, "normalised", None)]
+
+
+def test_the_same_call_from_two_switches_within_the_tolerance(home):
+    land(home, "switch-chi", "Master.csv", [ast("2026-10-05 09:15:00", 83, "1.1")])
+    land(home, "switch-nyc", "Master.csv", [ast("2026-10-05 10:15:02", 83, "9.9")])  # 2 s later (New York)
+    land(
+        home, "switch-chi", "Master-2.csv", [ast("2026-10-05 09:15:01", 83, "1.7")]
+    )  # same switch, 1 s later
+    assert [r[2] for r in outcome(run(home)["all"])] == ["normalised"] * 3  # tolerance off: exact start
+    folder = home.lake / "call_keys"
+    shutil.rmtree(folder)
+    out = run(home, duplicate_tolerance_seconds=2)["all"]
+    assert outcome(out, "duplicate_of_file_id") == [
+        (1, 1, "normalised", None, None),
+        (2, 1, "normalised", None, None),  # the same switch: a start 1 s apart is another call
+        (3, 1, "duplicate", "DUPLICATE_CONTENT", 1),
+    ]

@@ -1,0 +1,83 @@
+"""Recycling end to end through Dagster: records suspended for a wrong source template and for a number no
+account held are fixed in the reference data, the recycle_suspense job re-mediates them, and each is rated
+exactly once, however often the job runs."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.definitions import defs
+from assets.resources import CdrbillHome
+from pipeline.home import SAMPLE_DIR, Home
+
+CYCLE = "2026-10"
+FS = ('"Ann","3125550100","2126550199","default","2026-10-0{day} 09:15:00","2026-10-0{day} 09:15:05",'
+      '"2026-10-0{day} 09:16:05","65","60","NORMAL_CLEARING","{uuid}","","acct","PCMU","PCMU"')  # fmt: skip
+UNKNOWN = ('"","3125550177","2125550199","ctx","x","SIP/a","SIP/b","Dial","","2026-10-08 10:00:00",'
+           '"2026-10-08 10:00:00","2026-10-08 10:01:00",65,60,"ANSWERED","DOCUMENTATION","77.1",""')  # fmt: skip
+
+
+def streams(home: Home) -> dict[str, pl.DataFrame]:
+    return {
+        "suspended": pl.read_parquet(home.lake / "mediated" / f"cycle={CYCLE}" / "suspended.parquet"),
+        "rated": pl.read_parquet(home.lake / "rated" / f"cycle={CYCLE}" / "rated.parquet"),
+    }
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    home = Home(tmp_path / "home").ensure()
+    shutil.copytree(SAMPLE_DIR / "reference", home.reference, dirs_exist_ok=True)
+    (home.reference / "sources" / "switch-fs.toml").write_text(
+        'format = "freeswitch_csv"\ntemplate = "default"\ntimezone = "America/Chicago"\ndefault_region = "US"\n'
+    )  # the switch writes the 15-column example template: every line is UNPARSEABLE with this setting
+    for folder, name, lines in [("switch-fs", "Master.csv", [FS.format(uuid="u1", day=7), FS.format(uuid="u2", day=8)]),
+                                ("switch-chi", "Master.csv", [UNKNOWN])]:  # fmt: skip
+        (home.landing / folder).mkdir(parents=True, exist_ok=True)
+        (home.landing / folder / name).write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("CDRBILL_HOME", str(home.root))
+    return home
+
+
+def test_recycled_records_are_rated_once_and_leave_suspense(home):
+    first = dg.materialize(
+        list(defs.assets or []),  # type: ignore[arg-type]
+        selection=dg.AssetSelection.assets("usage_files", "mediated_usage", "rated_usage"),
+        partition_key=CYCLE,
+        resources={"cdrbill": CdrbillHome(root=str(home.root))},
+    )
+    assert first.success
+    before = streams(home)
+    assert sorted(before["suspended"]["reason"].to_list()) == [
+        "UNKNOWN_SUBSCRIBER",
+        "UNPARSEABLE",
+        "UNPARSEABLE",
+    ]
+    assert before["rated"].height == 0
+
+    # the fixes: the source's real template, and the number's owner since before the call
+    source = home.reference / "sources" / "switch-fs.toml"
+    source.write_text(source.read_text().replace('"default"', '"example"'))
+    with (home.reference / "service_numbers.csv").open("a") as numbers:
+        numbers.write("+13125550177,ACC-0001,IL,2026-10-01,\n")
+
+    job = defs.resolve_job_def("recycle_suspense")
+    for _ in range(2):  # a second recycle run changes nothing: nothing is rated twice
+        with dg.DagsterInstance.ephemeral() as instance:
+            run = job.execute_in_process(partition_key=CYCLE, instance=instance)
+        assert run.success
+        after = streams(home)
+        assert after["suspended"].height == 0
+        rated = after["rated"].select("file_id", "line_no", "charged_number")
+        assert sorted(rated.rows()) == [
+            (1, 1, "+13125550177"),
+            (2, 1, "+13125550100"),
+            (2, 2, "+13125550100"),
+        ]
+    recycled = run.asset_materializations_for_node("recycled_suspense")[0].metadata
+    assert recycled["examined"].value == 0  # the second run found nothing left to re-read
+    checks = run.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)
