@@ -36,8 +36,10 @@ class CdrbillHome(dg.ConfigurableResource):
         return BillCycle.parse(partition_key, self.settings().billing_timezone)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run_id = context.run_id
+        if run_id is None:  # a sensor or schedule looking at the home: it writes nothing
+            return
         locks = self.home().root / "locks"
-        run_id = context.run_id or "no-run"
         log = context.log
 
         def waiting(holder: str) -> None:

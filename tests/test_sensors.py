@@ -15,8 +15,9 @@ from pipeline.home import SAMPLE_DIR, Home
 
 
 def tick(home: Home, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"cdrbill": CdrbillHome(root=str(home.root))})
-    result = landing_sensor(context)
+    resources = {"cdrbill": CdrbillHome(root=str(home.root))}
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+        result = landing_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
