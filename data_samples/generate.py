@@ -71,6 +71,7 @@ PRICE_BOOKS: list[dict[str, str]] = [
         "agent_id": ag,
         "plan_id": plan,
         "state": st,
+        "service": "",
         "rate_card_id": rc,
         "valid_from": "2026-01-01",
         "valid_to": "",
@@ -152,6 +153,8 @@ RATE_CARDS: list[dict[str, str]] = [
     {
         "rate_card_id": rc,
         "prefix": prefix,
+        "jurisdiction": "",
+        "from_second": "0",
         "destination": DESTINATIONS[prefix],
         "rate_per_unit": rate,
         "unit_seconds": "60",
@@ -159,12 +162,26 @@ RATE_CARDS: list[dict[str, str]] = [
         "increment_seconds": str(incr),
         "connect_fee": conn,
         "minimum_charge": "0.0000",
+        "maximum_charge": "",
         "rounding_method": method,
         "rounding_decimals": "4",
     }
     for rc, (method, rows) in _RC_ROWS.items()
     for prefix, rate, first, incr, conn in rows
 ]
+
+# the NANP numbering plan sample for jurisdiction: every NPA the generator dials, with its state and local area
+NPA_AREAS = {
+    "312": ("IL", "Chicago"), "773": ("IL", "Chicago"), "212": ("NY", "New York"), "718": ("NY", "New York"),
+    "214": ("TX", "Dallas"), "512": ("TX", "Austin"), "713": ("TX", "Houston"), "415": ("CA", "San Francisco"),
+    "213": ("CA", "Los Angeles"), "305": ("FL", "Miami"), "407": ("FL", "Orlando"), "617": ("MA", "Boston"),
+    "202": ("DC", "Washington"), "404": ("GA", "Atlanta"), "206": ("WA", "Seattle"), "303": ("CO", "Denver"),
+    "602": ("AZ", "Phoenix"), "702": ("NV", "Las Vegas"), "503": ("OR", "Portland"),
+}  # fmt: skip
+NPA_NXX: list[dict[str, str]] = [
+    {"npa": npa, "nxx": "", "country": "US", "state": st, "local_area": area}
+    for npa, (st, area) in NPA_AREAS.items()
+] + [{"npa": "876", "nxx": "", "country": "JM", "state": "", "local_area": ""}]
 
 TAXES: list[dict[str, str]] = [
     {
@@ -1036,6 +1053,7 @@ def generate_month(
         ref / "price_books.csv", list(PRICE_BOOKS[0]), PRICE_BOOKS
     )
     files["reference/rate_cards.csv"] = _write_csv(ref / "rate_cards.csv", list(RATE_CARDS[0]), RATE_CARDS)
+    files["reference/npa_nxx.csv"] = _write_csv(ref / "npa_nxx.csv", list(NPA_NXX[0]), NPA_NXX)
     files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)
 
     land = out_dir / "landing"

@@ -1,5 +1,6 @@
-"""Rating: price the cycle's normalised events with the price book of the line's agent, plan and state, the
-longest-prefix destination, billing increments, connect fee and minimum, exactly (``sql/rating.sql``).
+"""Rating: price the cycle's normalised events with the price book of the line's agent, plan, state and service
+(declared fallback order), the call's jurisdiction, the longest-prefix destination, stepped billing increments,
+connect fee, minimum and maximum, rounded once per event (``sql/jurisdiction.sql``, ``sql/rating.sql``).
 Events that cannot be priced go to rating suspense with a reason."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import duckdb
 
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
+from pipeline.price_books import price_book_levels
 from pipeline.sql import read_sql
 
 RATED = "rated"
@@ -17,7 +19,10 @@ RATED = "rated"
 
 def rate_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """Rate the events of the view ``normalised`` into the temp table ``rating_outcomes``: every event once,
-    priced (``rating_reason`` null) or with the reason it could not be (NO_PRICE_BOOK, NO_RATE)."""
+    priced (``rating_reason`` null) or with the reason it could not be (NO_PRICE_BOOK, NO_RATE). Reference
+    tables ``accounts``, ``price_books``, ``rate_cards`` and ``npa_nxx`` must be registered on ``con``."""
+    con.register("price_book_levels", price_book_levels())
+    con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
     con.execute("create or replace temp table rating_outcomes as " + read_sql("rating.sql"))
     return con.table("rating_outcomes")
 

@@ -55,13 +55,16 @@ TABLES: dict[str, dict[str, str]] = {
         "agent_id": "str?",
         "plan_id": "str",
         "state": "state?",
+        "service": "choice:voice|sms|mms|data|vas?",
         "rate_card_id": "str",
         "valid_from": "date",
         "valid_to": "date?",
     },
     "rate_cards": {
         "rate_card_id": "str",
-        "prefix": "digits",
+        "prefix": "digits?",
+        "jurisdiction": "choice:local|intrastate|interstate|international|toll_free|premium|n11?",
+        "from_second": "int",
         "destination": "str",
         "rate_per_unit": "money",
         "unit_seconds": "int",
@@ -69,6 +72,7 @@ TABLES: dict[str, dict[str, str]] = {
         "increment_seconds": "int",
         "connect_fee": "money",
         "minimum_charge": "money",
+        "maximum_charge": "money?",
         "rounding_method": "choice:half_up|up|down|half_even",
         "rounding_decimals": "int",
     },
@@ -83,6 +87,8 @@ TABLES: dict[str, dict[str, str]] = {
         "valid_from": "date",
         "valid_to": "date?",
     },
+    # rating (issue 4): the NANP numbering plan sample for jurisdiction
+    "npa_nxx": {"npa": "digits", "nxx": "digits?", "country": "str", "state": "state?", "local_area": "str?"},
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -91,8 +97,10 @@ KEYS: dict[str, tuple[str, ...]] = {
     "accounts": ("account_id",),
     "service_numbers": ("service_number", "valid_from"),
     "price_books": ("price_book_id",),
-    "rate_cards": ("rate_card_id", "prefix"),
+    "rate_cards": ("rate_card_id", "prefix", "jurisdiction", "from_second"),
     "taxes": ("state", "tax_code", "valid_from"),
+    # rating (issue 4)
+    "npa_nxx": ("npa", "nxx"),
 }
 
 
@@ -133,6 +141,9 @@ def load_reference(folder: Path) -> Reference:
     _check_foreign(folder, frames, "price_books", "rate_card_id", "rate_cards")
     _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
     _check_rates(folder / "rate_cards.csv", frames["rate_cards"])
+    # rating (issue 4)
+    _check_price_book_ambiguity(folder / "price_books.csv", frames["price_books"])
+    _check_rate_steps(folder / "rate_cards.csv", frames["rate_cards"])
     return Reference(frames)
 
 
@@ -266,4 +277,87 @@ def _check_rates(path: Path, frame: pl.DataFrame) -> None:
             bad["_row"][0],
             "unit_seconds and increment_seconds must be > 0 and rounding_decimals at most 6",
             "correct the rate row",
+        )
+
+
+# rating (issue 4) -------------------------------------------------------------------------------------------
+
+PRICE_BOOK_SCOPE = ("agent_id", "plan_id", "state", "service")
+RATE_KEY = ("rate_card_id", "prefix", "jurisdiction")
+DESTINATION_COLUMNS = (
+    "destination",
+    "unit_seconds",
+    "connect_fee",
+    "minimum_charge",
+    "maximum_charge",
+    "rounding_method",
+    "rounding_decimals",
+)
+
+
+def _check_price_book_ambiguity(path: Path, frame: pl.DataFrame) -> None:
+    """Two price books with the same scope (agent, plan, state, service) valid on the same day would match the
+    same events equally specifically: refused, so the fallback order always names exactly one book."""
+    rows = frame.with_row_index("_row", offset=2).sort(*PRICE_BOOK_SCOPE, "valid_from", nulls_last=True)
+    rows = rows.with_columns(
+        next_from=pl.col("valid_from").shift(-1).over(PRICE_BOOK_SCOPE),
+        next_id=pl.col("price_book_id").shift(-1).over(PRICE_BOOK_SCOPE),
+        next_row=pl.col("_row").shift(-1).over(PRICE_BOOK_SCOPE),
+    )
+    clash = rows.filter(
+        pl.col("next_from").is_not_null()
+        & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from")))
+    )
+    if clash.height:
+        row = clash.row(0, named=True)
+        raise ReferenceDataError(
+            path,
+            row["next_row"],
+            f"price book {row['next_id']} has the same agent, plan, state and service as {row['price_book_id']} "
+            f"(row {row['_row']}) for overlapping dates, so neither is more specific",
+            "end one book's validity before the other starts, or narrow one by agent, state or service",
+        )
+
+
+def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
+    """Rate rows of one destination (rate card, prefix, jurisdiction) are steps of one call: a step from second 0
+    exists, the destination columns (name, unit, fees, limits, rounding) are the same on every step, and a
+    step that another follows is billed in whole increments (its length = first increment + k increments)."""
+    rows = frame.with_row_index("_row", offset=2)
+    unequal = rows.filter(
+        pl.any_horizontal(
+            [pl.col(c).n_unique().over(RATE_KEY, order_by="from_second") > 1 for c in DESTINATION_COLUMNS]
+        )
+    )
+    if unequal.height:
+        raise ReferenceDataError(
+            path,
+            unequal["_row"][0],
+            f"the steps of one destination differ in one of {list(DESTINATION_COLUMNS)}",
+            "give every step row of a rate card, prefix and jurisdiction the same values in those columns",
+        )
+    no_start = rows.filter(pl.col("from_second").min().over(RATE_KEY) != 0)
+    if no_start.height:
+        raise ReferenceDataError(
+            path,
+            no_start["_row"][0],
+            "the destination has no step from second 0",
+            "add a rate row with from_second 0 for this rate card, prefix and jurisdiction",
+        )
+    steps = rows.sort(*RATE_KEY, "from_second", nulls_last=True).with_columns(
+        length=pl.col("from_second").shift(-1).over(RATE_KEY) - pl.col("from_second")
+    )
+    ragged = steps.filter(
+        pl.col("length").is_not_null()
+        & (
+            (pl.col("length") < pl.col("first_increment_seconds"))
+            | ((pl.col("length") - pl.col("first_increment_seconds")) % pl.col("increment_seconds") != 0)
+        )
+    )
+    if ragged.height:
+        raise ReferenceDataError(
+            path,
+            ragged["_row"][0],
+            "the step ends before its increments do (length is not first increment + whole increments)",
+            "move the next step's from_second to a whole increment of this step",
         )

@@ -1,132 +1,210 @@
--- rating.sql: the cycle's normalised events → rated events (price book, destination, billed seconds, exact
--- charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
--- Inputs: normalised (mediated events of the cycle), accounts, price_books, rate_cards (reference).
--- Rules: price book by agent × plan × the line's service state, most specific match wins
--- (agent+plan+state > agent+plan > plan+state > plan); destination by the longest matching prefix, always;
--- billed seconds by first increment then increments; charge = connect fee + billed seconds × rate / unit,
--- rounded once per event by the rate row's method and decimals, then at least the minimum charge.
+-- rating.sql: the cycle's normalised events → rated events (price book, rate row, jurisdiction, billed seconds,
+-- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
+-- Inputs: normalised (mediated events of the cycle), rating_jurisdiction (sql/jurisdiction.sql), accounts,
+-- price_books, price_book_levels (the declared fallback order, pipeline/price_books.py), rate_cards.
+-- Rules:
+-- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
+--   column matches any) on the call date; the first level of the declared fallback order wins (two books of
+--   one level cannot match the same event: reference.py refuses them at load).
+-- * destination: the rate rows of the book's rate card whose prefix starts the called number and whose
+--   jurisdiction is the call's (an empty prefix or jurisdiction matches any); the longest prefix always wins,
+--   then a row naming the jurisdiction; a row with neither is the card's explicit fallback.
+-- * steps: a destination's rows are steps of the call, from second S onwards at P per U seconds, billed in
+--   the step's first increment and then its increments (60/60, 6/6, 30/6, "first minute then per second").
+-- * charge = connect fee + Σ step billed seconds × P / U, rounded ONCE per event by the destination's method
+--   and decimals, then at least the minimum charge and at most the maximum charge.
 
 with
 
 events as (
     select
-        normalised.*,
+        normalised.file_id,
+        normalised.line_no,
+        normalised.service_state,
+        normalised.service,
+        normalised.call_date,
+        normalised.billsec,
+        ltrim(normalised.called_number, '+') as called_digits,
         accounts.agent_id,
-        accounts.plan_id
+        accounts.plan_id,
+        rating_jurisdiction.jurisdiction
     from normalised
     join accounts using (account_id)
+    left join rating_jurisdiction using (file_id, line_no)
 ),
 
-price_book_candidates as (
+price_book_chosen as (
     select
         events.file_id,
         events.line_no,
         price_books.price_book_id,
         price_books.rate_card_id,
-        (price_books.agent_id is not null)::integer * 2
-            + (price_books.state is not null)::integer as specificity
+        price_book_levels.level_name as price_book_level
     from events
     join price_books
         on price_books.plan_id = events.plan_id
         and (price_books.agent_id is null or price_books.agent_id = events.agent_id)
         and (price_books.state is null or price_books.state = events.service_state)
+        and (price_books.service is null or price_books.service = events.service)
         and events.call_date >= price_books.valid_from
         and (price_books.valid_to is null or events.call_date < price_books.valid_to)
+    join price_book_levels
+        on price_book_levels.with_agent = (price_books.agent_id is not null)
+        and price_book_levels.with_state = (price_books.state is not null)
+        and price_book_levels.with_service = (price_books.service is not null)
+    qualify row_number() over (partition by events.file_id, events.line_no order by price_book_levels.level) = 1
 ),
 
-price_book_chosen as (
-    select * exclude (specificity)
-    from price_book_candidates
-    qualify row_number() over (partition by file_id, line_no order by specificity desc, price_book_id) = 1
-),
-
--- every leading digit string of the called number, to equi-join the rate card's prefixes
-called_prefixes as (
+-- one row per destination (rate card, prefix, jurisdiction) with its steps in order
+destinations as (
     select
-        price_book_chosen.*,
-        left(ltrim(events.called_number, '+'), prefix_length) as prefix,
-        prefix_length
-    from price_book_chosen
-    join events using (file_id, line_no)
-    cross join unnest(range(1, length(ltrim(events.called_number, '+')) + 1)) as lengths(prefix_length)
+        rate_card_id,
+        coalesce(prefix, '') as prefix,
+        jurisdiction,
+        any_value(destination) as destination,
+        any_value(unit_seconds) as unit_seconds,
+        any_value(connect_fee) as connect_fee,
+        any_value(minimum_charge) as minimum_charge,
+        any_value(maximum_charge) as maximum_charge,
+        any_value(rounding_method) as rounding_method,
+        any_value(rounding_decimals) as rounding_decimals,
+        list(
+            {
+                'from_second': from_second,
+                'first_increment': first_increment_seconds,
+                'increment': increment_seconds,
+                'rate_micros': micros(rate_per_unit)
+            }
+            order by from_second
+        ) as steps
+    from rate_cards
+    group by all
+),
+
+-- the prefix lengths each card has, so an event is joined only to the lengths that can match
+card_prefix_lengths as (
+    select distinct rate_card_id, length(prefix) as prefix_length from destinations
 ),
 
 destination_chosen as (
     select
-        called_prefixes.file_id,
-        called_prefixes.line_no,
-        called_prefixes.price_book_id,
-        rate_cards.*
-    from called_prefixes
-    join rate_cards
-        on rate_cards.rate_card_id = called_prefixes.rate_card_id
-        and rate_cards.prefix = called_prefixes.prefix
-    qualify row_number() over (partition by file_id, line_no order by called_prefixes.prefix_length desc) = 1
+        price_book_chosen.file_id,
+        price_book_chosen.line_no,
+        destinations.*
+    from price_book_chosen
+    join events using (file_id, line_no)
+    join card_prefix_lengths using (rate_card_id)
+    join destinations
+        on destinations.rate_card_id = price_book_chosen.rate_card_id
+        and destinations.prefix = left(events.called_digits, card_prefix_lengths.prefix_length)
+        and (destinations.jurisdiction is null or destinations.jurisdiction is not distinct from events.jurisdiction)
+    qualify row_number() over (
+        partition by price_book_chosen.file_id, price_book_chosen.line_no
+        order by length(destinations.prefix) desc, destinations.jurisdiction is null
+    ) = 1
+),
+
+-- each step bills the part of the call inside it: its first increment, then whole increments
+stepped as (
+    select
+        destination_chosen.*,
+        events.billsec,
+        list_transform(
+            list_zip(steps, list_concat(list_transform(steps[2:], lambda s: s.from_second), [null::bigint])),
+            lambda z: {
+                'step': z[1],
+                'seconds': greatest(least(events.billsec, coalesce(z[2], events.billsec)) - z[1].from_second, 0)
+            }
+        ) as parts
+    from destination_chosen
+    join events using (file_id, line_no)
 ),
 
 billed as (
     select
-        events.*,
-        destination_chosen.* exclude (file_id, line_no),
-        case
-            when events.billsec <= 0 then 0
-            when events.billsec <= destination_chosen.first_increment_seconds
-                then destination_chosen.first_increment_seconds
-            else destination_chosen.first_increment_seconds
-                + (events.billsec - destination_chosen.first_increment_seconds
-                   + destination_chosen.increment_seconds - 1)
-                  // destination_chosen.increment_seconds
-                  * destination_chosen.increment_seconds
-        end as billed_seconds,
-        [1000000, 100000, 10000, 1000, 100, 10, 1][destination_chosen.rounding_decimals + 1] as quantum_micros
-    from events
-    join destination_chosen using (file_id, line_no)
+        *,
+        list_transform(
+            parts,
+            lambda p: case
+                when p.seconds <= 0 then 0
+                when p.seconds <= p.step.first_increment then p.step.first_increment
+                else p.step.first_increment
+                    + (p.seconds - p.step.first_increment + p.step.increment - 1)
+                      // p.step.increment * p.step.increment
+            end
+        ) as step_billed_seconds,
+        [1000000, 100000, 10000, 1000, 100, 10, 1][rounding_decimals + 1] as quantum_micros
+    from stepped
 ),
 
+-- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
 priced as (
     select
         *,
+        list_sum(step_billed_seconds)::bigint as billed_seconds,
+        micros(connect_fee) * unit_seconds
+            + list_sum(list_transform(
+                list_zip(step_billed_seconds, parts), lambda b: b[1] * b[2].step.rate_micros
+            )) as charge_numerator
+    from billed
+),
+
+limited as (
+    select
+        *,
+        round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros
+            as rounded_micros,
         greatest(
-            round_div(
-                micros(connect_fee) * unit_seconds + billed_seconds * micros(rate_per_unit),
-                unit_seconds * quantum_micros,
-                rounding_method
-            ) * quantum_micros,
+            least(
+                round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros,
+                coalesce(micros(maximum_charge), 9223372036854775807::hugeint)
+            ),
             micros(minimum_charge)
         ) as charge_micros
-    from billed
+    from priced
 ),
 
 rated as (
     select
-        file_id,
-        line_no,
-        cycle,
-        source_id,
-        account_id,
-        agent_id,
-        plan_id,
-        service_state,
-        charged_number,
-        calling_number,
-        called_number,
-        start_utc,
-        call_date,
-        billsec,
-        service,
-        price_book_id,
-        rate_card_id,
-        prefix,
-        destination,
-        rate_per_unit,
-        unit_seconds,
-        first_increment_seconds || '/' || increment_seconds as billing_increment,
-        connect_fee,
-        minimum_charge,
-        rounding_method || ':' || rounding_decimals as rounding_rule,
-        billed_seconds,
-        from_micros(charge_micros) as charge_amount
-    from priced
+        limited.file_id,
+        limited.line_no,
+        events.agent_id,
+        events.plan_id,
+        events.jurisdiction,
+        price_book_chosen.price_book_id,
+        price_book_chosen.price_book_level,
+        limited.rate_card_id,
+        nullif(limited.prefix, '') as prefix,
+        limited.jurisdiction as rate_jurisdiction,
+        limited.destination,
+        (limited.steps[1].rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) as rate_per_unit,
+        limited.unit_seconds,
+        array_to_string(
+            list_transform(
+                limited.steps,
+                lambda s: case when len(limited.steps) > 1 then 'from ' || s.from_second || 's ' else '' end
+                    || s.first_increment || '/' || s.increment
+                    || case when len(limited.steps) > 1
+                        then ' @ ' || (s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) else '' end
+            ),
+            '; '
+        ) as billing_increment,
+        limited.connect_fee,
+        limited.minimum_charge,
+        limited.maximum_charge,
+        limited.rounding_method || ':' || limited.rounding_decimals as rounding_rule,
+        limited.billed_seconds,
+        -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
+        (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
+            * 0.000000000001)::decimal(30, 12) as unrounded_charge,
+        case
+            when limited.charge_micros > limited.rounded_micros then 'minimum'
+            when limited.charge_micros < limited.rounded_micros then 'maximum'
+        end as charge_limit,
+        from_micros(limited.charge_micros) as charge_amount
+    from limited
+    join events using (file_id, line_no)
+    join price_book_chosen using (file_id, line_no)
 ),
 
 outcomes as (
@@ -147,9 +225,10 @@ outcomes as (
 select
     normalised.*,
     outcomes.rating_reason,
-    rated.* exclude (file_id, line_no, cycle, source_id, account_id, service_state, charged_number,
-                     calling_number, called_number, start_utc, call_date, billsec, service)
+    rating_jurisdiction.jurisdiction,
+    rated.* exclude (file_id, line_no, jurisdiction)
 from normalised
 join outcomes using (file_id, line_no)
+left join rating_jurisdiction using (file_id, line_no)
 left join rated using (file_id, line_no)
 order by file_id, line_no

@@ -15,6 +15,7 @@ from pipeline.rating import rate_events
 RATE_COLUMNS = [
     "rate_card_id", "prefix", "destination", "rate_per_unit", "unit_seconds", "first_increment_seconds",
     "increment_seconds", "connect_fee", "minimum_charge", "rounding_method", "rounding_decimals",
+    "jurisdiction", "from_second", "maximum_charge",
 ]  # fmt: skip
 RATES = [
     ("RC-A", "1", "US & Canada", "0.02", 60, 6, 6, "0", "0", "half_up", 4),
@@ -24,29 +25,64 @@ RATES = [
     ("RC-B", "1", "US & Canada", "0.01", 60, 60, 60, "0", "0.10", "up", 2),
     ("RC-C", "1", "US & Canada", "0.0125", 60, 1, 1, "0", "0", "half_even", 4),
     ("RC-C", "44", "UK", "0.0125", 60, 1, 1, "0", "0", "down", 4),
+    # RC-D prices by jurisdiction, with steps: the first minute at 0.10, then 0.02 per minute per second
+    ("RC-D", None, "Local", "0.0000", 60, 60, 60, "0", "0", "half_up", 4, "local"),
+    ("RC-D", None, "Intrastate", "0.1000", 60, 60, 60, "0", "0", "half_up", 4, "intrastate"),
+    ("RC-D", None, "Intrastate", "0.0200", 60, 1, 1, "0", "0", "half_up", 4, "intrastate", 60),
+    ("RC-D", None, "Interstate", "0.0400", 60, 6, 6, "0", "0", "half_up", 4, "interstate", 0, "0.50"),
+    ("RC-D", None, "Toll-free", "0", 60, 1, 1, "0", "0", "half_up", 4, "toll_free"),
+    ("RC-D", None, "Premium", "1.9900", 60, 60, 60, "0.50", "0", "half_up", 4, "premium"),
+    ("RC-D", None, "Service code", "0", 60, 1, 1, "0", "0", "half_up", 4, "n11"),
+    ("RC-D", "44", "UK", "0.0900", 60, 30, 6, "0", "0", "half_up", 4),
+    ("RC-D", None, "Rest of world", "0.9000", 60, 60, 60, "0", "0", "half_up", 4, "international"),
+    ("RC-D", None, "Anywhere else", "0.0700", 60, 60, 60, "0", "0", "half_up", 4),
 ]
+RATES = [(*r, *(None, 0, None)[len(r) - 11 :]) for r in RATES]
 PRICE_BOOKS = [
     # price_book_id, agent_id, plan_id, state, rate_card_id
     ("PB-PLAN", None, "P1", None, "RC-A"),
     ("PB-PLAN-TX", None, "P1", "TX", "RC-B"),
     ("PB-AGENT-PLAN-TX", "AG-2", "P1", "TX", "RC-C"),
+    ("PB-JUR", None, "P2", None, "RC-D"),
+    ("PB-JUR-NY", None, "P2", "NY", "RC-A"),
 ]
-ACCOUNTS = [("ACC-1", "AG-1", "P1"), ("ACC-2", "AG-2", "P1"), ("ACC-3", "AG-1", "P9")]
+NPA_NXX = [
+    ("312", None, "US", "IL", "Chicago"),
+    ("773", None, "US", "IL", "Chicago"),
+    ("217", None, "US", "IL", "Springfield"),
+    ("212", None, "US", "NY", "New York"),
+    ("212", "999", "US", "NJ", "Hoboken"),  # an NPA-NXX row wins over its NPA's row
+    ("876", None, "JM", None, None),
+]
+ACCOUNTS = [
+    ("ACC-1", "AG-1", "P1"),
+    ("ACC-2", "AG-2", "P1"),
+    ("ACC-3", "AG-1", "P9"),
+    ("ACC-4", "AG-1", "P2"),
+]
 
 
 def reference_frames() -> dict[str, pl.DataFrame]:
     money = pl.Decimal(18, 6)
     rates = pl.DataFrame(RATES, schema=RATE_COLUMNS, orient="row").with_columns(
-        pl.col("rate_per_unit", "connect_fee", "minimum_charge").cast(money)
+        pl.col("rate_per_unit", "connect_fee", "minimum_charge", "maximum_charge").cast(money)
     )
     books = pl.DataFrame(
         PRICE_BOOKS, schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id"], orient="row"
-    ).with_columns(valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date))
+    ).with_columns(
+        service=pl.lit(None, pl.String), valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date)
+    )
     accounts = pl.DataFrame(ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row")
-    return {"rate_cards": rates, "price_books": books, "accounts": accounts}
+    npa_nxx = pl.DataFrame(
+        NPA_NXX,
+        schema=["npa", "nxx", "country", "state", "local_area"],
+        orient="row",
+        infer_schema_length=None,
+    )
+    return {"rate_cards": rates, "price_books": books, "accounts": accounts, "npa_nxx": npa_nxx}
 
 
-def rate(*events: tuple[str, str, str, int]) -> pl.DataFrame:
+def rate(*events: tuple[str, str, str, int], charged: str = "+13125550100") -> pl.DataFrame:
     """Rate (account_id, service_state, called_number, billsec) events; one output row per event."""
     normalised = pl.DataFrame(
         [
@@ -61,8 +97,8 @@ def rate(*events: tuple[str, str, str, int]) -> pl.DataFrame:
                 "source_record_id": None,
                 "account_id": account,
                 "service_state": state,
-                "charged_number": "+13125550100",
-                "calling_number": "+13125550100",
+                "charged_number": charged,
+                "calling_number": charged,
                 "called_number": called,
                 "start_utc": datetime(2026, 10, 5, 12),
                 "call_date": date(2026, 10, 5),
@@ -132,3 +168,65 @@ def test_a_longer_call_never_costs_less(billsec, extra):
     shorter, longer = rated["charge_amount"].to_list()
     assert longer >= shorter
     assert rated["billed_seconds"][0] >= billsec
+
+
+def test_steps_inside_a_call_first_minute_then_per_second():
+    # RC-D intrastate (IL → IL, other local area): from 0 s 0.10/min in 60/60, from 60 s 0.02/min in 1/1
+    rated = rate(
+        ("ACC-4", "IL", "+12175550123", 10),  # 60 s × 0.10 / 60 = 0.1000
+        ("ACC-4", "IL", "+12175550123", 83),  # 60 × 0.10/60 + 23 × 0.02/60 = 0.1 + 0.0076666… → 0.1077
+        ("ACC-4", "IL", "+12175550123", 120),  # 0.1 + 60 × 0.02/60 = 0.1200
+    )
+    assert rated["billed_seconds"].to_list() == [60, 83, 120]
+    assert rated["charge_amount"].to_list() == [Decimal("0.1"), Decimal("0.1077"), Decimal("0.12")]
+    assert rated["billing_increment"][0] == "from 0s 60/60 @ 0.100000; from 60s 1/1 @ 0.020000"
+    # rounded once: the exact 0.107666666667 is shown beside the charge
+    assert rated["unrounded_charge"][1] == Decimal("0.107666666667")
+
+
+def test_maximum_charge_caps_a_call():
+    # RC-D interstate: 6/6 at 0.04/min, at most 0.50: 600 s → 0.40; 900 s → 0.60 → capped at 0.50
+    rated = rate(("ACC-4", "IL", "+12125550123", 600), ("ACC-4", "IL", "+12125550123", 900))
+    assert rated["charge_amount"].to_list() == [Decimal("0.4"), Decimal("0.5")]
+    assert rated["charge_limit"].to_list() == [None, "maximum"]
+
+
+@pytest.mark.parametrize(
+    ("charged", "called", "jurisdiction", "destination"),
+    [
+        ("+13125550100", "+17735550123", "local", "Local"),  # 312 and 773 are both Chicago
+        ("+13125550100", "+12175550123", "intrastate", "Intrastate"),  # IL → IL, Springfield
+        ("+13125550100", "+12125550123", "interstate", "Interstate"),  # IL → NY
+        ("+12125550100", "+12129995555", "interstate", "Interstate"),  # 212-999 is NJ, not NY
+        ("+13125550100", "+18005550123", "toll_free", "Toll-free"),
+        ("+13125550100", "+19005550123", "premium", "Premium"),
+        ("+13125550100", "411", "n11", "Service code"),
+        ("+13125550100", "+18765550123", "international", "Rest of world"),  # NANP but Jamaica
+        ("+13125550100", "+33142685300", "international", "Rest of world"),
+        ("+13125550100", "+442079460000", "international", "UK"),  # a longer prefix beats the jurisdiction
+        ("+13125550100", "+16175550123", None, "Anywhere else"),  # NPA not in npa_nxx: the explicit fallback
+    ],
+)
+def test_jurisdiction_of_a_voice_call_and_rates_by_jurisdiction(charged, called, jurisdiction, destination):
+    row = rate(("ACC-4", "IL", called, 60), charged=charged).row(0, named=True)
+    assert (row["jurisdiction"], row["destination"]) == (jurisdiction, destination)
+
+
+def test_the_same_call_costs_differently_by_the_lines_state():
+    # ACC-4, 120 s to +12125550123: an IL line → PB-JUR (RC-D interstate 0.04/min: 0.0800);
+    # an NY line → PB-JUR-NY (plan+state, RC-A US 0.02/min 6/6: 0.0400); the state is the line's, not the call's
+    rated = rate(("ACC-4", "IL", "+12125550123", 120), ("ACC-4", "NY", "+12125550123", 120))
+    assert rated["price_book_id"].to_list() == ["PB-JUR", "PB-JUR-NY"]
+    assert rated["price_book_level"].to_list() == ["plan", "plan+state"]
+    assert rated["charge_amount"].to_list() == [Decimal("0.08"), Decimal("0.04")]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.from_regex(r"\A(1876|44|447|1|9)[0-9]{6,10}\Z", fullmatch=True))
+def test_the_longest_matching_prefix_always_wins(digits):
+    row = rate(("ACC-1", "IL", "+" + digits, 60)).row(0, named=True)
+    prefixes = [r[1] for r in RATES if r[0] == "RC-A" and digits.startswith(r[1])]
+    if prefixes:
+        assert row["prefix"] == max(prefixes, key=len)
+    else:
+        assert row["rating_reason"] == "NO_RATE"
