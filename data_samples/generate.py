@@ -165,6 +165,7 @@ RATE_CARDS: list[dict[str, str]] = [
         "maximum_charge": "",
         "rounding_method": method,
         "rounding_decimals": "4",
+        "time_band": "",
     }
     for rc, (method, rows) in _RC_ROWS.items()
     for prefix, rate, first, incr, conn in rows
@@ -182,6 +183,31 @@ NPA_NXX: list[dict[str, str]] = [
     {"npa": npa, "nxx": "", "country": "US", "state": st, "local_area": area}
     for npa, (st, area) in NPA_AREAS.items()
 ] + [{"npa": "876", "nxx": "", "country": "JM", "state": "", "local_area": ""}]
+
+STATE_TIME_ZONES: list[dict[str, str]] = [
+    {"state": st, "timezone": tz}
+    for st, tz in [
+        ("IL", "America/Chicago"),
+        ("NY", "America/New_York"),
+        ("TX", "America/Chicago"),
+        ("CA", "America/Los_Angeles"),
+        ("FL", "America/New_York"),
+    ]
+]
+# a band set for cards that price by time of day (no sample card uses it yet: sample prices are band-free)
+TIME_BANDS: list[dict[str, str]] = [
+    {"band_set": "US-PEAK", "day_type": day, "start_time": start, "end_time": end, "time_band": band}
+    for day, start, end, band in [
+        ("weekday", "00:00", "07:00", "offpeak"),
+        ("weekday", "07:00", "19:00", "peak"),
+        ("weekday", "19:00", "24:00", "offpeak"),
+        ("weekend", "00:00", "24:00", "weekend"),
+        ("holiday", "00:00", "24:00", "weekend"),
+    ]
+]
+RATE_CARD_POLICIES: list[dict[str, str]] = [
+    {"rate_card_id": rc, "band_set": "", "band_policy": "start", "holidays": "none"} for rc in _RC_ROWS
+]
 
 TAXES: list[dict[str, str]] = [
     {
@@ -1054,6 +1080,12 @@ def generate_month(
     )
     files["reference/rate_cards.csv"] = _write_csv(ref / "rate_cards.csv", list(RATE_CARDS[0]), RATE_CARDS)
     files["reference/npa_nxx.csv"] = _write_csv(ref / "npa_nxx.csv", list(NPA_NXX[0]), NPA_NXX)
+    for name, table in [
+        ("state_time_zones", STATE_TIME_ZONES),
+        ("time_bands", TIME_BANDS),
+        ("rate_card_policies", RATE_CARD_POLICIES),
+    ]:
+        files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
     files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)
 
     land = out_dir / "landing"

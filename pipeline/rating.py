@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.bands import band_calendar
+from pipeline.engine import first_row
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.price_books import price_book_levels
@@ -20,8 +22,23 @@ RATED = "rated"
 def rate_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """Rate the events of the view ``normalised`` into the temp table ``rating_outcomes``: every event once,
     priced (``rating_reason`` null) or with the reason it could not be (NO_PRICE_BOOK, NO_RATE). Reference
-    tables ``accounts``, ``price_books``, ``rate_cards`` and ``npa_nxx`` must be registered on ``con``."""
+    tables ``accounts``, ``price_books``, ``rate_cards``, ``npa_nxx``, ``rate_card_policies``, ``time_bands`` and
+    ``state_time_zones`` must be registered on ``con``; the band calendar is computed for the events' days."""
     con.register("price_book_levels", price_book_levels())
+    first_day, last_day = first_row(
+        con,
+        "select coalesce(min(start_utc), now())::date - 1, coalesce(max(start_utc), now())::date + 2 from normalised",
+    ) or (None, None)
+    con.register(
+        "band_calendar",
+        band_calendar(
+            con.table("time_bands").pl(),
+            con.table("rate_card_policies").pl(),
+            con.table("state_time_zones").pl(),
+            first_day,
+            last_day,
+        ),
+    )
     con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
     con.execute("create or replace temp table rating_outcomes as " + read_sql("rating.sql"))
     return con.table("rating_outcomes")

@@ -75,6 +75,7 @@ TABLES: dict[str, dict[str, str]] = {
         "maximum_charge": "money?",
         "rounding_method": "choice:half_up|up|down|half_even",
         "rounding_decimals": "int",
+        "time_band": "str?",
     },
     "taxes": {
         "state": "state",
@@ -89,6 +90,20 @@ TABLES: dict[str, dict[str, str]] = {
     },
     # rating (issue 4): the NANP numbering plan sample for jurisdiction
     "npa_nxx": {"npa": "digits", "nxx": "digits?", "country": "str", "state": "state?", "local_area": "str?"},
+    "state_time_zones": {"state": "state", "timezone": "str"},
+    "time_bands": {
+        "band_set": "str",
+        "day_type": "choice:weekday|weekend|holiday",
+        "start_time": "str",
+        "end_time": "str",
+        "time_band": "str",
+    },
+    "rate_card_policies": {
+        "rate_card_id": "str",
+        "band_set": "str?",
+        "band_policy": "choice:split|start",
+        "holidays": "choice:state|federal|none",
+    },
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -97,10 +112,13 @@ KEYS: dict[str, tuple[str, ...]] = {
     "accounts": ("account_id",),
     "service_numbers": ("service_number", "valid_from"),
     "price_books": ("price_book_id",),
-    "rate_cards": ("rate_card_id", "prefix", "jurisdiction", "from_second"),
+    "rate_cards": ("rate_card_id", "prefix", "jurisdiction", "time_band", "from_second"),
     "taxes": ("state", "tax_code", "valid_from"),
     # rating (issue 4)
     "npa_nxx": ("npa", "nxx"),
+    "state_time_zones": ("state",),
+    "time_bands": ("band_set", "day_type", "start_time"),
+    "rate_card_policies": ("rate_card_id",),
 }
 
 
@@ -144,6 +162,10 @@ def load_reference(folder: Path) -> Reference:
     # rating (issue 4)
     _check_price_book_ambiguity(folder / "price_books.csv", frames["price_books"])
     _check_rate_steps(folder / "rate_cards.csv", frames["rate_cards"])
+    _check_foreign(folder, frames, "rate_card_policies", "rate_card_id", "rate_cards")
+    _check_time_zones(folder / "state_time_zones.csv", frames["state_time_zones"])
+    _check_time_bands(folder / "time_bands.csv", frames["time_bands"])
+    _check_band_sets(folder, frames)
     return Reference(frames)
 
 
@@ -284,6 +306,7 @@ def _check_rates(path: Path, frame: pl.DataFrame) -> None:
 
 PRICE_BOOK_SCOPE = ("agent_id", "plan_id", "state", "service")
 RATE_KEY = ("rate_card_id", "prefix", "jurisdiction")
+BAND_KEY = (*RATE_KEY, "time_band")
 DESTINATION_COLUMNS = (
     "destination",
     "unit_seconds",
@@ -336,7 +359,7 @@ def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
             f"the steps of one destination differ in one of {list(DESTINATION_COLUMNS)}",
             "give every step row of a rate card, prefix and jurisdiction the same values in those columns",
         )
-    no_start = rows.filter(pl.col("from_second").min().over(RATE_KEY) != 0)
+    no_start = rows.filter(pl.col("from_second").min().over(BAND_KEY) != 0)
     if no_start.height:
         raise ReferenceDataError(
             path,
@@ -344,8 +367,8 @@ def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
             "the destination has no step from second 0",
             "add a rate row with from_second 0 for this rate card, prefix and jurisdiction",
         )
-    steps = rows.sort(*RATE_KEY, "from_second", nulls_last=True).with_columns(
-        length=pl.col("from_second").shift(-1).over(RATE_KEY) - pl.col("from_second")
+    steps = rows.sort(*BAND_KEY, "from_second", nulls_last=True).with_columns(
+        length=pl.col("from_second").shift(-1).over(BAND_KEY) - pl.col("from_second")
     )
     ragged = steps.filter(
         pl.col("length").is_not_null()
@@ -360,4 +383,106 @@ def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
             ragged["_row"][0],
             "the step ends before its increments do (length is not first increment + whole increments)",
             "move the next step's from_second to a whole increment of this step",
+        )
+    shapes = steps.group_by(BAND_KEY).agg(
+        pl.min("_row"),
+        shape=pl.concat_str("from_second", "first_increment_seconds", "increment_seconds", separator="/")
+        .sort_by("from_second")
+        .str.join(" "),
+    )
+    uneven = shapes.filter(pl.col("shape").n_unique().over(RATE_KEY) > 1)
+    if uneven.height:
+        raise ReferenceDataError(
+            path,
+            uneven.sort("_row", descending=True)["_row"][0],
+            "the time bands of one destination have different steps or increments",
+            "give every time band of a rate card, prefix and jurisdiction the same from_second and increments",
+        )
+
+
+def _check_time_zones(path: Path, frame: pl.DataFrame) -> None:
+    """Every state's time zone is an IANA name the time zone database knows."""
+    from zoneinfo import available_timezones
+
+    known = available_timezones()
+    for row_no, row in enumerate(frame.iter_rows(named=True), start=2):
+        if row["timezone"] not in known:
+            raise ReferenceDataError(
+                path,
+                row_no,
+                f"timezone={row['timezone']!r} is not an IANA time zone",
+                "use e.g. America/Chicago",
+            )
+
+
+def _minutes(path: Path, row_no: int, column: str, text: str) -> int:
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and int(minutes) < 60):
+        raise ReferenceDataError(path, row_no, f"{column}={text!r} is not a time HH:MM", f"correct {column}")
+    value = int(hours) * 60 + int(minutes)
+    if value > 24 * 60:
+        raise ReferenceDataError(path, row_no, f"{column}={text!r} is after 24:00", f"correct {column}")
+    return value
+
+
+def _check_time_bands(path: Path, frame: pl.DataFrame) -> None:
+    """The bands of a band set cover each day type they name from 00:00 to 24:00, without gap or overlap
+    (weekday and weekend are required; holiday rows are optional: without them a holiday is an ordinary day)."""
+    days: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for row_no, row in enumerate(frame.iter_rows(named=True), start=2):
+        start = _minutes(path, row_no, "start_time", row["start_time"])
+        end = _minutes(path, row_no, "end_time", row["end_time"])
+        days.setdefault((row["band_set"], row["day_type"]), []).append((start, end, row_no))
+    for band_set in sorted({band_set for band_set, _ in days}):
+        for day_type in ("weekday", "weekend"):
+            if (band_set, day_type) not in days:
+                raise ReferenceDataError(
+                    path, None, f"band set {band_set} has no {day_type} bands", f"add {day_type} rows"
+                )
+    for (band_set, day_type), spans in days.items():
+        reached = 0
+        for start, end, row_no in sorted(spans):
+            if start != reached or end <= start:
+                raise ReferenceDataError(
+                    path,
+                    row_no,
+                    f"band set {band_set} ({day_type}) has a gap or overlap at {start // 60:02d}:{start % 60:02d}",
+                    "make each band start where the previous one ends, from 00:00 to 24:00",
+                )
+            reached = end
+        if reached != 24 * 60:
+            raise ReferenceDataError(
+                path,
+                spans[-1][2],
+                f"band set {band_set} ({day_type}) ends before 24:00",
+                "extend the last band",
+            )
+
+
+def _check_band_sets(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
+    """A rate card's band set exists; a band-specific rate row names a band of its card's band set."""
+    policies = frames["rate_card_policies"].with_row_index("_row", offset=2)
+    known = frames["time_bands"]["band_set"].unique().implode()
+    missing = policies.filter(pl.col("band_set").is_not_null() & ~pl.col("band_set").is_in(known))
+    if missing.height:
+        row = missing.row(0, named=True)
+        raise ReferenceDataError(
+            folder / "rate_card_policies.csv",
+            row["_row"],
+            f"band_set={row['band_set']!r} is not in time_bands.csv",
+            "add its bands to time_bands.csv or correct the value",
+        )
+    bands = frames["time_bands"].select("band_set", "time_band").unique()
+    rows = frames["rate_cards"].with_row_index("_row", offset=2).filter(pl.col("time_band").is_not_null())
+    checked = rows.join(policies.select("rate_card_id", "band_set"), on="rate_card_id", how="left").join(
+        bands.with_columns(known=pl.lit(True)), on=["band_set", "time_band"], how="left"
+    )
+    bad = checked.filter(pl.col("known").is_null())
+    if bad.height:
+        row = bad.sort("_row").row(0, named=True)
+        raise ReferenceDataError(
+            folder / "rate_cards.csv",
+            row["_row"],
+            f"time_band={row['time_band']!r} is not a band of rate card {row['rate_card_id']}'s band set",
+            "name a band of the card's band set (rate_card_policies.csv, time_bands.csv) or leave it empty",
         )

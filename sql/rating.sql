@@ -24,6 +24,7 @@ events as (
         normalised.service,
         normalised.call_date,
         normalised.billsec,
+        normalised.start_utc,
         ltrim(normalised.called_number, '+') as called_digits,
         accounts.agent_id,
         accounts.plan_id,
@@ -55,8 +56,45 @@ price_book_chosen as (
     qualify row_number() over (partition by events.file_id, events.line_no order by price_book_levels.level) = 1
 ),
 
+-- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
+step_rates as (
+    select
+        rate_card_id,
+        coalesce(prefix, '') as prefix,
+        jurisdiction,
+        from_second,
+        any_value(first_increment_seconds) as first_increment,
+        any_value(increment_seconds) as increment,
+        max(micros(rate_per_unit)) filter (where time_band is null) as rate_micros,
+        map_from_entries(
+            list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
+        ) as band_rates
+    from rate_cards
+    group by all
+),
+
 -- one row per destination (rate card, prefix, jurisdiction) with its steps in order
 destinations as (
+    select
+        rate_card_id,
+        prefix,
+        jurisdiction,
+        list(
+            {
+                'from_second': from_second,
+                'first_increment': first_increment,
+                'increment': increment,
+                'rate_micros': rate_micros,
+                'band_rates': band_rates
+            }
+            order by from_second
+        ) as steps
+    from step_rates
+    group by all
+),
+
+-- the columns every step of a destination shares (reference.py checks they are equal)
+destination_terms as (
     select
         rate_card_id,
         coalesce(prefix, '') as prefix,
@@ -67,16 +105,7 @@ destinations as (
         any_value(minimum_charge) as minimum_charge,
         any_value(maximum_charge) as maximum_charge,
         any_value(rounding_method) as rounding_method,
-        any_value(rounding_decimals) as rounding_decimals,
-        list(
-            {
-                'from_second': from_second,
-                'first_increment': first_increment_seconds,
-                'increment': increment_seconds,
-                'rate_micros': micros(rate_per_unit)
-            }
-            order by from_second
-        ) as steps
+        any_value(rounding_decimals) as rounding_decimals
     from rate_cards
     group by all
 ),
@@ -90,7 +119,8 @@ destination_chosen as (
     select
         price_book_chosen.file_id,
         price_book_chosen.line_no,
-        destinations.*
+        destinations.*,
+        destination_terms.* exclude (rate_card_id, prefix, jurisdiction)
     from price_book_chosen
     join events using (file_id, line_no)
     join card_prefix_lengths using (rate_card_id)
@@ -98,6 +128,10 @@ destination_chosen as (
         on destinations.rate_card_id = price_book_chosen.rate_card_id
         and destinations.prefix = left(events.called_digits, card_prefix_lengths.prefix_length)
         and (destinations.jurisdiction is null or destinations.jurisdiction is not distinct from events.jurisdiction)
+    join destination_terms
+        on destination_terms.rate_card_id = destinations.rate_card_id
+        and destination_terms.prefix = destinations.prefix
+        and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
     qualify row_number() over (
         partition by price_book_chosen.file_id, price_book_chosen.line_no
         order by length(destinations.prefix) desc, destinations.jurisdiction is null
@@ -109,44 +143,118 @@ stepped as (
     select
         destination_chosen.*,
         events.billsec,
+        events.start_utc,
+        events.service_state,
+        rate_card_policies.band_set,
+        coalesce(rate_card_policies.band_policy, 'start') as band_policy,
+        coalesce(rate_card_policies.holidays, 'none') as holidays,
         list_transform(
             list_zip(steps, list_concat(list_transform(steps[2:], lambda s: s.from_second), [null::bigint])),
-            lambda z: {
-                'step': z[1],
-                'seconds': greatest(least(events.billsec, coalesce(z[2], events.billsec)) - z[1].from_second, 0)
-            }
-        ) as parts
+            lambda z: greatest(least(events.billsec, coalesce(z[2], events.billsec)) - z[1].from_second, 0)
+        ) as step_seconds
     from destination_chosen
     join events using (file_id, line_no)
+    left join rate_card_policies using (rate_card_id)
 ),
 
 billed as (
     select
         *,
         list_transform(
-            parts,
+            list_zip(steps, step_seconds),
             lambda p: case
-                when p.seconds <= 0 then 0
-                when p.seconds <= p.step.first_increment then p.step.first_increment
-                else p.step.first_increment
-                    + (p.seconds - p.step.first_increment + p.step.increment - 1)
-                      // p.step.increment * p.step.increment
+                when p[2] <= 0 then 0
+                when p[2] <= p[1].first_increment then p[1].first_increment
+                else p[1].first_increment
+                    + (p[2] - p[1].first_increment + p[1].increment - 1) // p[1].increment * p[1].increment
             end
         ) as step_billed_seconds,
         [1000000, 100000, 10000, 1000, 100, 10, 1][rounding_decimals + 1] as quantum_micros
     from stepped
 ),
 
--- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
-priced as (
+billed_calls as (
     select
         *,
         list_sum(step_billed_seconds)::bigint as billed_seconds,
-        micros(connect_fee) * unit_seconds
-            + list_sum(list_transform(
-                list_zip(step_billed_seconds, parts), lambda b: b[1] * b[2].step.rate_micros
-            )) as charge_numerator
+        -- where each step starts on the call's billed time line
+        list_transform(step_billed_seconds, lambda b, i: coalesce(list_sum(step_billed_seconds[:i - 1]), 0))
+            as step_offsets
     from billed
+),
+
+-- the billed time line cut at time band boundaries (policy split) or all in the start band (policy start);
+-- band periods come from the precomputed calendar (pipeline/bands.py), in the line's state's local time
+pieces as (
+    select
+        file_id,
+        line_no,
+        null::varchar as time_band,
+        0::bigint as piece_from,
+        billed_seconds as piece_to
+    from billed_calls
+    where band_set is null
+    union all
+    select
+        billed_calls.file_id,
+        billed_calls.line_no,
+        band_calendar.time_band,
+        case when billed_calls.band_policy = 'split'
+            then greatest(date_diff('second', billed_calls.start_utc, band_calendar.period_start_utc), 0)
+            else 0 end as piece_from,
+        case when billed_calls.band_policy = 'split'
+            then least(date_diff('second', billed_calls.start_utc, band_calendar.period_end_utc),
+                       billed_calls.billed_seconds)
+            else billed_calls.billed_seconds end as piece_to
+    from billed_calls
+    join band_calendar
+        on band_calendar.band_set = billed_calls.band_set
+        and band_calendar.holidays = billed_calls.holidays
+        and band_calendar.state = billed_calls.service_state
+        and band_calendar.period_end_utc > billed_calls.start_utc
+        and band_calendar.period_start_utc
+            < billed_calls.start_utc + to_seconds(greatest(billed_calls.billed_seconds, 1))
+        and (billed_calls.band_policy = 'split' or band_calendar.period_start_utc <= billed_calls.start_utc)
+),
+
+-- each piece: Σ over steps of (seconds of the step inside the piece) × (the step's rate in the piece's band)
+piece_charges as (
+    select
+        pieces.file_id,
+        pieces.line_no,
+        pieces.time_band,
+        pieces.piece_from,
+        pieces.piece_to,
+        list_sum(list_transform(
+            list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_seconds),
+            lambda z: greatest(least(pieces.piece_to, z[2] + z[3]) - greatest(pieces.piece_from, z[2]), 0)
+                * coalesce(z[1].band_rates[pieces.time_band], z[1].rate_micros)
+        )) as piece_numerator
+    from pieces
+    join billed_calls using (file_id, line_no)
+),
+
+call_charges as (
+    select
+        file_id,
+        line_no,
+        sum(piece_numerator) as usage_numerator,
+        bool_or(piece_numerator is null) as missing_rate,
+        string_agg(time_band || ' ' || (piece_to - piece_from) || 's', ', ' order by piece_from) as time_bands
+    from piece_charges
+    group by all
+),
+
+-- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
+priced as (
+    select
+        billed_calls.*,
+        call_charges.time_bands,
+        micros(billed_calls.connect_fee) * billed_calls.unit_seconds + call_charges.usage_numerator
+            as charge_numerator
+    from billed_calls
+    join call_charges using (file_id, line_no)
+    where not call_charges.missing_rate
 ),
 
 limited as (
@@ -185,7 +293,9 @@ rated as (
                 lambda s: case when len(limited.steps) > 1 then 'from ' || s.from_second || 's ' else '' end
                     || s.first_increment || '/' || s.increment
                     || case when len(limited.steps) > 1
-                        then ' @ ' || (s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) else '' end
+                        then ' @ ' || coalesce(
+                            ((s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6))::varchar, 'band rates'
+                        ) else '' end
             ),
             '; '
         ) as billing_increment,
@@ -193,6 +303,9 @@ rated as (
         limited.minimum_charge,
         limited.maximum_charge,
         limited.rounding_method || ':' || limited.rounding_decimals as rounding_rule,
+        limited.band_set,
+        case when limited.band_set is not null then limited.band_policy end as band_policy,
+        limited.time_bands,
         limited.billed_seconds,
         -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
         (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
@@ -214,11 +327,14 @@ outcomes as (
         case
             when rated.file_id is not null then null
             when price_book_chosen.file_id is null then 'NO_PRICE_BOOK'
+            when billed_calls.band_set is not null and call_charges.file_id is null then 'NO_BAND'
             else 'NO_RATE'
         end as rating_reason
     from normalised
     left join rated using (file_id, line_no)
     left join price_book_chosen using (file_id, line_no)
+    left join billed_calls using (file_id, line_no)
+    left join call_charges using (file_id, line_no)
 )
 
 -- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set)

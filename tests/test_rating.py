@@ -15,7 +15,7 @@ from pipeline.rating import rate_events
 RATE_COLUMNS = [
     "rate_card_id", "prefix", "destination", "rate_per_unit", "unit_seconds", "first_increment_seconds",
     "increment_seconds", "connect_fee", "minimum_charge", "rounding_method", "rounding_decimals",
-    "jurisdiction", "from_second", "maximum_charge",
+    "jurisdiction", "from_second", "maximum_charge", "time_band",
 ]  # fmt: skip
 RATES = [
     ("RC-A", "1", "US & Canada", "0.02", 60, 6, 6, "0", "0", "half_up", 4),
@@ -37,7 +37,23 @@ RATES = [
     ("RC-D", None, "Rest of world", "0.9000", 60, 60, 60, "0", "0", "half_up", 4, "international"),
     ("RC-D", None, "Anywhere else", "0.0700", 60, 60, 60, "0", "0", "half_up", 4),
 ]
-RATES = [(*r, *(None, 0, None)[len(r) - 11 :]) for r in RATES]
+# RC-E / RC-F price by time band (band set TB, the line's state's holidays), per second: peak 0.06/min,
+# offpeak 0.012/min, weekend (and holidays) 0.006/min; RC-E splits a call at band boundaries, RC-F does not
+for card in ("RC-E", "RC-F"):
+    RATES += [
+        (card, "1", "US", rate, 60, 1, 1, "0", "0", "half_up", 6, None, 0, None, band)
+        for band, rate in [("peak", "0.06"), ("offpeak", "0.012"), ("weekend", "0.006")]
+    ]
+RATES = [(*r, *(None, 0, None, None)[len(r) - 11 :]) for r in RATES]
+RATE_CARD_POLICIES = [("RC-E", "TB", "split", "state"), ("RC-F", "TB", "start", "state")]
+TIME_BANDS = [
+    ("TB", "weekday", "00:00", "07:00", "offpeak"),
+    ("TB", "weekday", "07:00", "19:00", "peak"),
+    ("TB", "weekday", "19:00", "24:00", "offpeak"),
+    ("TB", "weekend", "00:00", "24:00", "weekend"),
+    ("TB", "holiday", "00:00", "24:00", "weekend"),
+]
+STATE_TIME_ZONES = [("IL", "America/Chicago"), ("TX", "America/Chicago"), ("NY", "America/New_York")]
 PRICE_BOOKS = [
     # price_book_id, agent_id, plan_id, state, rate_card_id
     ("PB-PLAN", None, "P1", None, "RC-A"),
@@ -45,6 +61,8 @@ PRICE_BOOKS = [
     ("PB-AGENT-PLAN-TX", "AG-2", "P1", "TX", "RC-C"),
     ("PB-JUR", None, "P2", None, "RC-D"),
     ("PB-JUR-NY", None, "P2", "NY", "RC-A"),
+    ("PB-SPLIT", None, "P3", None, "RC-E"),
+    ("PB-START", None, "P4", None, "RC-F"),
 ]
 NPA_NXX = [
     ("312", None, "US", "IL", "Chicago"),
@@ -59,6 +77,8 @@ ACCOUNTS = [
     ("ACC-2", "AG-2", "P1"),
     ("ACC-3", "AG-1", "P9"),
     ("ACC-4", "AG-1", "P2"),
+    ("ACC-5", "AG-1", "P3"),
+    ("ACC-6", "AG-1", "P4"),
 ]
 
 
@@ -79,11 +99,23 @@ def reference_frames() -> dict[str, pl.DataFrame]:
         orient="row",
         infer_schema_length=None,
     )
-    return {"rate_cards": rates, "price_books": books, "accounts": accounts, "npa_nxx": npa_nxx}
+    return {
+        "rate_cards": rates,
+        "price_books": books,
+        "accounts": accounts,
+        "npa_nxx": npa_nxx,
+        "rate_card_policies": pl.DataFrame(
+            RATE_CARD_POLICIES, schema=["rate_card_id", "band_set", "band_policy", "holidays"], orient="row"
+        ),
+        "time_bands": pl.DataFrame(
+            TIME_BANDS, schema=["band_set", "day_type", "start_time", "end_time", "time_band"], orient="row"
+        ),
+        "state_time_zones": pl.DataFrame(STATE_TIME_ZONES, schema=["state", "timezone"], orient="row"),
+    }
 
 
-def rate(*events: tuple[str, str, str, int], charged: str = "+13125550100") -> pl.DataFrame:
-    """Rate (account_id, service_state, called_number, billsec) events; one output row per event."""
+def rate(*events: tuple, charged: str = "+13125550100") -> pl.DataFrame:
+    """Rate (account_id, service_state, called_number, billsec[, start_utc]) events; one output row per event."""
     normalised = pl.DataFrame(
         [
             {
@@ -100,13 +132,15 @@ def rate(*events: tuple[str, str, str, int], charged: str = "+13125550100") -> p
                 "charged_number": charged,
                 "calling_number": charged,
                 "called_number": called,
-                "start_utc": datetime(2026, 10, 5, 12),
-                "call_date": date(2026, 10, 5),
+                "start_utc": start,
+                "call_date": start.date(),
                 "billsec": billsec,
                 "service": "voice",
                 "disposition": "ANSWERED",
             }  # fmt: skip
-            for i, (account, state, called, billsec) in enumerate(events, start=1)
+            for i, (account, state, called, billsec, start) in enumerate(
+                (e if len(e) == 5 else (*e, datetime(2026, 10, 5, 12)) for e in events), start=1
+            )
         ]
     )
     with session() as con:
@@ -230,3 +264,44 @@ def test_the_longest_matching_prefix_always_wins(digits):
         assert row["prefix"] == max(prefixes, key=len)
     else:
         assert row["rating_reason"] == "NO_RATE"
+
+
+# Central time: CDT (UTC−5) until 2026-11-01 02:00, then CST (UTC−6); peak is 07:00–19:00 local on weekdays
+@pytest.mark.parametrize(
+    ("account", "state", "start_utc", "billsec", "bands", "charge"),
+    [
+        # Mon 2026-10-05 06:59 CDT, 120 s across 07:00: 60 s × 0.012/60 + 60 s × 0.06/60 = 0.012 + 0.06
+        ("ACC-5", "IL", datetime(2026, 10, 5, 11, 59), 120, "offpeak 60s, peak 60s", "0.072"),
+        # the same call on the start-band card: 120 s × 0.012/60 = 0.024
+        ("ACC-6", "IL", datetime(2026, 10, 5, 11, 59), 120, "offpeak 120s", "0.024"),
+        # Fri 2026-10-09 23:59:30 CDT, 60 s across midnight into Saturday: 30 × 0.012/60 + 30 × 0.006/60
+        ("ACC-5", "IL", datetime(2026, 10, 10, 4, 59, 30), 60, "offpeak 30s, weekend 30s", "0.009"),
+        # Mon 2026-11-02 06:59:30 CST (after the DST change peak starts at 13:00 UTC, not 12:00):
+        # 30 × 0.012/60 + 30 × 0.06/60 = 0.006 + 0.03
+        ("ACC-5", "IL", datetime(2026, 11, 2, 12, 59, 30), 60, "offpeak 30s, peak 30s", "0.036"),
+        # Mon 2026-10-12 12:00 CDT is Columbus Day, a holiday in Illinois: weekend band 60 × 0.006/60
+        ("ACC-5", "IL", datetime(2026, 10, 12, 17), 60, "weekend 60s", "0.006"),
+        # … but not in Texas: peak 60 × 0.06/60
+        ("ACC-5", "TX", datetime(2026, 10, 12, 17), 60, "peak 60s", "0.06"),
+    ],
+)
+def test_time_bands_in_the_lines_local_time(account, state, start_utc, billsec, bands, charge):
+    row = rate((account, state, "+12125550123", billsec, start_utc)).row(0, named=True)
+    assert (row["time_bands"], row["charge_amount"]) == (bands, Decimal(charge))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2026, 10, 1), max_value=datetime(2026, 11, 28)),
+    st.integers(min_value=1, max_value=86400),
+)
+def test_splitting_at_band_boundaries_conserves_billed_seconds(start_utc, billsec):
+    start_utc = start_utc.replace(microsecond=0)
+    split, start_band = rate(
+        ("ACC-5", "IL", "+12125550123", billsec, start_utc),
+        ("ACC-6", "IL", "+12125550123", billsec, start_utc),
+    ).iter_rows(named=True)
+    pieces = [int(piece.split()[1].rstrip("s")) for piece in split["time_bands"].split(", ")]
+    assert sum(pieces) == split["billed_seconds"] == start_band["billed_seconds"] == billsec
+    # per second at 0.006–0.06 a minute: the split charge lies between the cheapest and dearest band
+    assert Decimal("0.0001") * billsec <= split["charge_amount"] <= Decimal("0.001") * billsec

@@ -66,3 +66,23 @@ def test_bad_rate_steps_are_refused(reference_dir, row, message):
     with pytest.raises(ReferenceDataError, match=rf"rate_cards.csv, row \d+: .*{message}") as error:
         load_reference(reference_dir)
     assert "Fix:" in str(error.value)
+
+
+def test_time_bands_must_cover_the_day(reference_dir):
+    path = reference_dir / "time_bands.csv"
+    path.write_text(
+        path.read_text().replace("US-PEAK,weekday,07:00,19:00,peak", "US-PEAK,weekday,07:00,18:00,peak")
+    )
+    with pytest.raises(
+        ReferenceDataError, match=r"time_bands.csv, row \d+: band set US-PEAK \(weekday\) has a gap"
+    ):
+        load_reference(reference_dir)
+
+
+def test_a_rate_for_a_band_the_card_does_not_have_is_refused(reference_dir):
+    append(
+        reference_dir / "rate_cards.csv",
+        "RC-STD,1,,0,United States & Canada,0.0100,60,6,6,0.0000,0.0000,,half_up,4,night",
+    )
+    with pytest.raises(ReferenceDataError, match=r"time_band='night' is not a band of rate card RC-STD"):
+        load_reference(reference_dir)
