@@ -166,6 +166,7 @@ RATE_CARDS: list[dict[str, str]] = [
         "rounding_method": method,
         "rounding_decimals": "4",
         "time_band": "",
+        "event_code": "",
     }
     for rc, (method, rows) in _RC_ROWS.items()
     for prefix, rate, first, incr, conn in rows
@@ -207,6 +208,16 @@ TIME_BANDS: list[dict[str, str]] = [
 ]
 RATE_CARD_POLICIES: list[dict[str, str]] = [
     {"rate_card_id": rc, "band_set": "", "band_policy": "start", "holidays": "none"} for rc in _RC_ROWS
+]
+
+# how each plan counts SMS and data (the sample month is voice only)
+PLAN_USAGE_SETTINGS: list[dict[str, str]] = [
+    {"plan_id": plan, "sms_charging": sms, "data_rounding": "session", "data_unit": unit}
+    for plan, sms, unit in [
+        ("RES-BASIC", "segment", "MB"),
+        ("RES-PLUS", "message", "MB"),
+        ("BIZ-PRO", "message", "KB"),
+    ]
 ]
 
 TAXES: list[dict[str, str]] = [
@@ -1084,6 +1095,7 @@ def generate_month(
         ("state_time_zones", STATE_TIME_ZONES),
         ("time_bands", TIME_BANDS),
         ("rate_card_policies", RATE_CARD_POLICIES),
+        ("plan_usage_settings", PLAN_USAGE_SETTINGS),
     ]:
         files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
     files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)

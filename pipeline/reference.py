@@ -76,6 +76,7 @@ TABLES: dict[str, dict[str, str]] = {
         "rounding_method": "choice:half_up|up|down|half_even",
         "rounding_decimals": "int",
         "time_band": "str?",
+        "event_code": "str?",
     },
     "taxes": {
         "state": "state",
@@ -104,6 +105,12 @@ TABLES: dict[str, dict[str, str]] = {
         "band_policy": "choice:split|start",
         "holidays": "choice:state|federal|none",
     },
+    "plan_usage_settings": {
+        "plan_id": "str",
+        "sms_charging": "choice:message|segment",
+        "data_rounding": "choice:session|none",
+        "data_unit": "choice:byte|KB|MB",
+    },
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -112,13 +119,14 @@ KEYS: dict[str, tuple[str, ...]] = {
     "accounts": ("account_id",),
     "service_numbers": ("service_number", "valid_from"),
     "price_books": ("price_book_id",),
-    "rate_cards": ("rate_card_id", "prefix", "jurisdiction", "time_band", "from_second"),
+    "rate_cards": ("rate_card_id", "prefix", "jurisdiction", "event_code", "time_band", "from_second"),
     "taxes": ("state", "tax_code", "valid_from"),
     # rating (issue 4)
     "npa_nxx": ("npa", "nxx"),
     "state_time_zones": ("state",),
     "time_bands": ("band_set", "day_type", "start_time"),
     "rate_card_policies": ("rate_card_id",),
+    "plan_usage_settings": ("plan_id",),
 }
 
 
@@ -166,6 +174,7 @@ def load_reference(folder: Path) -> Reference:
     _check_time_zones(folder / "state_time_zones.csv", frames["state_time_zones"])
     _check_time_bands(folder / "time_bands.csv", frames["time_bands"])
     _check_band_sets(folder, frames)
+    _check_foreign(folder, frames, "plan_usage_settings", "plan_id", "plans")
     return Reference(frames)
 
 
@@ -305,7 +314,7 @@ def _check_rates(path: Path, frame: pl.DataFrame) -> None:
 # rating (issue 4) -------------------------------------------------------------------------------------------
 
 PRICE_BOOK_SCOPE = ("agent_id", "plan_id", "state", "service")
-RATE_KEY = ("rate_card_id", "prefix", "jurisdiction")
+RATE_KEY = ("rate_card_id", "prefix", "jurisdiction", "event_code")
 BAND_KEY = (*RATE_KEY, "time_band")
 DESTINATION_COLUMNS = (
     "destination",

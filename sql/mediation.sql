@@ -97,5 +97,13 @@ outcomes as (
     from by_content
 )
 
-select * from outcomes
+-- shared-contract columns of normalised events (the mediation branch derives them from the sources; until
+-- then: units = billsec for voice, the others unknown)
+select
+    *,
+    case when service = 'voice' then billsec end::bigint as units,
+    null::integer as sms_chars,
+    null::varchar as event_code,
+    null::varchar as visited_country
+from outcomes
 order by file_id, line_no

@@ -25,13 +25,37 @@ events as (
         normalised.call_date,
         normalised.billsec,
         normalised.start_utc,
-        ltrim(normalised.called_number, '+') as called_digits,
+        normalised.event_code,
+        coalesce(ltrim(normalised.called_number, '+'), '') as called_digits,
         accounts.agent_id,
         accounts.plan_id,
-        rating_jurisdiction.jurisdiction
+        rating_jurisdiction.jurisdiction,
+        -- the units the service is priced in: voice seconds; SMS messages, or segments of 153 characters
+        -- for a message longer than 160 (plan setting); MMS messages; data bytes, rounded up per session
+        -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB); value-added events
+        case normalised.service
+            when 'voice' then coalesce(normalised.units, normalised.billsec)
+            when 'sms' then coalesce(normalised.units, 1) * case
+                when plan_usage_settings.sms_charging = 'segment' and normalised.sms_chars > 160
+                    then (normalised.sms_chars + 152) // 153
+                else 1
+            end
+            when 'data' then case
+                when plan_usage_settings.data_rounding = 'session' then
+                    (normalised.units + data_unit_bytes - 1) // data_unit_bytes * data_unit_bytes
+                else normalised.units
+            end
+            else coalesce(normalised.units, 1)
+        end as rating_units
     from normalised
     join accounts using (account_id)
     left join rating_jurisdiction using (file_id, line_no)
+    left join (
+        select
+            *,
+            case data_unit when 'MB' then 1048576 when 'KB' then 1024 else 1 end as data_unit_bytes
+        from plan_usage_settings
+    ) as plan_usage_settings using (plan_id)
 ),
 
 price_book_chosen as (
@@ -62,6 +86,7 @@ step_rates as (
         rate_card_id,
         coalesce(prefix, '') as prefix,
         jurisdiction,
+        event_code,
         from_second,
         any_value(first_increment_seconds) as first_increment,
         any_value(increment_seconds) as increment,
@@ -79,6 +104,7 @@ destinations as (
         rate_card_id,
         prefix,
         jurisdiction,
+        event_code,
         list(
             {
                 'from_second': from_second,
@@ -99,6 +125,7 @@ destination_terms as (
         rate_card_id,
         coalesce(prefix, '') as prefix,
         jurisdiction,
+        event_code,
         any_value(destination) as destination,
         any_value(unit_seconds) as unit_seconds,
         any_value(connect_fee) as connect_fee,
@@ -120,7 +147,7 @@ destination_chosen as (
         price_book_chosen.file_id,
         price_book_chosen.line_no,
         destinations.*,
-        destination_terms.* exclude (rate_card_id, prefix, jurisdiction)
+        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code)
     from price_book_chosen
     join events using (file_id, line_no)
     join card_prefix_lengths using (rate_card_id)
@@ -128,13 +155,15 @@ destination_chosen as (
         on destinations.rate_card_id = price_book_chosen.rate_card_id
         and destinations.prefix = left(events.called_digits, card_prefix_lengths.prefix_length)
         and (destinations.jurisdiction is null or destinations.jurisdiction is not distinct from events.jurisdiction)
+        and (destinations.event_code is null or destinations.event_code is not distinct from events.event_code)
     join destination_terms
         on destination_terms.rate_card_id = destinations.rate_card_id
         and destination_terms.prefix = destinations.prefix
         and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
+        and destination_terms.event_code is not distinct from destinations.event_code
     qualify row_number() over (
         partition by price_book_chosen.file_id, price_book_chosen.line_no
-        order by length(destinations.prefix) desc, destinations.jurisdiction is null
+        order by length(destinations.prefix) desc, destinations.jurisdiction is null, destinations.event_code is null
     ) = 1
 ),
 
@@ -142,15 +171,20 @@ destination_chosen as (
 stepped as (
     select
         destination_chosen.*,
-        events.billsec,
+        events.rating_units,
+        events.service,
         events.start_utc,
         events.service_state,
         rate_card_policies.band_set,
-        coalesce(rate_card_policies.band_policy, 'start') as band_policy,
+        -- an SMS, a data session or an event is priced at one instant: only voice is split at band boundaries
+        case when events.service = 'voice' then coalesce(rate_card_policies.band_policy, 'start') else 'start' end
+            as band_policy,
         coalesce(rate_card_policies.holidays, 'none') as holidays,
         list_transform(
             list_zip(steps, list_concat(list_transform(steps[2:], lambda s: s.from_second), [null::bigint])),
-            lambda z: greatest(least(events.billsec, coalesce(z[2], events.billsec)) - z[1].from_second, 0)
+            lambda z: greatest(
+                least(events.rating_units, coalesce(z[2], events.rating_units)) - z[1].from_second, 0
+            )
         ) as step_seconds
     from destination_chosen
     join events using (file_id, line_no)
@@ -168,7 +202,7 @@ billed as (
                 else p[1].first_increment
                     + (p[2] - p[1].first_increment + p[1].increment - 1) // p[1].increment * p[1].increment
             end
-        ) as step_billed_seconds,
+        ) as step_billed_units,
         [1000000, 100000, 10000, 1000, 100, 10, 1][rounding_decimals + 1] as quantum_micros
     from stepped
 ),
@@ -176,9 +210,9 @@ billed as (
 billed_calls as (
     select
         *,
-        list_sum(step_billed_seconds)::bigint as billed_seconds,
+        list_sum(step_billed_units)::bigint as billed_units,
         -- where each step starts on the call's billed time line
-        list_transform(step_billed_seconds, lambda b, i: coalesce(list_sum(step_billed_seconds[:i - 1]), 0))
+        list_transform(step_billed_units, lambda b, i: coalesce(list_sum(step_billed_units[:i - 1]), 0))
             as step_offsets
     from billed
 ),
@@ -191,7 +225,7 @@ pieces as (
         line_no,
         null::varchar as time_band,
         0::bigint as piece_from,
-        billed_seconds as piece_to
+        billed_units as piece_to
     from billed_calls
     where band_set is null
     union all
@@ -204,8 +238,8 @@ pieces as (
             else 0 end as piece_from,
         case when billed_calls.band_policy = 'split'
             then least(date_diff('second', billed_calls.start_utc, band_calendar.period_end_utc),
-                       billed_calls.billed_seconds)
-            else billed_calls.billed_seconds end as piece_to
+                       billed_calls.billed_units)
+            else billed_calls.billed_units end as piece_to
     from billed_calls
     join band_calendar
         on band_calendar.band_set = billed_calls.band_set
@@ -213,7 +247,7 @@ pieces as (
         and band_calendar.state = billed_calls.service_state
         and band_calendar.period_end_utc > billed_calls.start_utc
         and band_calendar.period_start_utc
-            < billed_calls.start_utc + to_seconds(greatest(billed_calls.billed_seconds, 1))
+            < billed_calls.start_utc + to_seconds(greatest(billed_calls.billed_units, 1))
         and (billed_calls.band_policy = 'split' or band_calendar.period_start_utc <= billed_calls.start_utc)
 ),
 
@@ -226,7 +260,7 @@ piece_charges as (
         pieces.piece_from,
         pieces.piece_to,
         list_sum(list_transform(
-            list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_seconds),
+            list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_units),
             lambda z: greatest(least(pieces.piece_to, z[2] + z[3]) - greatest(pieces.piece_from, z[2]), 0)
                 * coalesce(z[1].band_rates[pieces.time_band], z[1].rate_micros)
         )) as piece_numerator
@@ -306,7 +340,9 @@ rated as (
         limited.band_set,
         case when limited.band_set is not null then limited.band_policy end as band_policy,
         limited.time_bands,
-        limited.billed_seconds,
+        case when limited.service = 'voice' then limited.billed_units end as billed_seconds,
+        limited.billed_units,
+        limited.event_code as rate_event_code,
         -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
         (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
             * 0.000000000001)::decimal(30, 12) as unrounded_charge,

@@ -15,7 +15,7 @@ from pipeline.rating import rate_events
 RATE_COLUMNS = [
     "rate_card_id", "prefix", "destination", "rate_per_unit", "unit_seconds", "first_increment_seconds",
     "increment_seconds", "connect_fee", "minimum_charge", "rounding_method", "rounding_decimals",
-    "jurisdiction", "from_second", "maximum_charge", "time_band",
+    "jurisdiction", "from_second", "maximum_charge", "time_band", "event_code",
 ]  # fmt: skip
 RATES = [
     ("RC-A", "1", "US & Canada", "0.02", 60, 6, 6, "0", "0", "half_up", 4),
@@ -44,7 +44,18 @@ for card in ("RC-E", "RC-F"):
         (card, "1", "US", rate, 60, 1, 1, "0", "0", "half_up", 6, None, 0, None, band)
         for band, rate in [("peak", "0.06"), ("offpeak", "0.012"), ("weekend", "0.006")]
     ]
-RATES = [(*r, *(None, 0, None, None)[len(r) - 11 :]) for r in RATES]
+# services, each on its own card chosen by a service price book: SMS 0.01 per message (UK 0.05), MMS 0.25,
+# data 0.01 per MB (1,048,576 bytes) per byte, value-added events flat by event code
+RATES += [
+    ("RC-SMS", None, "SMS", "0.01", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-SMS", "44", "SMS UK", "0.05", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-MMS", None, "MMS", "0.25", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-DATA", None, "Data", "0.01", 1048576, 1, 1, "0", "0", "half_up", 4),
+    ("RC-VAS", None, "Horoscope", "0.99", 1, 1, 1, "0", "0", "half_up", 2, None, 0, None, None, "HOROSCOPE"),
+    ("RC-VAS", None, "Caller tune", "1.49", 1, 1, 1, "0", "0", "half_up", 2, None, 0, None, None, "TUNE"),
+]
+RATES = [(*r, *(None, 0, None, None, None)[len(r) - 11 :]) for r in RATES]
+PLAN_USAGE_SETTINGS = [("P5", "message", "session", "MB"), ("P6", "segment", "session", "KB")]
 RATE_CARD_POLICIES = [("RC-E", "TB", "split", "state"), ("RC-F", "TB", "start", "state")]
 TIME_BANDS = [
     ("TB", "weekday", "00:00", "07:00", "offpeak"),
@@ -63,6 +74,11 @@ PRICE_BOOKS = [
     ("PB-JUR-NY", None, "P2", "NY", "RC-A"),
     ("PB-SPLIT", None, "P3", None, "RC-E"),
     ("PB-START", None, "P4", None, "RC-F"),
+    *[
+        (f"PB-{plan}-{service}", None, plan, None, f"RC-{service.upper()}", service)
+        for plan in ("P5", "P6")
+        for service in ("sms", "mms", "data", "vas")
+    ],
 ]
 NPA_NXX = [
     ("312", None, "US", "IL", "Chicago"),
@@ -79,6 +95,8 @@ ACCOUNTS = [
     ("ACC-4", "AG-1", "P2"),
     ("ACC-5", "AG-1", "P3"),
     ("ACC-6", "AG-1", "P4"),
+    ("ACC-7", "AG-1", "P5"),
+    ("ACC-8", "AG-1", "P6"),
 ]
 
 
@@ -88,10 +106,10 @@ def reference_frames() -> dict[str, pl.DataFrame]:
         pl.col("rate_per_unit", "connect_fee", "minimum_charge", "maximum_charge").cast(money)
     )
     books = pl.DataFrame(
-        PRICE_BOOKS, schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id"], orient="row"
-    ).with_columns(
-        service=pl.lit(None, pl.String), valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date)
-    )
+        [(*b, None)[:6] for b in PRICE_BOOKS],
+        schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id", "service"],
+        orient="row",
+    ).with_columns(valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date))
     accounts = pl.DataFrame(ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row")
     npa_nxx = pl.DataFrame(
         NPA_NXX,
@@ -111,10 +129,22 @@ def reference_frames() -> dict[str, pl.DataFrame]:
             TIME_BANDS, schema=["band_set", "day_type", "start_time", "end_time", "time_band"], orient="row"
         ),
         "state_time_zones": pl.DataFrame(STATE_TIME_ZONES, schema=["state", "timezone"], orient="row"),
+        "plan_usage_settings": pl.DataFrame(
+            PLAN_USAGE_SETTINGS,
+            schema=["plan_id", "sms_charging", "data_rounding", "data_unit"],
+            orient="row",
+        ),
     }
 
 
-def rate(*events: tuple, charged: str = "+13125550100") -> pl.DataFrame:
+def rate(
+    *events: tuple,
+    charged: str = "+13125550100",
+    service: str = "voice",
+    units: int | None = None,
+    sms_chars: int | None = None,
+    event_code: str | None = None,
+) -> pl.DataFrame:
     """Rate (account_id, service_state, called_number, billsec[, start_utc]) events; one output row per event."""
     normalised = pl.DataFrame(
         [
@@ -135,7 +165,11 @@ def rate(*events: tuple, charged: str = "+13125550100") -> pl.DataFrame:
                 "start_utc": start,
                 "call_date": start.date(),
                 "billsec": billsec,
-                "service": "voice",
+                "service": service,
+                "units": units,
+                "sms_chars": sms_chars,
+                "event_code": event_code,
+                "visited_country": None,
                 "disposition": "ANSWERED",
             }  # fmt: skip
             for i, (account, state, called, billsec, start) in enumerate(
@@ -305,3 +339,43 @@ def test_splitting_at_band_boundaries_conserves_billed_seconds(start_utc, billse
     assert sum(pieces) == split["billed_seconds"] == start_band["billed_seconds"] == billsec
     # per second at 0.006–0.06 a minute: the split charge lies between the cheapest and dearest band
     assert Decimal("0.0001") * billsec <= split["charge_amount"] <= Decimal("0.001") * billsec
+
+
+@pytest.mark.parametrize(
+    ("account", "service", "units", "sms_chars", "event_code", "billed_units", "charge"),
+    [
+        ("ACC-7", "sms", 1, 300, None, 1, "0.01"),  # per message: 300 characters are one message
+        ("ACC-8", "sms", 1, 160, None, 1, "0.01"),  # per segment: up to 160 characters is one segment
+        ("ACC-8", "sms", 1, 161, None, 2, "0.02"),  # 161 → ceil(161 / 153) = 2 segments
+        ("ACC-8", "sms", 1, 307, None, 3, "0.03"),  # 307 → ceil(307 / 153) = 3 segments
+        ("ACC-7", "mms", 2, None, None, 2, "0.50"),  # 2 messages × 0.25
+        # data per session to the MB: 1,500,000 bytes → 2 MB = 2,097,152 bytes × 0.01 / 1,048,576 = 0.02
+        ("ACC-7", "data", 1_500_000, None, None, 2_097_152, "0.02"),
+        # to the KB: ceil(1,500,000 / 1024) = 1465 KB = 1,500,160 bytes × 0.01 / 1,048,576 = 0.01430… → 0.0143
+        ("ACC-8", "data", 1_500_000, None, None, 1_500_160, "0.0143"),
+        ("ACC-7", "vas", 1, None, "HOROSCOPE", 1, "0.99"),  # flat per event code
+        ("ACC-7", "vas", 1, None, "TUNE", 1, "1.49"),
+    ],
+)
+def test_services_are_priced_in_their_own_units(
+    account, service, units, sms_chars, event_code, billed_units, charge
+):
+    called = None if service in ("data", "vas") else "+13125550111"
+    row = rate(
+        (account, "IL", called, 0), service=service, units=units, sms_chars=sms_chars, event_code=event_code
+    ).row(0, named=True)
+    assert row["rating_reason"] is None, row
+    assert (row["billed_units"], row["charge_amount"], row["billed_seconds"]) == (
+        billed_units,
+        Decimal(charge),
+        None,
+    )
+
+
+def test_an_unknown_event_code_has_no_rate_and_an_international_sms_its_own():
+    assert (
+        rate(("ACC-7", "IL", None, 0), service="vas", units=1, event_code="NOPE")["rating_reason"][0]
+        == "NO_RATE"
+    )
+    sms_uk = rate(("ACC-7", "IL", "+447700900123", 0), service="sms", units=1, sms_chars=20)
+    assert sms_uk["charge_amount"][0] == Decimal("0.05")

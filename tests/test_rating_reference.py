@@ -48,15 +48,15 @@ def test_consecutive_or_narrower_price_books_are_accepted(reference_dir):
     ("row", "message"),
     [
         # a step from 60 s for a destination with no step from 0
-        ("RC-STD,,premium,60,Premium,1.0000,60,60,60,0.0000,0.0000,,half_up,4", "no step from second 0"),
+        ("RC-STD,,premium,60,Premium,1.0000,60,60,60,0.0000,0.0000,,half_up,4,,", "no step from second 0"),
         # UK 30/6 from 0, next step from 40: 40 − 30 = 10 is not whole 6 s increments
         (
-            "RC-STD,44,,40,United Kingdom,0.0500,60,30,6,0.0500,0.0000,,half_up,4",
+            "RC-STD,44,,40,United Kingdom,0.0500,60,30,6,0.0500,0.0000,,half_up,4,,",
             "step ends before its increments",
         ),
         # a step with another connect fee than the destination's first step
         (
-            "RC-STD,44,,60,United Kingdom,0.0500,60,30,6,0.0900,0.0000,,half_up,4",
+            "RC-STD,44,,60,United Kingdom,0.0500,60,30,6,0.0900,0.0000,,half_up,4,,",
             "steps of one destination differ",
         ),
     ],
@@ -82,7 +82,7 @@ def test_time_bands_must_cover_the_day(reference_dir):
 def test_a_rate_for_a_band_the_card_does_not_have_is_refused(reference_dir):
     append(
         reference_dir / "rate_cards.csv",
-        "RC-STD,1,,0,United States & Canada,0.0100,60,6,6,0.0000,0.0000,,half_up,4,night",
+        "RC-STD,1,,0,United States & Canada,0.0100,60,6,6,0.0000,0.0000,,half_up,4,night,",
     )
     with pytest.raises(ReferenceDataError, match=r"time_band='night' is not a band of rate card RC-STD"):
         load_reference(reference_dir)
