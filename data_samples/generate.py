@@ -220,6 +220,17 @@ PLAN_USAGE_SETTINGS: list[dict[str, str]] = [
     ]
 ]
 
+# plan-included usage (the sample month is voice only, so this allowance leaves its bills unchanged)
+ALLOWANCES: list[dict[str, str]] = [
+    {
+        "allowance_id": "AL-PLUS-DATA",
+        "plan_id": "RES-PLUS",
+        "service": "data",
+        "zone": "domestic",
+        "included_units": str(5 * 1024**3),  # 5 GB
+    }
+]
+
 TAXES: list[dict[str, str]] = [
     {
         "state": st,
@@ -1096,6 +1107,7 @@ def generate_month(
         ("time_bands", TIME_BANDS),
         ("rate_card_policies", RATE_CARD_POLICIES),
         ("plan_usage_settings", PLAN_USAGE_SETTINGS),
+        ("allowances", ALLOWANCES),
     ]:
         files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
     files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)

@@ -111,6 +111,13 @@ TABLES: dict[str, dict[str, str]] = {
         "data_rounding": "choice:session|none",
         "data_unit": "choice:byte|KB|MB",
     },
+    "allowances": {
+        "allowance_id": "str",
+        "plan_id": "str",
+        "service": "choice:voice|sms|mms|data|vas",
+        "zone": "choice:any|domestic|international",
+        "included_units": "int",
+    },
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -127,6 +134,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "time_bands": ("band_set", "day_type", "start_time"),
     "rate_card_policies": ("rate_card_id",),
     "plan_usage_settings": ("plan_id",),
+    "allowances": ("allowance_id",),
 }
 
 
@@ -175,6 +183,8 @@ def load_reference(folder: Path) -> Reference:
     _check_time_bands(folder / "time_bands.csv", frames["time_bands"])
     _check_band_sets(folder, frames)
     _check_foreign(folder, frames, "plan_usage_settings", "plan_id", "plans")
+    _check_foreign(folder, frames, "allowances", "plan_id", "plans")
+    _check_unique(folder / "allowances.csv", frames["allowances"], ("plan_id", "service", "zone"))
     return Reference(frames)
 
 

@@ -30,6 +30,15 @@ events as (
         accounts.agent_id,
         accounts.plan_id,
         rating_jurisdiction.jurisdiction,
+        -- the allowance zone: abroad (roaming) or an international call; a premium call is in no zone
+        case
+            when normalised.visited_country is not null or rating_jurisdiction.jurisdiction = 'international'
+                then 'international'
+            when rating_jurisdiction.jurisdiction = 'premium' then 'premium'
+            else 'domestic'
+        end as allowance_zone,
+        normalised.account_id,
+        normalised.cycle,
         -- the units the service is priced in: voice seconds; SMS messages, or segments of 153 characters
         -- for a message longer than 160 (plan setting); MMS messages; data bytes, rounded up per session
         -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB); value-added events
@@ -58,26 +67,39 @@ events as (
     ) as plan_usage_settings using (plan_id)
 ),
 
-price_book_chosen as (
+price_book_ranked as (
     select
-        events.file_id,
-        events.line_no,
-        price_books.price_book_id,
-        price_books.rate_card_id,
-        price_book_levels.level_name as price_book_level
-    from events
-    join price_books
-        on price_books.plan_id = events.plan_id
-        and (price_books.agent_id is null or price_books.agent_id = events.agent_id)
-        and (price_books.state is null or price_books.state = events.service_state)
-        and (price_books.service is null or price_books.service = events.service)
-        and events.call_date >= price_books.valid_from
-        and (price_books.valid_to is null or events.call_date < price_books.valid_to)
+        price_books.*,
+        price_book_levels.level,
+        price_book_levels.level_name
+    from price_books
     join price_book_levels
         on price_book_levels.with_agent = (price_books.agent_id is not null)
         and price_book_levels.with_state = (price_books.state is not null)
         and price_book_levels.with_service = (price_books.service is not null)
-    qualify row_number() over (partition by events.file_id, events.line_no order by price_book_levels.level) = 1
+),
+
+price_book_chosen as (
+    select
+        events.file_id,
+        events.line_no,
+        arg_min(
+            {
+                'price_book_id': price_book_ranked.price_book_id,
+                'rate_card_id': price_book_ranked.rate_card_id,
+                'level_name': price_book_ranked.level_name
+            },
+            price_book_ranked.level
+        ) as book
+    from events
+    join price_book_ranked
+        on price_book_ranked.plan_id = events.plan_id
+        and (price_book_ranked.agent_id is null or price_book_ranked.agent_id = events.agent_id)
+        and (price_book_ranked.state is null or price_book_ranked.state = events.service_state)
+        and (price_book_ranked.service is null or price_book_ranked.service = events.service)
+        and events.call_date >= price_book_ranked.valid_from
+        and (price_book_ranked.valid_to is null or events.call_date < price_book_ranked.valid_to)
+    group by events.file_id, events.line_no
 ),
 
 -- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
@@ -142,29 +164,52 @@ card_prefix_lengths as (
     select distinct rate_card_id, length(prefix) as prefix_length from destinations
 ),
 
-destination_chosen as (
+-- the longest prefix first, then a row naming the jurisdiction, then one naming the event code
+destination_ranked as (
     select
-        price_book_chosen.file_id,
-        price_book_chosen.line_no,
-        destinations.*,
-        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code)
-    from price_book_chosen
-    join events using (file_id, line_no)
-    join card_prefix_lengths using (rate_card_id)
+        events.file_id,
+        events.line_no,
+        events.book,
+        arg_max(
+            {
+                'prefix': destinations.prefix,
+                'jurisdiction': destinations.jurisdiction,
+                'event_code': destinations.event_code
+            },
+            length(destinations.prefix) * 4
+                + (destinations.jurisdiction is not null)::integer * 2
+                + (destinations.event_code is not null)::integer
+        ) as destination_key
+    from (select * from events join price_book_chosen using (file_id, line_no)) as events
+    join card_prefix_lengths
+        on card_prefix_lengths.rate_card_id = events.book.rate_card_id
     join destinations
-        on destinations.rate_card_id = price_book_chosen.rate_card_id
+        on destinations.rate_card_id = events.book.rate_card_id
         and destinations.prefix = left(events.called_digits, card_prefix_lengths.prefix_length)
         and (destinations.jurisdiction is null or destinations.jurisdiction is not distinct from events.jurisdiction)
         and (destinations.event_code is null or destinations.event_code is not distinct from events.event_code)
+    group by events.file_id, events.line_no, events.book
+),
+
+destination_chosen as (
+    select
+        destination_ranked.file_id,
+        destination_ranked.line_no,
+        destination_ranked.book.price_book_id as price_book_id,
+        destination_ranked.book.level_name as price_book_level,
+        destinations.*,
+        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code)
+    from destination_ranked
+    join destinations
+        on destinations.rate_card_id = destination_ranked.book.rate_card_id
+        and destinations.prefix = destination_ranked.destination_key.prefix
+        and destinations.jurisdiction is not distinct from destination_ranked.destination_key.jurisdiction
+        and destinations.event_code is not distinct from destination_ranked.destination_key.event_code
     join destination_terms
         on destination_terms.rate_card_id = destinations.rate_card_id
         and destination_terms.prefix = destinations.prefix
         and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
         and destination_terms.event_code is not distinct from destinations.event_code
-    qualify row_number() over (
-        partition by price_book_chosen.file_id, price_book_chosen.line_no
-        order by length(destinations.prefix) desc, destinations.jurisdiction is null, destinations.event_code is null
-    ) = 1
 ),
 
 -- each step bills the part of the call inside it: its first increment, then whole increments
@@ -207,7 +252,7 @@ billed as (
     from stepped
 ),
 
-billed_calls as (
+billed_units as (
     select
         *,
         list_sum(step_billed_units)::bigint as billed_units,
@@ -217,18 +262,96 @@ billed_calls as (
     from billed
 ),
 
--- the billed time line cut at time band boundaries (policy split) or all in the start band (policy start);
--- band periods come from the precomputed calendar (pipeline/bands.py), in the line's state's local time
-pieces as (
+-- allowances: the plan's included units of the service and zone, prorated for a partial cycle (active days /
+-- cycle days, rounded down to whole units), consumed in call order across the cycle (start, file, line);
+-- the call that crosses the allowance is split: its first units included, the rest charged
+allowance_chosen as (
+    select
+        events.file_id,
+        events.line_no,
+        events.account_id,
+        arg_min(
+            {'allowance_id': allowances.allowance_id, 'included_units': allowances.included_units},
+            allowances.zone = 'any'
+        ) as allowance,
+        any_value(
+            greatest(
+                date_diff(
+                    'day',
+                    greatest(accounts.activated_on, cycle_first_day),
+                    least(coalesce(accounts.deactivated_on, cycle_next_day), cycle_next_day)
+                ),
+                0
+            )
+        ) as active_days,
+        any_value(date_diff('day', cycle_first_day, cycle_next_day)) as cycle_days
+    from (
+        select
+            *,
+            strptime(cycle || '-01', '%Y-%m-%d')::date as cycle_first_day,
+            (strptime(cycle || '-01', '%Y-%m-%d') + interval 1 month)::date as cycle_next_day
+        from events
+    ) as events
+    join accounts using (account_id)
+    join allowances
+        on allowances.plan_id = events.plan_id
+        and allowances.service = events.service
+        and allowances.zone in ('any', events.allowance_zone)
+    group by events.file_id, events.line_no, events.account_id
+),
+
+allowance_consumed as (
+    select
+        allowance_chosen.file_id,
+        allowance_chosen.line_no,
+        allowance_chosen.allowance.allowance_id as allowance_id,
+        allowance_chosen.allowance.included_units * allowance_chosen.active_days
+            // allowance_chosen.cycle_days as allowance_units,
+        sum(billed_units.billed_units) over (
+            partition by allowance_chosen.account_id, allowance_chosen.allowance.allowance_id
+            order by events.start_utc, allowance_chosen.file_id, allowance_chosen.line_no
+            rows between unbounded preceding and current row
+        ) - billed_units.billed_units as used_before
+    from allowance_chosen
+    join events using (file_id, line_no)
+    join billed_units using (file_id, line_no)
+),
+
+billed_calls as (
+    select
+        billed_units.*,
+        allowance_consumed.allowance_id,
+        -- (least/greatest skip nulls in DuckDB: an event without allowance is tested first)
+        case
+            when allowance_consumed.allowance_id is null then 0
+            else greatest(
+                least(allowance_consumed.allowance_units - allowance_consumed.used_before, billed_units.billed_units),
+                0
+            )
+        end::bigint as included_units
+    from billed_units
+    left join allowance_consumed using (file_id, line_no)
+),
+
+-- a call without time bands: Σ over steps of billed units × the step's rate
+unbanded_charges as (
     select
         file_id,
         line_no,
-        null::varchar as time_band,
-        0::bigint as piece_from,
-        billed_units as piece_to
+        list_sum(list_transform(
+            list_zip(steps, step_offsets, step_billed_units),
+            lambda z: greatest(z[2] + z[3] - greatest(included_units, z[2]), 0) * z[1].rate_micros
+        )) as usage_numerator,
+        list_bool_or(list_transform(steps, lambda s: s.rate_micros is null)) as missing_rate,
+        null::varchar as time_bands
     from billed_calls
     where band_set is null
-    union all
+),
+
+-- a call with time bands: the billed time line cut at band boundaries (policy split) or all in the start
+-- band (policy start); band periods come from the precomputed calendar (pipeline/bands.py), in the line's
+-- state's local time
+pieces as (
     select
         billed_calls.file_id,
         billed_calls.line_no,
@@ -251,7 +374,7 @@ pieces as (
         and (billed_calls.band_policy = 'split' or band_calendar.period_start_utc <= billed_calls.start_utc)
 ),
 
--- each piece: Σ over steps of (seconds of the step inside the piece) × (the step's rate in the piece's band)
+-- each piece: Σ over steps of (units of the step inside the piece) × (the step's rate in the piece's band)
 piece_charges as (
     select
         pieces.file_id,
@@ -261,7 +384,11 @@ piece_charges as (
         pieces.piece_to,
         list_sum(list_transform(
             list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_units),
-            lambda z: greatest(least(pieces.piece_to, z[2] + z[3]) - greatest(pieces.piece_from, z[2]), 0)
+            lambda z: greatest(
+                least(pieces.piece_to, z[2] + z[3])
+                    - greatest(pieces.piece_from, z[2], billed_calls.included_units),
+                0
+            )
                 * coalesce(z[1].band_rates[pieces.time_band], z[1].rate_micros)
         )) as piece_numerator
     from pieces
@@ -269,6 +396,8 @@ piece_charges as (
 ),
 
 call_charges as (
+    select * from unbanded_charges
+    union all
     select
         file_id,
         line_no,
@@ -284,8 +413,12 @@ priced as (
     select
         billed_calls.*,
         call_charges.time_bands,
-        micros(billed_calls.connect_fee) * billed_calls.unit_seconds + call_charges.usage_numerator
-            as charge_numerator
+        -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
+        billed_calls.included_units > 0 and billed_calls.included_units = billed_calls.billed_units
+            as wholly_included,
+        case when wholly_included then 0
+            else micros(billed_calls.connect_fee) * billed_calls.unit_seconds + call_charges.usage_numerator
+        end as charge_numerator
     from billed_calls
     join call_charges using (file_id, line_no)
     where not call_charges.missing_rate
@@ -301,7 +434,7 @@ limited as (
                 round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros,
                 coalesce(micros(maximum_charge), 9223372036854775807::hugeint)
             ),
-            micros(minimum_charge)
+            case when wholly_included then 0 else micros(minimum_charge) end
         ) as charge_micros
     from priced
 ),
@@ -313,8 +446,8 @@ rated as (
         events.agent_id,
         events.plan_id,
         events.jurisdiction,
-        price_book_chosen.price_book_id,
-        price_book_chosen.price_book_level,
+        limited.price_book_id,
+        limited.price_book_level,
         limited.rate_card_id,
         nullif(limited.prefix, '') as prefix,
         limited.jurisdiction as rate_jurisdiction,
@@ -342,6 +475,9 @@ rated as (
         limited.time_bands,
         case when limited.service = 'voice' then limited.billed_units end as billed_seconds,
         limited.billed_units,
+        limited.allowance_id,
+        limited.included_units,
+        limited.billed_units - limited.included_units as charged_units,
         limited.event_code as rate_event_code,
         -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
         (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
@@ -353,7 +489,6 @@ rated as (
         from_micros(limited.charge_micros) as charge_amount
     from limited
     join events using (file_id, line_no)
-    join price_book_chosen using (file_id, line_no)
 ),
 
 outcomes as (
@@ -383,4 +518,3 @@ from normalised
 join outcomes using (file_id, line_no)
 left join rating_jurisdiction using (file_id, line_no)
 left join rated using (file_id, line_no)
-order by file_id, line_no

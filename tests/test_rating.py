@@ -79,6 +79,7 @@ PRICE_BOOKS = [
         for plan in ("P5", "P6")
         for service in ("sms", "mms", "data", "vas")
     ],
+    ("PB-P7", None, "P7", None, "RC-C"),
 ]
 NPA_NXX = [
     ("312", None, "US", "IL", "Chicago"),
@@ -97,7 +98,10 @@ ACCOUNTS = [
     ("ACC-6", "AG-1", "P4"),
     ("ACC-7", "AG-1", "P5"),
     ("ACC-8", "AG-1", "P6"),
+    ("ACC-9", "AG-1", "P7"),
+    ("ACC-10", "AG-1", "P7"),  # activated 2026-10-16: 16 of October's 31 days
 ]
+ALLOWANCES = [("AL-P7-VOICE", "P7", "voice", "domestic", 100)]  # 100 s of domestic calls
 
 
 def reference_frames() -> dict[str, pl.DataFrame]:
@@ -110,7 +114,14 @@ def reference_frames() -> dict[str, pl.DataFrame]:
         schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id", "service"],
         orient="row",
     ).with_columns(valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date))
-    accounts = pl.DataFrame(ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row")
+    accounts = pl.DataFrame(
+        ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row"
+    ).with_columns(
+        activated_on=pl.when(pl.col("account_id") == "ACC-10")
+        .then(pl.lit(date(2026, 10, 16)))
+        .otherwise(pl.lit(date(2025, 1, 1))),
+        deactivated_on=pl.lit(None, pl.Date),
+    )
     npa_nxx = pl.DataFrame(
         NPA_NXX,
         schema=["npa", "nxx", "country", "state", "local_area"],
@@ -129,6 +140,9 @@ def reference_frames() -> dict[str, pl.DataFrame]:
             TIME_BANDS, schema=["band_set", "day_type", "start_time", "end_time", "time_band"], orient="row"
         ),
         "state_time_zones": pl.DataFrame(STATE_TIME_ZONES, schema=["state", "timezone"], orient="row"),
+        "allowances": pl.DataFrame(
+            ALLOWANCES, schema=["allowance_id", "plan_id", "service", "zone", "included_units"], orient="row"
+        ),
         "plan_usage_settings": pl.DataFrame(
             PLAN_USAGE_SETTINGS,
             schema=["plan_id", "sms_charging", "data_rounding", "data_unit"],
@@ -379,3 +393,57 @@ def test_an_unknown_event_code_has_no_rate_and_an_international_sms_its_own():
     )
     sms_uk = rate(("ACC-7", "IL", "+447700900123", 0), service="sms", units=1, sms_chars=20)
     assert sms_uk["charge_amount"][0] == Decimal("0.05")
+
+
+def test_an_allowance_is_consumed_in_call_order_and_the_crossing_call_is_split():
+    # RC-C per second at 0.0125/min, half_even to 4; 100 s included. Given out of order, consumed by start:
+    rated = rate(
+        (
+            "ACC-9",
+            "IL",
+            "+12125550123",
+            30,
+            datetime(2026, 10, 3, 12),
+        ),  # 3rd: all 30 s charged: 0.00625 → 0.0062
+        ("ACC-9", "IL", "+12125550123", 60, datetime(2026, 10, 1, 12)),  # 1st: 60 s included → 0
+        (
+            "ACC-9",
+            "IL",
+            "+12125550123",
+            60,
+            datetime(2026, 10, 2, 12),
+        ),  # 2nd: 40 included, 20 × 0.0125/60 → 0.0042
+        (
+            "ACC-9",
+            "IL",
+            "+442079460000",
+            60,
+            datetime(2026, 10, 2, 13),
+        ),  # international: not in the allowance
+    )
+    assert rated["included_units"].to_list() == [0, 60, 40, 0]
+    assert rated["charged_units"].to_list() == [30, 0, 20, 60]
+    assert rated["charge_amount"].to_list() == [
+        Decimal("0.0062"),
+        Decimal("0"),
+        Decimal("0.0042"),
+        Decimal("0.0125"),
+    ]
+    assert rated["allowance_id"].to_list() == ["AL-P7-VOICE"] * 3 + [None]
+
+
+def test_an_allowance_is_prorated_for_a_partial_cycle():
+    # activated 2026-10-16: 100 × 16 / 31 = 51.6… → 51 s (rounded down); a 60 s call: 51 included, 9 charged:
+    # 9 × 0.0125 / 60 = 0.001875 → half_even to 4 → 0.0019
+    row = rate(("ACC-10", "IL", "+12125550123", 60, datetime(2026, 10, 20, 12))).row(0, named=True)
+    assert (row["included_units"], row["charged_units"], row["charge_amount"]) == (51, 9, Decimal("0.0019"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=6))
+def test_allowance_plus_charged_units_are_the_billed_units(durations):
+    rated = rate(
+        *[("ACC-9", "IL", "+12125550123", d, datetime(2026, 10, 1 + i, 12)) for i, d in enumerate(durations)]
+    )
+    assert (rated["included_units"] + rated["charged_units"] == rated["billed_units"]).all()
+    assert rated["included_units"].sum() == min(100, sum(durations))
