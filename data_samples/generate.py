@@ -231,6 +231,13 @@ ALLOWANCES: list[dict[str, str]] = [
     }
 ]
 
+# tiered pricing on cycle totals (the example table; the sample month has no MMS, so no bill changes)
+TIERS: list[dict[str, str]] = [
+    {"tier_id": "TI-BIZ-MMS", "plan_id": "BIZ-PRO", "service": "mms", "mode": "graduated", "from_units": f,
+     "price_per_unit": p}
+    for f, p in [("0", "0.10"), ("1000", "0.05"), ("10000", "0.01")]
+]  # fmt: skip
+
 TAXES: list[dict[str, str]] = [
     {
         "state": st,
@@ -1108,6 +1115,7 @@ def generate_month(
         ("rate_card_policies", RATE_CARD_POLICIES),
         ("plan_usage_settings", PLAN_USAGE_SETTINGS),
         ("allowances", ALLOWANCES),
+        ("tiers", TIERS),
     ]:
         files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
     files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)

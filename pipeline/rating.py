@@ -45,8 +45,9 @@ def rate_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
 
 
 def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:
-    """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended}.parquet``; reference tables must be
-    registered on ``con``."""
+    """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended,tier_charges}.parquet``; reference
+    tables must be registered on ``con``. ``tier_charges`` holds the graduated / volume tier charges on the
+    cycle's totals (``sql/tiers.sql``), one per account and tier table, for the bill run."""
     normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
@@ -56,10 +57,13 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         "select * exclude (rating_reason, reason) replace ('rated' as status) "
         "from rating_outcomes where rating_reason is null"
     )
+    tier_charges = con.sql(read_sql("tiers.sql"))
     suspended = con.sql(
         "select * exclude (rating_reason, reason) replace ('suspended' as status), rating_reason as reason "
         "from rating_outcomes where rating_reason is not null"
     )
     return replace_partition(
-        lake, partition_dir(lake, RATED, cycle=cycle), {"rated": rated, "suspended": suspended}
+        lake,
+        partition_dir(lake, RATED, cycle=cycle),
+        {"rated": rated, "suspended": suspended, "tier_charges": tier_charges},
     )

@@ -118,6 +118,14 @@ TABLES: dict[str, dict[str, str]] = {
         "zone": "choice:any|domestic|international",
         "included_units": "int",
     },
+    "tiers": {
+        "tier_id": "str",
+        "plan_id": "str",
+        "service": "choice:voice|sms|mms|data|vas",
+        "mode": "choice:graduated|volume",
+        "from_units": "int",
+        "price_per_unit": "money",
+    },
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -135,6 +143,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rate_card_policies": ("rate_card_id",),
     "plan_usage_settings": ("plan_id",),
     "allowances": ("allowance_id",),
+    "tiers": ("tier_id", "from_units"),
 }
 
 
@@ -185,6 +194,8 @@ def load_reference(folder: Path) -> Reference:
     _check_foreign(folder, frames, "plan_usage_settings", "plan_id", "plans")
     _check_foreign(folder, frames, "allowances", "plan_id", "plans")
     _check_unique(folder / "allowances.csv", frames["allowances"], ("plan_id", "service", "zone"))
+    _check_foreign(folder, frames, "tiers", "plan_id", "plans")
+    _check_tiers(folder / "tiers.csv", frames["tiers"])
     return Reference(frames)
 
 
@@ -504,4 +515,21 @@ def _check_band_sets(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
             row["_row"],
             f"time_band={row['time_band']!r} is not a band of rate card {row['rate_card_id']}'s band set",
             "name a band of the card's band set (rate_card_policies.csv, time_bands.csv) or leave it empty",
+        )
+
+
+def _check_tiers(path: Path, frame: pl.DataFrame) -> None:
+    """A tier table starts at 0 units, has one mode, and one table per plan and service."""
+    rows = frame.with_row_index("_row", offset=2)
+    bad = rows.filter(
+        (pl.col("from_units").min().over("tier_id") != 0)
+        | (pl.col("mode").n_unique().over("tier_id") > 1)
+        | (pl.col("tier_id").n_unique().over("plan_id", "service") > 1)
+    )
+    if bad.height:
+        raise ReferenceDataError(
+            path,
+            bad["_row"][0],
+            "a tier table must start at from_units 0, have one mode, and be the only one of its plan and service",
+            "add the 0 row, use one mode per tier_id, or merge the tables",
         )

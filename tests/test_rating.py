@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.engine import session
 from pipeline.rating import rate_events
+from pipeline.sql import read_sql
 
 RATE_COLUMNS = [
     "rate_card_id", "prefix", "destination", "rate_per_unit", "unit_seconds", "first_increment_seconds",
@@ -50,6 +51,7 @@ RATES += [
     ("RC-SMS", None, "SMS", "0.01", 1, 1, 1, "0", "0", "half_up", 4),
     ("RC-SMS", "44", "SMS UK", "0.05", 1, 1, 1, "0", "0", "half_up", 4),
     ("RC-MMS", None, "MMS", "0.25", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-MMS0", None, "MMS (tiered)", "0", 1, 1, 1, "0", "0", "half_up", 4),
     ("RC-DATA", None, "Data", "0.01", 1048576, 1, 1, "0", "0", "half_up", 4),
     ("RC-VAS", None, "Horoscope", "0.99", 1, 1, 1, "0", "0", "half_up", 2, None, 0, None, None, "HOROSCOPE"),
     ("RC-VAS", None, "Caller tune", "1.49", 1, 1, 1, "0", "0", "half_up", 2, None, 0, None, None, "TUNE"),
@@ -80,6 +82,14 @@ PRICE_BOOKS = [
         for service in ("sms", "mms", "data", "vas")
     ],
     ("PB-P7", None, "P7", None, "RC-C"),
+    ("PB-P8-MMS", None, "P8", None, "RC-MMS0", "mms"),
+    ("PB-P10-MMS", None, "P10", None, "RC-MMS0", "mms"),
+]
+# the issue's tier table: from 0 @ 0.10, from 1,000 @ 0.05, from 10,000 @ 0.01 — graduated on P8, volume on P10
+TIERS = [
+    (tier, plan, "mms", mode, start, price)
+    for tier, plan, mode in [("T-GRAD", "P8", "graduated"), ("T-VOL", "P10", "volume")]
+    for start, price in [(0, "0.10"), (1000, "0.05"), (10000, "0.01")]
 ]
 NPA_NXX = [
     ("312", None, "US", "IL", "Chicago"),
@@ -100,6 +110,8 @@ ACCOUNTS = [
     ("ACC-8", "AG-1", "P6"),
     ("ACC-9", "AG-1", "P7"),
     ("ACC-10", "AG-1", "P7"),  # activated 2026-10-16: 16 of October's 31 days
+    ("ACC-11", "AG-1", "P8"),
+    ("ACC-12", "AG-1", "P10"),
 ]
 ALLOWANCES = [("AL-P7-VOICE", "P7", "voice", "domestic", 100)]  # 100 s of domestic calls
 
@@ -140,6 +152,11 @@ def reference_frames() -> dict[str, pl.DataFrame]:
             TIME_BANDS, schema=["band_set", "day_type", "start_time", "end_time", "time_band"], orient="row"
         ),
         "state_time_zones": pl.DataFrame(STATE_TIME_ZONES, schema=["state", "timezone"], orient="row"),
+        "tiers": pl.DataFrame(
+            TIERS,
+            schema=["tier_id", "plan_id", "service", "mode", "from_units", "price_per_unit"],
+            orient="row",
+        ).with_columns(pl.col("price_per_unit").cast(money)),
         "allowances": pl.DataFrame(
             ALLOWANCES, schema=["allowance_id", "plan_id", "service", "zone", "included_units"], orient="row"
         ),
@@ -158,6 +175,7 @@ def rate(
     units: int | None = None,
     sms_chars: int | None = None,
     event_code: str | None = None,
+    tiers: bool = False,
 ) -> pl.DataFrame:
     """Rate (account_id, service_state, called_number, billsec[, start_utc]) events; one output row per event."""
     normalised = pl.DataFrame(
@@ -194,7 +212,8 @@ def rate(
     with session() as con:
         for name, frame in {**reference_frames(), "normalised": normalised}.items():
             con.register(name, frame)
-        return rate_events(con).pl().sort("line_no")
+        rated = rate_events(con).pl().sort("line_no")
+        return con.sql(read_sql("tiers.sql")).pl().sort("account_id") if tiers else rated
 
 
 @pytest.mark.parametrize(
@@ -447,3 +466,18 @@ def test_allowance_plus_charged_units_are_the_billed_units(durations):
     )
     assert (rated["included_units"] + rated["charged_units"] == rated["billed_units"]).all()
     assert rated["included_units"].sum() == min(100, sum(durations))
+
+
+def test_graduated_and_volume_tiers_on_cycle_totals():
+    # 15,000 MMS in the cycle (two events of 7,500) for each account:
+    # graduated: 1,000 × 0.10 + 9,000 × 0.05 + 5,000 × 0.01 = 100 + 450 + 50 = 600.00
+    # volume: the total reaches the 10,000 tier, so all 15,000 × 0.01 = 150.00
+    events = [(account, "IL", "+13125550111", 0) for account in ("ACC-11", "ACC-12")]
+    charges = rate(*events, service="mms", units=10000, tiers=True)
+    assert charges["total_units"].to_list() == [10000, 10000]
+    charges = rate(*events, *events[:1], *events[1:], service="mms", units=7500, tiers=True)
+    assert charges.select("tier_id", "total_units", "charge_amount").rows() == [
+        ("T-GRAD", 15000, Decimal("600.00")),
+        ("T-VOL", 15000, Decimal("150.00")),
+    ]
+    assert charges["tier_breakdown"][0] == "1000 × 0.100000 + 9000 × 0.050000 + 5000 × 0.010000"
