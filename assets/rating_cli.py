@@ -4,18 +4,23 @@ would cost, through the same rating SQL) and ``rerate`` (re-rate a cycle after a
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
+from pipeline.cycles import BillCycle
+from pipeline.engine import session
 from pipeline.explanation import explanation, find_events, format_explanation
 from pipeline.home import Home
 from pipeline.quote import QuoteError, QuoteRequest, quote
 from pipeline.reference import ReferenceDataError, load_reference
+from pipeline.rerating import rerate_cycle
+from pipeline.settings import load_settings
+from pipeline.state import open_state
 
-RATING_COMMANDS = ("explain", "quote")
+RATING_COMMANDS = ("explain", "quote", "rerate")
 
 
 def add_rating_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add ``explain`` and ``quote`` to the ``cdrbill`` parser."""
+    """Add ``explain``, ``rerate`` and ``quote`` to the ``cdrbill`` parser."""
     explain = commands.add_parser("explain", help="how a cycle's event was priced (or why it was not)")
     explain.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
     explain.add_argument("--file-id", type=int, help="usage file id (with --line)")
@@ -24,6 +29,11 @@ def add_rating_commands(commands: "argparse._SubParsersAction[argparse.ArgumentP
     explain.add_argument("--account", help="account id")
     explain.add_argument("--at", help="start time in UTC, YYYY-MM-DD HH:MM[:SS], with --number or --account")
     explain.add_argument("--json", action="store_true", help="print JSON")
+
+    rerate = commands.add_parser(
+        "rerate", help="rate a cycle again after a rate fix: delta report, adjustments if the cycle is final"
+    )
+    rerate.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
 
     q = commands.add_parser("quote", help="price a hypothetical event with the cycle's rating rules")
     q.add_argument("--account", help="price as this account (its agent, plan, state and number)")
@@ -42,10 +52,12 @@ def add_rating_commands(commands: "argparse._SubParsersAction[argparse.ArgumentP
 
 
 def run_rating_command(home: Home, args: argparse.Namespace) -> int:
-    """Run ``explain`` or ``quote``; exit code 0, or 2 with a message on stderr."""
+    """Run ``explain``, ``rerate`` or ``quote``; exit code 0, or 2 with a message on stderr."""
     try:
         if args.command == "explain":
             return _explain(home, args)
+        if args.command == "rerate":
+            return _rerate(home, args)
         return _quote(home, args)
     except (QuoteError, ReferenceDataError, ValueError, FileNotFoundError) as error:
         print(f"cdrbill {args.command}: {error}", file=sys.stderr)
@@ -98,3 +110,23 @@ def _quote(home: Home, args: argparse.Namespace) -> int:
     fields = quote(load_reference(home.reference), request)
     print(json.dumps(fields, indent=2) if args.json else format_explanation(fields))
     return 0 if "charge" in fields else 1
+
+
+def _rerate(home: Home, args: argparse.Namespace) -> int:
+    cycle = BillCycle.parse(args.cycle).key
+    settings = load_settings(home.reference)
+    with (
+        session(
+            load_reference(home.reference),
+            memory_limit=settings.duckdb_memory_limit,
+            spill_dir=home.root / "tmp",
+        ) as con,  # fmt: skip
+        open_state(home.state_db) as state,
+    ):
+        counts = rerate_cycle(con, home.lake, state, cycle, posted_at=datetime.now(UTC).replace(tzinfo=None))
+    print(
+        f"rerated cycle {cycle}: {counts['rated']} rated, {counts['suspended']} suspended; "
+        f"{counts['changed_events']} events changed, {counts['accounts_changed']} accounts; "
+        f"{counts['adjustments_posted']} adjustments posted (report: lake/rerate/cycle={cycle}/)"
+    )
+    return 0
