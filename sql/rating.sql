@@ -79,10 +79,18 @@ price_book_ranked as (
         and price_book_levels.with_service = (price_books.service is not null)
 ),
 
-price_book_chosen as (
+-- price books are chosen once per distinct (plan, agent, state, service, day), not per event
+price_book_keys as (
+    select distinct plan_id, agent_id, service_state, service, call_date from events
+),
+
+price_book_by_key as (
     select
-        events.file_id,
-        events.line_no,
+        price_book_keys.plan_id,
+        price_book_keys.agent_id,
+        price_book_keys.service_state,
+        price_book_keys.service,
+        price_book_keys.call_date,
         arg_min(
             {
                 'price_book_id': price_book_ranked.price_book_id,
@@ -91,15 +99,32 @@ price_book_chosen as (
             },
             price_book_ranked.level
         ) as book
-    from events
+    from price_book_keys
     join price_book_ranked
-        on price_book_ranked.plan_id = events.plan_id
-        and (price_book_ranked.agent_id is null or price_book_ranked.agent_id = events.agent_id)
-        and (price_book_ranked.state is null or price_book_ranked.state = events.service_state)
-        and (price_book_ranked.service is null or price_book_ranked.service = events.service)
-        and events.call_date >= price_book_ranked.valid_from
-        and (price_book_ranked.valid_to is null or events.call_date < price_book_ranked.valid_to)
-    group by events.file_id, events.line_no
+        on price_book_ranked.plan_id = price_book_keys.plan_id
+        and (price_book_ranked.agent_id is null or price_book_ranked.agent_id = price_book_keys.agent_id)
+        and (price_book_ranked.state is null or price_book_ranked.state = price_book_keys.service_state)
+        and (price_book_ranked.service is null or price_book_ranked.service = price_book_keys.service)
+        and price_book_keys.call_date >= price_book_ranked.valid_from
+        and (price_book_ranked.valid_to is null or price_book_keys.call_date < price_book_ranked.valid_to)
+    group by all
+),
+
+events_with_book as (
+    select
+        events.*,
+        price_book_by_key.book
+    from events
+    join price_book_by_key
+        on price_book_by_key.plan_id = events.plan_id
+        and price_book_by_key.agent_id is not distinct from events.agent_id
+        and price_book_by_key.service_state is not distinct from events.service_state
+        and price_book_by_key.service is not distinct from events.service
+        and price_book_by_key.call_date is not distinct from events.call_date
+),
+
+price_book_chosen as (
+    select file_id, line_no, book from events_with_book
 ),
 
 -- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
@@ -164,12 +189,32 @@ card_prefix_lengths as (
     select distinct rate_card_id, length(prefix) as prefix_length from destinations
 ),
 
--- the longest prefix first, then a row naming the jurisdiction, then one naming the event code
-destination_ranked as (
+-- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
+-- leading digit string of the number as long as a prefix of the card is looked up
+destination_keys as (
+    select distinct
+        book.rate_card_id as rate_card_id,
+        called_digits,
+        jurisdiction,
+        event_code
+    from events_with_book
+),
+
+called_prefixes as (
     select
-        events.file_id,
-        events.line_no,
-        events.book,
+        destination_keys.*,
+        left(destination_keys.called_digits, card_prefix_lengths.prefix_length) as candidate_prefix
+    from destination_keys
+    join card_prefix_lengths using (rate_card_id)
+),
+
+-- the longest prefix first, then a row naming the jurisdiction, then one naming the event code
+destination_by_key as (
+    select
+        called_prefixes.rate_card_id,
+        called_prefixes.called_digits,
+        called_prefixes.jurisdiction,
+        called_prefixes.event_code,
         arg_max(
             {
                 'prefix': destinations.prefix,
@@ -180,21 +225,42 @@ destination_ranked as (
                 + (destinations.jurisdiction is not null)::integer * 2
                 + (destinations.event_code is not null)::integer
         ) as destination_key
-    from (select * from events join price_book_chosen using (file_id, line_no)) as events
-    join card_prefix_lengths
-        on card_prefix_lengths.rate_card_id = events.book.rate_card_id
+    from called_prefixes
     join destinations
-        on destinations.rate_card_id = events.book.rate_card_id
-        and destinations.prefix = left(events.called_digits, card_prefix_lengths.prefix_length)
-        and (destinations.jurisdiction is null or destinations.jurisdiction is not distinct from events.jurisdiction)
-        and (destinations.event_code is null or destinations.event_code is not distinct from events.event_code)
-    group by events.file_id, events.line_no, events.book
+        on destinations.rate_card_id = called_prefixes.rate_card_id
+        and destinations.prefix = called_prefixes.candidate_prefix
+    where (destinations.jurisdiction is null
+            or destinations.jurisdiction is not distinct from called_prefixes.jurisdiction)
+        and (destinations.event_code is null
+            or destinations.event_code is not distinct from called_prefixes.event_code)
+    group by all
+),
+
+destination_ranked as (
+    select
+        events_with_book.file_id,
+        events_with_book.line_no,
+        events_with_book.book,
+        events_with_book.account_id,
+        events_with_book.agent_id,
+        events_with_book.plan_id,
+        events_with_book.jurisdiction as call_jurisdiction,
+        events_with_book.rating_units,
+        events_with_book.service,
+        events_with_book.start_utc,
+        events_with_book.service_state,
+        destination_by_key.destination_key
+    from events_with_book
+    join destination_by_key
+        on destination_by_key.rate_card_id = events_with_book.book.rate_card_id
+        and destination_by_key.called_digits = events_with_book.called_digits
+        and destination_by_key.jurisdiction is not distinct from events_with_book.jurisdiction
+        and destination_by_key.event_code is not distinct from events_with_book.event_code
 ),
 
 destination_chosen as (
     select
-        destination_ranked.file_id,
-        destination_ranked.line_no,
+        destination_ranked.* exclude (book, destination_key),
         destination_ranked.book.price_book_id as price_book_id,
         destination_ranked.book.level_name as price_book_level,
         destinations.*,
@@ -216,23 +282,20 @@ destination_chosen as (
 stepped as (
     select
         destination_chosen.*,
-        events.rating_units,
-        events.service,
-        events.start_utc,
-        events.service_state,
         rate_card_policies.band_set,
         -- an SMS, a data session or an event is priced at one instant: only voice is split at band boundaries
-        case when events.service = 'voice' then coalesce(rate_card_policies.band_policy, 'start') else 'start' end
-            as band_policy,
+        case when destination_chosen.service = 'voice' then coalesce(rate_card_policies.band_policy, 'start')
+            else 'start' end as band_policy,
         coalesce(rate_card_policies.holidays, 'none') as holidays,
         list_transform(
             list_zip(steps, list_concat(list_transform(steps[2:], lambda s: s.from_second), [null::bigint])),
             lambda z: greatest(
-                least(events.rating_units, coalesce(z[2], events.rating_units)) - z[1].from_second, 0
+                least(destination_chosen.rating_units, coalesce(z[2], destination_chosen.rating_units))
+                    - z[1].from_second,
+                0
             )
         ) as step_seconds
     from destination_chosen
-    join events using (file_id, line_no)
     left join rate_card_policies using (rate_card_id)
 ),
 
@@ -443,9 +506,9 @@ rated as (
     select
         limited.file_id,
         limited.line_no,
-        events.agent_id,
-        events.plan_id,
-        events.jurisdiction,
+        limited.agent_id,
+        limited.plan_id,
+        limited.call_jurisdiction as jurisdiction,
         limited.price_book_id,
         limited.price_book_level,
         limited.rate_card_id,
@@ -488,33 +551,37 @@ rated as (
         end as charge_limit,
         from_micros(limited.charge_micros) as charge_amount
     from limited
-    join events using (file_id, line_no)
 ),
 
-outcomes as (
+-- the few events that could not be priced, and why
+unrated as (
     select
-        normalised.file_id,
-        normalised.line_no,
+        events.file_id,
+        events.line_no,
+        events.jurisdiction,
         case
-            when rated.file_id is not null then null
             when price_book_chosen.file_id is null then 'NO_PRICE_BOOK'
             when billed_calls.band_set is not null and call_charges.file_id is null then 'NO_BAND'
             else 'NO_RATE'
         end as rating_reason
-    from normalised
-    left join rated using (file_id, line_no)
+    from events
+    anti join rated using (file_id, line_no)
     left join price_book_chosen using (file_id, line_no)
     left join billed_calls using (file_id, line_no)
     left join call_charges using (file_id, line_no)
+),
+
+outcomes as (
+    select * from rated
+    union all by name
+    select * from unrated
 )
 
--- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set)
+-- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set); an event
+-- whose account is unknown to rating has no price book
 select
     normalised.*,
-    outcomes.rating_reason,
-    rating_jurisdiction.jurisdiction,
-    rated.* exclude (file_id, line_no, jurisdiction)
+    case when outcomes.file_id is null then 'NO_PRICE_BOOK' else outcomes.rating_reason end as rating_reason,
+    outcomes.* exclude (file_id, line_no, rating_reason)
 from normalised
-join outcomes using (file_id, line_no)
-left join rating_jurisdiction using (file_id, line_no)
-left join rated using (file_id, line_no)
+left join outcomes using (file_id, line_no)
