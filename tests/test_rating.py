@@ -262,7 +262,7 @@ def test_what_cannot_be_priced_goes_to_suspense_with_a_reason():
     assert rated["charge_amount"].to_list() == [None, None]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.integers(min_value=1, max_value=7200), st.integers(min_value=0, max_value=600))
 def test_a_longer_call_never_costs_less(billsec, extra):
     rated = rate(("ACC-1", "IL", "+447700900123", billsec), ("ACC-1", "IL", "+447700900123", billsec + extra))
@@ -322,7 +322,7 @@ def test_the_same_call_costs_differently_by_the_lines_state():
     assert rated["charge_amount"].to_list() == [Decimal("0.08"), Decimal("0.04")]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.from_regex(r"\A(1876|44|447|1|9)[0-9]{6,10}\Z", fullmatch=True))
 def test_the_longest_matching_prefix_always_wins(digits):
     row = rate(("ACC-1", "IL", "+" + digits, 60)).row(0, named=True)
@@ -357,7 +357,7 @@ def test_time_bands_in_the_lines_local_time(account, state, start_utc, billsec, 
     assert (row["time_bands"], row["charge_amount"]) == (bands, Decimal(charge))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     st.datetimes(min_value=datetime(2026, 10, 1), max_value=datetime(2026, 11, 28)),
     st.integers(min_value=1, max_value=86400),
@@ -458,7 +458,7 @@ def test_an_allowance_is_prorated_for_a_partial_cycle():
     assert (row["included_units"], row["charged_units"], row["charge_amount"]) == (51, 9, Decimal("0.0019"))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=6))
 def test_allowance_plus_charged_units_are_the_billed_units(durations):
     rated = rate(
