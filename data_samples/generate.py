@@ -238,6 +238,17 @@ TIERS: list[dict[str, str]] = [
     for f, p in [("0", "0.10"), ("1000", "0.05"), ("10000", "0.01")]
 ]  # fmt: skip
 
+# roaming: visited countries by zone, and each card's surcharge per its unit (the sample month has no roaming)
+ROAMING_ZONES: list[dict[str, str]] = [
+    {"country": c, "zone": z} for c, z in [("CA", "NORTH-AMERICA"), ("MX", "NORTH-AMERICA"), ("GB", "EUROPE"),
+                                          ("FR", "EUROPE"), ("DE", "EUROPE")]
+]  # fmt: skip
+ROAMING_SURCHARGES: list[dict[str, str]] = [
+    {"rate_card_id": rc, "zone": z, "surcharge_per_unit": p}
+    for rc in _RC_ROWS
+    for z, p in [("NORTH-AMERICA", "0.1000"), ("EUROPE", "0.5000")]
+]
+
 TAXES: list[dict[str, str]] = [
     {
         "state": st,
@@ -1116,6 +1127,8 @@ def generate_month(
         ("plan_usage_settings", PLAN_USAGE_SETTINGS),
         ("allowances", ALLOWANCES),
         ("tiers", TIERS),
+        ("roaming_zones", ROAMING_ZONES),
+        ("roaming_surcharges", ROAMING_SURCHARGES),
     ]:
         files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
     files["reference/taxes.csv"] = _write_csv(ref / "taxes.csv", list(TAXES[0]), TAXES)

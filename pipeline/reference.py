@@ -126,6 +126,8 @@ TABLES: dict[str, dict[str, str]] = {
         "from_units": "int",
         "price_per_unit": "money",
     },
+    "roaming_zones": {"country": "str", "zone": "str"},
+    "roaming_surcharges": {"rate_card_id": "str", "zone": "str", "surcharge_per_unit": "money"},
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -144,6 +146,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "plan_usage_settings": ("plan_id",),
     "allowances": ("allowance_id",),
     "tiers": ("tier_id", "from_units"),
+    "roaming_zones": ("country",),
+    "roaming_surcharges": ("rate_card_id", "zone"),
 }
 
 
@@ -196,6 +200,8 @@ def load_reference(folder: Path) -> Reference:
     _check_unique(folder / "allowances.csv", frames["allowances"], ("plan_id", "service", "zone"))
     _check_foreign(folder, frames, "tiers", "plan_id", "plans")
     _check_tiers(folder / "tiers.csv", frames["tiers"])
+    _check_foreign(folder, frames, "roaming_surcharges", "rate_card_id", "rate_cards")
+    _check_foreign(folder, frames, "roaming_surcharges", "zone", "roaming_zones")
     return Reference(frames)
 
 

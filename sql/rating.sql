@@ -26,6 +26,7 @@ events as (
         normalised.billsec,
         normalised.start_utc,
         normalised.event_code,
+        normalised.visited_country,
         coalesce(ltrim(normalised.called_number, '+'), '') as called_digits,
         accounts.agent_id,
         accounts.plan_id,
@@ -249,6 +250,7 @@ destination_ranked as (
         events_with_book.service,
         events_with_book.start_utc,
         events_with_book.service_state,
+        events_with_book.visited_country,
         destination_by_key.destination_key
     from events_with_book
     join destination_by_key
@@ -472,19 +474,33 @@ call_charges as (
 ),
 
 -- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
+-- roaming: an event abroad pays its card's surcharge for the visited country's zone, per the card's unit, on
+-- its charged units (no surcharge row for the zone: suspense NO_ROAMING_RATE)
 priced as (
     select
         billed_calls.*,
         call_charges.time_bands,
+        roaming_zones.zone as roaming_zone,
+        roaming_surcharges.surcharge_per_unit as roaming_surcharge,
         -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
         billed_calls.included_units > 0 and billed_calls.included_units = billed_calls.billed_units
             as wholly_included,
         case when wholly_included then 0
             else micros(billed_calls.connect_fee) * billed_calls.unit_seconds + call_charges.usage_numerator
+                + coalesce(
+                    (billed_calls.billed_units - billed_calls.included_units)
+                        * micros(roaming_surcharges.surcharge_per_unit),
+                    0
+                )
         end as charge_numerator
     from billed_calls
     join call_charges using (file_id, line_no)
+    left join roaming_zones on roaming_zones.country = billed_calls.visited_country
+    left join roaming_surcharges
+        on roaming_surcharges.rate_card_id = billed_calls.rate_card_id
+        and roaming_surcharges.zone = roaming_zones.zone
     where not call_charges.missing_rate
+        and (billed_calls.visited_country is null or roaming_surcharges.rate_card_id is not null)
 ),
 
 limited as (
@@ -542,6 +558,8 @@ rated as (
         limited.included_units,
         limited.billed_units - limited.included_units as charged_units,
         limited.event_code as rate_event_code,
+        limited.roaming_zone,
+        limited.roaming_surcharge,
         -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
         (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
             * 0.000000000001)::decimal(30, 12) as unrounded_charge,
@@ -562,6 +580,7 @@ unrated as (
         case
             when price_book_chosen.file_id is null then 'NO_PRICE_BOOK'
             when billed_calls.band_set is not null and call_charges.file_id is null then 'NO_BAND'
+            when billed_calls.visited_country is not null and not call_charges.missing_rate then 'NO_ROAMING_RATE'
             else 'NO_RATE'
         end as rating_reason
     from events

@@ -152,6 +152,10 @@ def reference_frames() -> dict[str, pl.DataFrame]:
             TIME_BANDS, schema=["band_set", "day_type", "start_time", "end_time", "time_band"], orient="row"
         ),
         "state_time_zones": pl.DataFrame(STATE_TIME_ZONES, schema=["state", "timezone"], orient="row"),
+        "roaming_zones": pl.DataFrame({"country": ["MX"], "zone": ["NA"]}),
+        "roaming_surcharges": pl.DataFrame(
+            {"rate_card_id": ["RC-A"], "zone": ["NA"], "surcharge_per_unit": ["0.10"]}
+        ).with_columns(pl.col("surcharge_per_unit").cast(money)),
         "tiers": pl.DataFrame(
             TIERS,
             schema=["tier_id", "plan_id", "service", "mode", "from_units", "price_per_unit"],
@@ -175,6 +179,7 @@ def rate(
     units: int | None = None,
     sms_chars: int | None = None,
     event_code: str | None = None,
+    visited_country: str | None = None,
     tiers: bool = False,
 ) -> pl.DataFrame:
     """Rate (account_id, service_state, called_number, billsec[, start_utc]) events; one output row per event."""
@@ -201,7 +206,7 @@ def rate(
                 "units": units,
                 "sms_chars": sms_chars,
                 "event_code": event_code,
-                "visited_country": None,
+                "visited_country": visited_country,
                 "disposition": "ANSWERED",
             }  # fmt: skip
             for i, (account, state, called, billsec, start) in enumerate(
@@ -481,3 +486,16 @@ def test_graduated_and_volume_tiers_on_cycle_totals():
         ("T-VOL", 15000, Decimal("150.00")),
     ]
     assert charges["tier_breakdown"][0] == "1000 × 0.100000 + 9000 × 0.050000 + 5000 × 0.010000"
+
+
+def test_roaming_pays_the_visited_zones_surcharge():
+    # RC-A US 0.02/min 6/6, abroad in MX (zone NA, RC-A surcharge 0.10/min): 60 × 0.02/60 + 60 × 0.10/60 = 0.12
+    row = rate(("ACC-1", "IL", "+12125550199", 60), visited_country="MX").row(0, named=True)
+    assert (row["charge_amount"], row["roaming_zone"], row["roaming_surcharge"]) == (
+        Decimal("0.12"), "NA", Decimal("0.1")
+    )  # fmt: skip
+    # a country in no zone of the card: suspense, not a silent home price
+    assert (
+        rate(("ACC-1", "IL", "+12125550199", 60), visited_country="JP")["rating_reason"][0]
+        == "NO_ROAMING_RATE"
+    )
