@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.rating_cli import RATING_COMMANDS, add_rating_commands, run_rating_command
 from pipeline.cycles import BillCycle
 from pipeline.home import SAMPLE_DIR, Home
 from pipeline.summary import cycle_summary, format_summary
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     credit.add_argument("--approved-by", required=True, help="who approved it")
     ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
     ui.add_argument("--port", type=int, default=3000)
+    add_rating_commands(commands)
     args = parser.parse_args(argv)
 
     if args.home:
@@ -127,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "credit-note":
         return issue_credit_note_command(home, args)
+    if args.command in RATING_COMMANDS:
+        return run_rating_command(home, args)
     if args.command == "summary":
         print(format_summary(cycle_summary(home, args.cycle)))
         return 0

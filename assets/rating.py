@@ -1,5 +1,7 @@
 """Rating asset: the cycle's rated usage, with the record accounting check that blocks billing."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from assets.checks import record_accounting_result
@@ -8,7 +10,8 @@ from assets.metadata import counts, markdown_table
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from pipeline.engine import session
-from pipeline.rating import rate_cycle
+from pipeline.rerating import rerate_cycle
+from pipeline.state import open_state
 
 
 @dg.asset(
@@ -32,7 +35,11 @@ def rated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
     with session(
         cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
-        result = rate_cycle(con, home.lake, context.partition_key)
+        # a re-materialisation is a rerating: delta report, and adjustments when the cycle is already final
+        with open_state(home.state_db) as state:
+            result = rerate_cycle(
+                con, home.lake, state, context.partition_key, posted_at=datetime.now(UTC).replace(tzinfo=None)
+            )
         by_destination = con.sql(
             "select rate_card_id, destination, count(*) as events, sum(billed_seconds) as billed_seconds, "
             "sum(charge_amount) as charge_amount from rating_outcomes where rating_reason is null "
@@ -45,7 +52,13 @@ def rated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
         None,
         metadata={
             **counts(
-                {"rated": result["rated"], "suspended_in_rating": result["suspended"], "rated_amount": total}
+                {
+                    "rated": result["rated"],
+                    "suspended_in_rating": result["suspended"],
+                    "rated_amount": total,
+                    "rerate_changed_events": result["changed_events"],
+                    "rerate_adjustments_posted": result["adjustments_posted"],
+                }
             ),
             "dagster/row_count": result["rated"],
             "by_destination": markdown_table(by_destination),

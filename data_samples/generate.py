@@ -71,6 +71,7 @@ PRICE_BOOKS: list[dict[str, str]] = [
         "agent_id": ag,
         "plan_id": plan,
         "state": st,
+        "service": "",
         "rate_card_id": rc,
         "valid_from": "2026-01-01",
         "valid_to": "",
@@ -152,6 +153,8 @@ RATE_CARDS: list[dict[str, str]] = [
     {
         "rate_card_id": rc,
         "prefix": prefix,
+        "jurisdiction": "",
+        "from_second": "0",
         "destination": DESTINATIONS[prefix],
         "rate_per_unit": rate,
         "unit_seconds": "60",
@@ -159,11 +162,91 @@ RATE_CARDS: list[dict[str, str]] = [
         "increment_seconds": str(incr),
         "connect_fee": conn,
         "minimum_charge": "0.0000",
+        "maximum_charge": "",
         "rounding_method": method,
         "rounding_decimals": "4",
+        "time_band": "",
+        "event_code": "",
     }
     for rc, (method, rows) in _RC_ROWS.items()
     for prefix, rate, first, incr, conn in rows
+]
+
+# the NANP numbering plan sample for jurisdiction: every NPA the generator dials, with its state and local area
+NPA_AREAS = {
+    "312": ("IL", "Chicago"), "773": ("IL", "Chicago"), "212": ("NY", "New York"), "718": ("NY", "New York"),
+    "214": ("TX", "Dallas"), "512": ("TX", "Austin"), "713": ("TX", "Houston"), "415": ("CA", "San Francisco"),
+    "213": ("CA", "Los Angeles"), "305": ("FL", "Miami"), "407": ("FL", "Orlando"), "617": ("MA", "Boston"),
+    "202": ("DC", "Washington"), "404": ("GA", "Atlanta"), "206": ("WA", "Seattle"), "303": ("CO", "Denver"),
+    "602": ("AZ", "Phoenix"), "702": ("NV", "Las Vegas"), "503": ("OR", "Portland"),
+}  # fmt: skip
+NPA_NXX: list[dict[str, str]] = [
+    {"npa": npa, "nxx": "", "country": "US", "state": st, "local_area": area}
+    for npa, (st, area) in NPA_AREAS.items()
+] + [{"npa": "876", "nxx": "", "country": "JM", "state": "", "local_area": ""}]
+
+STATE_TIME_ZONES: list[dict[str, str]] = [
+    {"state": st, "timezone": tz}
+    for st, tz in [
+        ("IL", "America/Chicago"),
+        ("NY", "America/New_York"),
+        ("TX", "America/Chicago"),
+        ("CA", "America/Los_Angeles"),
+        ("FL", "America/New_York"),
+    ]
+]
+# a band set for cards that price by time of day (no sample card uses it yet: sample prices are band-free)
+TIME_BANDS: list[dict[str, str]] = [
+    {"band_set": "US-PEAK", "day_type": day, "start_time": start, "end_time": end, "time_band": band}
+    for day, start, end, band in [
+        ("weekday", "00:00", "07:00", "offpeak"),
+        ("weekday", "07:00", "19:00", "peak"),
+        ("weekday", "19:00", "24:00", "offpeak"),
+        ("weekend", "00:00", "24:00", "weekend"),
+        ("holiday", "00:00", "24:00", "weekend"),
+    ]
+]
+RATE_CARD_POLICIES: list[dict[str, str]] = [
+    {"rate_card_id": rc, "band_set": "", "band_policy": "start", "holidays": "none"} for rc in _RC_ROWS
+]
+
+# how each plan counts SMS and data (the sample month is voice only)
+PLAN_USAGE_SETTINGS: list[dict[str, str]] = [
+    {"plan_id": plan, "sms_charging": sms, "data_rounding": "session", "data_unit": unit}
+    for plan, sms, unit in [
+        ("RES-BASIC", "segment", "MB"),
+        ("RES-PLUS", "message", "MB"),
+        ("BIZ-PRO", "message", "KB"),
+    ]
+]
+
+# plan-included usage (the sample month is voice only, so this allowance leaves its bills unchanged)
+ALLOWANCES: list[dict[str, str]] = [
+    {
+        "allowance_id": "AL-PLUS-DATA",
+        "plan_id": "RES-PLUS",
+        "service": "data",
+        "zone": "domestic",
+        "included_units": str(5 * 1024**3),  # 5 GB
+    }
+]
+
+# tiered pricing on cycle totals (the example table; the sample month has no MMS, so no bill changes)
+TIERS: list[dict[str, str]] = [
+    {"tier_id": "TI-BIZ-MMS", "plan_id": "BIZ-PRO", "service": "mms", "mode": "graduated", "from_units": f,
+     "price_per_unit": p}
+    for f, p in [("0", "0.10"), ("1000", "0.05"), ("10000", "0.01")]
+]  # fmt: skip
+
+# roaming: visited countries by zone, and each card's surcharge per its unit (the sample month has no roaming)
+ROAMING_ZONES: list[dict[str, str]] = [
+    {"country": c, "zone": z} for c, z in [("CA", "NORTH-AMERICA"), ("MX", "NORTH-AMERICA"), ("GB", "EUROPE"),
+                                          ("FR", "EUROPE"), ("DE", "EUROPE")]
+]  # fmt: skip
+ROAMING_SURCHARGES: list[dict[str, str]] = [
+    {"rate_card_id": rc, "zone": z, "surcharge_per_unit": p}
+    for rc in _RC_ROWS
+    for z, p in [("NORTH-AMERICA", "0.1000"), ("EUROPE", "0.5000")]
 ]
 
 TAX_COLUMNS = [
@@ -1127,6 +1210,18 @@ def generate_month(
     ):
         dated = [{k: v.replace("{cycle}", ym_dash) for k, v in row.items()} for row in rows]
         files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", columns, dated)
+    files["reference/npa_nxx.csv"] = _write_csv(ref / "npa_nxx.csv", list(NPA_NXX[0]), NPA_NXX)
+    for name, table in [
+        ("state_time_zones", STATE_TIME_ZONES),
+        ("time_bands", TIME_BANDS),
+        ("rate_card_policies", RATE_CARD_POLICIES),
+        ("plan_usage_settings", PLAN_USAGE_SETTINGS),
+        ("allowances", ALLOWANCES),
+        ("tiers", TIERS),
+        ("roaming_zones", ROAMING_ZONES),
+        ("roaming_surcharges", ROAMING_SURCHARGES),
+    ]:
+        files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
 
     land = out_dir / "landing"
     last_day = f"{ym}{n_days:02d}"

@@ -58,13 +58,16 @@ TABLES: dict[str, dict[str, str]] = {
         "agent_id": "str?",
         "plan_id": "str",
         "state": "state?",
+        "service": "choice:voice|sms|mms|data|vas?",
         "rate_card_id": "str",
         "valid_from": "date",
         "valid_to": "date?",
     },
     "rate_cards": {
         "rate_card_id": "str",
-        "prefix": "digits",
+        "prefix": "digits?",
+        "jurisdiction": "choice:local|intrastate|interstate|international|toll_free|premium|n11?",
+        "from_second": "int",
         "destination": "str",
         "rate_per_unit": "money",
         "unit_seconds": "int",
@@ -72,8 +75,11 @@ TABLES: dict[str, dict[str, str]] = {
         "increment_seconds": "int",
         "connect_fee": "money",
         "minimum_charge": "money",
+        "maximum_charge": "money?",
         "rounding_method": "choice:half_up|up|down|half_even",
         "rounding_decimals": "int",
+        "time_band": "str?",
+        "event_code": "str?",
     },
     "taxes": {
         "tax_code": "str",
@@ -195,6 +201,45 @@ TABLES: dict[str, dict[str, str]] = {
         "valid_from": "date",
         "valid_to": "date?",
     },
+    # rating (issue 4): the NANP numbering plan sample for jurisdiction
+    "npa_nxx": {"npa": "digits", "nxx": "digits?", "country": "str", "state": "state?", "local_area": "str?"},
+    "state_time_zones": {"state": "state", "timezone": "str"},
+    "time_bands": {
+        "band_set": "str",
+        "day_type": "choice:weekday|weekend|holiday",
+        "start_time": "str",
+        "end_time": "str",
+        "time_band": "str",
+    },
+    "rate_card_policies": {
+        "rate_card_id": "str",
+        "band_set": "str?",
+        "band_policy": "choice:split|start",
+        "holidays": "choice:state|federal|none",
+    },
+    "plan_usage_settings": {
+        "plan_id": "str",
+        "sms_charging": "choice:message|segment",
+        "data_rounding": "choice:session|none",
+        "data_unit": "choice:byte|KB|MB",
+    },
+    "allowances": {
+        "allowance_id": "str",
+        "plan_id": "str",
+        "service": "choice:voice|sms|mms|data|vas",
+        "zone": "choice:any|domestic|international",
+        "included_units": "int",
+    },
+    "tiers": {
+        "tier_id": "str",
+        "plan_id": "str",
+        "service": "choice:voice|sms|mms|data|vas",
+        "mode": "choice:graduated|volume",
+        "from_units": "int",
+        "price_per_unit": "money",
+    },
+    "roaming_zones": {"country": "str", "zone": "str"},
+    "roaming_surcharges": {"rate_card_id": "str", "zone": "str", "surcharge_per_unit": "money"},
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -203,7 +248,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "accounts": ("account_id",),
     "service_numbers": ("service_number", "valid_from"),
     "price_books": ("price_book_id",),
-    "rate_cards": ("rate_card_id", "prefix"),
+    "rate_cards": ("rate_card_id", "prefix", "jurisdiction", "event_code", "time_band", "from_second"),
     "taxes": ("tax_code", "valid_from"),
     # --- bill run (issue 5) ---
     "products": ("product_id",),
@@ -217,6 +262,16 @@ KEYS: dict[str, tuple[str, ...]] = {
     "payments": ("payment_id",),
     "disputes": ("dispute_id",),
     "commission_plans": ("commission_plan_id",),
+    # rating (issue 4)
+    "npa_nxx": ("npa", "nxx"),
+    "state_time_zones": ("state",),
+    "time_bands": ("band_set", "day_type", "start_time"),
+    "rate_card_policies": ("rate_card_id",),
+    "plan_usage_settings": ("plan_id",),
+    "allowances": ("allowance_id",),
+    "tiers": ("tier_id", "from_units"),
+    "roaming_zones": ("country",),
+    "roaming_surcharges": ("rate_card_id", "zone"),
 }
 
 
@@ -286,6 +341,20 @@ def load_reference(folder: Path) -> Reference:
     _check_foreign(folder, frames, "commission_plans", "plan_id", "plans")
     _check_plan_changes(folder / "plan_changes.csv", frames["plan_changes"], frames["accounts"])
     _check_taxes(folder / "taxes.csv", frames["taxes"])
+    # rating (issue 4)
+    _check_price_book_ambiguity(folder / "price_books.csv", frames["price_books"])
+    _check_rate_steps(folder / "rate_cards.csv", frames["rate_cards"])
+    _check_foreign(folder, frames, "rate_card_policies", "rate_card_id", "rate_cards")
+    _check_time_zones(folder / "state_time_zones.csv", frames["state_time_zones"])
+    _check_time_bands(folder / "time_bands.csv", frames["time_bands"])
+    _check_band_sets(folder, frames)
+    _check_foreign(folder, frames, "plan_usage_settings", "plan_id", "plans")
+    _check_foreign(folder, frames, "allowances", "plan_id", "plans")
+    _check_unique(folder / "allowances.csv", frames["allowances"], ("plan_id", "service", "zone"))
+    _check_foreign(folder, frames, "tiers", "plan_id", "plans")
+    _check_tiers(folder / "tiers.csv", frames["tiers"])
+    _check_foreign(folder, frames, "roaming_surcharges", "rate_card_id", "rate_cards")
+    _check_foreign(folder, frames, "roaming_surcharges", "zone", "roaming_zones")
     return Reference(frames)
 
 
@@ -473,3 +542,205 @@ def _check_taxes(path: Path, taxes: pl.DataFrame) -> None:
         raise ReferenceDataError(
             path, None, str(error), "name only existing taxes in taxes_on, without cycles"
         ) from None
+
+# rating (issue 4) -------------------------------------------------------------------------------------------
+
+PRICE_BOOK_SCOPE = ("agent_id", "plan_id", "state", "service")
+RATE_KEY = ("rate_card_id", "prefix", "jurisdiction", "event_code")
+BAND_KEY = (*RATE_KEY, "time_band")
+DESTINATION_COLUMNS = (
+    "destination",
+    "unit_seconds",
+    "connect_fee",
+    "minimum_charge",
+    "maximum_charge",
+    "rounding_method",
+    "rounding_decimals",
+)
+
+
+def _check_price_book_ambiguity(path: Path, frame: pl.DataFrame) -> None:
+    """Two price books with the same scope (agent, plan, state, service) valid on the same day would match the
+    same events equally specifically: refused, so the fallback order always names exactly one book."""
+    rows = frame.with_row_index("_row", offset=2).sort(*PRICE_BOOK_SCOPE, "valid_from", nulls_last=True)
+    rows = rows.with_columns(
+        next_from=pl.col("valid_from").shift(-1).over(PRICE_BOOK_SCOPE),
+        next_id=pl.col("price_book_id").shift(-1).over(PRICE_BOOK_SCOPE),
+        next_row=pl.col("_row").shift(-1).over(PRICE_BOOK_SCOPE),
+    )
+    clash = rows.filter(
+        pl.col("next_from").is_not_null()
+        & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from")))
+    )
+    if clash.height:
+        row = clash.row(0, named=True)
+        raise ReferenceDataError(
+            path,
+            row["next_row"],
+            f"price book {row['next_id']} has the same agent, plan, state and service as {row['price_book_id']} "
+            f"(row {row['_row']}) for overlapping dates, so neither is more specific",
+            "end one book's validity before the other starts, or narrow one by agent, state or service",
+        )
+
+
+def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
+    """Rate rows of one destination (rate card, prefix, jurisdiction) are steps of one call: a step from second 0
+    exists, the destination columns (name, unit, fees, limits, rounding) are the same on every step, and a
+    step that another follows is billed in whole increments (its length = first increment + k increments)."""
+    rows = frame.with_row_index("_row", offset=2)
+    unequal = rows.filter(
+        pl.any_horizontal(
+            [pl.col(c).n_unique().over(RATE_KEY, order_by="from_second") > 1 for c in DESTINATION_COLUMNS]
+        )
+    )
+    if unequal.height:
+        raise ReferenceDataError(
+            path,
+            unequal["_row"][0],
+            f"the steps of one destination differ in one of {list(DESTINATION_COLUMNS)}",
+            "give every step row of a rate card, prefix and jurisdiction the same values in those columns",
+        )
+    no_start = rows.filter(pl.col("from_second").min().over(BAND_KEY) != 0)
+    if no_start.height:
+        raise ReferenceDataError(
+            path,
+            no_start["_row"][0],
+            "the destination has no step from second 0",
+            "add a rate row with from_second 0 for this rate card, prefix and jurisdiction",
+        )
+    steps = rows.sort(*BAND_KEY, "from_second", nulls_last=True).with_columns(
+        length=pl.col("from_second").shift(-1).over(BAND_KEY) - pl.col("from_second")
+    )
+    ragged = steps.filter(
+        pl.col("length").is_not_null()
+        & (
+            (pl.col("length") < pl.col("first_increment_seconds"))
+            | ((pl.col("length") - pl.col("first_increment_seconds")) % pl.col("increment_seconds") != 0)
+        )
+    )
+    if ragged.height:
+        raise ReferenceDataError(
+            path,
+            ragged["_row"][0],
+            "the step ends before its increments do (length is not first increment + whole increments)",
+            "move the next step's from_second to a whole increment of this step",
+        )
+    shapes = steps.group_by(BAND_KEY).agg(
+        pl.min("_row"),
+        shape=pl.concat_str("from_second", "first_increment_seconds", "increment_seconds", separator="/")
+        .sort_by("from_second")
+        .str.join(" "),
+    )
+    uneven = shapes.filter(pl.col("shape").n_unique().over(RATE_KEY) > 1)
+    if uneven.height:
+        raise ReferenceDataError(
+            path,
+            uneven.sort("_row", descending=True)["_row"][0],
+            "the time bands of one destination have different steps or increments",
+            "give every time band of a rate card, prefix and jurisdiction the same from_second and increments",
+        )
+
+
+def _check_time_zones(path: Path, frame: pl.DataFrame) -> None:
+    """Every state's time zone is an IANA name the time zone database knows."""
+    from zoneinfo import available_timezones
+
+    known = available_timezones()
+    for row_no, row in enumerate(frame.iter_rows(named=True), start=2):
+        if row["timezone"] not in known:
+            raise ReferenceDataError(
+                path,
+                row_no,
+                f"timezone={row['timezone']!r} is not an IANA time zone",
+                "use e.g. America/Chicago",
+            )
+
+
+def _minutes(path: Path, row_no: int, column: str, text: str) -> int:
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and int(minutes) < 60):
+        raise ReferenceDataError(path, row_no, f"{column}={text!r} is not a time HH:MM", f"correct {column}")
+    value = int(hours) * 60 + int(minutes)
+    if value > 24 * 60:
+        raise ReferenceDataError(path, row_no, f"{column}={text!r} is after 24:00", f"correct {column}")
+    return value
+
+
+def _check_time_bands(path: Path, frame: pl.DataFrame) -> None:
+    """The bands of a band set cover each day type they name from 00:00 to 24:00, without gap or overlap
+    (weekday and weekend are required; holiday rows are optional: without them a holiday is an ordinary day)."""
+    days: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for row_no, row in enumerate(frame.iter_rows(named=True), start=2):
+        start = _minutes(path, row_no, "start_time", row["start_time"])
+        end = _minutes(path, row_no, "end_time", row["end_time"])
+        days.setdefault((row["band_set"], row["day_type"]), []).append((start, end, row_no))
+    for band_set in sorted({band_set for band_set, _ in days}):
+        for day_type in ("weekday", "weekend"):
+            if (band_set, day_type) not in days:
+                raise ReferenceDataError(
+                    path, None, f"band set {band_set} has no {day_type} bands", f"add {day_type} rows"
+                )
+    for (band_set, day_type), spans in days.items():
+        reached = 0
+        for start, end, row_no in sorted(spans):
+            if start != reached or end <= start:
+                raise ReferenceDataError(
+                    path,
+                    row_no,
+                    f"band set {band_set} ({day_type}) has a gap or overlap at {start // 60:02d}:{start % 60:02d}",
+                    "make each band start where the previous one ends, from 00:00 to 24:00",
+                )
+            reached = end
+        if reached != 24 * 60:
+            raise ReferenceDataError(
+                path,
+                spans[-1][2],
+                f"band set {band_set} ({day_type}) ends before 24:00",
+                "extend the last band",
+            )
+
+
+def _check_band_sets(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
+    """A rate card's band set exists; a band-specific rate row names a band of its card's band set."""
+    policies = frames["rate_card_policies"].with_row_index("_row", offset=2)
+    known = frames["time_bands"]["band_set"].unique().implode()
+    missing = policies.filter(pl.col("band_set").is_not_null() & ~pl.col("band_set").is_in(known))
+    if missing.height:
+        row = missing.row(0, named=True)
+        raise ReferenceDataError(
+            folder / "rate_card_policies.csv",
+            row["_row"],
+            f"band_set={row['band_set']!r} is not in time_bands.csv",
+            "add its bands to time_bands.csv or correct the value",
+        )
+    bands = frames["time_bands"].select("band_set", "time_band").unique()
+    rows = frames["rate_cards"].with_row_index("_row", offset=2).filter(pl.col("time_band").is_not_null())
+    checked = rows.join(policies.select("rate_card_id", "band_set"), on="rate_card_id", how="left").join(
+        bands.with_columns(known=pl.lit(True)), on=["band_set", "time_band"], how="left"
+    )
+    bad = checked.filter(pl.col("known").is_null())
+    if bad.height:
+        row = bad.sort("_row").row(0, named=True)
+        raise ReferenceDataError(
+            folder / "rate_cards.csv",
+            row["_row"],
+            f"time_band={row['time_band']!r} is not a band of rate card {row['rate_card_id']}'s band set",
+            "name a band of the card's band set (rate_card_policies.csv, time_bands.csv) or leave it empty",
+        )
+
+
+def _check_tiers(path: Path, frame: pl.DataFrame) -> None:
+    """A tier table starts at 0 units, has one mode, and one table per plan and service."""
+    rows = frame.with_row_index("_row", offset=2)
+    bad = rows.filter(
+        (pl.col("from_units").min().over("tier_id") != 0)
+        | (pl.col("mode").n_unique().over("tier_id") > 1)
+        | (pl.col("tier_id").n_unique().over("plan_id", "service") > 1)
+    )
+    if bad.height:
+        raise ReferenceDataError(
+            path,
+            bad["_row"][0],
+            "a tier table must start at from_units 0, have one mode, and be the only one of its plan and service",
+            "add the 0 row, use one mode per tier_id, or merge the tables",
+        )

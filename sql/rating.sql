@@ -1,155 +1,606 @@
--- rating.sql: the cycle's normalised events → rated events (price book, destination, billed seconds, exact
--- charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
--- Inputs: normalised (mediated events of the cycle), accounts, price_books, rate_cards (reference).
--- Rules: price book by agent × plan × the line's service state, most specific match wins
--- (agent+plan+state > agent+plan > plan+state > plan); destination by the longest matching prefix, always;
--- billed seconds by first increment then increments; charge = connect fee + billed seconds × rate / unit,
--- rounded once per event by the rate row's method and decimals, then at least the minimum charge.
+-- rating.sql: the cycle's normalised events → rated events (price book, rate row, jurisdiction, billed seconds,
+-- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
+-- Inputs: normalised (mediated events of the cycle), rating_jurisdiction (sql/jurisdiction.sql), accounts,
+-- price_books, price_book_levels (the declared fallback order, pipeline/price_books.py), rate_cards.
+-- Rules:
+-- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
+--   column matches any) on the call date; the first level of the declared fallback order wins (two books of
+--   one level cannot match the same event: reference.py refuses them at load).
+-- * destination: the rate rows of the book's rate card whose prefix starts the called number and whose
+--   jurisdiction is the call's (an empty prefix or jurisdiction matches any); the longest prefix always wins,
+--   then a row naming the jurisdiction; a row with neither is the card's explicit fallback.
+-- * steps: a destination's rows are steps of the call, from second S onwards at P per U seconds, billed in
+--   the step's first increment and then its increments (60/60, 6/6, 30/6, "first minute then per second").
+-- * charge = connect fee + Σ step billed seconds × P / U, rounded ONCE per event by the destination's method
+--   and decimals, then at least the minimum charge and at most the maximum charge.
 
 with
 
 events as (
     select
-        normalised.*,
+        normalised.file_id,
+        normalised.line_no,
+        normalised.service_state,
+        normalised.service,
+        normalised.call_date,
+        normalised.billsec,
+        normalised.start_utc,
+        normalised.event_code,
+        normalised.visited_country,
+        coalesce(ltrim(normalised.called_number, '+'), '') as called_digits,
         accounts.agent_id,
-        accounts.plan_id
+        accounts.plan_id,
+        rating_jurisdiction.jurisdiction,
+        -- the allowance zone: abroad (roaming) or an international call; a premium call is in no zone
+        case
+            when normalised.visited_country is not null or rating_jurisdiction.jurisdiction = 'international'
+                then 'international'
+            when rating_jurisdiction.jurisdiction = 'premium' then 'premium'
+            else 'domestic'
+        end as allowance_zone,
+        normalised.account_id,
+        normalised.cycle,
+        -- the units the service is priced in: voice seconds; SMS messages, or segments of 153 characters
+        -- for a message longer than 160 (plan setting); MMS messages; data bytes, rounded up per session
+        -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB); value-added events
+        case normalised.service
+            when 'voice' then coalesce(normalised.units, normalised.billsec)
+            when 'sms' then coalesce(normalised.units, 1) * case
+                when plan_usage_settings.sms_charging = 'segment' and normalised.sms_chars > 160
+                    then (normalised.sms_chars + 152) // 153
+                else 1
+            end
+            when 'data' then case
+                when plan_usage_settings.data_rounding = 'session' then
+                    (normalised.units + data_unit_bytes - 1) // data_unit_bytes * data_unit_bytes
+                else normalised.units
+            end
+            else coalesce(normalised.units, 1)
+        end as rating_units
     from normalised
     join accounts using (account_id)
+    left join rating_jurisdiction using (file_id, line_no)
+    left join (
+        select
+            *,
+            case data_unit when 'MB' then 1048576 when 'KB' then 1024 else 1 end as data_unit_bytes
+        from plan_usage_settings
+    ) as plan_usage_settings using (plan_id)
 ),
 
-price_book_candidates as (
+price_book_ranked as (
     select
-        events.file_id,
-        events.line_no,
-        price_books.price_book_id,
-        price_books.rate_card_id,
-        (price_books.agent_id is not null)::integer * 2
-            + (price_books.state is not null)::integer as specificity
+        price_books.*,
+        price_book_levels.level,
+        price_book_levels.level_name
+    from price_books
+    join price_book_levels
+        on price_book_levels.with_agent = (price_books.agent_id is not null)
+        and price_book_levels.with_state = (price_books.state is not null)
+        and price_book_levels.with_service = (price_books.service is not null)
+),
+
+-- price books are chosen once per distinct (plan, agent, state, service, day), not per event
+price_book_keys as (
+    select distinct plan_id, agent_id, service_state, service, call_date from events
+),
+
+price_book_by_key as (
+    select
+        price_book_keys.plan_id,
+        price_book_keys.agent_id,
+        price_book_keys.service_state,
+        price_book_keys.service,
+        price_book_keys.call_date,
+        arg_min(
+            {
+                'price_book_id': price_book_ranked.price_book_id,
+                'rate_card_id': price_book_ranked.rate_card_id,
+                'level_name': price_book_ranked.level_name
+            },
+            price_book_ranked.level
+        ) as book
+    from price_book_keys
+    join price_book_ranked
+        on price_book_ranked.plan_id = price_book_keys.plan_id
+        and (price_book_ranked.agent_id is null or price_book_ranked.agent_id = price_book_keys.agent_id)
+        and (price_book_ranked.state is null or price_book_ranked.state = price_book_keys.service_state)
+        and (price_book_ranked.service is null or price_book_ranked.service = price_book_keys.service)
+        and price_book_keys.call_date >= price_book_ranked.valid_from
+        and (price_book_ranked.valid_to is null or price_book_keys.call_date < price_book_ranked.valid_to)
+    group by all
+),
+
+events_with_book as (
+    select
+        events.*,
+        price_book_by_key.book
     from events
-    join price_books
-        on price_books.plan_id = events.plan_id
-        and (price_books.agent_id is null or price_books.agent_id = events.agent_id)
-        and (price_books.state is null or price_books.state = events.service_state)
-        and events.call_date >= price_books.valid_from
-        and (price_books.valid_to is null or events.call_date < price_books.valid_to)
+    join price_book_by_key
+        on price_book_by_key.plan_id = events.plan_id
+        and price_book_by_key.agent_id is not distinct from events.agent_id
+        and price_book_by_key.service_state is not distinct from events.service_state
+        and price_book_by_key.service is not distinct from events.service
+        and price_book_by_key.call_date is not distinct from events.call_date
 ),
 
 price_book_chosen as (
-    select * exclude (specificity)
-    from price_book_candidates
-    qualify row_number() over (partition by file_id, line_no order by specificity desc, price_book_id) = 1
+    select file_id, line_no, book from events_with_book
 ),
 
--- every leading digit string of the called number, to equi-join the rate card's prefixes
+-- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
+step_rates as (
+    select
+        rate_card_id,
+        coalesce(prefix, '') as prefix,
+        jurisdiction,
+        event_code,
+        from_second,
+        any_value(first_increment_seconds) as first_increment,
+        any_value(increment_seconds) as increment,
+        max(micros(rate_per_unit)) filter (where time_band is null) as rate_micros,
+        map_from_entries(
+            list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
+        ) as band_rates
+    from rate_cards
+    group by all
+),
+
+-- one row per destination (rate card, prefix, jurisdiction) with its steps in order
+destinations as (
+    select
+        rate_card_id,
+        prefix,
+        jurisdiction,
+        event_code,
+        list(
+            {
+                'from_second': from_second,
+                'first_increment': first_increment,
+                'increment': increment,
+                'rate_micros': rate_micros,
+                'band_rates': band_rates
+            }
+            order by from_second
+        ) as steps
+    from step_rates
+    group by all
+),
+
+-- the columns every step of a destination shares (reference.py checks they are equal)
+destination_terms as (
+    select
+        rate_card_id,
+        coalesce(prefix, '') as prefix,
+        jurisdiction,
+        event_code,
+        any_value(destination) as destination,
+        any_value(unit_seconds) as unit_seconds,
+        any_value(connect_fee) as connect_fee,
+        any_value(minimum_charge) as minimum_charge,
+        any_value(maximum_charge) as maximum_charge,
+        any_value(rounding_method) as rounding_method,
+        any_value(rounding_decimals) as rounding_decimals
+    from rate_cards
+    group by all
+),
+
+-- the prefix lengths each card has, so an event is joined only to the lengths that can match
+card_prefix_lengths as (
+    select distinct rate_card_id, length(prefix) as prefix_length from destinations
+),
+
+-- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
+-- leading digit string of the number as long as a prefix of the card is looked up
+destination_keys as (
+    select distinct
+        book.rate_card_id as rate_card_id,
+        called_digits,
+        jurisdiction,
+        event_code
+    from events_with_book
+),
+
 called_prefixes as (
     select
-        price_book_chosen.*,
-        left(ltrim(events.called_number, '+'), prefix_length) as prefix,
-        prefix_length
-    from price_book_chosen
-    join events using (file_id, line_no)
-    cross join unnest(range(1, length(ltrim(events.called_number, '+')) + 1)) as lengths(prefix_length)
+        destination_keys.*,
+        left(destination_keys.called_digits, card_prefix_lengths.prefix_length) as candidate_prefix
+    from destination_keys
+    join card_prefix_lengths using (rate_card_id)
+),
+
+-- the longest prefix first, then a row naming the jurisdiction, then one naming the event code
+destination_by_key as (
+    select
+        called_prefixes.rate_card_id,
+        called_prefixes.called_digits,
+        called_prefixes.jurisdiction,
+        called_prefixes.event_code,
+        arg_max(
+            {
+                'prefix': destinations.prefix,
+                'jurisdiction': destinations.jurisdiction,
+                'event_code': destinations.event_code
+            },
+            length(destinations.prefix) * 4
+                + (destinations.jurisdiction is not null)::integer * 2
+                + (destinations.event_code is not null)::integer
+        ) as destination_key
+    from called_prefixes
+    join destinations
+        on destinations.rate_card_id = called_prefixes.rate_card_id
+        and destinations.prefix = called_prefixes.candidate_prefix
+    where (destinations.jurisdiction is null
+            or destinations.jurisdiction is not distinct from called_prefixes.jurisdiction)
+        and (destinations.event_code is null
+            or destinations.event_code is not distinct from called_prefixes.event_code)
+    group by all
+),
+
+destination_ranked as (
+    select
+        events_with_book.file_id,
+        events_with_book.line_no,
+        events_with_book.book,
+        events_with_book.account_id,
+        events_with_book.agent_id,
+        events_with_book.plan_id,
+        events_with_book.jurisdiction as call_jurisdiction,
+        events_with_book.rating_units,
+        events_with_book.service,
+        events_with_book.start_utc,
+        events_with_book.service_state,
+        events_with_book.visited_country,
+        destination_by_key.destination_key
+    from events_with_book
+    join destination_by_key
+        on destination_by_key.rate_card_id = events_with_book.book.rate_card_id
+        and destination_by_key.called_digits = events_with_book.called_digits
+        and destination_by_key.jurisdiction is not distinct from events_with_book.jurisdiction
+        and destination_by_key.event_code is not distinct from events_with_book.event_code
 ),
 
 destination_chosen as (
     select
-        called_prefixes.file_id,
-        called_prefixes.line_no,
-        called_prefixes.price_book_id,
-        rate_cards.*
-    from called_prefixes
-    join rate_cards
-        on rate_cards.rate_card_id = called_prefixes.rate_card_id
-        and rate_cards.prefix = called_prefixes.prefix
-    qualify row_number() over (partition by file_id, line_no order by called_prefixes.prefix_length desc) = 1
+        destination_ranked.* exclude (book, destination_key),
+        destination_ranked.book.price_book_id as price_book_id,
+        destination_ranked.book.level_name as price_book_level,
+        destinations.*,
+        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code)
+    from destination_ranked
+    join destinations
+        on destinations.rate_card_id = destination_ranked.book.rate_card_id
+        and destinations.prefix = destination_ranked.destination_key.prefix
+        and destinations.jurisdiction is not distinct from destination_ranked.destination_key.jurisdiction
+        and destinations.event_code is not distinct from destination_ranked.destination_key.event_code
+    join destination_terms
+        on destination_terms.rate_card_id = destinations.rate_card_id
+        and destination_terms.prefix = destinations.prefix
+        and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
+        and destination_terms.event_code is not distinct from destinations.event_code
+),
+
+-- each step bills the part of the call inside it: its first increment, then whole increments
+stepped as (
+    select
+        destination_chosen.*,
+        rate_card_policies.band_set,
+        -- an SMS, a data session or an event is priced at one instant: only voice is split at band boundaries
+        case when destination_chosen.service = 'voice' then coalesce(rate_card_policies.band_policy, 'start')
+            else 'start' end as band_policy,
+        coalesce(rate_card_policies.holidays, 'none') as holidays,
+        list_transform(
+            list_zip(steps, list_concat(list_transform(steps[2:], lambda s: s.from_second), [null::bigint])),
+            lambda z: greatest(
+                least(destination_chosen.rating_units, coalesce(z[2], destination_chosen.rating_units))
+                    - z[1].from_second,
+                0
+            )
+        ) as step_seconds
+    from destination_chosen
+    left join rate_card_policies using (rate_card_id)
 ),
 
 billed as (
     select
-        events.*,
-        destination_chosen.* exclude (file_id, line_no),
-        case
-            when events.billsec <= 0 then 0
-            when events.billsec <= destination_chosen.first_increment_seconds
-                then destination_chosen.first_increment_seconds
-            else destination_chosen.first_increment_seconds
-                + (events.billsec - destination_chosen.first_increment_seconds
-                   + destination_chosen.increment_seconds - 1)
-                  // destination_chosen.increment_seconds
-                  * destination_chosen.increment_seconds
-        end as billed_seconds,
-        [1000000, 100000, 10000, 1000, 100, 10, 1][destination_chosen.rounding_decimals + 1] as quantum_micros
-    from events
-    join destination_chosen using (file_id, line_no)
+        *,
+        list_transform(
+            list_zip(steps, step_seconds),
+            lambda p: case
+                when p[2] <= 0 then 0
+                when p[2] <= p[1].first_increment then p[1].first_increment
+                else p[1].first_increment
+                    + (p[2] - p[1].first_increment + p[1].increment - 1) // p[1].increment * p[1].increment
+            end
+        ) as step_billed_units,
+        [1000000, 100000, 10000, 1000, 100, 10, 1][rounding_decimals + 1] as quantum_micros
+    from stepped
 ),
 
-priced as (
+billed_units as (
     select
         *,
-        greatest(
-            round_div(
-                micros(connect_fee) * unit_seconds + billed_seconds * micros(rate_per_unit),
-                unit_seconds * quantum_micros,
-                rounding_method
-            ) * quantum_micros,
-            micros(minimum_charge)
-        ) as charge_micros
+        list_sum(step_billed_units)::bigint as billed_units,
+        -- where each step starts on the call's billed time line
+        list_transform(step_billed_units, lambda b, i: coalesce(list_sum(step_billed_units[:i - 1]), 0))
+            as step_offsets
     from billed
+),
+
+-- allowances: the plan's included units of the service and zone, prorated for a partial cycle (active days /
+-- cycle days, rounded down to whole units), consumed in call order across the cycle (start, file, line);
+-- the call that crosses the allowance is split: its first units included, the rest charged
+allowance_chosen as (
+    select
+        events.file_id,
+        events.line_no,
+        events.account_id,
+        arg_min(
+            {'allowance_id': allowances.allowance_id, 'included_units': allowances.included_units},
+            allowances.zone = 'any'
+        ) as allowance,
+        any_value(
+            greatest(
+                date_diff(
+                    'day',
+                    greatest(accounts.activated_on, cycle_first_day),
+                    least(coalesce(accounts.deactivated_on, cycle_next_day), cycle_next_day)
+                ),
+                0
+            )
+        ) as active_days,
+        any_value(date_diff('day', cycle_first_day, cycle_next_day)) as cycle_days
+    from (
+        select
+            *,
+            strptime(cycle || '-01', '%Y-%m-%d')::date as cycle_first_day,
+            (strptime(cycle || '-01', '%Y-%m-%d') + interval 1 month)::date as cycle_next_day
+        from events
+    ) as events
+    join accounts using (account_id)
+    join allowances
+        on allowances.plan_id = events.plan_id
+        and allowances.service = events.service
+        and allowances.zone in ('any', events.allowance_zone)
+    group by events.file_id, events.line_no, events.account_id
+),
+
+allowance_consumed as (
+    select
+        allowance_chosen.file_id,
+        allowance_chosen.line_no,
+        allowance_chosen.allowance.allowance_id as allowance_id,
+        allowance_chosen.allowance.included_units * allowance_chosen.active_days
+            // allowance_chosen.cycle_days as allowance_units,
+        sum(billed_units.billed_units) over (
+            partition by allowance_chosen.account_id, allowance_chosen.allowance.allowance_id
+            order by events.start_utc, allowance_chosen.file_id, allowance_chosen.line_no
+            rows between unbounded preceding and current row
+        ) - billed_units.billed_units as used_before
+    from allowance_chosen
+    join events using (file_id, line_no)
+    join billed_units using (file_id, line_no)
+),
+
+billed_calls as (
+    select
+        billed_units.*,
+        allowance_consumed.allowance_id,
+        -- (least/greatest skip nulls in DuckDB: an event without allowance is tested first)
+        case
+            when allowance_consumed.allowance_id is null then 0
+            else greatest(
+                least(allowance_consumed.allowance_units - allowance_consumed.used_before, billed_units.billed_units),
+                0
+            )
+        end::bigint as included_units
+    from billed_units
+    left join allowance_consumed using (file_id, line_no)
+),
+
+-- a call without time bands: Σ over steps of billed units × the step's rate
+unbanded_charges as (
+    select
+        file_id,
+        line_no,
+        list_sum(list_transform(
+            list_zip(steps, step_offsets, step_billed_units),
+            lambda z: greatest(z[2] + z[3] - greatest(included_units, z[2]), 0) * z[1].rate_micros
+        )) as usage_numerator,
+        list_bool_or(list_transform(steps, lambda s: s.rate_micros is null)) as missing_rate,
+        null::varchar as time_bands
+    from billed_calls
+    where band_set is null
+),
+
+-- a call with time bands: the billed time line cut at band boundaries (policy split) or all in the start
+-- band (policy start); band periods come from the precomputed calendar (pipeline/bands.py), in the line's
+-- state's local time
+pieces as (
+    select
+        billed_calls.file_id,
+        billed_calls.line_no,
+        band_calendar.time_band,
+        case when billed_calls.band_policy = 'split'
+            then greatest(date_diff('second', billed_calls.start_utc, band_calendar.period_start_utc), 0)
+            else 0 end as piece_from,
+        case when billed_calls.band_policy = 'split'
+            then least(date_diff('second', billed_calls.start_utc, band_calendar.period_end_utc),
+                       billed_calls.billed_units)
+            else billed_calls.billed_units end as piece_to
+    from billed_calls
+    join band_calendar
+        on band_calendar.band_set = billed_calls.band_set
+        and band_calendar.holidays = billed_calls.holidays
+        and band_calendar.state = billed_calls.service_state
+        and band_calendar.period_end_utc > billed_calls.start_utc
+        and band_calendar.period_start_utc
+            < billed_calls.start_utc + to_seconds(greatest(billed_calls.billed_units, 1))
+        and (billed_calls.band_policy = 'split' or band_calendar.period_start_utc <= billed_calls.start_utc)
+),
+
+-- each piece: Σ over steps of (units of the step inside the piece) × (the step's rate in the piece's band)
+piece_charges as (
+    select
+        pieces.file_id,
+        pieces.line_no,
+        pieces.time_band,
+        pieces.piece_from,
+        pieces.piece_to,
+        list_sum(list_transform(
+            list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_units),
+            lambda z: greatest(
+                least(pieces.piece_to, z[2] + z[3])
+                    - greatest(pieces.piece_from, z[2], billed_calls.included_units),
+                0
+            )
+                * coalesce(z[1].band_rates[pieces.time_band], z[1].rate_micros)
+        )) as piece_numerator
+    from pieces
+    join billed_calls using (file_id, line_no)
+),
+
+call_charges as (
+    select * from unbanded_charges
+    union all
+    select
+        file_id,
+        line_no,
+        sum(piece_numerator) as usage_numerator,
+        bool_or(piece_numerator is null) as missing_rate,
+        string_agg(time_band || ' ' || (piece_to - piece_from) || 's', ', ' order by piece_from) as time_bands
+    from piece_charges
+    group by all
+),
+
+-- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
+-- roaming: an event abroad pays its card's surcharge for the visited country's zone, per the card's unit, on
+-- its charged units (no surcharge row for the zone: suspense NO_ROAMING_RATE)
+priced as (
+    select
+        billed_calls.*,
+        call_charges.time_bands,
+        roaming_zones.zone as roaming_zone,
+        roaming_surcharges.surcharge_per_unit as roaming_surcharge,
+        -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
+        billed_calls.included_units > 0 and billed_calls.included_units = billed_calls.billed_units
+            as wholly_included,
+        case when wholly_included then 0
+            else micros(billed_calls.connect_fee) * billed_calls.unit_seconds + call_charges.usage_numerator
+                + coalesce(
+                    (billed_calls.billed_units - billed_calls.included_units)
+                        * micros(roaming_surcharges.surcharge_per_unit),
+                    0
+                )
+        end as charge_numerator
+    from billed_calls
+    join call_charges using (file_id, line_no)
+    left join roaming_zones on roaming_zones.country = billed_calls.visited_country
+    left join roaming_surcharges
+        on roaming_surcharges.rate_card_id = billed_calls.rate_card_id
+        and roaming_surcharges.zone = roaming_zones.zone
+    where not call_charges.missing_rate
+        and (billed_calls.visited_country is null or roaming_surcharges.rate_card_id is not null)
+),
+
+limited as (
+    select
+        *,
+        round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros
+            as rounded_micros,
+        greatest(
+            least(
+                round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros,
+                coalesce(micros(maximum_charge), 9223372036854775807::hugeint)
+            ),
+            case when wholly_included then 0 else micros(minimum_charge) end
+        ) as charge_micros
+    from priced
 ),
 
 rated as (
     select
-        file_id,
-        line_no,
-        cycle,
-        source_id,
-        account_id,
-        agent_id,
-        plan_id,
-        service_state,
-        charged_number,
-        calling_number,
-        called_number,
-        start_utc,
-        call_date,
-        billsec,
-        service,
-        price_book_id,
-        rate_card_id,
-        prefix,
-        destination,
-        rate_per_unit,
-        unit_seconds,
-        first_increment_seconds || '/' || increment_seconds as billing_increment,
-        connect_fee,
-        minimum_charge,
-        rounding_method || ':' || rounding_decimals as rounding_rule,
-        billed_seconds,
-        from_micros(charge_micros) as charge_amount
-    from priced
+        limited.file_id,
+        limited.line_no,
+        limited.agent_id,
+        limited.plan_id,
+        limited.call_jurisdiction as jurisdiction,
+        limited.price_book_id,
+        limited.price_book_level,
+        limited.rate_card_id,
+        nullif(limited.prefix, '') as prefix,
+        limited.jurisdiction as rate_jurisdiction,
+        limited.destination,
+        (limited.steps[1].rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) as rate_per_unit,
+        limited.unit_seconds,
+        array_to_string(
+            list_transform(
+                limited.steps,
+                lambda s: case when len(limited.steps) > 1 then 'from ' || s.from_second || 's ' else '' end
+                    || s.first_increment || '/' || s.increment
+                    || case when len(limited.steps) > 1
+                        then ' @ ' || coalesce(
+                            ((s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6))::varchar, 'band rates'
+                        ) else '' end
+            ),
+            '; '
+        ) as billing_increment,
+        limited.connect_fee,
+        limited.minimum_charge,
+        limited.maximum_charge,
+        limited.rounding_method || ':' || limited.rounding_decimals as rounding_rule,
+        limited.band_set,
+        case when limited.band_set is not null then limited.band_policy end as band_policy,
+        limited.time_bands,
+        case when limited.service = 'voice' then limited.billed_units end as billed_seconds,
+        limited.billed_units,
+        limited.allowance_id,
+        limited.included_units,
+        limited.billed_units - limited.included_units as charged_units,
+        limited.event_code as rate_event_code,
+        limited.roaming_zone,
+        limited.roaming_surcharge,
+        -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
+        (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
+            * 0.000000000001)::decimal(30, 12) as unrounded_charge,
+        case
+            when limited.charge_micros > limited.rounded_micros then 'minimum'
+            when limited.charge_micros < limited.rounded_micros then 'maximum'
+        end as charge_limit,
+        from_micros(limited.charge_micros) as charge_amount
+    from limited
+),
+
+-- the few events that could not be priced, and why
+unrated as (
+    select
+        events.file_id,
+        events.line_no,
+        events.jurisdiction,
+        case
+            when price_book_chosen.file_id is null then 'NO_PRICE_BOOK'
+            when billed_calls.band_set is not null and call_charges.file_id is null then 'NO_BAND'
+            when billed_calls.visited_country is not null and not call_charges.missing_rate then 'NO_ROAMING_RATE'
+            else 'NO_RATE'
+        end as rating_reason
+    from events
+    anti join rated using (file_id, line_no)
+    left join price_book_chosen using (file_id, line_no)
+    left join billed_calls using (file_id, line_no)
+    left join call_charges using (file_id, line_no)
 ),
 
 outcomes as (
-    select
-        normalised.file_id,
-        normalised.line_no,
-        case
-            when rated.file_id is not null then null
-            when price_book_chosen.file_id is null then 'NO_PRICE_BOOK'
-            else 'NO_RATE'
-        end as rating_reason
-    from normalised
-    left join rated using (file_id, line_no)
-    left join price_book_chosen using (file_id, line_no)
+    select * from rated
+    union all by name
+    select * from unrated
 )
 
--- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set)
+-- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set); an event
+-- whose account is unknown to rating has no price book
 select
     normalised.*,
-    outcomes.rating_reason,
-    rated.* exclude (file_id, line_no, cycle, source_id, account_id, service_state, charged_number,
-                     calling_number, called_number, start_utc, call_date, billsec, service)
+    case when outcomes.file_id is null then 'NO_PRICE_BOOK' else outcomes.rating_reason end as rating_reason,
+    outcomes.* exclude (file_id, line_no, rating_reason)
 from normalised
-join outcomes using (file_id, line_no)
-left join rated using (file_id, line_no)
-order by file_id, line_no
+left join outcomes using (file_id, line_no)

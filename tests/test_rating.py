@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from pipeline.engine import session
 from pipeline.rating import rate_events
+from pipeline.sql import read_sql
 
 RATE_COLUMNS = [
     "rate_card_id", "prefix", "destination", "rate_per_unit", "unit_seconds", "first_increment_seconds",
     "increment_seconds", "connect_fee", "minimum_charge", "rounding_method", "rounding_decimals",
+    "jurisdiction", "from_second", "maximum_charge", "time_band", "event_code",
 ]  # fmt: skip
 RATES = [
     ("RC-A", "1", "US & Canada", "0.02", 60, 6, 6, "0", "0", "half_up", 4),
@@ -24,30 +26,163 @@ RATES = [
     ("RC-B", "1", "US & Canada", "0.01", 60, 60, 60, "0", "0.10", "up", 2),
     ("RC-C", "1", "US & Canada", "0.0125", 60, 1, 1, "0", "0", "half_even", 4),
     ("RC-C", "44", "UK", "0.0125", 60, 1, 1, "0", "0", "down", 4),
+    # RC-D prices by jurisdiction, with steps: the first minute at 0.10, then 0.02 per minute per second
+    ("RC-D", None, "Local", "0.0000", 60, 60, 60, "0", "0", "half_up", 4, "local"),
+    ("RC-D", None, "Intrastate", "0.1000", 60, 60, 60, "0", "0", "half_up", 4, "intrastate"),
+    ("RC-D", None, "Intrastate", "0.0200", 60, 1, 1, "0", "0", "half_up", 4, "intrastate", 60),
+    ("RC-D", None, "Interstate", "0.0400", 60, 6, 6, "0", "0", "half_up", 4, "interstate", 0, "0.50"),
+    ("RC-D", None, "Toll-free", "0", 60, 1, 1, "0", "0", "half_up", 4, "toll_free"),
+    ("RC-D", None, "Premium", "1.9900", 60, 60, 60, "0.50", "0", "half_up", 4, "premium"),
+    ("RC-D", None, "Service code", "0", 60, 1, 1, "0", "0", "half_up", 4, "n11"),
+    ("RC-D", "44", "UK", "0.0900", 60, 30, 6, "0", "0", "half_up", 4),
+    ("RC-D", None, "Rest of world", "0.9000", 60, 60, 60, "0", "0", "half_up", 4, "international"),
+    ("RC-D", None, "Anywhere else", "0.0700", 60, 60, 60, "0", "0", "half_up", 4),
 ]
+# RC-E / RC-F price by time band (band set TB, the line's state's holidays), per second: peak 0.06/min,
+# offpeak 0.012/min, weekend (and holidays) 0.006/min; RC-E splits a call at band boundaries, RC-F does not
+for card in ("RC-E", "RC-F"):
+    RATES += [
+        (card, "1", "US", rate, 60, 1, 1, "0", "0", "half_up", 6, None, 0, None, band)
+        for band, rate in [("peak", "0.06"), ("offpeak", "0.012"), ("weekend", "0.006")]
+    ]
+# services, each on its own card chosen by a service price book: SMS 0.01 per message (UK 0.05), MMS 0.25,
+# data 0.01 per MB (1,048,576 bytes) per byte, value-added events flat by event code
+RATES += [
+    ("RC-SMS", None, "SMS", "0.01", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-SMS", "44", "SMS UK", "0.05", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-MMS", None, "MMS", "0.25", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-MMS0", None, "MMS (tiered)", "0", 1, 1, 1, "0", "0", "half_up", 4),
+    ("RC-DATA", None, "Data", "0.01", 1048576, 1, 1, "0", "0", "half_up", 4),
+    ("RC-VAS", None, "Horoscope", "0.99", 1, 1, 1, "0", "0", "half_up", 2, None, 0, None, None, "HOROSCOPE"),
+    ("RC-VAS", None, "Caller tune", "1.49", 1, 1, 1, "0", "0", "half_up", 2, None, 0, None, None, "TUNE"),
+]
+RATES = [(*r, *(None, 0, None, None, None)[len(r) - 11 :]) for r in RATES]
+PLAN_USAGE_SETTINGS = [("P5", "message", "session", "MB"), ("P6", "segment", "session", "KB")]
+RATE_CARD_POLICIES = [("RC-E", "TB", "split", "state"), ("RC-F", "TB", "start", "state")]
+TIME_BANDS = [
+    ("TB", "weekday", "00:00", "07:00", "offpeak"),
+    ("TB", "weekday", "07:00", "19:00", "peak"),
+    ("TB", "weekday", "19:00", "24:00", "offpeak"),
+    ("TB", "weekend", "00:00", "24:00", "weekend"),
+    ("TB", "holiday", "00:00", "24:00", "weekend"),
+]
+STATE_TIME_ZONES = [("IL", "America/Chicago"), ("TX", "America/Chicago"), ("NY", "America/New_York")]
 PRICE_BOOKS = [
     # price_book_id, agent_id, plan_id, state, rate_card_id
     ("PB-PLAN", None, "P1", None, "RC-A"),
     ("PB-PLAN-TX", None, "P1", "TX", "RC-B"),
     ("PB-AGENT-PLAN-TX", "AG-2", "P1", "TX", "RC-C"),
+    ("PB-JUR", None, "P2", None, "RC-D"),
+    ("PB-JUR-NY", None, "P2", "NY", "RC-A"),
+    ("PB-SPLIT", None, "P3", None, "RC-E"),
+    ("PB-START", None, "P4", None, "RC-F"),
+    *[
+        (f"PB-{plan}-{service}", None, plan, None, f"RC-{service.upper()}", service)
+        for plan in ("P5", "P6")
+        for service in ("sms", "mms", "data", "vas")
+    ],
+    ("PB-P7", None, "P7", None, "RC-C"),
+    ("PB-P8-MMS", None, "P8", None, "RC-MMS0", "mms"),
+    ("PB-P10-MMS", None, "P10", None, "RC-MMS0", "mms"),
 ]
-ACCOUNTS = [("ACC-1", "AG-1", "P1"), ("ACC-2", "AG-2", "P1"), ("ACC-3", "AG-1", "P9")]
+# the issue's tier table: from 0 @ 0.10, from 1,000 @ 0.05, from 10,000 @ 0.01 — graduated on P8, volume on P10
+TIERS = [
+    (tier, plan, "mms", mode, start, price)
+    for tier, plan, mode in [("T-GRAD", "P8", "graduated"), ("T-VOL", "P10", "volume")]
+    for start, price in [(0, "0.10"), (1000, "0.05"), (10000, "0.01")]
+]
+NPA_NXX = [
+    ("312", None, "US", "IL", "Chicago"),
+    ("773", None, "US", "IL", "Chicago"),
+    ("217", None, "US", "IL", "Springfield"),
+    ("212", None, "US", "NY", "New York"),
+    ("212", "999", "US", "NJ", "Hoboken"),  # an NPA-NXX row wins over its NPA's row
+    ("876", None, "JM", None, None),
+]
+ACCOUNTS = [
+    ("ACC-1", "AG-1", "P1"),
+    ("ACC-2", "AG-2", "P1"),
+    ("ACC-3", "AG-1", "P9"),
+    ("ACC-4", "AG-1", "P2"),
+    ("ACC-5", "AG-1", "P3"),
+    ("ACC-6", "AG-1", "P4"),
+    ("ACC-7", "AG-1", "P5"),
+    ("ACC-8", "AG-1", "P6"),
+    ("ACC-9", "AG-1", "P7"),
+    ("ACC-10", "AG-1", "P7"),  # activated 2026-10-16: 16 of October's 31 days
+    ("ACC-11", "AG-1", "P8"),
+    ("ACC-12", "AG-1", "P10"),
+]
+ALLOWANCES = [("AL-P7-VOICE", "P7", "voice", "domestic", 100)]  # 100 s of domestic calls
 
 
 def reference_frames() -> dict[str, pl.DataFrame]:
     money = pl.Decimal(18, 6)
     rates = pl.DataFrame(RATES, schema=RATE_COLUMNS, orient="row").with_columns(
-        pl.col("rate_per_unit", "connect_fee", "minimum_charge").cast(money)
+        pl.col("rate_per_unit", "connect_fee", "minimum_charge", "maximum_charge").cast(money)
     )
     books = pl.DataFrame(
-        PRICE_BOOKS, schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id"], orient="row"
+        [(*b, None)[:6] for b in PRICE_BOOKS],
+        schema=["price_book_id", "agent_id", "plan_id", "state", "rate_card_id", "service"],
+        orient="row",
     ).with_columns(valid_from=pl.lit(date(2026, 1, 1)), valid_to=pl.lit(None, pl.Date))
-    accounts = pl.DataFrame(ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row")
-    return {"rate_cards": rates, "price_books": books, "accounts": accounts}
+    accounts = pl.DataFrame(
+        ACCOUNTS, schema=["account_id", "agent_id", "plan_id"], orient="row"
+    ).with_columns(
+        activated_on=pl.when(pl.col("account_id") == "ACC-10")
+        .then(pl.lit(date(2026, 10, 16)))
+        .otherwise(pl.lit(date(2025, 1, 1))),
+        deactivated_on=pl.lit(None, pl.Date),
+    )
+    npa_nxx = pl.DataFrame(
+        NPA_NXX,
+        schema=["npa", "nxx", "country", "state", "local_area"],
+        orient="row",
+        infer_schema_length=None,
+    )
+    return {
+        "rate_cards": rates,
+        "price_books": books,
+        "accounts": accounts,
+        "npa_nxx": npa_nxx,
+        "rate_card_policies": pl.DataFrame(
+            RATE_CARD_POLICIES, schema=["rate_card_id", "band_set", "band_policy", "holidays"], orient="row"
+        ),
+        "time_bands": pl.DataFrame(
+            TIME_BANDS, schema=["band_set", "day_type", "start_time", "end_time", "time_band"], orient="row"
+        ),
+        "state_time_zones": pl.DataFrame(STATE_TIME_ZONES, schema=["state", "timezone"], orient="row"),
+        "roaming_zones": pl.DataFrame({"country": ["MX"], "zone": ["NA"]}),
+        "roaming_surcharges": pl.DataFrame(
+            {"rate_card_id": ["RC-A"], "zone": ["NA"], "surcharge_per_unit": ["0.10"]}
+        ).with_columns(pl.col("surcharge_per_unit").cast(money)),
+        "tiers": pl.DataFrame(
+            TIERS,
+            schema=["tier_id", "plan_id", "service", "mode", "from_units", "price_per_unit"],
+            orient="row",
+        ).with_columns(pl.col("price_per_unit").cast(money)),
+        "allowances": pl.DataFrame(
+            ALLOWANCES, schema=["allowance_id", "plan_id", "service", "zone", "included_units"], orient="row"
+        ),
+        "plan_usage_settings": pl.DataFrame(
+            PLAN_USAGE_SETTINGS,
+            schema=["plan_id", "sms_charging", "data_rounding", "data_unit"],
+            orient="row",
+        ),
+    }
 
 
-def rate(*events: tuple[str, str, str, int]) -> pl.DataFrame:
-    """Rate (account_id, service_state, called_number, billsec) events; one output row per event."""
+def rate(
+    *events: tuple,
+    charged: str = "+13125550100",
+    service: str = "voice",
+    units: int | None = None,
+    sms_chars: int | None = None,
+    event_code: str | None = None,
+    visited_country: str | None = None,
+    tiers: bool = False,
+) -> pl.DataFrame:
+    """Rate (account_id, service_state, called_number, billsec[, start_utc]) events; one output row per event."""
     normalised = pl.DataFrame(
         [
             {
@@ -61,22 +196,29 @@ def rate(*events: tuple[str, str, str, int]) -> pl.DataFrame:
                 "source_record_id": None,
                 "account_id": account,
                 "service_state": state,
-                "charged_number": "+13125550100",
-                "calling_number": "+13125550100",
+                "charged_number": charged,
+                "calling_number": charged,
                 "called_number": called,
-                "start_utc": datetime(2026, 10, 5, 12),
-                "call_date": date(2026, 10, 5),
+                "start_utc": start,
+                "call_date": start.date(),
                 "billsec": billsec,
-                "service": "voice",
+                "service": service,
+                "units": units,
+                "sms_chars": sms_chars,
+                "event_code": event_code,
+                "visited_country": visited_country,
                 "disposition": "ANSWERED",
             }  # fmt: skip
-            for i, (account, state, called, billsec) in enumerate(events, start=1)
+            for i, (account, state, called, billsec, start) in enumerate(
+                (e if len(e) == 5 else (*e, datetime(2026, 10, 5, 12)) for e in events), start=1
+            )
         ]
     )
     with session() as con:
         for name, frame in {**reference_frames(), "normalised": normalised}.items():
             con.register(name, frame)
-        return rate_events(con).pl().sort("line_no")
+        rated = rate_events(con).pl().sort("line_no")
+        return con.sql(read_sql("tiers.sql")).pl().sort("account_id") if tiers else rated
 
 
 @pytest.mark.parametrize(
@@ -125,10 +267,235 @@ def test_what_cannot_be_priced_goes_to_suspense_with_a_reason():
     assert rated["charge_amount"].to_list() == [None, None]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.integers(min_value=1, max_value=7200), st.integers(min_value=0, max_value=600))
 def test_a_longer_call_never_costs_less(billsec, extra):
     rated = rate(("ACC-1", "IL", "+447700900123", billsec), ("ACC-1", "IL", "+447700900123", billsec + extra))
     shorter, longer = rated["charge_amount"].to_list()
     assert longer >= shorter
     assert rated["billed_seconds"][0] >= billsec
+
+
+def test_steps_inside_a_call_first_minute_then_per_second():
+    # RC-D intrastate (IL → IL, other local area): from 0 s 0.10/min in 60/60, from 60 s 0.02/min in 1/1
+    rated = rate(
+        ("ACC-4", "IL", "+12175550123", 10),  # 60 s × 0.10 / 60 = 0.1000
+        ("ACC-4", "IL", "+12175550123", 83),  # 60 × 0.10/60 + 23 × 0.02/60 = 0.1 + 0.0076666… → 0.1077
+        ("ACC-4", "IL", "+12175550123", 120),  # 0.1 + 60 × 0.02/60 = 0.1200
+    )
+    assert rated["billed_seconds"].to_list() == [60, 83, 120]
+    assert rated["charge_amount"].to_list() == [Decimal("0.1"), Decimal("0.1077"), Decimal("0.12")]
+    assert rated["billing_increment"][0] == "from 0s 60/60 @ 0.100000; from 60s 1/1 @ 0.020000"
+    # rounded once: the exact 0.107666666667 is shown beside the charge
+    assert rated["unrounded_charge"][1] == Decimal("0.107666666667")
+
+
+def test_maximum_charge_caps_a_call():
+    # RC-D interstate: 6/6 at 0.04/min, at most 0.50: 600 s → 0.40; 900 s → 0.60 → capped at 0.50
+    rated = rate(("ACC-4", "IL", "+12125550123", 600), ("ACC-4", "IL", "+12125550123", 900))
+    assert rated["charge_amount"].to_list() == [Decimal("0.4"), Decimal("0.5")]
+    assert rated["charge_limit"].to_list() == [None, "maximum"]
+
+
+@pytest.mark.parametrize(
+    ("charged", "called", "jurisdiction", "destination"),
+    [
+        ("+13125550100", "+17735550123", "local", "Local"),  # 312 and 773 are both Chicago
+        ("+13125550100", "+12175550123", "intrastate", "Intrastate"),  # IL → IL, Springfield
+        ("+13125550100", "+12125550123", "interstate", "Interstate"),  # IL → NY
+        ("+12125550100", "+12129995555", "interstate", "Interstate"),  # 212-999 is NJ, not NY
+        ("+13125550100", "+18005550123", "toll_free", "Toll-free"),
+        ("+13125550100", "+19005550123", "premium", "Premium"),
+        ("+13125550100", "411", "n11", "Service code"),
+        ("+13125550100", "+18765550123", "international", "Rest of world"),  # NANP but Jamaica
+        ("+13125550100", "+33142685300", "international", "Rest of world"),
+        ("+13125550100", "+442079460000", "international", "UK"),  # a longer prefix beats the jurisdiction
+        ("+13125550100", "+16175550123", None, "Anywhere else"),  # NPA not in npa_nxx: the explicit fallback
+    ],
+)
+def test_jurisdiction_of_a_voice_call_and_rates_by_jurisdiction(charged, called, jurisdiction, destination):
+    row = rate(("ACC-4", "IL", called, 60), charged=charged).row(0, named=True)
+    assert (row["jurisdiction"], row["destination"]) == (jurisdiction, destination)
+
+
+def test_the_same_call_costs_differently_by_the_lines_state():
+    # ACC-4, 120 s to +12125550123: an IL line → PB-JUR (RC-D interstate 0.04/min: 0.0800);
+    # an NY line → PB-JUR-NY (plan+state, RC-A US 0.02/min 6/6: 0.0400); the state is the line's, not the call's
+    rated = rate(("ACC-4", "IL", "+12125550123", 120), ("ACC-4", "NY", "+12125550123", 120))
+    assert rated["price_book_id"].to_list() == ["PB-JUR", "PB-JUR-NY"]
+    assert rated["price_book_level"].to_list() == ["plan", "plan+state"]
+    assert rated["charge_amount"].to_list() == [Decimal("0.08"), Decimal("0.04")]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.from_regex(r"\A(1876|44|447|1|9)[0-9]{6,10}\Z", fullmatch=True))
+def test_the_longest_matching_prefix_always_wins(digits):
+    row = rate(("ACC-1", "IL", "+" + digits, 60)).row(0, named=True)
+    prefixes = [r[1] for r in RATES if r[0] == "RC-A" and digits.startswith(r[1])]
+    if prefixes:
+        assert row["prefix"] == max(prefixes, key=len)
+    else:
+        assert row["rating_reason"] == "NO_RATE"
+
+
+# Central time: CDT (UTC−5) until 2026-11-01 02:00, then CST (UTC−6); peak is 07:00–19:00 local on weekdays
+@pytest.mark.parametrize(
+    ("account", "state", "start_utc", "billsec", "bands", "charge"),
+    [
+        # Mon 2026-10-05 06:59 CDT, 120 s across 07:00: 60 s × 0.012/60 + 60 s × 0.06/60 = 0.012 + 0.06
+        ("ACC-5", "IL", datetime(2026, 10, 5, 11, 59), 120, "offpeak 60s, peak 60s", "0.072"),
+        # the same call on the start-band card: 120 s × 0.012/60 = 0.024
+        ("ACC-6", "IL", datetime(2026, 10, 5, 11, 59), 120, "offpeak 120s", "0.024"),
+        # Fri 2026-10-09 23:59:30 CDT, 60 s across midnight into Saturday: 30 × 0.012/60 + 30 × 0.006/60
+        ("ACC-5", "IL", datetime(2026, 10, 10, 4, 59, 30), 60, "offpeak 30s, weekend 30s", "0.009"),
+        # Mon 2026-11-02 06:59:30 CST (after the DST change peak starts at 13:00 UTC, not 12:00):
+        # 30 × 0.012/60 + 30 × 0.06/60 = 0.006 + 0.03
+        ("ACC-5", "IL", datetime(2026, 11, 2, 12, 59, 30), 60, "offpeak 30s, peak 30s", "0.036"),
+        # Mon 2026-10-12 12:00 CDT is Columbus Day, a holiday in Illinois: weekend band 60 × 0.006/60
+        ("ACC-5", "IL", datetime(2026, 10, 12, 17), 60, "weekend 60s", "0.006"),
+        # … but not in Texas: peak 60 × 0.06/60
+        ("ACC-5", "TX", datetime(2026, 10, 12, 17), 60, "peak 60s", "0.06"),
+    ],
+)
+def test_time_bands_in_the_lines_local_time(account, state, start_utc, billsec, bands, charge):
+    row = rate((account, state, "+12125550123", billsec, start_utc)).row(0, named=True)
+    assert (row["time_bands"], row["charge_amount"]) == (bands, Decimal(charge))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2026, 10, 1), max_value=datetime(2026, 11, 28)),
+    st.integers(min_value=1, max_value=86400),
+)
+def test_splitting_at_band_boundaries_conserves_billed_seconds(start_utc, billsec):
+    start_utc = start_utc.replace(microsecond=0)
+    split, start_band = rate(
+        ("ACC-5", "IL", "+12125550123", billsec, start_utc),
+        ("ACC-6", "IL", "+12125550123", billsec, start_utc),
+    ).iter_rows(named=True)
+    pieces = [int(piece.split()[1].rstrip("s")) for piece in split["time_bands"].split(", ")]
+    assert sum(pieces) == split["billed_seconds"] == start_band["billed_seconds"] == billsec
+    # per second at 0.006–0.06 a minute: the split charge lies between the cheapest and dearest band
+    assert Decimal("0.0001") * billsec <= split["charge_amount"] <= Decimal("0.001") * billsec
+
+
+@pytest.mark.parametrize(
+    ("account", "service", "units", "sms_chars", "event_code", "billed_units", "charge"),
+    [
+        ("ACC-7", "sms", 1, 300, None, 1, "0.01"),  # per message: 300 characters are one message
+        ("ACC-8", "sms", 1, 160, None, 1, "0.01"),  # per segment: up to 160 characters is one segment
+        ("ACC-8", "sms", 1, 161, None, 2, "0.02"),  # 161 → ceil(161 / 153) = 2 segments
+        ("ACC-8", "sms", 1, 307, None, 3, "0.03"),  # 307 → ceil(307 / 153) = 3 segments
+        ("ACC-7", "mms", 2, None, None, 2, "0.50"),  # 2 messages × 0.25
+        # data per session to the MB: 1,500,000 bytes → 2 MB = 2,097,152 bytes × 0.01 / 1,048,576 = 0.02
+        ("ACC-7", "data", 1_500_000, None, None, 2_097_152, "0.02"),
+        # to the KB: ceil(1,500,000 / 1024) = 1465 KB = 1,500,160 bytes × 0.01 / 1,048,576 = 0.01430… → 0.0143
+        ("ACC-8", "data", 1_500_000, None, None, 1_500_160, "0.0143"),
+        ("ACC-7", "vas", 1, None, "HOROSCOPE", 1, "0.99"),  # flat per event code
+        ("ACC-7", "vas", 1, None, "TUNE", 1, "1.49"),
+    ],
+)
+def test_services_are_priced_in_their_own_units(
+    account, service, units, sms_chars, event_code, billed_units, charge
+):
+    called = None if service in ("data", "vas") else "+13125550111"
+    row = rate(
+        (account, "IL", called, 0), service=service, units=units, sms_chars=sms_chars, event_code=event_code
+    ).row(0, named=True)
+    assert row["rating_reason"] is None, row
+    assert (row["billed_units"], row["charge_amount"], row["billed_seconds"]) == (
+        billed_units,
+        Decimal(charge),
+        None,
+    )
+
+
+def test_an_unknown_event_code_has_no_rate_and_an_international_sms_its_own():
+    assert (
+        rate(("ACC-7", "IL", None, 0), service="vas", units=1, event_code="NOPE")["rating_reason"][0]
+        == "NO_RATE"
+    )
+    sms_uk = rate(("ACC-7", "IL", "+447700900123", 0), service="sms", units=1, sms_chars=20)
+    assert sms_uk["charge_amount"][0] == Decimal("0.05")
+
+
+def test_an_allowance_is_consumed_in_call_order_and_the_crossing_call_is_split():
+    # RC-C per second at 0.0125/min, half_even to 4; 100 s included. Given out of order, consumed by start:
+    rated = rate(
+        (
+            "ACC-9",
+            "IL",
+            "+12125550123",
+            30,
+            datetime(2026, 10, 3, 12),
+        ),  # 3rd: all 30 s charged: 0.00625 → 0.0062
+        ("ACC-9", "IL", "+12125550123", 60, datetime(2026, 10, 1, 12)),  # 1st: 60 s included → 0
+        (
+            "ACC-9",
+            "IL",
+            "+12125550123",
+            60,
+            datetime(2026, 10, 2, 12),
+        ),  # 2nd: 40 included, 20 × 0.0125/60 → 0.0042
+        (
+            "ACC-9",
+            "IL",
+            "+442079460000",
+            60,
+            datetime(2026, 10, 2, 13),
+        ),  # international: not in the allowance
+    )
+    assert rated["included_units"].to_list() == [0, 60, 40, 0]
+    assert rated["charged_units"].to_list() == [30, 0, 20, 60]
+    assert rated["charge_amount"].to_list() == [
+        Decimal("0.0062"),
+        Decimal("0"),
+        Decimal("0.0042"),
+        Decimal("0.0125"),
+    ]
+    assert rated["allowance_id"].to_list() == ["AL-P7-VOICE"] * 3 + [None]
+
+
+def test_an_allowance_is_prorated_for_a_partial_cycle():
+    # activated 2026-10-16: 100 × 16 / 31 = 51.6… → 51 s (rounded down); a 60 s call: 51 included, 9 charged:
+    # 9 × 0.0125 / 60 = 0.001875 → half_even to 4 → 0.0019
+    row = rate(("ACC-10", "IL", "+12125550123", 60, datetime(2026, 10, 20, 12))).row(0, named=True)
+    assert (row["included_units"], row["charged_units"], row["charge_amount"]) == (51, 9, Decimal("0.0019"))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=6))
+def test_allowance_plus_charged_units_are_the_billed_units(durations):
+    rated = rate(
+        *[("ACC-9", "IL", "+12125550123", d, datetime(2026, 10, 1 + i, 12)) for i, d in enumerate(durations)]
+    )
+    assert (rated["included_units"] + rated["charged_units"] == rated["billed_units"]).all()
+    assert rated["included_units"].sum() == min(100, sum(durations))
+
+
+def test_graduated_and_volume_tiers_on_cycle_totals():
+    # 15,000 MMS in the cycle (two events of 7,500) for each account:
+    # graduated: 1,000 × 0.10 + 9,000 × 0.05 + 5,000 × 0.01 = 100 + 450 + 50 = 600.00
+    # volume: the total reaches the 10,000 tier, so all 15,000 × 0.01 = 150.00
+    events = [(account, "IL", "+13125550111", 0) for account in ("ACC-11", "ACC-12")]
+    charges = rate(*events, service="mms", units=10000, tiers=True)
+    assert charges["total_units"].to_list() == [10000, 10000]
+    charges = rate(*events, *events[:1], *events[1:], service="mms", units=7500, tiers=True)
+    assert charges.select("tier_id", "total_units", "charge_amount").rows() == [
+        ("T-GRAD", 15000, Decimal("600.00")),
+        ("T-VOL", 15000, Decimal("150.00")),
+    ]
+    assert charges["tier_breakdown"][0] == "1000 × 0.100000 + 9000 × 0.050000 + 5000 × 0.010000"
+
+
+def test_roaming_pays_the_visited_zones_surcharge():
+    # RC-A US 0.02/min 6/6, abroad in MX (zone NA, RC-A surcharge 0.10/min): 60 × 0.02/60 + 60 × 0.10/60 = 0.12
+    row = rate(("ACC-1", "IL", "+12125550199", 60), visited_country="MX").row(0, named=True)
+    assert (row["charge_amount"], row["roaming_zone"], row["roaming_surcharge"]) == (
+        Decimal("0.12"), "NA", Decimal("0.1")
+    )  # fmt: skip
+    # a country in no zone of the card: suspense, not a silent home price
+    assert (
+        rate(("ACC-1", "IL", "+12125550199", 60), visited_country="JP")["rating_reason"][0]
+        == "NO_ROAMING_RATE"
+    )

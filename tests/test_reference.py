@@ -49,7 +49,7 @@ def test_the_sample_reference_loads(reference_dir):
             "rate_cards.csv",
             "RC-STD,1876,",
             "RC-STD,1,",
-            r"rate_cards.csv, row \d+: duplicate key \('RC-STD', '1'\)",
+            r"rate_cards.csv, row \d+: duplicate key \('RC-STD', '1', None",
         ),
         ("plans.csv", "RES-PLUS,", "RES-BASIC,", r"plans.csv, row 3: duplicate key"),
     ],

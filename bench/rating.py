@@ -1,0 +1,102 @@
+"""Rating benchmark: rate a generated month (default ~1M CDRs) with a large rate card (default 50,000 extra
+destination prefixes) and time bands split at boundaries, and print events/s. Not a test: speed lives here.
+
+    .venv/bin/python -m bench.rating --home /tmp/bench-home            # generate, mediate, then rate
+    .venv/bin/python -m bench.rating --home /tmp/bench-home --prefixes 0 --no-bands
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import polars as pl
+
+from data_samples.generate import generate_month
+from pipeline.engine import session
+from pipeline.home import Home
+from pipeline.intake import register_landed_files
+from pipeline.lake import partition_dir
+from pipeline.mediation import MEDIATED, mediate_cycle
+from pipeline.rating import rate_cycle
+from pipeline.reference import Reference, load_reference
+from pipeline.settings import Settings
+from pipeline.state import open_state
+
+CYCLE = "2026-10"
+
+
+def prepare(home: Home, accounts: int, calls: int) -> None:
+    """Generate, land and mediate a month once (kept for later runs)."""
+    if (partition_dir(home.lake, MEDIATED, cycle=CYCLE) / "normalised.parquet").exists():
+        return
+    generate_month(home.root, accounts=accounts, calls_per_account=calls, seed=2026)
+    reference = load_reference(home.reference)
+    with open_state(home.state_db) as state:
+        register_landed_files(
+            home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
+        )
+    with session(reference, memory_limit="3GB", spill_dir=home.root / "tmp") as con:
+        mediate_cycle(con, home.lake, CYCLE)
+
+
+def enlarge(reference: Reference, prefixes: int, bands: bool) -> Reference:
+    """Every card gets ``prefixes`` more destinations (random 4–8 digit prefixes, as many lengths as a real
+    international card); with ``bands`` every card splits calls at the US-PEAK bands with peak/offpeak rates."""
+    rng = random.Random(7)
+    cards = reference.rate_cards
+    extra = []
+    for card in cards["rate_card_id"].unique().sort().to_list():
+        base = cards.filter(pl.col("rate_card_id") == card).row(0, named=True)
+        seen: set[str] = set()
+        while len(seen) < prefixes:
+            seen.add(
+                str(rng.randrange(2, 10))
+                + "".join(str(rng.randrange(10)) for _ in range(rng.randrange(3, 8)))
+            )
+        extra.append(pl.DataFrame([{**base, "prefix": p, "destination": f"D{p}"} for p in sorted(seen)],
+                                  schema=cards.schema))  # fmt: skip
+    frames = reference.tables()
+    frames["rate_cards"] = pl.concat([cards, *extra])
+    if bands:
+        rows = frames["rate_cards"]
+        frames["rate_cards"] = pl.concat(
+            [rows.with_columns(time_band=pl.lit(band)) for band in ("peak", "offpeak", "weekend")]
+        )
+        frames["rate_card_policies"] = frames["rate_card_policies"].with_columns(
+            band_set=pl.lit("US-PEAK"), band_policy=pl.lit("split"), holidays=pl.lit("state")
+        )
+    return Reference(frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--accounts", type=int, default=20000)
+    parser.add_argument("--calls-per-account", type=int, default=50)
+    parser.add_argument("--prefixes", type=int, default=50000)
+    parser.add_argument("--no-bands", action="store_true")
+    parser.add_argument("--memory-limit", default="1GB")
+    args = parser.parse_args()
+    home = Home(Path(args.home)).ensure()
+    started = time.perf_counter()
+    prepare(home, args.accounts, args.calls_per_account)
+    prepared = time.perf_counter() - started
+    reference = enlarge(load_reference(home.reference), args.prefixes, not args.no_bands)
+    with session(reference, memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con:
+        started = time.perf_counter()
+        counts = rate_cycle(con, home.lake, CYCLE)
+        seconds = time.perf_counter() - started
+    events = counts["rated"] + counts["suspended"]
+    print(json.dumps({
+        "events": events, **counts, "rate_card_rows": reference.rate_cards.height,
+        "bands": not args.no_bands, "prepare_s": round(prepared, 1), "rating_s": round(seconds, 2),
+        "events_per_s": round(events / seconds),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Rerating: rate a cycle again after a rate fix, report what changed per event and per account
+(``lake/rerate/cycle=C/{events,accounts}.parquet``), and — when the cycle's invoices are already final — post
+each account's usage difference to the ``adjustments`` ledger (category ``rerate``) for the next invoice to
+carry. A final invoice never changes.
+
+Rule of the adjustment: the account's usage as the bill run would now compute it (Σ per service number and
+state, rounded half_up to cents) − the usage its final invoice carried − the rerate adjustments already posted
+for that cycle. It is posted only when not zero, with the id ``RR-<cycle>-<account>-<n>`` (n = the account's
+n-th rerate of the cycle), in one transaction: re-running a rerate with nothing changed posts nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline.engine import scalar
+from pipeline.lake import partition_dir, replace_partition
+from pipeline.rating import RATED, rate_cycle
+from pipeline.sql import read_sql
+
+RERATE = "rerate"
+# a cycle never rated before: nothing previous
+EMPTY_PREVIOUS = {
+    "rated": "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
+    "null::varchar as charged_number, null::varchar as service_state, null::decimal(18, 6) as charge_amount, "
+    "null::varchar as rate_card_id, null::varchar as prefix where false",
+    "suspended": "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
+    "null::varchar as charged_number where false",
+}
+
+
+def rerate_cycle(
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    state: duckdb.DuckDBPyConnection,
+    cycle: str,
+    *,
+    posted_at: datetime,
+    approved_by: str = "rerate",
+) -> dict[str, int]:
+    """Rate ``cycle`` again, write the delta report, and post adjustments if the cycle is final; returns the
+    counts (rated, suspended, changed events, accounts with a delta, adjustments posted)."""
+    folder = partition_dir(lake, RATED, cycle=cycle)
+    if not (folder / "rated.parquet").exists():  # rated for the first time: nothing to compare
+        counts = rate_cycle(con, lake, cycle)
+        return {"rated": counts["rated"], "suspended": counts["suspended"], "changed_events": 0,
+                "accounts_changed": 0, "adjustments_posted": 0}  # fmt: skip
+    for name, empty in EMPTY_PREVIOUS.items():
+        path = folder / f"{name}.parquet"
+        source = f"select * from read_parquet('{path.as_posix()}')" if path.exists() else empty
+        con.execute(f"create or replace temp table previous_{name} as {source}")
+    counts = rate_cycle(con, lake, cycle)
+    events = con.sql(read_sql("rerate_deltas.sql")).pl()
+    accounts = account_deltas(con)
+    replace_partition(
+        lake, partition_dir(lake, RERATE, cycle=cycle), {"events": events, "accounts": accounts}
+    )
+    posted = post_rerate_adjustments(state, con, cycle, posted_at=posted_at, approved_by=approved_by)
+    return {
+        "rated": counts["rated"],
+        "suspended": counts["suspended"],
+        "changed_events": events.height,
+        "accounts_changed": accounts.filter(pl.col("delta") != 0).height,
+        "adjustments_posted": posted,
+    }
+
+
+def account_deltas(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per account: the previous and new rated usage (exact) and its usage in cents as the bill run rounds it
+    (Σ per service number and state, half_up)."""
+    return con.sql(
+        """
+        with sides as (
+            select 'previous' as side, account_id, charged_number, service_state, charge_amount
+            from previous_rated
+            union all
+            select 'new', account_id, charged_number, service_state, charge_amount
+            from rating_outcomes where rating_reason is null
+        ),
+        lines as (
+            select side, account_id, sum(charge_amount) as exact,
+                   round_div(sum(micros(charge_amount)), 10000, 'half_up') as cents
+            from sides group by side, account_id, charged_number, service_state
+        ),
+        accounts as (
+            select account_id,
+                   sum(exact) filter (where side = 'previous') as previous_usage,
+                   sum(exact) filter (where side = 'new') as new_usage,
+                   sum(cents) filter (where side = 'new') as new_usage_cents
+            from lines group by account_id
+        )
+        select account_id,
+               coalesce(previous_usage, 0)::decimal(18, 6) as previous_usage,
+               coalesce(new_usage, 0)::decimal(18, 6) as new_usage,
+               (coalesce(new_usage, 0) - coalesce(previous_usage, 0))::decimal(18, 6) as delta,
+               from_cents(coalesce(new_usage_cents, 0)) as new_usage_billed
+        from accounts
+        order by account_id
+        """
+    ).pl()
+
+
+def post_rerate_adjustments(
+    state: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection,
+    cycle: str,
+    *,
+    posted_at: datetime,
+    approved_by: str,
+) -> int:
+    """When ``cycle`` is final, post each account's usage difference (new billed usage − invoiced usage −
+    rerate adjustments already posted) to ``adjustments``; returns how many were posted."""
+    final = scalar(state, "select count(*) from finalized_cycles where cycle = ?", [cycle])
+    if not final:
+        return 0
+    invoiced = state.sql(
+        """
+        select invoices.account_id, invoices.currency, invoices.period_end,
+               coalesce(sum(invoice_lines.amount) filter (where invoice_lines.section = 'usage'), 0) as usage,
+               coalesce(any_value(posted.amount), 0) as posted, coalesce(any_value(posted.n), 0) as posted_count
+        from invoices
+        left join invoice_lines using (invoice_number)
+        left join (
+            select account_id, sum(amount) as amount, count(*) as n from adjustments
+            where category = 'rerate' and source = 'rerate:' || ? group by account_id
+        ) as posted using (account_id)
+        where invoices.cycle = ?
+        group by all
+        """,
+        params=[cycle, cycle],
+    ).pl()
+    new_usage = account_deltas(con).select("account_id", "new_usage_billed")
+    due = (
+        invoiced.join(new_usage, on="account_id", how="left")
+        .with_columns(
+            amount=pl.col("new_usage_billed").fill_null(0).cast(pl.Decimal(18, 2))
+            - pl.col("usage").cast(pl.Decimal(18, 2))
+            - pl.col("posted").cast(pl.Decimal(18, 2))
+        )
+        .filter(pl.col("amount") != 0)
+        .with_columns(
+            adjustment_id=pl.format("RR-{}-{}-{}", pl.lit(cycle), "account_id", pl.col("posted_count") + 1)
+        )
+    )
+    if due.height == 0:
+        return 0
+    state.register("rerate_due", due)
+    state.execute("begin transaction")
+    try:
+        state.execute(
+            """
+            insert into adjustments
+            select adjustment_id, account_id, amount, currency, 'rerate',
+                   'usage of cycle ' || ? || ' rerated: ' || new_usage_billed || ' instead of ' || usage
+                       || case when posted <> 0 then ' (less ' || posted || ' already adjusted)' else '' end,
+                   ?, 'rerate:' || ?, period_end, ?::timestamp, null
+            from rerate_due
+            on conflict do nothing
+            """,
+            [cycle, approved_by, cycle, posted_at],
+        )
+        state.execute("commit")
+    except Exception:
+        state.execute("rollback")
+        raise
+    finally:
+        state.unregister("rerate_due")
+    return due.height
