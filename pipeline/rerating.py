@@ -70,20 +70,22 @@ def rerate_cycle(
 
 def account_deltas(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Per account: the previous and new rated usage (exact) and its usage in cents as the bill run rounds it
-    (Σ per service number and state, half_up)."""
+    (Σ per service number, state, service and call jurisdiction, half_up — the usage lines)."""
     return con.sql(
         """
         with sides as (
-            select 'previous' as side, account_id, charged_number, service_state, charge_amount
+            select 'previous' as side, account_id, charged_number, service_state, service, jurisdiction,
+                   charge_amount
             from previous_rated
             union all
-            select 'new', account_id, charged_number, service_state, charge_amount
+            select 'new', account_id, charged_number, service_state, service, jurisdiction, charge_amount
             from rating_outcomes where rating_reason is null
         ),
-        lines as (
+        lines as (  -- the bill run's usage lines: one per number, service and call jurisdiction
             select side, account_id, sum(charge_amount) as exact,
                    round_div(sum(micros(charge_amount)), 10000, 'half_up') as cents
-            from sides group by side, account_id, charged_number, service_state
+            from sides
+            group by side, account_id, charged_number, service_state, coalesce(service, 'voice'), jurisdiction
         ),
         accounts as (
             select account_id,

@@ -26,7 +26,7 @@ def test_demo_runs_the_sample_cycle_and_prints_the_summary(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "files:    5 registered — 4 loaded, 1 duplicate, 0 quarantined" in done.stdout
     assert "records:  940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded" in done.stdout
-    assert "invoices: 49, total billed 1875.30 USD" in done.stdout
+    assert "invoices: 49, total billed 1881.77 USD" in done.stdout
     assert "delivery: 36 e-mailed, 13 to print" in done.stdout
     assert "succeeded; checks 6 of 6 passed" in done.stdout
     # the run is kept in the persistent instance, with telemetry off
@@ -35,7 +35,7 @@ def test_demo_runs_the_sample_cycle_and_prints_the_summary(tmp_path):
     assert any(instance.rglob("*.db"))
 
     again = cdrbill(home, "summary", "--cycle", "2026-10")
-    assert again.returncode == 0 and "invoices: 49, total billed 1875.30 USD" in again.stdout
+    assert again.returncode == 0 and "invoices: 49, total billed 1881.77 USD" in again.stdout
 
     # a recycle run with nothing fixed moves nothing and rates nothing twice
     recycled = cdrbill(home, "recycle", "--cycle", "2026-10")

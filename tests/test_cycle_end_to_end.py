@@ -56,38 +56,39 @@ def test_residential_account_with_international_calls(sample_cycle):
     # G2 10 s to +44 20 (prefix "44", 30/6, 0.09/min, connect 0.05): 30 s → 0.0450 + 0.0500 = 0.0950
     # G3 31 s to +44 7700 (prefix "447" beats "44", 30/6, 0.25/min, connect 0.05): 36 s → 0.1500 + 0.05 = 0.2000
     # G4 not answered: discarded.
-    # usage line: 0.0280 + 0.0950 + 0.2000 = 0.3230 → half_up → 0.32
+    # usage lines by jurisdiction (rounded half_up per line): international G2 + G3 = 0.2950 → 0.30;
+    #   interstate G1 (IL → NY) 0.0280 → 0.03
     # plan: 19.99 (whole month, in arrears); tenure 20 months < 24: no loyalty discount
     # Voicemail (billed in advance) from Oct 10: November in advance 4.99, and October's 22 days caught up:
     #   4.99 × 22 / 31 = 3.5412… → half_up → 3.54
     # IL 911 surcharge: 1 line × 1.50 = 1.50
-    # IL excise 7% of (19.99 + 4.99 + 3.54 + 0.32 = 28.84) = 2.0188 → half_up → 2.02
-    # federal USF 36.6% of 37.1% of the plan 19.99: 19.99 × 0.371 × 0.366 = 2.7143… → 2.71 (voicemail is a
-    #   feature, not in its base; the usage is not classified interstate yet)
+    # IL excise 7% of (19.99 + 4.99 + 3.54 + 0.30 + 0.03 = 28.85) = 2.0195 → half_up → 2.02
+    # federal USF 36.6% of 37.1% of the plan and the interstate/international usage (voicemail is a feature,
+    #   not in its base): (19.99 + 0.30 + 0.03 = 20.32) × 0.371 × 0.366 = 2.7591… → 2.76
     # cost recovery fee (carrier's, not a tax): 1 line × 0.50
     # adjustment ADJ-0001 (adjustments.csv, effective Oct 20): goodwill credit −2.00, not taxed
-    # total: 19.99 + 4.99 + 3.54 + 0.32 + 1.50 + 2.02 + 2.71 + 0.50 − 2.00 = 33.57
+    # total: 19.99 + 4.99 + 3.54 + 0.30 + 0.03 + 0.50 + 1.50 + 2.02 + 2.76 − 2.00 = 33.63
     assert invoice_lines(home, "ACC-0001") == [
         ("Residential Basic — Oct 1–Oct 31", Decimal("19.99")),
         ("Voicemail — Nov 1–Nov 30", Decimal("4.99")),
         ("Voicemail — days not yet billed Oct 10–Oct 31 (22 of 31 days)", Decimal("3.54")),
-        ("Calls from +1 312-555-0100 (3 calls, 2 min 30 s billed)", Decimal("0.32")),
+        ("Calls (international) from +1 312-555-0100 (2 calls, 1 min 6 s billed)", Decimal("0.30")),
+        ("Calls (interstate) from +1 312-555-0100 (1 call, 1 min 24 s billed)", Decimal("0.03")),
         ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (IL lines)", Decimal("0.50")),
         ("Illinois 911 Surcharge × 1 line", Decimal("1.50")),
         ("Illinois Telecommunications Excise Tax 7%", Decimal("2.02")),
-        ("Federal Universal Service Charge 36.6% of 37.1% taxable (IL lines)", Decimal("2.71")),
+        ("Federal Universal Service Charge 36.6% of 37.1% taxable (IL lines)", Decimal("2.76")),
         ("Goodwill credit: service outage on Oct 8 (approved by j.rivera)", Decimal("-2.00")),
     ]
-    assert invoice_total(home, "ACC-0001") == Decimal("33.57")
+    assert invoice_total(home, "ACC-0001") == Decimal("33.63")
 
 
 def test_business_account_with_lines_in_two_states(sample_cycle):
     home, _ = sample_cycle
     # ACC-0002, Business Pro via AG-02, account service state IL; numbers in IL and NY.
     # +1 312-555-0200 (IL → PB-BIZ → RC-BIZ):
-    #   G5 125 s to +1 876 (Jamaica: "1876" beats "1"; 60/60, 0.30/min): 180 s → 0.9000
-    #   G6 59 s to +1 415 ("1", 60/60, 0.015/min): 60 s → 0.0150
-    #   line: 0.9150 → 0.92
+    #   G5 125 s to +1 876 (Jamaica: "1876" beats "1"; 60/60, 0.30/min): 180 s → 0.9000 → international 0.90
+    #   G6 59 s to +1 415 ("1", 60/60, 0.015/min): 60 s → 0.0150 → interstate (IL → CA) 0.02 (half_up)
     # +1 212-555-0201 (NY → PB-BIZ-NY, plan+state beats plan → RC-BIZ-NY):
     #   G7 200 s ("1", 6/6, 0.012/min): 204 s × 0.012 / 60 = 0.0408 → line 0.04
     # +1 212-555-0202 (NY, from the EMI DUF; its resend is a duplicate file, never loaded):
@@ -95,26 +96,29 @@ def test_business_account_with_lines_in_two_states(sample_cycle):
     # plan 49.00 and the router lease 5.00 (S/N RT-2024-000117) are sourced to the account's state IL; the
     #   additional line 9.99 belongs to +1 212-555-0202 and is sourced to NY.
     # loyalty 5% on the plan (tenure 29 months ≥ 24): 49.00 × 5% = 2.45 → −2.45 (IL, before taxes)
-    # IL: 911 surcharge 1 line 1.50; excise 7% of (49.00 + 5.00 + 0.92 − 2.45 = 52.47) = 3.6729 → 3.67;
-    #     federal USF on the plan net of its discount 46.55 × 0.371 × 0.366 = 6.3208… → 6.32; recovery fee 0.50
-    # NY: base 9.99 + 0.04 + 0.15 = 10.18; MCTD 0.375% = 0.038175 → rounds up → 0.04; sales 4% = 0.4072 → 0.41;
-    #     federal USF on the line 9.99 × 0.371 × 0.366 = 1.3565… → 1.36; recovery fee 2 lines × 0.50 = 1.00
-    # total: 49.00 + 5.00 + 9.99 + 0.04 + 0.15 + 0.92 − 2.45 + 1.50 + 3.67 + 6.32 + 0.50 + 0.04 + 0.41 + 1.36
-    #        + 1.00 = 77.45
+    # IL: 911 surcharge 1 line 1.50; excise 7% of (49.00 + 5.00 + 0.90 + 0.02 − 2.45 = 52.47) = 3.6729 → 3.67;
+    #     federal USF on the plan net of its discount and the interstate/international usage
+    #     (46.55 + 0.90 + 0.02 = 47.47) × 0.371 × 0.366 = 6.4457… → 6.45; recovery fee 0.50
+    # NY (G7, G8 interstate): base 9.99 + 0.04 + 0.15 = 10.18; MCTD 0.375% = 0.038175 → rounds up → 0.04;
+    #     sales 4% = 0.4072 → 0.41; federal USF on the line and its interstate usage
+    #     10.18 × 0.371 × 0.366 = 1.3823… → 1.38; recovery fee 2 lines × 0.50 = 1.00
+    # total: 49.00 + 5.00 + 9.99 + 0.04 + 0.15 + 0.90 + 0.02 − 2.45 + 0.50 + 1.00 + 1.50 + 3.67 + 6.45 + 0.04
+    #        + 0.41 + 1.38 = 77.60
     amounts = [amount for _, amount in invoice_lines(home, "ACC-0002")]
     # (the carrier's recovery fees come before the taxes, with the carrier's charges: IL 0.50 then NY 1.00)
-    assert amounts == [Decimal(a) for a in ("49.00", "5.00", "9.99", "0.04", "0.15", "0.92", "-2.45", "0.50", "1.00",
-                                            "1.50", "3.67", "6.32", "0.04", "0.41", "1.36")]  # fmt: skip
-    assert invoice_total(home, "ACC-0002") == Decimal("77.45")
+    assert amounts == [Decimal(a) for a in ("49.00", "5.00", "9.99", "0.04", "0.15", "0.90", "0.02", "-2.45", "0.50",
+                                            "1.00", "1.50", "3.67", "6.45", "0.04", "0.41", "1.38")]  # fmt: skip
+    assert invoice_total(home, "ACC-0002") == Decimal("77.60")
 
 
 def test_mid_cycle_activation_is_prorated(sample_cycle):
     home, _ = sample_cycle
     # ACC-0003, Residential Basic via AG-02 in TX → agent+plan+state price book PB-AG02-TX → RC-TX-AG02.
     # activated 2026-10-16: 16 of 31 days → 19.99 × 16 / 31 = 10.3174… → half_up → 10.32
-    # G9 10 s ("1", 30/6, 0.01/min): 30 s → 0.0050;  G10 61 s: 30 + 36 = 66 s → 0.0110 (half_even, exact)
+    # G9 10 s ("1", 30/6, 0.01/min): 30 s → 0.0050, local (Dallas → Dallas) → line 0.01 (half_up);
+    # G10 61 s: 30 + 36 = 66 s → 0.0110 (half_even, exact), intrastate → line 0.01
     # G11 billsec "abc" → suspense BAD_DURATION; G12 before the number's service date → NOT_IN_SERVICE.
-    # usage line 0.0160 → 0.02
+    # usage lines 0.01 + 0.01 = 0.02
     # one-time: the handset sold (S/N HS-2026-004521) 39.00 and the activation order 25.00
     # welcome offer $10 off the bill, taken from the plan first: −10.00
     # TX USF 3.3% of (10.32 + 39.00 + 25.00 + 0.02 − 10.00 = 64.34) = 2.12322 → up → 2.13
@@ -125,7 +129,8 @@ def test_mid_cycle_activation_is_prorated(sample_cycle):
         ("Residential Basic — Oct 16–Oct 31 (16 of 31 days)", Decimal("10.32")),
         ("Equipment sale: Cordless handset CH-5, S/N HS-2026-004521", Decimal("39.00")),
         ("Activation fee", Decimal("25.00")),
-        ("Calls from +1 214-555-0300 (2 calls, 1 min 36 s billed)", Decimal("0.02")),
+        ("Calls (intrastate) from +1 214-555-0300 (1 call, 1 min 6 s billed)", Decimal("0.01")),
+        ("Calls (local) from +1 214-555-0300 (1 call, 0 min 30 s billed)", Decimal("0.01")),
         ("Welcome offer: $10 off 3 months", Decimal("-10.00")),
         ("Regulatory Cost Recovery Fee (carrier charge, not a tax) × 1 line (TX lines)", Decimal("0.50")),
         ("Texas Sales Tax 6.25%", Decimal("4.15")),

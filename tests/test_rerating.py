@@ -11,7 +11,7 @@ from pipeline.billing import compute_charges
 from pipeline.cycles import BillCycle
 from pipeline.engine import session
 from pipeline.intake import register_landed_files
-from pipeline.invoicing import finalize_cycle
+from pipeline.invoicing import finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
 from pipeline.mediation import mediate_cycle
 from pipeline.rating import rate_cycle
@@ -37,7 +37,7 @@ def final_sample_cycle(home) -> None:
         rate_cycle(con, home.lake, CYCLE)
         compute_charges(con, home.lake, cycle)
     with open_state(home.state_db) as state:
-        state.register("accounts", reference.accounts)
+        register_inputs(state, reference.tables())
         finalize_cycle(
             state, partition_dir(home.lake, "charges", cycle=CYCLE) / "charge_lines.parquet", cycle, settings
         )
@@ -47,10 +47,10 @@ def test_a_rate_fix_on_a_final_cycle_becomes_adjustments_once(sample_home, capsy
     final_sample_cycle(sample_home)
     with open_state(sample_home.state_db) as state:
         invoices_before = state.sql("select * from invoices order by invoice_number").pl()
-    # the rate fix: RC-STD United Kingdom 0.0900 → 0.1000 a minute
+    # the rate fix: RC-STD United Kingdom 0.0900 → 0.1500 a minute
     cards = sample_home.reference / "rate_cards.csv"
     cards.write_text(
-        cards.read_text().replace("RC-STD,44,,0,United Kingdom,0.0900", "RC-STD,44,,0,United Kingdom,0.1000")
+        cards.read_text().replace("RC-STD,44,,0,United Kingdom,0.0900", "RC-STD,44,,0,United Kingdom,0.1500")
     )
 
     assert main(["--home", str(sample_home.root), "rerate", "--cycle", CYCLE]) == 0
@@ -58,20 +58,22 @@ def test_a_rate_fix_on_a_final_cycle_becomes_adjustments_once(sample_home, capsy
     report = partition_dir(sample_home.lake, RERATE, cycle=CYCLE)
     events = pl.read_parquet(report / "events.parquet")
     assert events.height > 0 and (events["new_rate_row"] == "RC-STD:44").all()
-    # golden G2 (ACC-0001, UK fixed, 10 s → 30 s): 30 × 0.09/60 + 0.05 = 0.095 → 30 × 0.10/60 + 0.05 = 0.100
+    # golden G2 (ACC-0001, UK fixed, 10 s → 30 s): 30 × 0.09/60 + 0.05 = 0.095 → 30 × 0.15/60 + 0.05 = 0.125
     g2 = events.filter(pl.col("account_id") == "ACC-0001").row(0, named=True)
     assert (g2["previous_charge"], g2["new_charge"], g2["delta"]) == (
-        Decimal("0.095"), Decimal("0.1"), Decimal("0.005")
+        Decimal("0.095"), Decimal("0.125"), Decimal("0.03")
     )  # fmt: skip
 
     with open_state(sample_home.state_db) as state:
         adjustments = state.sql("select * from adjustments order by adjustment_id").pl()
         # final invoices never change
         assert state.sql("select * from invoices order by invoice_number").pl().equals(invoices_before)
-    # ACC-0001 usage: 0.028 + 0.095 + 0.200 = 0.323 → 0.32 invoiced; now 0.028 + 0.100 + 0.200 = 0.328 → 0.33
-    acc1 = adjustments.filter(pl.col("account_id") == "ACC-0001").row(0, named=True)
+    # ACC-0001's international usage line (G2 + G3): 0.095 + 0.200 = 0.295 → 0.30 invoiced;
+    # now 0.125 + 0.200 = 0.325 → 0.33 (half_up); its interstate line (G1) is unchanged
+    rerates = adjustments.filter(pl.col("category") == "rerate")
+    acc1 = rerates.filter(pl.col("account_id") == "ACC-0001").row(0, named=True)
     assert (acc1["adjustment_id"], acc1["amount"], acc1["category"], acc1["source"], acc1["invoice_number"]) == (
-        "RR-2026-10-ACC-0001-1", Decimal("0.01"), "rerate", "rerate:2026-10", None
+        "RR-2026-10-ACC-0001-1", Decimal("0.03"), "rerate", "rerate:2026-10", None
     )  # fmt: skip
 
     # re-running the same rerate changes nothing and posts nothing
