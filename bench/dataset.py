@@ -18,6 +18,9 @@ from data_samples.generate import generate_month
 CYCLE = "2026-10"
 DEFAULT_SEED = 2026
 DECK_PREFIXES = 50_000
+BAD_RECORD_EVERY = 200  # ~0.5 % bad records, as the issue's reference month has
+DATASET_VERSION = 2  # bump when the post-processing changes: cached months are then generated again
+_ANSWERED_BILLSEC = re.compile(r',(\d+),(\d+),"ANSWERED",')
 # NANP area codes that must not get an NPA-NXX row: toll-free (their own rows), Jamaica (1876 row), N11.
 _SPECIAL_NPAS = {800, 833, 844, 855, 866, 877, 888, 876} | {n * 100 + 11 for n in range(2, 10)}
 
@@ -57,7 +60,8 @@ def parse_size(text: str) -> Size:
 
 
 def dataset_dir(cache: Path, size: Size, seed: int, prefixes: int) -> Path:
-    return cache / "data" / f"{size.label}-a{size.accounts}-c{size.calls_per_account}-s{seed}-p{prefixes}"
+    name = f"{size.label}-a{size.accounts}-c{size.calls_per_account}-s{seed}-p{prefixes}-v{DATASET_VERSION}"
+    return cache / "data" / name
 
 
 def ensure_dataset(
@@ -75,6 +79,7 @@ def ensure_dataset(
     summary = generate_month(staging, CYCLE, size.accounts, size.calls_per_account, seed)
     summary["generate_s"] = round(time.perf_counter() - started, 2)
     summary["rate_deck"] = expand_rate_deck(staging / "reference" / "rate_cards.csv", prefixes)
+    summary["bad_records_injected"] = inject_bad_records(staging / "landing", BAD_RECORD_EVERY)
     (staging / "dataset.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
@@ -109,3 +114,17 @@ def expand_rate_deck(path: Path, count: int) -> dict[str, int]:
         writer.writeheader()
         writer.writerows(rows + added)
     return {"original_rows": len(rows), "added_rows": len(added), "prefixes_per_card": len(prefixes)}
+
+
+def inject_bad_records(landing: Path, every: int) -> int:
+    """Make every ``every``-th answered line of each Asterisk CSV unreadable (billsec ``abc``), so the month
+    carries bad records at the issue's rate (~0.5 %); EMI files stay as delivered (their trailer counts and
+    the byte-identical resend must hold). Returns the number of lines changed."""
+    changed = 0
+    for path in sorted(landing.glob("*/*.csv")):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        for i in range(every - 1, len(lines), every):
+            lines[i], n = _ANSWERED_BILLSEC.subn(r',\1,abc,"ANSWERED",', lines[i], count=1)
+            changed += n
+        path.write_text("".join(lines), encoding="utf-8")
+    return changed

@@ -160,7 +160,9 @@ def markdown(result: dict[str, Any]) -> str:
     size = result["size"]
     lines = [
         f"**{size['label']}** — {result['floor']['records']:,} raw records in {result['dataset']['raw_files']} "
-        f"files, {size['accounts']:,} accounts; medians of {result['repeats']} runs; "
+        f"files, {size['accounts']:,} accounts, {result['dataset']['bad_records_injected']:,} bad records injected, "
+        f"{result['dataset']['rate_deck']['prefixes_per_card']:,} prefixes per rate card; "
+        f"medians of {result['repeats']} runs; "
         f"{result['started_utc']} UTC",
         "",
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; Python {m['python']}, "

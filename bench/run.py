@@ -136,6 +136,8 @@ def summarise(
             "files": summary["files"],
             "anomalies": summary["anomalies"],
             "rate_deck": summary["rate_deck"],
+            "bad_records_injected": summary["bad_records_injected"],
+            "generate_s": summary["generate_s"],
         },
         "floor": floor,
         "stages": stages,
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prefixes", type=int, default=DECK_PREFIXES, help="NPA-NXX destination prefixes per rate card"
     )
-    parser.add_argument("--documents", type=int, default=200, help="invoices rendered and delivered per run")
+    parser.add_argument("--documents", type=int, default=50, help="invoices rendered and delivered per run")
     parser.add_argument(
         "--cache", type=Path, default=PROJECT_ROOT / ".bench", help="generated months and homes"
     )

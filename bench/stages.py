@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--cycle", required=True)
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
-    parser.add_argument("--documents", type=int, default=200, help="invoices to render and deliver")
+    parser.add_argument("--documents", type=int, default=50, help="invoices to render and deliver")
     args = parser.parse_args(argv)
     home = Home(args.home.resolve()).ensure()
     os.environ["CDRBILL_HOME"] = str(home.root)

@@ -67,6 +67,9 @@ def test_bench_runs_a_tiny_month_and_writes_its_result(tmp_path: Path) -> None:
         == stages["rerating"]["records"]
         == stages["mediation"]["detail"]["normalised"]
     )
+    # every injected bad line (billsec "abc") is suspended in mediation, not lost
+    assert result["dataset"]["bad_records_injected"] >= 1
+    assert stages["mediation"]["detail"]["suspended"] >= result["dataset"]["bad_records_injected"]
     assert stages["charges"]["records"] == stages["rating"]["detail"]["rated"]
     assert stages["documents"]["records"] == stages["deliveries"]["records"] == 2
     assert result["documents_compare"]["invoices"] == 2
