@@ -24,6 +24,7 @@ class Measurement:
     wall_s: float  # the stage's own clock (after imports)
     process_s: float  # the whole process, interpreter start-up included
     peak_rss_mib: float  # the stage process (and any worker it waited for: the largest of them)
+    cpu_s: float  # user + system CPU of the process and its workers, start-up included (robust to sharing)
     output_bytes: int
     records: int
     detail: dict[str, Any]
@@ -77,6 +78,7 @@ def run_stage(
         wall_s=wall,
         process_s=process_s,
         peak_rss_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
+        cpu_s=usage.ru_utime + usage.ru_stime,
         output_bytes=tree_bytes(outputs),
         records=records,
         detail=result,
@@ -96,4 +98,6 @@ def run_command(name: str, command: list[str], env: dict[str, str] | None = None
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{name} failed: {' '.join(command)}")
-    return Measurement(name, elapsed, elapsed, usage.ru_maxrss / 1024, 0, 0, {})
+    return Measurement(
+        name, elapsed, elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, 0, 0, {}
+    )

@@ -73,6 +73,7 @@ def stage_summary(runs: list[Measurement], floor_per_s: float | None) -> dict[st
         "wall_s": round(wall, 3),
         "wall_s_runs": [round(r.wall_s, 3) for r in runs],
         "process_s": round(_median([r.process_s for r in runs]), 3),
+        "cpu_s": round(_median([r.cpu_s for r in runs]), 3),
         "records_per_s": round(per_s, 1),
         "ratio_to_floor": round(per_s / floor_per_s, 3) if floor_per_s else None,
         "peak_rss_mib": round(_median([r.peak_rss_mib for r in runs]), 1),
@@ -167,22 +168,23 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; Python {m['python']}, "
         f"DuckDB {m['duckdb']}, polars {m['polars']}, WeasyPrint {m['weasyprint']}, Dagster {m['dagster']}. "
+        "CPU s is the process's user + system time, start-up included (robust to a shared machine). "
         f"Load average at start {result['load_average_start']}, at end {result['load_average_end']}."
         + (f" {result['note']}" if result.get("note") else ""),
         "",
-        "| stage | records in | wall s | records/s | × floor | peak RSS MiB | output MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| stage | records in | wall s | records/s | × floor | CPU s | peak RSS MiB | output MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in [result["floor"], *result["stages"]]:
         ratio = "" if s["ratio_to_floor"] is None else f"{s['ratio_to_floor']:.3f}"
         lines.append(
             f"| {s['stage']} | {s['records']:,} | {s['wall_s']:.2f} | {s['records_per_s']:,.0f} | {ratio} | "
-            f"{s['peak_rss_mib']:,.0f} | {_mib(s['output_bytes'])} |"
+            f"{s['cpu_s']:.1f} | {s['peak_rss_mib']:,.0f} | {_mib(s['output_bytes'])} |"
         )
     r = result["raw_to_rated"]
     lines.append(
         f"| **raw → rated** (intake + mediation + rating) | {r['records']:,} | {r['wall_s']:.2f} | "
-        f"{r['records_per_s']:,.0f} | {r['ratio_to_floor']:.3f} | {r['peak_rss_mib']:,.0f} | |"
+        f"{r['records_per_s']:,.0f} | {r['ratio_to_floor']:.3f} | {r['cpu_s']:.1f} | {r['peak_rss_mib']:,.0f} | |"
     )
     d = result.get("documents_compare")
     if d:
@@ -199,7 +201,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"Sample cycle end to end (`cdrbill demo` in a fresh home, Dagster in process, start-up "
-            f"included): {sc['wall_s']:.1f} s (runs {sc['wall_s_runs']}).",
+            f"included): {sc['wall_s']:.1f} s wall, {sc['cpu_s']:.1f} s CPU (runs {sc['wall_s_runs']}).",
         ]
     lines += ["", "| target | threshold | measured | verdict | note |", "|---|---|---:|---|---|"]
     for t in result["targets"]:

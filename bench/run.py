@@ -145,6 +145,7 @@ def summarise(
             "records": floor["records"],
             "wall_s": round(raw_wall, 3),
             "records_per_s": round(raw_per_s, 1),
+            "cpu_s": round(sum(by_stage[s]["cpu_s"] for s in RAW_TO_RATED), 3),
             "ratio_to_floor": round(raw_per_s / floor_per_s, 3) if floor_per_s else None,
             "peak_rss_mib": max(by_stage[s]["peak_rss_mib_max"] for s in RAW_TO_RATED),
         },
@@ -162,6 +163,7 @@ def summarise(
         result["sample_cycle"] = {
             "wall_s": round(statistics.median(s.wall_s for s in samples), 2),
             "wall_s_runs": [round(s.wall_s, 2) for s in samples],
+            "cpu_s": round(statistics.median(s.cpu_s for s in samples), 2),
             "peak_rss_mib": round(max(s.peak_rss_mib for s in samples), 1),
         }
     result["targets"] = check_targets(result)

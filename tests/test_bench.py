@@ -59,7 +59,9 @@ def test_bench_runs_a_tiny_month_and_writes_its_result(tmp_path: Path) -> None:
     )
     stages = {s["stage"]: s for s in result["stages"]}
     for stage in STAGES:
-        assert stages[stage]["wall_s"] > 0 and stages[stage]["peak_rss_mib"] > 0
+        assert (
+            stages[stage]["wall_s"] > 0 and stages[stage]["cpu_s"] > 0 and stages[stage]["peak_rss_mib"] > 0
+        )
         assert stages[stage]["output_bytes"] > 0
     # rating and re-rating price the same mediated events; charges read every rated event
     assert (
