@@ -23,7 +23,8 @@ def growth_table(results: list[dict[str, Any]]) -> str:
     header += [f"RSS × {a['size']['label']}→{b['size']['label']}" for a, b in pairs]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     rows = [("floor", [r["floor"] for r in results])]
-    stage_names = [s["stage"] for s in results[0]["stages"]]
+    everywhere = set.intersection(*({s["stage"] for s in r["stages"]} for r in results))
+    stage_names = [s["stage"] for s in results[0]["stages"] if s["stage"] in everywhere]
     for name in stage_names:
         rows.append((name, [next(s for s in r["stages"] if s["stage"] == name) for r in results]))
     rows.append(("raw → rated", [{**r["raw_to_rated"], "stage": "raw → rated"} for r in results]))
