@@ -45,6 +45,7 @@ def growth_table(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: print the growth table."""
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="bench/results/*.json of different sizes")
     args = parser.parse_args(argv)

@@ -60,6 +60,7 @@ def parse_size(text: str) -> Size:
 
 
 def dataset_dir(cache: Path, size: Size, seed: int, prefixes: int) -> Path:
+    """Where the month of this size, seed and deck is cached."""
     name = f"{size.label}-a{size.accounts}-c{size.calls_per_account}-s{seed}-p{prefixes}-v{DATASET_VERSION}"
     return cache / "data" / name
 

@@ -55,6 +55,7 @@ def machine_facts() -> dict[str, Any]:
 
 
 def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (how shared the machine was)."""
     return [round(x, 2) for x in os.getloadavg()]
 
 

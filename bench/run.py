@@ -70,6 +70,7 @@ def fresh_home(dataset: Path, home: Path) -> None:
 
 
 def log(message: str) -> None:
+    """A progress line on stderr."""
     print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
@@ -103,6 +104,8 @@ def summarise(
     load_start: list[float],
     note: str,
 ) -> dict[str, Any]:
+    """The run's result: medians per stage and their ratio to the floor, raw → rated (intake + mediation +
+    rating over the floor's raw records), naive vs our documents, the sample cycle, and the targets."""
     floor = stage_summary([r["floor"] for r in repeats], None)
     floor_per_s = floor["records_per_s"]
     ran = [s for s in PIPELINE_STAGES if s in repeats[0]]
@@ -183,6 +186,7 @@ def update_readme(readme: Path, table: str, results_md: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1m", help="100k, 1m (default), 10m, or a CDR count like 2k")
     parser.add_argument("--repeat", type=int, default=3, help="runs per stage; medians are reported")

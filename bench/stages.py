@@ -240,6 +240,7 @@ STAGES: dict[str, Callable[[Home, str, argparse.Namespace], StageResult]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one stage and write its result JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=sorted(STAGES))
     parser.add_argument("--home", required=True, type=Path)
