@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -62,11 +63,12 @@ def stage_outputs(home: Path, stage: str, cycle: str) -> list[Path]:
 
 
 def fresh_home(dataset: Path, home: Path) -> None:
-    """A new home holding the dataset's reference tables and landing files."""
+    """A new home holding the dataset's reference tables and landing files (the raw files hard-linked: intake
+    only reads and renames them, so the cached month stays intact)."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     shutil.copytree(dataset / "reference", home / "reference")
-    shutil.copytree(dataset / "landing", home / "landing")
+    shutil.copytree(dataset / "landing", home / "landing", copy_function=os.link)
 
 
 def log(message: str) -> None:
