@@ -23,7 +23,7 @@ class Measurement:
     stage: str
     wall_s: float  # the stage's own clock (after imports)
     process_s: float  # the whole process, interpreter start-up included
-    peak_rss_mib: float  # the stage process (and any worker it waited for: the largest of them)
+    peak_rss_mib: float  # the stage process's own peak, or its largest render worker's
     cpu_s: float  # user + system CPU of the process and its workers, start-up included (robust to sharing)
     output_bytes: int
     records: int
@@ -45,7 +45,7 @@ def tree_bytes(paths: list[Path]) -> int:
 def run_stage(
     stage: str, home: Path, cycle: str, outputs: list[Path], extra: list[str] | None = None
 ) -> Measurement:
-    """Run ``python -m bench.stages <stage>`` in a fresh process; peak RSS from ``wait4`` on that process."""
+    """Run ``python -m bench.stages <stage>`` in a fresh process; CPU time from ``wait4``, peak RSS as the stage reports it."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         result_path = Path(tmp) / "result.json"
         command = [
@@ -73,11 +73,13 @@ def run_stage(
         result = json.loads(result_path.read_text(encoding="utf-8"))
     wall = float(result.pop("wall_s"))
     records = int(result.pop("records"))
+    # the child's own high-water mark: wait4's ru_maxrss would also count the parent's RSS at fork time
+    peak = float(result.pop("peak_rss_mib"))
     return Measurement(
         stage=stage,
         wall_s=wall,
         process_s=process_s,
-        peak_rss_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
+        peak_rss_mib=peak,
         cpu_s=usage.ru_utime + usage.ru_stime,
         output_bytes=tree_bytes(outputs),
         records=records,
@@ -86,7 +88,8 @@ def run_stage(
 
 
 def run_command(name: str, command: list[str], env: dict[str, str] | None = None) -> Measurement:
-    """Time a whole command (used for the sample cycle through Dagster, start-up included)."""
+    """Time a whole command (used for the sample cycle through Dagster, start-up included); its peak RSS is
+    ``wait4``'s, which is at least the parent's RSS at fork time (the parent stays small: no generation)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command,

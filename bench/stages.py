@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -239,6 +240,21 @@ STAGES: dict[str, Callable[[Home, str, argparse.Namespace], StageResult]] = {
 }
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (``VmHWM``: the high-water mark of its address space since exec, so
+    none of the parent's memory at fork time), or its render workers' if larger."""
+    own = 0.0
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1]) / 1024
+    if not own:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return max(own, workers)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage and write its result JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.splitlines()[0])
@@ -253,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = STAGES[args.stage](home, args.cycle, args)
     result["wall_s"] = time.perf_counter() - started
+    result["peak_rss_mib"] = peak_rss_mib()
     args.out.write_text(json.dumps(result, default=str), encoding="utf-8")
     return 0
 
