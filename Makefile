@@ -27,12 +27,18 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check pipeline assets data_samples tests
+	$(BIN)/ruff check pipeline assets data_samples tests bench
 	$(BIN)/mypy
+
+## the benchmark (never part of make test): make bench SIZE=100k|1m|10m REPEAT=3; results in bench/results/
+SIZE ?= 1m
+REPEAT ?= 3
+bench: setup
+	$(BIN)/python -m bench --size $(SIZE) --repeat $(REPEAT) --readme
 
 ## the Dagster UI on http://127.0.0.1:3000 with a persistent instance under the home directory
 ui: setup
 	$(BIN)/cdrbill ui
 
 clean:
-	rm -rf $(VENV) .cdrbill
+	rm -rf $(VENV) .cdrbill .bench

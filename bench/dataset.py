@@ -1,0 +1,138 @@
+"""Benchmark months: generated once per size and seed with ``data_samples/generate.py`` and cached under
+``.bench/data/``, then given a realistic rate deck (NPA-NXX destination prefixes) by post-processing the
+generated ``rate_cards.csv``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from data_samples.generate import generate_month
+
+CYCLE = "2026-10"
+DEFAULT_SEED = 2026
+DECK_PREFIXES = 50_000
+BAD_RECORD_EVERY = 200  # ~0.5 % bad records, as the issue's reference month has
+DATASET_VERSION = 2  # bump when the post-processing changes: cached months are then generated again
+_ANSWERED_BILLSEC = re.compile(r',(\d+),(\d+),"ANSWERED",')
+# NANP area codes that must not get an NPA-NXX row: toll-free (their own rows), Jamaica (1876 row), N11.
+_SPECIAL_NPAS = {800, 833, 844, 855, 866, 877, 888, 876} | {n * 100 + 11 for n in range(2, 10)}
+
+
+@dataclass(frozen=True)
+class Size:
+    """A benchmark size: about ``accounts × calls_per_account`` CDRs."""
+
+    label: str
+    accounts: int
+    calls_per_account: int
+
+    @property
+    def cdrs(self) -> int:
+        return self.accounts * self.calls_per_account
+
+
+# Named sizes. The generator's fictitious 555 numbers run out near 100k accounts (11 NPAs × ~9,900 lines),
+# so 10m uses 50k accounts × 200 calls rather than the issue's 200k accounts.
+SIZES = {
+    "100k": Size("100k", 2_000, 50),
+    "1m": Size("1m", 20_000, 50),
+    "10m": Size("10m", 50_000, 200),
+}
+
+
+def parse_size(text: str) -> Size:
+    """A named size (100k, 1m, 10m) or any ``<n>[k|m]`` CDR count at 50 calls per account (at least 8
+    accounts, the generator's minimum)."""
+    if text in SIZES:
+        return SIZES[text]
+    match = re.fullmatch(r"(\d+)([km]?)", text.lower())
+    if not match:
+        raise ValueError(f"size must be one of {sorted(SIZES)} or a CDR count like 2k, got {text!r}")
+    cdrs = int(match[1]) * {"": 1, "k": 1_000, "m": 1_000_000}[match[2]]
+    return Size(text.lower(), max(8, cdrs // 50), 50)
+
+
+def dataset_dir(cache: Path, size: Size, seed: int, prefixes: int) -> Path:
+    """Where the month of this size, seed and deck is cached."""
+    name = f"{size.label}-a{size.accounts}-c{size.calls_per_account}-s{seed}-p{prefixes}-v{DATASET_VERSION}"
+    return cache / "data" / name
+
+
+def ensure_dataset(
+    cache: Path, size: Size, seed: int = DEFAULT_SEED, prefixes: int = DECK_PREFIXES
+) -> tuple[Path, dict[str, Any]]:
+    """The generated month of ``size`` (``reference/`` and ``landing/``), generated on first use and reused
+    afterwards; returns its folder and the generator's summary plus the rate-deck post-processing."""
+    folder = dataset_dir(cache, size, seed, prefixes)
+    marker = folder / "dataset.json"
+    if marker.is_file():
+        return folder, json.loads(marker.read_text(encoding="utf-8"))
+    staging = folder.with_name(folder.name + ".part")
+    shutil.rmtree(staging, ignore_errors=True)
+    started = time.perf_counter()
+    # in a child process: the generator holds the month in memory (~1.3 GB per 1M CDRs), and a parent that
+    # grew that large would lend its size to every stage process it starts afterwards
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        summary = pool.submit(
+            generate_month, staging, CYCLE, size.accounts, size.calls_per_account, seed
+        ).result()
+    summary["generate_s"] = round(time.perf_counter() - started, 2)
+    summary["rate_deck"] = expand_rate_deck(staging / "reference" / "rate_cards.csv", prefixes)
+    summary["bad_records_injected"] = inject_bad_records(staging / "landing", BAD_RECORD_EVERY)
+    (staging / "dataset.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder, summary
+
+
+def deck_prefixes(count: int) -> list[str]:
+    """``count`` NANP NPA-NXX prefixes (``1`` + area code + exchange): every area code's 555 exchange (the
+    generator's numbers) first, then the other exchanges spread evenly over all area codes."""
+    npas = [npa for npa in range(201, 1000) if npa not in _SPECIAL_NPAS and npa % 100 != 0]
+    first = [f"1{npa}555" for npa in npas]
+    others = [f"1{npa}{nxx}" for nxx in range(200, 1000) if nxx != 555 for npa in npas]
+    needed = max(0, count - len(first))
+    step = max(1, len(others) // needed) if needed else 1
+    return (first + others[::step][:needed])[:count]
+
+
+def expand_rate_deck(path: Path, count: int) -> dict[str, int]:
+    """Give every rate card ``count`` NPA-NXX rows priced like its ``1`` (US & Canada) row, so the
+    longest-prefix match runs against a realistic deck while every charge stays what it was."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    prefixes = deck_prefixes(count)
+    added: list[dict[str, str]] = []
+    for row in rows:
+        if row["prefix"] == "1":
+            added.extend({**row, "prefix": prefix} for prefix in prefixes)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows + added)
+    return {"original_rows": len(rows), "added_rows": len(added), "prefixes_per_card": len(prefixes)}
+
+
+def inject_bad_records(landing: Path, every: int) -> int:
+    """Make every ``every``-th answered line of each Asterisk CSV unreadable (billsec ``abc``), so the month
+    carries bad records at the issue's rate (~0.5 %); EMI files stay as delivered (their trailer counts and
+    the byte-identical resend must hold). Returns the number of lines changed."""
+    changed = 0
+    for path in sorted(landing.glob("*/*.csv")):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        for i in range(every - 1, len(lines), every):
+            lines[i], n = _ANSWERED_BILLSEC.subn(r',\1,abc,"ANSWERED",', lines[i], count=1)
+            changed += n
+        path.write_text("".join(lines), encoding="utf-8")
+    return changed

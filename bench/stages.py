@@ -1,0 +1,278 @@
+"""One benchmark stage in this process: ``python -m bench.stages <stage> --home H --out result.json``.
+
+Each pipeline stage makes the same ``pipeline`` calls (and runs the same blocking checks) as its Dagster asset
+in ``assets/``; the parent (``bench/run.py``) starts every stage in a fresh process so that its wall time and
+peak RSS are its own. The clock starts after the imports, so interpreter start-up is not a stage's cost.
+The result file holds ``wall_s``, ``records`` (what the stage consumed) and stage details."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
+from pipeline.billing import CHARGES, compute_charges
+from pipeline.cycles import BillCycle
+from pipeline.delivery import DeliveryItem, deliver_invoices
+from pipeline.documents import render_invoice_html, render_invoice_pdfs
+from pipeline.engine import scalar, session
+from pipeline.home import TEMPLATES_DIR, Home
+from pipeline.invoicing import export_invoices, finalize_cycle
+from pipeline.lake import partition_dir
+from pipeline.mediation import MEDIATED, mediate_cycle
+from pipeline.rating import RATED, rate_cycle
+from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
+from pipeline.reference import load_reference
+from pipeline.settings import load_settings
+from pipeline.state import open_state
+from pipeline.statements import invoice_documents
+from pipeline.warehouse import publish_warehouse
+
+StageResult = dict[str, Any]
+
+
+class BenchCheckFailed(RuntimeError):
+    """A blocking check of the real pipeline failed during the benchmark: the numbers would mean nothing."""
+
+
+def _accounting_balanced(home: Home, cycle: str, outcomes: dict[str, tuple[str, str]]) -> int:
+    """Files in the cycle whose records in ≠ the sum of their outcomes (the assets' blocking check)."""
+    with session() as con:
+        table = record_accounting(con, home.lake, cycle, outcomes)
+    unbalanced = table.filter(~table["balanced"]).height
+    if unbalanced:
+        raise BenchCheckFailed(f"record accounting: {unbalanced} files do not balance in cycle {cycle}")
+    return table.height
+
+
+def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Register, parse and normalise every landed file (asset ``usage_files``)."""
+    from pipeline.intake import register_landed_files
+
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    with open_state(home.state_db) as state:
+        report = register_landed_files(
+            home, state, reference.sources, cycle=cycle, billing_timezone=settings.billing_timezone
+        )
+    return {
+        "records": report.records,
+        "files_loaded": len(report.loaded),
+        "duplicate_files": len(report.duplicate_files),
+        "files_quarantined": len(report.quarantined),
+    }
+
+
+def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Mediate the cycle and prove its record accounting (asset ``mediated_usage`` and its check)."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    with session(reference, memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp") as con:
+        counts = mediate_cycle(con, home.lake, cycle)
+    _accounting_balanced(home, cycle, MEDIATION_OUTCOMES)
+    return {"records": counts["records_in"], **{k: v for k, v in counts.items() if k != "records_in"}}
+
+
+def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Rate the mediated cycle and prove its record accounting (asset ``rated_usage`` and its check); run a
+    second time on the same mediated partition it is the re-rating of the cycle."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    normalised = partition_dir(home.lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    with session(reference, memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp") as con:
+        records = int(scalar(con, f"select count(*) from read_parquet('{normalised.as_posix()}')"))
+        counts = rate_cycle(con, home.lake, cycle)
+    _accounting_balanced(home, cycle, OUTCOMES)
+    return {"records": records, **counts}
+
+
+def charges(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Compute the cycle's charge lines (asset ``account_charges``)."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    rated = partition_dir(home.lake, RATED, cycle=cycle) / "rated.parquet"
+    with session(reference, memory_limit=settings.duckdb_memory_limit) as con:
+        records = int(scalar(con, f"select count(*) from read_parquet('{rated.as_posix()}')"))
+        result = compute_charges(con, home.lake, BillCycle.parse(cycle, settings.billing_timezone))
+    return {"records": records, **result}
+
+
+def invoices(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Finalise, number and export the cycle's invoices, then run both blocking checks (asset ``invoices``)."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    bill_cycle = BillCycle.parse(cycle, settings.billing_timezone)
+    lines = partition_dir(home.lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
+    with open_state(home.state_db) as state:
+        state.register("accounts", reference.accounts)
+        records = int(scalar(state, f"select count(*) from read_parquet('{lines.as_posix()}')"))
+        result = finalize_cycle(state, lines, bill_cycle, settings)
+        exported = export_invoices(state, home.lake, cycle)
+    with session() as con:
+        mismatches = invoice_total_mismatches(con, home.lake, cycle)
+        proof = cycle_reconciliation(con, home.lake, cycle)
+    if mismatches.height or not (proof["invoices_equal_charges"] and proof["usage_within_rounding"]):
+        raise BenchCheckFailed(f"invoice checks failed: {mismatches.height} mismatches, {proof}")
+    return {
+        "records": records,
+        "invoices": result.invoices,
+        "invoice_lines": exported["invoice_lines"],
+        "total_billed": result.total_amount,
+    }
+
+
+def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Build every invoice's document model and render the first ``--documents`` of them with our renderer
+    (asset ``invoice_documents``, limited to N PDFs so a large cycle stays measurable)."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    started = time.perf_counter()
+    docs = invoice_documents(home.lake, cycle, reference)
+    built = time.perf_counter()
+    chosen = docs[: args.documents]
+    rendered = render_invoice_pdfs(
+        chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers
+    )
+    render_s = time.perf_counter() - built
+    return {
+        "records": len(rendered),
+        "models_built": len(docs),
+        "models_s": round(built - started, 3),
+        "render_s": round(render_s, 3),
+        "pages": sum(r.pages for r in rendered),
+        "render_workers": settings.render_workers,
+        "invoices_per_s": round(len(rendered) / render_s, 2) if render_s else None,
+    }
+
+
+def documents_naive(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """The naive baseline on the same invoices: one process, ``HTML(string).write_pdf()`` per invoice, no
+    stylesheet reuse, no sidecar, no pool."""
+    import weasyprint
+
+    reference = load_reference(home.reference)
+    docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
+    out = home.root / "naive-documents"
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for doc in docs:
+        html = render_invoice_html(doc, TEMPLATES_DIR)
+        pdf = weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
+        (out / f"{doc.invoice_number}.pdf").write_bytes(pdf or b"")
+    render_s = time.perf_counter() - started
+    return {
+        "records": len(docs),
+        "render_s": round(render_s, 3),
+        "invoices_per_s": round(len(docs) / render_s, 2) if render_s else None,
+    }
+
+
+def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Deliver the rendered invoices by e-mail (Maildir) or paper (asset ``deliveries``, the same N)."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
+    accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
+    folder = home.documents / cycle
+    items = [
+        DeliveryItem(
+            doc=doc,
+            pdf_path=folder / f"{doc.invoice_number}.pdf",
+            channel=accounts[doc.account_id]["delivery_preference"],
+            email=accounts[doc.account_id]["email"],
+        )
+        for doc in docs
+    ]
+    with open_state(home.state_db) as state:
+        report = deliver_invoices(
+            state, items, home.outbox, home.print_dir / cycle, settings.sender_email, TEMPLATES_DIR
+        )
+    return {"records": len(items), "emailed": report.emailed, "printed": report.printed}
+
+
+def warehouse(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Rebuild and swap in the analysts' warehouse (asset ``warehouse``)."""
+    tables = publish_warehouse(home, load_reference(home.reference))
+    return {"records": sum(tables.values()), "tables": len(tables)}
+
+
+def floor(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """The floor: a bare DuckDB ``read_csv`` → Parquet of every raw landed file (CSV as text columns, EMI as
+    one text column a line), nothing else, DuckDB's default threads like the pipeline's sessions."""
+    import duckdb
+
+    out = home.root / "floor"
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in home.landing.glob("*/*") if p.is_file())
+    records = 0
+    con = duckdb.connect(":memory:")
+    try:
+        threads = int(scalar(con, "select current_setting('threads')"))
+        for i, path in enumerate(files):
+            if path.suffix == ".emi":
+                source = (
+                    f"read_csv('{path.as_posix()}', header = false, delim = '\\t', quote = '', escape = '', "
+                    "columns = {'record': 'VARCHAR'})"
+                )
+            else:
+                source = (
+                    f"read_csv('{path.as_posix()}', header = false, all_varchar = true, null_padding = true)"
+                )
+            target = out / f"{i:03d}.parquet"
+            con.execute(f"copy (select * from {source}) to '{target.as_posix()}' (format parquet)")
+            records += int(scalar(con, f"select count(*) from read_parquet('{target.as_posix()}')"))
+    finally:
+        con.close()
+    return {"records": records, "files": len(files), "threads": threads}
+
+
+STAGES: dict[str, Callable[[Home, str, argparse.Namespace], StageResult]] = {
+    "intake": intake,
+    "mediation": mediation,
+    "rating": rating,
+    "rerating": rating,
+    "charges": charges,
+    "invoices": invoices,
+    "documents": documents,
+    "deliveries": deliveries,
+    "warehouse": warehouse,
+    "floor": floor,
+    "documents_naive": documents_naive,
+}
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (``VmHWM``: the high-water mark of its address space since exec, so
+    none of the parent's memory at fork time), or its render workers' if larger."""
+    own = 0.0
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1]) / 1024
+    if not own:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return max(own, workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one stage and write its result JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=sorted(STAGES))
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--cycle", required=True)
+    parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
+    parser.add_argument("--documents", type=int, default=50, help="invoices to render and deliver")
+    args = parser.parse_args(argv)
+    home = Home(args.home.resolve()).ensure()
+    os.environ["CDRBILL_HOME"] = str(home.root)
+    started = time.perf_counter()
+    result = STAGES[args.stage](home, args.cycle, args)
+    result["wall_s"] = time.perf_counter() - started
+    result["peak_rss_mib"] = peak_rss_mib()
+    args.out.write_text(json.dumps(result, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

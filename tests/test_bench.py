@@ -1,0 +1,89 @@
+"""The benchmark harness runs end to end at a tiny size and writes a well-formed result (no speed asserted:
+speed belongs to ``bench/``)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.home import PROJECT_ROOT
+
+STAGES = [
+    "intake",
+    "mediation",
+    "rating",
+    "rerating",
+    "charges",
+    "invoices",
+    "documents",
+    "deliveries",
+    "warehouse",
+]
+
+
+def test_bench_runs_a_tiny_month_and_writes_its_result(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--size",
+            "1k",
+            "--repeat",
+            "1",
+            "--documents",
+            "2",
+            "--no-sample-cycle",
+            "--prefixes",
+            "1000",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--results",
+            str(results),
+        ],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    )
+    [json_path] = results.glob("*-1k.json")
+    [md_path] = results.glob("*-1k.md")
+    result = json.loads(json_path.read_text(encoding="utf-8"))
+
+    assert [s["stage"] for s in result["stages"]] == STAGES
+    # 20 accounts × ~50 calls plus the golden calls; the floor reads every raw line of the 5 landed files
+    assert result["size"] == {"label": "1k", "accounts": 20, "calls_per_account": 50, "cdrs": 1000}
+    assert result["dataset"]["raw_files"] == 5
+    assert result["floor"]["records"] == sum(
+        n for f, n in result["dataset"]["files"].items() if f.startswith("landing/")
+    )
+    stages = {s["stage"]: s for s in result["stages"]}
+    for stage in STAGES:
+        assert (
+            stages[stage]["wall_s"] > 0 and stages[stage]["cpu_s"] > 0 and stages[stage]["peak_rss_mib"] > 0
+        )
+        assert stages[stage]["output_bytes"] > 0
+    # rating and re-rating price the same mediated events; charges read every rated event
+    assert (
+        stages["rating"]["records"]
+        == stages["rerating"]["records"]
+        == stages["mediation"]["detail"]["normalised"]
+    )
+    # every injected bad line (billsec "abc") is suspended in mediation, not lost
+    assert result["dataset"]["bad_records_injected"] >= 1
+    assert stages["mediation"]["detail"]["suspended"] >= result["dataset"]["bad_records_injected"]
+    assert stages["charges"]["records"] == stages["rating"]["detail"]["rated"]
+    assert stages["documents"]["records"] == stages["deliveries"]["records"] == 2
+    assert result["documents_compare"]["invoices"] == 2
+    # the rate deck: 1,000 NPA-NXX prefixes on each of the 4 rate cards
+    assert result["dataset"]["rate_deck"]["added_rows"] == 4 * 1_000
+    assert [t["target"] for t in result["targets"]] == [
+        "raw → rated vs floor",
+        "peak RSS at 10M CDRs",
+        "invoice documents",
+        "sample cycle end to end (Dagster, in process)",
+        "rerating a 10M-CDR cycle",
+    ]
+    assert all(t["passed"] in (True, False, None) for t in result["targets"])
+    assert result["machine"]["cores"] >= 1 and result["machine"]["duckdb"]
+    assert "| rating |" in md_path.read_text(encoding="utf-8")
