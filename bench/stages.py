@@ -18,12 +18,13 @@ from typing import Any
 
 from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
 from pipeline.billing import CHARGES, compute_charges
+from pipeline.commissions import compute_commissions
 from pipeline.cycles import BillCycle
 from pipeline.delivery import DeliveryItem, deliver_invoices
 from pipeline.documents import render_invoice_html, render_invoice_pdfs
 from pipeline.engine import scalar, session
 from pipeline.home import TEMPLATES_DIR, Home
-from pipeline.invoicing import export_invoices, finalize_cycle
+from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import RATED, rate_cycle
@@ -58,7 +59,12 @@ def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     reference, settings = load_reference(home.reference), load_settings(home.reference)
     with open_state(home.state_db) as state:
         report = register_landed_files(
-            home, state, reference.sources, cycle=cycle, billing_timezone=settings.billing_timezone
+            home,
+            state,
+            reference.sources,
+            cycle=cycle,
+            billing_timezone=settings.billing_timezone,
+            billing_window_days=settings.billing_window_days,
         )
     return {
         "records": report.records,
@@ -72,7 +78,13 @@ def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Mediate the cycle and prove its record accounting (asset ``mediated_usage`` and its check)."""
     reference, settings = load_reference(home.reference), load_settings(home.reference)
     with session(reference, memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp") as con:
-        counts = mediate_cycle(con, home.lake, cycle)
+        counts = mediate_cycle(
+            con,
+            home.lake,
+            cycle,
+            duplicate_window_days=settings.duplicate_window_days,
+            duplicate_tolerance_seconds=settings.duplicate_tolerance_seconds,
+        )
     _accounting_balanced(home, cycle, MEDIATION_OUTCOMES)
     return {"records": counts["records_in"], **{k: v for k, v in counts.items() if k != "records_in"}}
 
@@ -105,7 +117,7 @@ def invoices(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     bill_cycle = BillCycle.parse(cycle, settings.billing_timezone)
     lines = partition_dir(home.lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
     with open_state(home.state_db) as state:
-        state.register("accounts", reference.accounts)
+        register_inputs(state, reference.tables())
         records = int(scalar(state, f"select count(*) from read_parquet('{lines.as_posix()}')"))
         result = finalize_cycle(state, lines, bill_cycle, settings)
         exported = export_invoices(state, home.lake, cycle)
@@ -120,6 +132,14 @@ def invoices(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
         "invoice_lines": exported["invoice_lines"],
         "total_billed": result.total_amount,
     }
+
+
+def commissions(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
+    """Agent commissions and statements of the cycle (asset ``agent_commissions``)."""
+    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    with session(reference) as con:
+        written = compute_commissions(con, home.lake, BillCycle.parse(cycle, settings.billing_timezone))
+    return {"records": written["commission_lines"], **written}
 
 
 def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
@@ -232,6 +252,7 @@ STAGES: dict[str, Callable[[Home, str, argparse.Namespace], StageResult]] = {
     "rerating": rating,
     "charges": charges,
     "invoices": invoices,
+    "commissions": commissions,
     "documents": documents,
     "deliveries": deliveries,
     "warehouse": warehouse,
