@@ -15,6 +15,7 @@ STAGES = [
     "rerating",
     "charges",
     "invoices",
+    "commissions",
     "documents",
     "deliveries",
     "warehouse",
