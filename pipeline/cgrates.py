@@ -110,13 +110,13 @@ def import_tariff_plan(folder: Path, plan_id: str) -> dict[str, pl.DataFrame]:
         timings[tag] = (WEEKDAYS[week_days], int(hours) * 60 + int(minutes))
     timings.setdefault("ALWAYS", (("weekday", "weekend"), 0))
 
-    plan_rows: dict[str, list[tuple[int, str, str, float]]] = {}
+    plan_rows: dict[str, list[tuple[int, str, str, Decimal]]] = {}
     plans_path = folder / "RatingPlans.csv"
     for row, (plan, dr_id, timing, weight_text, *_) in _read(folder, "RatingPlans"):
         if dr_id not in destination_rates or timing not in timings:
             raise ReferenceDataError(plans_path, row, f"{dr_id} or timing {timing} is not defined",
                                      "add it to DestinationRates.csv / Timings.csv")  # fmt: skip
-        plan_rows.setdefault(plan, []).append((row, dr_id, timing, float(weight_text or 0)))
+        plan_rows.setdefault(plan, []).append((row, dr_id, timing, Decimal(weight_text or 0)))  # a priority, not money
 
     card_rows: list[dict[str, Any]] = []
     band_rows: list[dict[str, Any]] = []
@@ -127,7 +127,7 @@ def import_tariff_plan(folder: Path, plan_id: str) -> dict[str, pl.DataFrame]:
             band_rows += _bands(plan, {t for _, _, t, _ in entries}, timings, plans_path)
         policies.append({"rate_card_id": plan, "band_set": plan if banded else None, "band_policy": "split",
                          "holidays": "none"})  # fmt: skip
-        best: dict[tuple[str, str], tuple[float, str]] = {}
+        best: dict[tuple[str, str], tuple[Decimal, str]] = {}
         for _, dr_id, timing, weight in entries:
             dest_id = destination_rates[dr_id][0]
             for prefix in destinations.get(dest_id, ["*any"] if dest_id == "*any" else []):
