@@ -128,6 +128,84 @@ price_book_chosen as (
     select file_id, line_no, book from events_with_book
 ),
 
+-- every destination (rate card, prefix, jurisdiction, event code) of the cards, keys only: the longest prefix
+-- is looked up here; only the destinations some event uses are shaped into steps (below)
+destination_catalogue as (
+    select distinct rate_card_id, coalesce(prefix, '') as prefix, jurisdiction, event_code from rate_cards
+),
+
+-- the prefix lengths each card has, so an event is joined only to the lengths that can match
+card_prefix_lengths as (
+    select distinct rate_card_id, length(prefix) as prefix_length from destination_catalogue
+),
+
+-- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
+-- leading digit string of the number as long as a prefix of the card is looked up
+destination_keys as (
+    select distinct
+        book.rate_card_id as rate_card_id,
+        called_digits,
+        jurisdiction,
+        event_code
+    from events_with_book
+),
+
+called_prefixes as (
+    select
+        destination_keys.*,
+        left(destination_keys.called_digits, card_prefix_lengths.prefix_length) as candidate_prefix
+    from destination_keys
+    join card_prefix_lengths using (rate_card_id)
+),
+
+-- the longest prefix first, then a row naming the jurisdiction, then one naming the event code
+destination_by_key as (
+    select
+        called_prefixes.rate_card_id,
+        called_prefixes.called_digits,
+        called_prefixes.jurisdiction,
+        called_prefixes.event_code,
+        arg_max(
+            {
+                'prefix': destinations.prefix,
+                'jurisdiction': destinations.jurisdiction,
+                'event_code': destinations.event_code
+            },
+            length(destinations.prefix) * 4
+                + (destinations.jurisdiction is not null)::integer * 2
+                + (destinations.event_code is not null)::integer
+        ) as destination_key
+    from called_prefixes
+    join destination_catalogue as destinations
+        on destinations.rate_card_id = called_prefixes.rate_card_id
+        and destinations.prefix = called_prefixes.candidate_prefix
+    where (destinations.jurisdiction is null
+            or destinations.jurisdiction is not distinct from called_prefixes.jurisdiction)
+        and (destinations.event_code is null
+            or destinations.event_code is not distinct from called_prefixes.event_code)
+    group by all
+),
+
+-- the destinations the cycle's events use, and their rate rows
+used_destinations as (
+    select distinct
+        rate_card_id,
+        destination_key.prefix as prefix,
+        destination_key.jurisdiction as jurisdiction,
+        destination_key.event_code as event_code
+    from destination_by_key
+),
+
+used_rate_rows as (
+    select rate_cards.*
+    from rate_cards
+    semi join used_destinations
+        on used_destinations.rate_card_id = rate_cards.rate_card_id
+        and used_destinations.prefix = coalesce(rate_cards.prefix, '')
+        and used_destinations.jurisdiction is not distinct from rate_cards.jurisdiction
+        and used_destinations.event_code is not distinct from rate_cards.event_code
+),
+
 -- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
 step_rates as (
     select
@@ -142,7 +220,7 @@ step_rates as (
         map_from_entries(
             list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
         ) as band_rates
-    from rate_cards
+    from used_rate_rows
     group by all
 ),
 
@@ -181,7 +259,7 @@ destination_terms as (
         any_value(maximum_charge) as maximum_charge,
         any_value(rounding_method) as rounding_method,
         any_value(rounding_decimals) as rounding_decimals
-    from rate_cards
+    from used_rate_rows
     group by all
 ),
 
@@ -228,58 +306,6 @@ destination_dim as materialized (
         and destination_terms.prefix = destinations.prefix
         and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
         and destination_terms.event_code is not distinct from destinations.event_code
-),
-
--- the prefix lengths each card has, so an event is joined only to the lengths that can match
-card_prefix_lengths as (
-    select distinct rate_card_id, length(prefix) as prefix_length from destinations
-),
-
--- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
--- leading digit string of the number as long as a prefix of the card is looked up
-destination_keys as (
-    select distinct
-        book.rate_card_id as rate_card_id,
-        called_digits,
-        jurisdiction,
-        event_code
-    from events_with_book
-),
-
-called_prefixes as (
-    select
-        destination_keys.*,
-        left(destination_keys.called_digits, card_prefix_lengths.prefix_length) as candidate_prefix
-    from destination_keys
-    join card_prefix_lengths using (rate_card_id)
-),
-
--- the longest prefix first, then a row naming the jurisdiction, then one naming the event code
-destination_by_key as (
-    select
-        called_prefixes.rate_card_id,
-        called_prefixes.called_digits,
-        called_prefixes.jurisdiction,
-        called_prefixes.event_code,
-        arg_max(
-            {
-                'prefix': destinations.prefix,
-                'jurisdiction': destinations.jurisdiction,
-                'event_code': destinations.event_code
-            },
-            length(destinations.prefix) * 4
-                + (destinations.jurisdiction is not null)::integer * 2
-                + (destinations.event_code is not null)::integer
-        ) as destination_key
-    from called_prefixes
-    join destinations
-        on destinations.rate_card_id = called_prefixes.rate_card_id
-        and destinations.prefix = called_prefixes.candidate_prefix
-    where (destinations.jurisdiction is null
-            or destinations.jurisdiction is not distinct from called_prefixes.jurisdiction)
-        and (destinations.event_code is null
-            or destinations.event_code is not distinct from called_prefixes.event_code)
-    group by all
 ),
 
 destination_ranked as (
@@ -537,7 +563,14 @@ call_charges as (
         line_no,
         sum(piece_numerator) as usage_numerator,
         bool_or(piece_numerator is null) as missing_rate,
-        string_agg(time_band || ' ' || (piece_to - piece_from) || 's', ', ' order by piece_from) as time_bands
+        -- pieces in call order: a per-call list sort of the (few) pieces, cheaper than an ordered aggregate
+        array_to_string(
+            list_transform(
+                list_sort(list({'piece_from': piece_from, 'label': time_band || ' ' || (piece_to - piece_from) || 's'})),
+                lambda p: p.label
+            ),
+            ', '
+        ) as time_bands
     from piece_charges
     group by all
 ),
@@ -545,12 +578,24 @@ call_charges as (
 -- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
 -- roaming: an event abroad pays its card's surcharge for the visited country's zone, per the card's unit, on
 -- its charged units (no surcharge row for the zone: suspense NO_ROAMING_RATE)
+-- each card's surcharge per visited country (a small table: cards × countries with a zone), joined once
+roaming_rates as (
+    select
+        roaming_surcharges.rate_card_id,
+        roaming_zones.country,
+        roaming_zones.zone,
+        roaming_surcharges.surcharge_per_unit,
+        micros(roaming_surcharges.surcharge_per_unit) as surcharge_micros
+    from roaming_zones
+    join roaming_surcharges on roaming_surcharges.zone = roaming_zones.zone
+),
+
 priced as (
     select
         billed_calls.*,
         call_charges.time_bands,
-        roaming_zones.zone as roaming_zone,
-        roaming_surcharges.surcharge_per_unit as roaming_surcharge,
+        roaming_rates.zone as roaming_zone,
+        roaming_rates.surcharge_per_unit as roaming_surcharge,
         -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
         billed_calls.included_units > 0 and billed_calls.included_units = billed_calls.billed_units
             as wholly_included,
@@ -558,18 +603,17 @@ priced as (
             else billed_calls.connect_fee_micros * billed_calls.unit_seconds + call_charges.usage_numerator
                 + coalesce(
                     (billed_calls.billed_units - billed_calls.included_units)
-                        * micros(roaming_surcharges.surcharge_per_unit),
+                        * roaming_rates.surcharge_micros,
                     0
                 )
         end as charge_numerator
     from billed_calls
     join call_charges using (file_id, line_no)
-    left join roaming_zones on roaming_zones.country = billed_calls.visited_country
-    left join roaming_surcharges
-        on roaming_surcharges.rate_card_id = billed_calls.rate_card_id
-        and roaming_surcharges.zone = roaming_zones.zone
+    left join roaming_rates
+        on roaming_rates.rate_card_id = billed_calls.rate_card_id
+        and roaming_rates.country = billed_calls.visited_country
     where not call_charges.missing_rate
-        and (billed_calls.visited_country is null or roaming_surcharges.rate_card_id is not null)
+        and (billed_calls.visited_country is null or roaming_rates.rate_card_id is not null)
 ),
 
 limited as (
