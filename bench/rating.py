@@ -3,6 +3,9 @@ destination prefixes) and time bands split at boundaries, and print events/s. No
 
     .venv/bin/python -m bench.rating --home /tmp/bench-home            # generate, mediate, then rate
     .venv/bin/python -m bench.rating --home /tmp/bench-home --prefixes 0 --no-bands
+    .venv/bin/python -m bench.rating --home /tmp/bench-home --rerate   # then rerate after a rate correction
+
+Peak memory: run it under ``/usr/bin/time -v`` (maximum resident set size).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import argparse
 import json
 import random
 import time
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +28,7 @@ from pipeline.lake import partition_dir
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import rate_cycle
 from pipeline.reference import Reference, load_reference
+from pipeline.rerating import rerate_cycle
 from pipeline.settings import Settings
 from pipeline.state import open_state
 
@@ -80,6 +86,7 @@ def main() -> None:
     parser.add_argument("--prefixes", type=int, default=50000)
     parser.add_argument("--no-bands", action="store_true")
     parser.add_argument("--memory-limit", default="1GB")
+    parser.add_argument("--rerate", action="store_true", help="then rerate with every rate 0.001 higher")
     args = parser.parse_args()
     home = Home(Path(args.home)).ensure()
     started = time.perf_counter()
@@ -91,10 +98,26 @@ def main() -> None:
         counts = rate_cycle(con, home.lake, CYCLE)
         seconds = time.perf_counter() - started
     events = counts["rated"] + counts["suspended"]
+    rerated = {}
+    if args.rerate:
+        frames = reference.tables()
+        frames["rate_cards"] = frames["rate_cards"].with_columns(pl.col("rate_per_unit") + Decimal("0.001"))
+        with (
+            session(Reference(frames), memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con,
+            open_state(home.state_db) as state,
+        ):
+            started = time.perf_counter()
+            result = rerate_cycle(
+                con, home.lake, state, CYCLE, posted_at=datetime(2026, 11, 1), approved_by="bench"
+            )
+            rerated = {
+                "rerate_s": round(time.perf_counter() - started, 2),
+                "rerate_changed": result["changed_events"],
+            }
     print(json.dumps({
         "events": events, **counts, "rate_card_rows": reference.rate_cards.height,
         "bands": not args.no_bands, "prepare_s": round(prepared, 1), "rating_s": round(seconds, 2),
-        "events_per_s": round(events / seconds),
+        "events_per_s": round(events / seconds), **rerated,
     }))  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.bands import band_calendar
-from pipeline.engine import first_row
+from pipeline.engine import first_row, scalar
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.price_books import price_book_levels
@@ -18,12 +18,19 @@ from pipeline.sql import read_sql
 
 RATED = "rated"
 
+# events rated in one pass of the rating SQL: a larger cycle is rated in account slices (hash of the account),
+# so memory stays bounded whatever the cycle's size. Allowances, tiers and call order are per account, so a
+# slice holds every event any of its accounts' charges depend on.
+SLICE_EVENTS = 500_000
 
-def rate_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+
+def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS) -> duckdb.DuckDBPyRelation:
     """Rate the events of the view ``normalised`` into the temp table ``rating_outcomes``: every event once,
     priced (``rating_reason`` null) or with the reason it could not be (NO_PRICE_BOOK, NO_RATE). Reference
     tables ``accounts``, ``price_books``, ``rate_cards``, ``npa_nxx``, ``rate_card_policies``, ``time_bands`` and
-    ``state_time_zones`` must be registered on ``con``; the band calendar is computed for the events' days."""
+    ``state_time_zones`` must be registered on ``con``; the band calendar is computed for the events' days.
+    More than ``slice_events`` events are rated in account slices of about that size (bounded memory); the
+    result is the same, as every charge depends only on its own account's events."""
     con.register("price_book_levels", price_book_levels())
     first_day, last_day = first_row(
         con,
@@ -39,9 +46,34 @@ def rate_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
             last_day,
         ),
     )
-    con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
-    con.execute("create or replace temp table rating_outcomes as " + read_sql("rating.sql"))
+    events = scalar(con, "select count(*) from normalised") or 0
+    slices = max(1, -(-events // slice_events))
+    if slices == 1:
+        _rate_pass(con, "create or replace temp table rating_outcomes as ")
+        return con.table("rating_outcomes")
+    # the view ``normalised`` is pointed at one slice at a time, then back at all the events
+    con.execute("create or replace temp table rating_events as select * from normalised")
+    try:
+        for index in range(slices):
+            con.execute(
+                "create or replace temp view normalised as select * from rating_events "
+                f"where hash(account_id) % {slices} = {index}"
+            )
+            _rate_pass(
+                con,
+                "insert into rating_outcomes "
+                if index
+                else "create or replace temp table rating_outcomes as ",
+            )
+    finally:
+        con.execute("create or replace temp view normalised as select * from rating_events")
     return con.table("rating_outcomes")
+
+
+def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
+    """One pass of the rating SQL over the events ``normalised`` shows now, written ``into`` the outcomes."""
+    con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
+    con.execute(into + read_sql("rating.sql"))
 
 
 def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:

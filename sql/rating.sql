@@ -128,66 +128,15 @@ price_book_chosen as (
     select file_id, line_no, book from events_with_book
 ),
 
--- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
-step_rates as (
-    select
-        rate_card_id,
-        coalesce(prefix, '') as prefix,
-        jurisdiction,
-        event_code,
-        from_second,
-        any_value(first_increment_seconds) as first_increment,
-        any_value(increment_seconds) as increment,
-        max(micros(rate_per_unit)) filter (where time_band is null) as rate_micros,
-        map_from_entries(
-            list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
-        ) as band_rates
-    from rate_cards
-    group by all
-),
-
--- one row per destination (rate card, prefix, jurisdiction) with its steps in order
-destinations as (
-    select
-        rate_card_id,
-        prefix,
-        jurisdiction,
-        event_code,
-        list(
-            {
-                'from_second': from_second,
-                'first_increment': first_increment,
-                'increment': increment,
-                'rate_micros': rate_micros,
-                'band_rates': band_rates
-            }
-            order by from_second
-        ) as steps
-    from step_rates
-    group by all
-),
-
--- the columns every step of a destination shares (reference.py checks they are equal)
-destination_terms as (
-    select
-        rate_card_id,
-        coalesce(prefix, '') as prefix,
-        jurisdiction,
-        event_code,
-        any_value(destination) as destination,
-        any_value(unit_seconds) as unit_seconds,
-        any_value(connect_fee) as connect_fee,
-        any_value(minimum_charge) as minimum_charge,
-        any_value(maximum_charge) as maximum_charge,
-        any_value(rounding_method) as rounding_method,
-        any_value(rounding_decimals) as rounding_decimals
-    from rate_cards
-    group by all
+-- every destination (rate card, prefix, jurisdiction, event code) of the cards, keys only: the longest prefix
+-- is looked up here; only the destinations some event uses are shaped into steps (below)
+destination_catalogue as (
+    select distinct rate_card_id, coalesce(prefix, '') as prefix, jurisdiction, event_code from rate_cards
 ),
 
 -- the prefix lengths each card has, so an event is joined only to the lengths that can match
 card_prefix_lengths as (
-    select distinct rate_card_id, length(prefix) as prefix_length from destinations
+    select distinct rate_card_id, length(prefix) as prefix_length from destination_catalogue
 ),
 
 -- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
@@ -227,7 +176,7 @@ destination_by_key as (
                 + (destinations.event_code is not null)::integer
         ) as destination_key
     from called_prefixes
-    join destinations
+    join destination_catalogue as destinations
         on destinations.rate_card_id = called_prefixes.rate_card_id
         and destinations.prefix = called_prefixes.candidate_prefix
     where (destinations.jurisdiction is null
@@ -235,6 +184,128 @@ destination_by_key as (
         and (destinations.event_code is null
             or destinations.event_code is not distinct from called_prefixes.event_code)
     group by all
+),
+
+-- the destinations the cycle's events use, and their rate rows
+used_destinations as (
+    select distinct
+        rate_card_id,
+        destination_key.prefix as prefix,
+        destination_key.jurisdiction as jurisdiction,
+        destination_key.event_code as event_code
+    from destination_by_key
+),
+
+used_rate_rows as (
+    select rate_cards.*
+    from rate_cards
+    semi join used_destinations
+        on used_destinations.rate_card_id = rate_cards.rate_card_id
+        and used_destinations.prefix = coalesce(rate_cards.prefix, '')
+        and used_destinations.jurisdiction is not distinct from rate_cards.jurisdiction
+        and used_destinations.event_code is not distinct from rate_cards.event_code
+),
+
+-- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
+step_rates as (
+    select
+        rate_card_id,
+        coalesce(prefix, '') as prefix,
+        jurisdiction,
+        event_code,
+        from_second,
+        any_value(first_increment_seconds) as first_increment,
+        any_value(increment_seconds) as increment,
+        max(micros(rate_per_unit)) filter (where time_band is null) as rate_micros,
+        map_from_entries(
+            list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
+        ) as band_rates
+    from used_rate_rows
+    group by all
+),
+
+-- one row per destination (rate card, prefix, jurisdiction) with its steps in order
+destinations as (
+    select
+        rate_card_id,
+        prefix,
+        jurisdiction,
+        event_code,
+        list(
+            {
+                'from_second': from_second,
+                'first_increment': first_increment,
+                'increment': increment,
+                'rate_micros': rate_micros,
+                'band_rates': band_rates
+            }
+            order by from_second
+        ) as steps
+    from step_rates
+    group by all
+),
+
+-- the columns every step of a destination shares (reference.py checks they are equal)
+destination_terms as (
+    select
+        rate_card_id,
+        coalesce(prefix, '') as prefix,
+        jurisdiction,
+        event_code,
+        any_value(destination) as destination,
+        any_value(unit_seconds) as unit_seconds,
+        any_value(connect_fee) as connect_fee,
+        any_value(minimum_charge) as minimum_charge,
+        any_value(maximum_charge) as maximum_charge,
+        any_value(rounding_method) as rounding_method,
+        any_value(rounding_decimals) as rounding_decimals
+    from used_rate_rows
+    group by all
+),
+
+-- one numbered row per destination: its shared terms, its first step as plain columns (most destinations have
+-- one step, priced in closed form below), the step list only when there are several (the general path), and
+-- the explanation columns, computed once per destination instead of once per event
+destination_dim as materialized (
+    select
+        row_number() over (order by destinations.rate_card_id, destinations.prefix, destinations.jurisdiction,
+            destinations.event_code) as destination_no,
+        destinations.rate_card_id,
+        destinations.prefix,
+        destinations.jurisdiction,
+        destinations.event_code,
+        len(destinations.steps) as step_count,
+        destinations.steps[1].from_second as step_from,
+        destinations.steps[1].first_increment as step_first_increment,
+        destinations.steps[1].increment as step_increment,
+        destinations.steps[1].rate_micros as step_rate_micros,
+        destinations.steps[1].band_rates as step_band_rates,
+        case when len(destinations.steps) > 1 then destinations.steps end as multi_steps,
+        (destinations.steps[1].rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) as rate_per_unit,
+        array_to_string(
+            list_transform(
+                destinations.steps,
+                lambda s: case when len(destinations.steps) > 1 then 'from ' || s.from_second || 's ' else '' end
+                    || s.first_increment || '/' || s.increment
+                    || case when len(destinations.steps) > 1
+                        then ' @ ' || coalesce(
+                            ((s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6))::varchar, 'band rates'
+                        ) else '' end
+            ),
+            '; '
+        ) as billing_increment,
+        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code),
+        destination_terms.rounding_method || ':' || destination_terms.rounding_decimals as rounding_rule,
+        [1000000, 100000, 10000, 1000, 100, 10, 1][destination_terms.rounding_decimals + 1] as quantum_micros,
+        micros(destination_terms.connect_fee) as connect_fee_micros,
+        micros(destination_terms.minimum_charge) as minimum_micros,
+        micros(destination_terms.maximum_charge) as maximum_micros
+    from destinations
+    join destination_terms
+        on destination_terms.rate_card_id = destinations.rate_card_id
+        and destination_terms.prefix = destinations.prefix
+        and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
+        and destination_terms.event_code is not distinct from destinations.event_code
 ),
 
 destination_ranked as (
@@ -265,22 +336,31 @@ destination_chosen as (
         destination_ranked.* exclude (book, destination_key),
         destination_ranked.book.price_book_id as price_book_id,
         destination_ranked.book.level_name as price_book_level,
-        destinations.*,
-        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code)
+        destination_dim.destination_no,
+        destination_dim.rate_card_id,
+        destination_dim.step_count,
+        destination_dim.step_from,
+        destination_dim.step_first_increment,
+        destination_dim.step_increment,
+        destination_dim.step_rate_micros,
+        destination_dim.step_band_rates,
+        destination_dim.multi_steps as steps,
+        destination_dim.unit_seconds,
+        destination_dim.rounding_method,
+        destination_dim.quantum_micros,
+        destination_dim.connect_fee_micros,
+        destination_dim.minimum_micros,
+        destination_dim.maximum_micros
     from destination_ranked
-    join destinations
-        on destinations.rate_card_id = destination_ranked.book.rate_card_id
-        and destinations.prefix = destination_ranked.destination_key.prefix
-        and destinations.jurisdiction is not distinct from destination_ranked.destination_key.jurisdiction
-        and destinations.event_code is not distinct from destination_ranked.destination_key.event_code
-    join destination_terms
-        on destination_terms.rate_card_id = destinations.rate_card_id
-        and destination_terms.prefix = destinations.prefix
-        and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
-        and destination_terms.event_code is not distinct from destinations.event_code
+    join destination_dim
+        on destination_dim.rate_card_id = destination_ranked.book.rate_card_id
+        and destination_dim.prefix = destination_ranked.destination_key.prefix
+        and destination_dim.jurisdiction is not distinct from destination_ranked.destination_key.jurisdiction
+        and destination_dim.event_code is not distinct from destination_ranked.destination_key.event_code
 ),
 
--- each step bills the part of the call inside it: its first increment, then whole increments
+-- each step bills the part of the call inside it: its first increment, then whole increments. A destination
+-- with one step is billed in closed form (no lists); the step lists are built only for the others
 stepped as (
     select
         destination_chosen.*,
@@ -289,14 +369,15 @@ stepped as (
         case when destination_chosen.service = 'voice' then coalesce(rate_card_policies.band_policy, 'start')
             else 'start' end as band_policy,
         coalesce(rate_card_policies.holidays, 'none') as holidays,
-        list_transform(
+        greatest(destination_chosen.rating_units - destination_chosen.step_from, 0) as single_step_units,
+        case when destination_chosen.step_count > 1 then list_transform(
             list_zip(steps, list_concat(list_transform(steps[2:], lambda s: s.from_second), [null::bigint])),
             lambda z: greatest(
                 least(destination_chosen.rating_units, coalesce(z[2], destination_chosen.rating_units))
                     - z[1].from_second,
                 0
             )
-        ) as step_seconds
+        ) end as step_seconds
     from destination_chosen
     left join rate_card_policies using (rate_card_id)
 ),
@@ -304,7 +385,7 @@ stepped as (
 billed as (
     select
         *,
-        list_transform(
+        case when step_count > 1 then list_transform(
             list_zip(steps, step_seconds),
             lambda p: case
                 when p[2] <= 0 then 0
@@ -312,18 +393,26 @@ billed as (
                 else p[1].first_increment
                     + (p[2] - p[1].first_increment + p[1].increment - 1) // p[1].increment * p[1].increment
             end
-        ) as step_billed_units,
-        [1000000, 100000, 10000, 1000, 100, 10, 1][rounding_decimals + 1] as quantum_micros
+        ) end as step_billed_units,
+        -- the same rule for a single step
+        case
+            when single_step_units <= 0 then 0
+            when single_step_units <= step_first_increment then step_first_increment
+            else step_first_increment
+                + (single_step_units - step_first_increment + step_increment - 1) // step_increment * step_increment
+        end as single_step_billed
     from stepped
 ),
 
 billed_units as (
     select
         *,
-        list_sum(step_billed_units)::bigint as billed_units,
-        -- where each step starts on the call's billed time line
-        list_transform(step_billed_units, lambda b, i: coalesce(list_sum(step_billed_units[:i - 1]), 0))
-            as step_offsets
+        case when step_count > 1 then list_sum(step_billed_units) else single_step_billed end::bigint
+            as billed_units,
+        -- where each step starts on the call's billed time line (a single step starts at 0)
+        case when step_count > 1 then
+            list_transform(step_billed_units, lambda b, i: coalesce(list_sum(step_billed_units[:i - 1]), 0))
+        end as step_offsets
     from billed
 ),
 
@@ -403,11 +492,12 @@ unbanded_charges as (
     select
         file_id,
         line_no,
-        list_sum(list_transform(
+        case when step_count > 1 then list_sum(list_transform(
             list_zip(steps, step_offsets, step_billed_units),
             lambda z: greatest(z[2] + z[3] - greatest(included_units, z[2]), 0) * z[1].rate_micros
-        )) as usage_numerator,
-        list_bool_or(list_transform(steps, lambda s: s.rate_micros is null)) as missing_rate,
+        )) else greatest(billed_units - greatest(included_units, 0), 0) * step_rate_micros end as usage_numerator,
+        case when step_count > 1 then list_bool_or(list_transform(steps, lambda s: s.rate_micros is null))
+            else step_rate_micros is null end as missing_rate,
         null::varchar as time_bands
     from billed_calls
     where band_set is null
@@ -447,7 +537,7 @@ piece_charges as (
         pieces.time_band,
         pieces.piece_from,
         pieces.piece_to,
-        list_sum(list_transform(
+        case when billed_calls.step_count > 1 then list_sum(list_transform(
             list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_units),
             lambda z: greatest(
                 least(pieces.piece_to, z[2] + z[3])
@@ -455,7 +545,12 @@ piece_charges as (
                 0
             )
                 * coalesce(z[1].band_rates[pieces.time_band], z[1].rate_micros)
-        )) as piece_numerator
+        )) else greatest(
+            least(pieces.piece_to, billed_calls.billed_units)
+                - greatest(pieces.piece_from, 0, billed_calls.included_units),
+            0
+        ) * coalesce(billed_calls.step_band_rates[pieces.time_band], billed_calls.step_rate_micros)
+        end as piece_numerator
     from pieces
     join billed_calls using (file_id, line_no)
 ),
@@ -468,7 +563,14 @@ call_charges as (
         line_no,
         sum(piece_numerator) as usage_numerator,
         bool_or(piece_numerator is null) as missing_rate,
-        string_agg(time_band || ' ' || (piece_to - piece_from) || 's', ', ' order by piece_from) as time_bands
+        -- pieces in call order: a per-call list sort of the (few) pieces, cheaper than an ordered aggregate
+        array_to_string(
+            list_transform(
+                list_sort(list({'piece_from': piece_from, 'label': time_band || ' ' || (piece_to - piece_from) || 's'})),
+                lambda p: p.label
+            ),
+            ', '
+        ) as time_bands
     from piece_charges
     group by all
 ),
@@ -476,31 +578,42 @@ call_charges as (
 -- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
 -- roaming: an event abroad pays its card's surcharge for the visited country's zone, per the card's unit, on
 -- its charged units (no surcharge row for the zone: suspense NO_ROAMING_RATE)
+-- each card's surcharge per visited country (a small table: cards × countries with a zone), joined once
+roaming_rates as (
+    select
+        roaming_surcharges.rate_card_id,
+        roaming_zones.country,
+        roaming_zones.zone,
+        roaming_surcharges.surcharge_per_unit,
+        micros(roaming_surcharges.surcharge_per_unit) as surcharge_micros
+    from roaming_zones
+    join roaming_surcharges on roaming_surcharges.zone = roaming_zones.zone
+),
+
 priced as (
     select
         billed_calls.*,
         call_charges.time_bands,
-        roaming_zones.zone as roaming_zone,
-        roaming_surcharges.surcharge_per_unit as roaming_surcharge,
+        roaming_rates.zone as roaming_zone,
+        roaming_rates.surcharge_per_unit as roaming_surcharge,
         -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
         billed_calls.included_units > 0 and billed_calls.included_units = billed_calls.billed_units
             as wholly_included,
         case when wholly_included then 0
-            else micros(billed_calls.connect_fee) * billed_calls.unit_seconds + call_charges.usage_numerator
+            else billed_calls.connect_fee_micros * billed_calls.unit_seconds + call_charges.usage_numerator
                 + coalesce(
                     (billed_calls.billed_units - billed_calls.included_units)
-                        * micros(roaming_surcharges.surcharge_per_unit),
+                        * roaming_rates.surcharge_micros,
                     0
                 )
         end as charge_numerator
     from billed_calls
     join call_charges using (file_id, line_no)
-    left join roaming_zones on roaming_zones.country = billed_calls.visited_country
-    left join roaming_surcharges
-        on roaming_surcharges.rate_card_id = billed_calls.rate_card_id
-        and roaming_surcharges.zone = roaming_zones.zone
+    left join roaming_rates
+        on roaming_rates.rate_card_id = billed_calls.rate_card_id
+        and roaming_rates.country = billed_calls.visited_country
     where not call_charges.missing_rate
-        and (billed_calls.visited_country is null or roaming_surcharges.rate_card_id is not null)
+        and (billed_calls.visited_country is null or roaming_rates.rate_card_id is not null)
 ),
 
 limited as (
@@ -511,9 +624,9 @@ limited as (
         greatest(
             least(
                 round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros,
-                coalesce(micros(maximum_charge), 9223372036854775807::hugeint)
+                coalesce(maximum_micros, 9223372036854775807::hugeint)
             ),
-            case when wholly_included then 0 else micros(minimum_charge) end
+            case when wholly_included then 0 else minimum_micros end
         ) as charge_micros
     from priced
 ),
@@ -528,27 +641,16 @@ rated as (
         limited.price_book_id,
         limited.price_book_level,
         limited.rate_card_id,
-        nullif(limited.prefix, '') as prefix,
-        limited.jurisdiction as rate_jurisdiction,
-        limited.destination,
-        (limited.steps[1].rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) as rate_per_unit,
+        nullif(destination_dim.prefix, '') as prefix,
+        destination_dim.jurisdiction as rate_jurisdiction,
+        destination_dim.destination,
+        destination_dim.rate_per_unit,
         limited.unit_seconds,
-        array_to_string(
-            list_transform(
-                limited.steps,
-                lambda s: case when len(limited.steps) > 1 then 'from ' || s.from_second || 's ' else '' end
-                    || s.first_increment || '/' || s.increment
-                    || case when len(limited.steps) > 1
-                        then ' @ ' || coalesce(
-                            ((s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6))::varchar, 'band rates'
-                        ) else '' end
-            ),
-            '; '
-        ) as billing_increment,
-        limited.connect_fee,
-        limited.minimum_charge,
-        limited.maximum_charge,
-        limited.rounding_method || ':' || limited.rounding_decimals as rounding_rule,
+        destination_dim.billing_increment,
+        destination_dim.connect_fee,
+        destination_dim.minimum_charge,
+        destination_dim.maximum_charge,
+        destination_dim.rounding_rule,
         limited.band_set,
         case when limited.band_set is not null then limited.band_policy end as band_policy,
         limited.time_bands,
@@ -557,7 +659,7 @@ rated as (
         limited.allowance_id,
         limited.included_units,
         limited.billed_units - limited.included_units as charged_units,
-        limited.event_code as rate_event_code,
+        destination_dim.event_code as rate_event_code,
         limited.roaming_zone,
         limited.roaming_surcharge,
         -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
@@ -569,6 +671,7 @@ rated as (
         end as charge_limit,
         from_micros(limited.charge_micros) as charge_amount
     from limited
+    join destination_dim using (destination_no)
 ),
 
 -- the few events that could not be priced, and why
