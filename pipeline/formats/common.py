@@ -59,14 +59,15 @@ def decode(data: bytes) -> str:
 
 def split_lines(text: str) -> pl.DataFrame:
     """One row per physical line (CRLF or LF), numbered from 1; the empty remainder after a final newline is
-    not a line."""
-    lines = pl.DataFrame({"raw": [text]}).select(pl.col("raw").str.split("\n")).explode("raw")
-    lines = lines.with_row_index("line_no", offset=1).with_columns(
+    not a line. (One C-level ``str.split`` of the whole text: several times faster than polars' split +
+    explode of a single 100 MB string.)"""
+    parts = text.split("\n")
+    if text.endswith("\n") or text == "":
+        parts.pop()
+    lines = pl.DataFrame({"raw": pl.Series("raw", parts, dtype=pl.String())})
+    return lines.with_row_index("line_no", offset=1).with_columns(
         pl.col("line_no").cast(pl.UInt32), pl.col("raw").str.strip_suffix("\r")
     )
-    if text.endswith("\n") or text == "":
-        lines = lines.slice(0, lines.height - 1)
-    return lines
 
 
 # One CSV field, preceded by its comma: a quoted field with "" escapes, or a bare field without quotes.
@@ -105,11 +106,16 @@ def read_csv_lines(lines: pl.DataFrame, width: int, min_fields: int, max_fields:
     names = [f"f{i}" for i in range(width)]
     chosen = lines.filter(readable).select("line_no", "raw")
     fast = chosen.filter(~pl.col("raw").str.contains("\r", literal=True))
-    parts = [
-        _fields_by_reader(fast, names),
-        _fields_by_regex(chosen.join(fast, on="line_no", how="anti"), names),
-    ]
-    lines = lines.join(pl.concat(parts), on="line_no", how="left")
+    if fast.height == lines.height:
+        # every line is readable by the reader (the usual file): its rows are the lines, in order — no join
+        fields = _fields_by_reader(fast, names)
+        lines = pl.concat([lines, fields.drop("line_no")], how="horizontal")
+    else:
+        parts = [
+            _fields_by_reader(fast, names),
+            _fields_by_regex(chosen.join(fast, on="line_no", how="anti"), names),
+        ]
+        lines = lines.join(pl.concat(parts), on="line_no", how="left")
     # a field the line has is text ('' when empty); one it does not have is null
     return lines.with_columns(
         [
