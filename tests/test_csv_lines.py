@@ -49,3 +49,17 @@ def test_a_typical_switch_file_reads_by_the_reader() -> None:
     read = read_csv_lines(frame, 3, 2, 3)
     assert read["n_fields"].to_list() == [2, 3, 4]
     assert read.select("f0", "f1", "f2").rows() == [("a,b", "1", None), ('x"y', "", "3"), (None, None, None)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "\n", "\r", "\r\n", "\x1f", "\x00", '"', ",", "é", " ", "#"]), max_size=20)
+)
+def test_lines_are_the_physical_lines(chars: list[str]) -> None:
+    text = "".join(chars)
+    expected = text.split("\n")
+    if text.endswith("\n") or text == "":
+        expected.pop()
+    lines = split_lines(text)
+    assert lines["raw"].to_list() == [line.removesuffix("\r") for line in expected]
+    assert lines["line_no"].to_list() == list(range(1, len(expected) + 1))
