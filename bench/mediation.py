@@ -26,7 +26,6 @@ import duckdb
 from data_samples.generate import generate_month
 
 CYCLE = "2026-10"
-MEMORY_LIMIT = "3GB"  # mediate_cycle of 1M records runs out of memory at 1GB (DuckDB OutOfMemoryException)
 
 
 def prepare(raw: Path, accounts: int, calls: int) -> None:
@@ -92,7 +91,7 @@ def intake(raw: Path, home_dir: Path, profile: bool) -> dict[str, float]:
     return result
 
 
-def mediate(home_dir: Path) -> dict[str, float]:
+def mediate(home_dir: Path, memory_limit: str) -> dict[str, float]:
     from pipeline.engine import session
     from pipeline.home import Home
     from pipeline.mediation import mediate_cycle
@@ -100,7 +99,7 @@ def mediate(home_dir: Path) -> dict[str, float]:
 
     home = Home(home_dir)
     reference = load_reference(home.reference)
-    with session(reference, memory_limit=MEMORY_LIMIT, spill_dir=home.root / "tmp") as con:
+    with session(reference, memory_limit=memory_limit, spill_dir=home.root / "tmp") as con:
         started, cpu = time.perf_counter(), time.process_time()
         counts = mediate_cycle(con, home.lake, CYCLE)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -120,6 +119,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=20000)
     parser.add_argument("--calls-per-account", type=int, default=50)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB's limit for mediate_cycle")
     parser.add_argument("--stage", choices=("floor", "intake", "mediate"))
     parser.add_argument("--work")
     args = parser.parse_args()
@@ -131,7 +131,7 @@ def main() -> None:
         elif args.stage == "intake":
             out = intake(raw, work, args.profile)
         else:
-            out = mediate(work)
+            out = mediate(work, args.memory_limit)
         out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(out))
         return
@@ -141,7 +141,7 @@ def main() -> None:
         base = ["--raw", str(raw)]
         fl = _stage([*base, "--stage", "floor", "--work", f"{tmp}/floor"])
         it = _stage([*base, "--stage", "intake", "--work", f"{tmp}/home", *(["--profile"] if args.profile else [])])
-        md = _stage([*base, "--stage", "mediate", "--work", f"{tmp}/home"])
+        md = _stage([*base, "--stage", "mediate", "--work", f"{tmp}/home", "--memory-limit", args.memory_limit])
     records = it["records"]
     total = it["intake_s"] + md["mediate_s"]
     print(json.dumps({
