@@ -95,7 +95,10 @@ def mediate_cycle(
     con.execute(f"set variable duplicate_tolerance_seconds = {int(duplicate_tolerance_seconds)}")
     con.execute("create or replace temp table mediation_outcomes as " + read_sql("mediation.sql"))
     streams = {
-        stream: con.sql(f"select * from mediation_outcomes where status = '{stream}'") for stream in STREAMS
+        stream: con.sql(
+            f"select * from mediation_outcomes where status = '{stream}' order by file_id, line_no"
+        )
+        for stream in STREAMS
     }
     counts = replace_partition(lake, partition_dir(lake, MEDIATED, cycle=cycle), dict(streams))
     keys = con.sql(

@@ -174,8 +174,6 @@ def normalise(
     last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
     latest_call_day = max(received_on or datetime.now(UTC).date(), last_day) + timedelta(days=1)
     earliest_call_day = first_day - timedelta(days=billing_window_days)
-    start_utc = local_to_utc(pl.col("start_local_raw"), timezone)
-    billsec = pl.col("billsec_raw").str.strip_chars().cast(pl.Int64, strict=False)
     lookup = e164_lookup(
         pl.concat([records["charged_raw"], records["calling_raw"], records["called_raw"]]), region
     )
@@ -183,10 +181,21 @@ def normalise(
     def e164(column: str) -> pl.Expr:
         return pl.col(column).replace_strict(lookup, default=None, return_dtype=pl.String)
 
-    charged = e164("charged_raw")
-    called = e164("called_raw")
+    # the values the rules and the output share, computed once (time zones and number lookups are the cost)
+    records = records.with_columns(
+        start_utc=local_to_utc(pl.col("start_local_raw"), timezone),
+        billsec=pl.col("billsec_raw").str.strip_chars().cast(pl.Int64, strict=False),
+        charged_number=e164("charged_raw"),
+        calling_number=e164("calling_raw"),
+        called_number=e164("called_raw"),
+    ).with_columns(
+        billing_local=pl.col("start_utc").dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone)
+    )
+    start_utc, billsec = pl.col("start_utc"), pl.col("billsec")
+    charged, called = pl.col("charged_number"), pl.col("called_number")
+    billing_local = pl.col("billing_local")
     discard = disposition_rule(pl.col("disposition"), billsec)
-    call_day = start_utc.dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone).dt.date()
+    call_day = billing_local.dt.date()
     damaged = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
@@ -213,7 +222,6 @@ def normalise(
         .then(pl.lit(BAD_CALLED_NUMBER))
         .otherwise(pl.lit(None))
     )
-    billing_local = start_utc.dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone)
     cycle_of_call = billing_local.dt.strftime("%Y-%m")
     out = records.with_columns(reason=reason).with_columns(
         file_id=pl.lit(file_id, pl.Int32),
@@ -224,12 +232,7 @@ def normalise(
         .when(pl.col("reason").is_in(DISCARD_REASONS))
         .then(pl.lit("discarded"))
         .otherwise(pl.lit("suspended")),
-        charged_number=charged,
-        calling_number=e164("calling_raw"),
-        called_number=called,
-        start_utc=start_utc,
-        call_date=billing_local.dt.date(),
-        billsec=billsec,
+        call_date=call_day,
         service=pl.lit("voice"),
         units=billsec,
         sms_chars=pl.lit(None, pl.Int32),

@@ -212,4 +212,5 @@ select
     cycle_records.raw
 from outcomes
 join cycle_records using (file_id, line_no)
-order by file_id, line_no
+-- no order here: each stream is sorted by file and line as it is written (pipeline/mediation.py); one sort of
+-- every record with its raw text does not fit a 1 GB memory limit at 1M records, the per-stream sorts spill
