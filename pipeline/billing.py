@@ -19,6 +19,10 @@ CHARGES = "charges"
 DEFAULT_CARRIER = "cdrbill Telecom"
 # Columns the bill run needs from rated events that other stages add; absent ones are read as shown.
 RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar"}
+# The tier charges rating writes (``sql/tiers.sql``); a cycle rated before tiers existed has none.
+TIER_CHARGES_SCHEMA = {"account_id": "varchar", "tier_id": "varchar", "mode": "varchar", "plan_id": "varchar",
+                       "service": "varchar", "total_units": "bigint", "tier_breakdown": "varchar",
+                       "charge_amount": "decimal(18, 2)"}  # fmt: skip
 SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes", "adjustments", "late_fees")
 
 
@@ -54,9 +58,22 @@ def rated_view(con: duckdb.DuckDBPyConnection, source: str) -> None:
     con.execute(f"create or replace temp view rated as select *{extra} from {source}")
 
 
+def tier_charges_view(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
+    """The view ``tier_charges`` over a relation or Parquet path (graduated / volume tier charges on the cycle's
+    totals, priced by rating), or an empty one when the cycle has none."""
+    if source is None:
+        columns = ", ".join(f"null::{kind} as {name}" for name, kind in TIER_CHARGES_SCHEMA.items())
+        con.execute(f"create or replace temp view tier_charges as select {columns} limit 0")
+    else:
+        con.execute(f"create or replace temp view tier_charges as select * from {source}")
+
+
 def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The charge lines of every billable account from the views ``rated`` and ``cycle_params`` and the
-    reference tables: recurring, one-time and usage charges, discounts, then taxes level by level."""
+    reference tables: recurring, one-time and usage charges (rated events and tier charges), discounts, then
+    taxes level by level. Without a ``tier_charges`` view the cycle has no tier charges."""
+    if not con.sql("select 1 from duckdb_views() where view_name = 'tier_charges' and temporary").fetchall():
+        tier_charges_view(con, None)
     con.execute(read_sql("billing_charges.sql"))
     con.execute(read_sql("billing_discounts.sql"))
     compute_tax_lines(con, con.sql("select * from taxes").pl())
@@ -66,10 +83,12 @@ def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
 def compute_charges(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle, carrier_name: str = DEFAULT_CARRIER
 ) -> dict[str, int]:
-    """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account
-    (reference tables registered on ``con``)."""
+    """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account, from
+    the cycle's rated events and tier charges (reference tables registered on ``con``)."""
     rated = partition_dir(lake, RATED, cycle=cycle.key) / "rated.parquet"
     rated_view(con, f"read_parquet('{rated.as_posix()}')")
+    tiers = rated.with_name("tier_charges.parquet")
+    tier_charges_view(con, f"read_parquet('{tiers.as_posix()}')" if tiers.exists() else None)
     cycle_params(con, cycle, carrier_name)
     lines = charge_lines(con)
     return replace_partition(lake, partition_dir(lake, CHARGES, cycle=cycle.key), {"charge_lines": lines})

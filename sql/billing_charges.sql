@@ -7,9 +7,12 @@
 --     when this cycle began was billed the whole cycle in advance, as its end date is entered in the cycle it
 --     happens): a new product is caught up, an ended one is credited for its unused days.
 --   one-time: the order's amount, or an equipment sale's price, in the cycle of its date;
---   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to cents.
+--   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to cents;
+--   tier charges: one usage line per account and tier table (category '<service>_tier', taxed as its
+--     service: tax category '<service>'), the amount rating priced on the cycle total (already whole cents,
+--     rounded once half_up in sql/tiers.sql), sourced to the account's service state.
 -- Inputs: cycle_params (cycle, period_start, period_end, cycle_days, next_start, next_end, next_days,
--- carrier_name), rated, accounts, service_numbers, plans, plan_changes, products, subscriptions, orders,
+-- carrier_name), rated, tier_charges, accounts, service_numbers, plans, plan_changes, products, subscriptions, orders,
 -- equipment.
 
 create or replace temp table charges as
@@ -271,8 +274,35 @@ usage_lines as (
         null::decimal(18, 6) as rate,
         round_div(charge_micros, 10000, 'half_up') as amount_cents
     from usage_by_number
+),
+
+tier_lines as (
+    select
+        tier_charges.account_id,
+        'usage' as section,
+        tier_charges.service || '_tier' as category,
+        tier_charges.service as tax_category,
+        (select carrier_name from cycle) as provider,
+        null::varchar as service_number,
+        accounts.service_state as jurisdiction,
+        tier_charges.tier_id as code,
+        case tier_charges.service when 'voice' then 'Calls' when 'sms' then 'Text messages'
+                 when 'mms' then 'Picture messages' when 'data' then 'Data' else 'Value-added services' end
+            || ', ' || tier_charges.mode || ' tiers on ' || tier_charges.total_units || ' '
+            || case tier_charges.service when 'voice' then 'seconds' when 'data' then 'bytes'
+                    when 'vas' then 'events' else 'messages' end
+            || ' this cycle' || coalesce(' (' || tier_charges.tier_breakdown || ')', '') as description,
+        tier_charges.total_units::decimal(18, 6) as quantity,
+        case tier_charges.service when 'voice' then 'second' when 'data' then 'byte' when 'vas' then 'event'
+                 else 'message' end as unit,
+        null::decimal(18, 6) as rate,
+        round_div(micros(tier_charges.charge_amount), 10000, 'half_up') as amount_cents
+    from tier_charges
+    join accounts using (account_id)
 )
 
 select * from account_lines
 union all by name
 select * from usage_lines
+union all by name
+select * from tier_lines
