@@ -18,7 +18,8 @@ from pipeline.taxes import compute_tax_lines
 CHARGES = "charges"
 DEFAULT_CARRIER = "cdrbill Telecom"
 # Columns the bill run needs from rated events that other stages add; absent ones are read as shown.
-RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar"}
+RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar", "included_units": "0::bigint",
+                  "charged_units": "null::bigint"}  # fmt: skip
 # The tier charges rating writes (``sql/tiers.sql``); a cycle rated before tiers existed has none.
 TIER_CHARGES_SCHEMA = {"account_id": "varchar", "tier_id": "varchar", "mode": "varchar", "plan_id": "varchar",
                        "service": "varchar", "total_units": "bigint", "tier_breakdown": "varchar",
@@ -51,8 +52,9 @@ def cycle_params(
 
 
 def rated_view(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """The view ``rated`` over a relation or Parquet path, with ``service`` and ``jurisdiction`` defaulted
-    where rating does not provide them yet (a null jurisdiction is its own category)."""
+    """The view ``rated`` over a relation or Parquet path, with ``service``, ``jurisdiction`` and the allowance
+    split (``included_units``, ``charged_units``) defaulted where the input lacks them (a null jurisdiction is
+    its own category; no allowance: nothing included)."""
     columns = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
     extra = "".join(f", {value} as {name}" for name, value in RATED_DEFAULTS.items() if name not in columns)
     con.execute(f"create or replace temp view rated as select *{extra} from {source}")

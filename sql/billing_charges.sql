@@ -7,7 +7,9 @@
 --     when this cycle began was billed the whole cycle in advance, as its end date is entered in the cycle it
 --     happens): a new product is caught up, an ended one is credited for its unused days.
 --   one-time: the order's amount, or an equipment sale's price, in the cycle of its date;
---   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to cents;
+--   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to cents; the
+--     description shows the units a plan allowance included at no charge and the units charged (a call that
+--     crosses the allowance counts in both: rating split it);
 --   tier charges: one usage line per account and tier table (category '<service>_tier', taxed as its
 --     service: tax category '<service>'), the amount rating priced on the cycle total (already whole cents,
 --     rounded once half_up in sql/tiers.sql), sourced to the account's service state.
@@ -242,6 +244,8 @@ usage_by_number as (
         jurisdiction as call_jurisdiction,
         count(*) as events,
         sum(billed_seconds) as billed_seconds,
+        coalesce(sum(included_units), 0) as included_units,
+        coalesce(sum(charged_units), 0) as charged_units,
         sum(micros(charge_amount)) as charge_micros
     from rated
     group by all
@@ -266,14 +270,24 @@ usage_lines as (
                     else charged_number end
             || case when service = 'voice'
                     then ' (' || events || case when events = 1 then ' call, ' else ' calls, ' end
-                         || (billed_seconds // 60) || ' min ' || (billed_seconds % 60) || ' s billed)'
+                         || (billed_seconds // 60) || ' min ' || (billed_seconds % 60) || ' s billed'
+                         || case when included_units > 0
+                                 then '; ' || (included_units // 60) || ' min ' || (included_units % 60)
+                                      || ' s included in plan at 0.00, ' || (charged_units // 60) || ' min '
+                                      || (charged_units % 60) || ' s charged' else '' end || ')'
+                    when included_units > 0
+                    then ' (' || included_units || ' ' || unit_name || ' included in plan at 0.00, '
+                         || charged_units || ' ' || unit_name || ' charged)'
                     else '' end as description,
         events::decimal(18, 6) as quantity,
         case service when 'voice' then 'call' when 'sms' then 'message' when 'mms' then 'message'
                      else 'event' end as unit,
         null::decimal(18, 6) as rate,
         round_div(charge_micros, 10000, 'half_up') as amount_cents
-    from usage_by_number
+    from (
+        select *, case service when 'data' then 'bytes' when 'vas' then 'events' else 'messages' end as unit_name
+        from usage_by_number
+    )
 ),
 
 tier_lines as (
