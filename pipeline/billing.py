@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.currencies import account_currencies
 from pipeline.cycles import BillCycle
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.rating import RATED
@@ -73,9 +74,11 @@ def tier_charges_view(con: duckdb.DuckDBPyConnection, source: str | None) -> Non
 def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The charge lines of every billable account from the views ``rated`` and ``cycle_params`` and the
     reference tables: recurring, one-time and usage charges (rated events and tier charges), discounts, then
-    taxes level by level. Without a ``tier_charges`` view the cycle has no tier charges."""
+    taxes level by level, each rounded to the minor units of its account's currency (ISO 4217). Without a ``tier_charges`` view the cycle has no tier charges."""
     if not con.sql("select 1 from duckdb_views() where view_name = 'tier_charges' and temporary").fetchall():
         tier_charges_view(con, None)
+    currencies = account_currencies(con.sql("select account_id, currency from accounts").pl())  # noqa: F841
+    con.execute("create or replace temp table account_currency as select * from currencies")
     con.execute(read_sql("billing_charges.sql"))
     con.execute(read_sql("billing_discounts.sql"))
     compute_tax_lines(con, con.sql("select * from taxes").pl())
