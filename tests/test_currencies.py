@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 from billrun_fixtures import OCTOBER, account, amounts, bill, rated, table, tax
 
+from pipeline.credit_notes import CreditNoteError, issue_credit_note
 from pipeline.currencies import account_currencies, minor_units
 from pipeline.invoicing import finalize_cycle, register_inputs
 from pipeline.settings import Settings
@@ -78,3 +79,15 @@ def test_a_three_decimal_currency_is_refused_at_finalisation_before_anything_is_
         finalize(tmp_path, bill(TABLES, EVENTS), ACCOUNTS)
     with open_state(tmp_path / "state.duckdb") as state:
         assert state.execute("select count(*) from invoices").fetchall() == [(0,)]
+
+
+def test_a_credit_note_is_in_whole_minor_units_of_the_invoice_currency(tmp_path):
+    finalize(tmp_path, bill(TABLES, EVENTS).filter(pl.col("account_id") != "K"), ACCOUNTS)
+    with open_state(tmp_path / "state.duckdb") as state:
+        # INV-00000001 is J's 4472 JPY invoice: yen have no decimals; INV-00000002 is U's in USD cents
+        with pytest.raises(CreditNoteError, match=r"whole minor units of JPY \(0 decimals\), e.g. 1250"):
+            issue_credit_note(state, "INV-00000001", D("12.50"), "Outage", "j.rivera", Settings())
+        with pytest.raises(CreditNoteError, match=r"whole minor units of USD \(2 decimals\), e.g. 12.50"):
+            issue_credit_note(state, "INV-00000002", D("1.005"), "Outage", "j.rivera", Settings())
+        note = issue_credit_note(state, "INV-00000001", D("1250"), "Outage", "j.rivera", Settings())
+    assert (note.amount, note.currency) == (D(1250), "JPY")
