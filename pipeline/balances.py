@@ -155,7 +155,8 @@ def balance_lines(
     """The temp table ``balance_lines`` (same columns as charge lines, no line numbers): every pending
     adjustment effective by the cycle's end (for any account, so a closed account gets a last bill carrying
     it), and, for the accounts of ``charge_lines``, the late fee — late fee percent × the undisputed open amount
-    of invoices whose due date + grace is before this issue date, half_up to cents."""
+    of invoices whose due date + grace is before this issue date, half_up to the minor unit of the
+    account's currency."""
     state.execute(
         f"""
         create or replace temp table balance_lines as
@@ -185,9 +186,11 @@ def balance_lines(
             p.account_id, 'late_fees', 'late_fee', 'late_fee', ?, null, null, 'LATE-FEE',
             'Late payment charge ' || ?::varchar || '% of ' || p.past_due::varchar || ' past due',
             null, null, p.past_due, ?::decimal(18, 6),
-            from_cents(round_div((p.past_due * 100)::hugeint * micros(?::decimal(18, 6)), 100 * 1000000, 'half_up'))
+            from_minor(round_div(micros(p.past_due) * micros(?::decimal(18, 6)), 100 * 1000000 * c.unit_micros,
+                                 'half_up'), c.minor_units)
         from past_due p
         join billable using (account_id)
+        join account_currency c using (account_id)
         where p.past_due > 0
         """,
         [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.currencies import account_currencies
 from pipeline.cycles import BillCycle
 from pipeline.lake import partition_dir, replace_partition
 from pipeline.rating import RATED
@@ -18,7 +19,12 @@ from pipeline.taxes import compute_tax_lines
 CHARGES = "charges"
 DEFAULT_CARRIER = "cdrbill Telecom"
 # Columns the bill run needs from rated events that other stages add; absent ones are read as shown.
-RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar"}
+RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar", "included_units": "0::bigint",
+                  "charged_units": "null::bigint"}  # fmt: skip
+# The tier charges rating writes (``sql/tiers.sql``); a cycle rated before tiers existed has none.
+TIER_CHARGES_SCHEMA = {"account_id": "varchar", "tier_id": "varchar", "mode": "varchar", "plan_id": "varchar",
+                       "service": "varchar", "total_units": "bigint", "tier_breakdown": "varchar",
+                       "charge_amount": "decimal(18, 2)"}  # fmt: skip
 SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes", "adjustments", "late_fees")
 
 
@@ -47,16 +53,32 @@ def cycle_params(
 
 
 def rated_view(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """The view ``rated`` over a relation or Parquet path, with ``service`` and ``jurisdiction`` defaulted
-    where rating does not provide them yet (a null jurisdiction is its own category)."""
+    """The view ``rated`` over a relation or Parquet path, with ``service``, ``jurisdiction`` and the allowance
+    split (``included_units``, ``charged_units``) defaulted where the input lacks them (a null jurisdiction is
+    its own category; no allowance: nothing included)."""
     columns = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
     extra = "".join(f", {value} as {name}" for name, value in RATED_DEFAULTS.items() if name not in columns)
     con.execute(f"create or replace temp view rated as select *{extra} from {source}")
 
 
+def tier_charges_view(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
+    """The view ``tier_charges`` over a relation or Parquet path (graduated / volume tier charges on the cycle's
+    totals, priced by rating), or an empty one when the cycle has none."""
+    if source is None:
+        columns = ", ".join(f"null::{kind} as {name}" for name, kind in TIER_CHARGES_SCHEMA.items())
+        con.execute(f"create or replace temp view tier_charges as select {columns} limit 0")
+    else:
+        con.execute(f"create or replace temp view tier_charges as select * from {source}")
+
+
 def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The charge lines of every billable account from the views ``rated`` and ``cycle_params`` and the
-    reference tables: recurring, one-time and usage charges, discounts, then taxes level by level."""
+    reference tables: recurring, one-time and usage charges (rated events and tier charges), discounts, then
+    taxes level by level, each rounded to the minor units of its account's currency (ISO 4217). Without a ``tier_charges`` view the cycle has no tier charges."""
+    if not con.sql("select 1 from duckdb_views() where view_name = 'tier_charges' and temporary").fetchall():
+        tier_charges_view(con, None)
+    currencies = account_currencies(con.sql("select account_id, currency from accounts").pl())  # noqa: F841
+    con.execute("create or replace temp table account_currency as select * from currencies")
     con.execute(read_sql("billing_charges.sql"))
     con.execute(read_sql("billing_discounts.sql"))
     compute_tax_lines(con, con.sql("select * from taxes").pl())
@@ -66,10 +88,12 @@ def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
 def compute_charges(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle, carrier_name: str = DEFAULT_CARRIER
 ) -> dict[str, int]:
-    """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account
-    (reference tables registered on ``con``)."""
+    """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account, from
+    the cycle's rated events and tier charges (reference tables registered on ``con``)."""
     rated = partition_dir(lake, RATED, cycle=cycle.key) / "rated.parquet"
     rated_view(con, f"read_parquet('{rated.as_posix()}')")
+    tiers = rated.with_name("tier_charges.parquet")
+    tier_charges_view(con, f"read_parquet('{tiers.as_posix()}')" if tiers.exists() else None)
     cycle_params(con, cycle, carrier_name)
     lines = charge_lines(con)
     return replace_partition(lake, partition_dir(lake, CHARGES, cycle=cycle.key), {"charge_lines": lines})

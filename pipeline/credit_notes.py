@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import duckdb
 
+from pipeline.currencies import minor_units
 from pipeline.engine import first_row
 from pipeline.settings import Settings
 
@@ -38,10 +39,11 @@ def issue_credit_note(
     settings: Settings,
     issue_date: date | None = None,
 ) -> CreditNote:
-    """Issue a credit note of ``amount`` (> 0, whole cents) against a finalised invoice: numbered in the
-    credit note series, never more than the invoice total less the credit notes already issued against it."""
-    if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-        raise CreditNoteError(f"amount {amount} must be positive and in whole cents, e.g. 12.50")
+    """Issue a credit note of ``amount`` (> 0, in whole minor units of the invoice's currency: cents for USD,
+    yen for JPY) against a finalised invoice: numbered in the credit note series, never more than the invoice
+    total less the credit notes already issued against it."""
+    if amount <= 0:
+        raise CreditNoteError(f"amount {amount} must be positive, e.g. 12.50")
     if not reason.strip() or not approved_by.strip():
         raise CreditNoteError("a credit note needs a reason and the name of who approved it")
     invoice = first_row(
@@ -56,6 +58,12 @@ def issue_credit_note(
     if invoice is None:
         raise CreditNoteError(f"invoice {invoice_number} is not a finalised invoice")
     account_id, currency, creditable = invoice
+    minor = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-minor)):
+        raise CreditNoteError(
+            f"amount {amount} must be in whole minor units of {currency} ({minor} decimals), "
+            f"e.g. {Decimal(1250).scaleb(-minor)}"
+        )
     if amount > creditable:
         raise CreditNoteError(
             f"{amount} is more than the {creditable} left to credit on {invoice_number}; issue at most that"

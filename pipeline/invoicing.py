@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from pipeline.balances import BalanceRules, apply_payments, balance_lines, post_cycle_inputs, record_balances
+from pipeline.currencies import account_currencies
 from pipeline.cycles import BillCycle
 from pipeline.engine import first_row, scalar
 from pipeline.faults import crash_point
@@ -36,8 +37,10 @@ class FinalizeResult:
 
 def register_inputs(state: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame]) -> None:
     """Register what finalisation reads besides the charge lines: ``accounts`` and the adjustments, payments
-    and disputes inputs (as ``<name>_input``, apart from the ledgers of the same name)."""
+    and disputes inputs (as ``<name>_input``, apart from the ledgers of the same name), and each account's
+    currency with its minor units (``account_currency``)."""
     state.register("accounts", tables["accounts"])
+    state.register("account_currency", account_currencies(tables["accounts"]))
     for name in ("adjustments", "payments", "disputes"):
         state.register(f"{name}_input", tables[name])
 
@@ -58,6 +61,26 @@ def balance_rules(settings: Settings) -> BalanceRules:
     return BalanceRules(rate, settings.late_fee_grace_days, settings.carrier_name)
 
 
+STORED_MINOR_UNITS = 2  # the ledgers' money columns are decimal(18, 2)
+
+
+def _refuse_unstorable_currencies(state: duckdb.DuckDBPyConnection) -> None:
+    """The ledgers keep money as decimal(18, 2): an account billed in a currency with 3 minor units (BHD, KWD,
+    …) has exact charge lines but cannot be finalised yet, and is refused before anything is numbered."""
+    row = first_row(
+        state,
+        "select account_id, currency from account_currency where minor_units > ? "
+        "and account_id in (select account_id from charge_lines) order by account_id limit 1",
+        [STORED_MINOR_UNITS],
+    )
+    if row:
+        raise ValueError(
+            f"account {row[0]} is billed in {row[1]}, which has more than {STORED_MINOR_UNITS} minor units; the "
+            "invoice ledgers store 2 decimals. Fix: bill the account in a currency with at most 2 minor units "
+            "(its charge lines are exact in lake/charges) until the ledgers are widened"
+        )
+
+
 def finalize_cycle(
     state: duckdb.DuckDBPyConnection, charge_lines: Path, cycle: BillCycle, settings: Settings
 ) -> FinalizeResult:
@@ -71,6 +94,7 @@ def finalize_cycle(
     already = first_row(state, "select 1 from finalized_cycles where cycle = ?", [cycle.key])
     newly = 0
     if not already:
+        _refuse_unstorable_currencies(state)
         issue_date = cycle.end + timedelta(days=1)
         now = datetime.now(UTC).replace(tzinfo=None)
         rules = balance_rules(settings)

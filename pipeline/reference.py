@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import sources
+from pipeline.currencies import MAX_MINOR_UNITS, currency_codes, minor_units
 
 MONEY = pl.Decimal(18, 6)
 US_STATES = frozenset(
@@ -18,7 +19,9 @@ US_STATES = frozenset(
 )
 ROUNDING_METHODS = frozenset({"half_up", "up", "down", "half_even"})
 
-# column -> type: "str" (required text), "str?" (optional text), "date", "date?", "money", "int", "choice:a|b"
+# column -> type: "str" (required text), "str?" (optional text), "date", "date?", "money", "int", "choice:a|b",
+# "currency" (an ISO 4217 code with at most 3 minor units). An optional column may be absent from the file
+# (read as empty): columns added later keep older reference folders loading.
 TABLES: dict[str, dict[str, str]] = {
     "sources": {
         "source_id": "str",
@@ -27,7 +30,7 @@ TABLES: dict[str, dict[str, str]] = {
         "default_region": "choice:US",
     },
     "agents": {"agent_id": "str", "agent_name": "str", "commission_percent": "money"},
-    "plans": {"plan_id": "str", "plan_name": "str", "monthly_charge": "money", "currency": "choice:USD"},
+    "plans": {"plan_id": "str", "plan_name": "str", "monthly_charge": "money", "currency": "currency"},
     "accounts": {
         "account_id": "str",
         "account_name": "str",
@@ -39,7 +42,7 @@ TABLES: dict[str, dict[str, str]] = {
         "service_state": "state",
         "agent_id": "str",
         "plan_id": "str",
-        "currency": "choice:USD",
+        "currency": "currency",
         "language": "choice:en|es",
         "delivery_preference": "choice:email|paper",
         "email": "str?",
@@ -62,6 +65,7 @@ TABLES: dict[str, dict[str, str]] = {
         "rate_card_id": "str",
         "valid_from": "date",
         "valid_to": "date?",
+        "currency": "currency?",  # empty: its plan's currency
     },
     "rate_cards": {
         "rate_card_id": "str",
@@ -355,6 +359,8 @@ def load_reference(folder: Path) -> Reference:
     _check_tiers(folder / "tiers.csv", frames["tiers"])
     _check_foreign(folder, frames, "roaming_surcharges", "rate_card_id", "rate_cards")
     _check_foreign(folder, frames, "roaming_surcharges", "zone", "roaming_zones")
+    # --- currency per account (issue 5) ---
+    _check_currencies(folder, frames)
     return Reference(frames)
 
 
@@ -364,10 +370,11 @@ def _read_table(path: Path, spec: dict[str, str]) -> pl.DataFrame:
             path, None, "file is missing", f"provide {path.name} (see data_samples/README.md)"
         )
     text = pl.read_csv(path, infer_schema=False)
-    missing = [c for c in spec if c not in text.columns]
+    missing = [c for c in spec if c not in text.columns and not spec[c].endswith("?")]
     if missing:
         raise ReferenceDataError(path, None, f"columns {missing} are missing", "add them to the header row")
-    text = text.select(list(spec)).with_row_index("_row", offset=2)  # row 1 is the header
+    absent = [pl.lit(None, pl.String).alias(c) for c in spec if c not in text.columns]
+    text = text.with_columns(absent).select(list(spec)).with_row_index("_row", offset=2)  # row 1: the header
     return text.select([_typed(path, text, column, kind) for column, kind in spec.items()])
 
 
@@ -381,6 +388,11 @@ def _typed(path: Path, text: pl.DataFrame, column: str, kind: str) -> pl.Series:
         allowed = kind.split(":", 1)[1].split("|")
         bad = ~raw.is_in(allowed)
         expected = f"one of {allowed}"
+        value = raw
+    elif kind == "currency":
+        known = [c for c in currency_codes() if minor_units(c) <= MAX_MINOR_UNITS]
+        bad = ~raw.is_in(known)
+        expected = f"an ISO 4217 currency code with at most {MAX_MINOR_UNITS} minor units, e.g. USD"
         value = raw
     elif kind in ("str", "state", "e164", "digits"):
         pattern = {
@@ -743,4 +755,42 @@ def _check_tiers(path: Path, frame: pl.DataFrame) -> None:
             bad["_row"][0],
             "a tier table must start at from_units 0, have one mode, and be the only one of its plan and service",
             "add the 0 row, use one mode per tier_id, or merge the tables",
+        )
+
+
+def _check_currencies(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
+    """An account is billed in its own currency, so every plan it is on (now or before a plan change) and every
+    price book of those plans that names a currency must be priced in it."""
+    accounts = frames["accounts"].select("account_id", "plan_id", "currency")
+    changes = frames["plan_changes"]
+    on_plan = pl.concat([
+        accounts.select("account_id", "plan_id", "currency"),
+        changes.join(accounts, on="account_id").select("account_id", pl.col("old_plan_id").alias("plan_id"), "currency"),
+        changes.join(accounts, on="account_id").select("account_id", pl.col("new_plan_id").alias("plan_id"), "currency"),
+    ]).unique()  # fmt: skip
+    plans = frames["plans"].with_row_index("_row", offset=2).select("_row", "plan_id", plan_currency="currency")
+    wrong = on_plan.join(plans, on="plan_id").filter(pl.col("currency") != pl.col("plan_currency")).sort("_row")
+    if wrong.height:
+        row = wrong.row(0, named=True)
+        raise ReferenceDataError(
+            folder / "plans.csv",
+            row["_row"],
+            f"plan {row['plan_id']} is priced in {row['plan_currency']} but account {row['account_id']} on it is "
+            f"billed in {row['currency']}",
+            "give the account a plan in its currency, or a separate plan in that currency",
+        )
+    books = frames["price_books"].with_row_index("_row", offset=2).filter(pl.col("currency").is_not_null())
+    wrong = (
+        books.join(on_plan, on="plan_id")
+        .filter(pl.col("currency") != pl.col("currency_right"))
+        .sort("_row")
+    )
+    if wrong.height:
+        row = wrong.row(0, named=True)
+        raise ReferenceDataError(
+            folder / "price_books.csv",
+            row["_row"],
+            f"price book {row['price_book_id']} is priced in {row['currency']} but account {row['account_id']} "
+            f"using it (plan {row['plan_id']}) is billed in {row['currency_right']}",
+            "price the book in the plan's currency (or leave currency empty: the plan's currency)",
         )

@@ -1,15 +1,22 @@
 -- billing_charges.sql: a cycle's rated events + accounts, plan changes, products, subscriptions, orders and
 -- equipment → the carrier's charge lines of every billable account (recurring, one-time, usage), in whole
--- cents, each rounded once by a named rule:
+-- minor units of the account's currency (account_currency.unit_micros: USD cents, JPY yen, BHD fils), each
+-- rounded once by a named rule:
 --   recurring: monthly charge × quantity × active days / days of the period, half_up (proration by actual
 --     days). Billed in arrears: the days of this cycle. Billed in advance: the whole next cycle (as known
 --     now), plus this cycle's days minus the days the previous bill charged in advance (a product in service
 --     when this cycle began was billed the whole cycle in advance, as its end date is entered in the cycle it
 --     happens): a new product is caught up, an ended one is credited for its unused days.
 --   one-time: the order's amount, or an equipment sale's price, in the cycle of its date;
---   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to cents.
+--   usage: Σ rated event charges of one service number, service and call jurisdiction, half_up to the minor unit; the
+--     description shows the units a plan allowance included at no charge and the units charged (a call that
+--     crosses the allowance counts in both: rating split it);
+--   tier charges: one usage line per account and tier table (category '<service>_tier', taxed as its
+--     service: tax category '<service>'), the amount rating priced on the cycle total (whole cents, rounded
+--     half_up in sql/tiers.sql; half_up again to the account's minor unit, a no-op unless it is coarser than a
+--     cent, e.g. JPY), sourced to the account's service state.
 -- Inputs: cycle_params (cycle, period_start, period_end, cycle_days, next_start, next_end, next_days,
--- carrier_name), rated, accounts, service_numbers, plans, plan_changes, products, subscriptions, orders,
+-- carrier_name), rated, tier_charges, account_currency, accounts, service_numbers, plans, plan_changes, products, subscriptions, orders,
 -- equipment.
 
 create or replace temp table charges as
@@ -170,8 +177,10 @@ recurring_lines as (
         days::decimal(18, 6) as quantity,
         'day' as unit,
         monthly_charge as rate,
-        round_div(micros(monthly_charge) * quantity * days, period_days * 10000, 'half_up') as amount_cents
+        round_div(micros(monthly_charge) * quantity * days, period_days * account_currency.unit_micros, 'half_up')
+            as amount_minor
     from recurring_parts
+    join account_currency using (account_id)
 ),
 
 one_time_lines as (
@@ -188,8 +197,9 @@ one_time_lines as (
         1::decimal(18, 6) as quantity,
         'item' as unit,
         orders.amount as rate,
-        round_div(micros(orders.amount), 10000, 'half_up') as amount_cents
+        round_div(micros(orders.amount), account_currency.unit_micros, 'half_up') as amount_minor
     from orders
+    join account_currency using (account_id)
     cross join cycle
     where orders.charge_date between cycle.period_start and cycle.period_end
     union all
@@ -206,8 +216,9 @@ one_time_lines as (
         1::decimal(18, 6) as quantity,
         'item' as unit,
         equipment.price as rate,
-        round_div(micros(equipment.price), 10000, 'half_up') as amount_cents
+        round_div(micros(equipment.price), account_currency.unit_micros, 'half_up') as amount_minor
     from equipment
+    join account_currency using (account_id)
     cross join cycle
     where equipment.ownership = 'sale'
         and equipment.valid_from between cycle.period_start and cycle.period_end
@@ -239,6 +250,8 @@ usage_by_number as (
         jurisdiction as call_jurisdiction,
         count(*) as events,
         sum(billed_seconds) as billed_seconds,
+        coalesce(sum(included_units), 0) as included_units,
+        coalesce(sum(charged_units), 0) as charged_units,
         sum(micros(charge_amount)) as charge_micros
     from rated
     group by all
@@ -263,16 +276,55 @@ usage_lines as (
                     else charged_number end
             || case when service = 'voice'
                     then ' (' || events || case when events = 1 then ' call, ' else ' calls, ' end
-                         || (billed_seconds // 60) || ' min ' || (billed_seconds % 60) || ' s billed)'
+                         || (billed_seconds // 60) || ' min ' || (billed_seconds % 60) || ' s billed'
+                         || case when included_units > 0
+                                 then '; ' || (included_units // 60) || ' min ' || (included_units % 60)
+                                      || ' s included in plan at 0.00, ' || (charged_units // 60) || ' min '
+                                      || (charged_units % 60) || ' s charged' else '' end || ')'
+                    when included_units > 0
+                    then ' (' || included_units || ' ' || unit_name || ' included in plan at 0.00, '
+                         || charged_units || ' ' || unit_name || ' charged)'
                     else '' end as description,
         events::decimal(18, 6) as quantity,
         case service when 'voice' then 'call' when 'sms' then 'message' when 'mms' then 'message'
                      else 'event' end as unit,
         null::decimal(18, 6) as rate,
-        round_div(charge_micros, 10000, 'half_up') as amount_cents
-    from usage_by_number
+        round_div(charge_micros, unit_micros, 'half_up') as amount_minor
+    from (
+        select *, case service when 'data' then 'bytes' when 'vas' then 'events' else 'messages' end as unit_name
+        from usage_by_number
+        join account_currency using (account_id)
+    )
+),
+
+tier_lines as (
+    select
+        tier_charges.account_id,
+        'usage' as section,
+        tier_charges.service || '_tier' as category,
+        tier_charges.service as tax_category,
+        (select carrier_name from cycle) as provider,
+        null::varchar as service_number,
+        accounts.service_state as jurisdiction,
+        tier_charges.tier_id as code,
+        case tier_charges.service when 'voice' then 'Calls' when 'sms' then 'Text messages'
+                 when 'mms' then 'Picture messages' when 'data' then 'Data' else 'Value-added services' end
+            || ', ' || tier_charges.mode || ' tiers on ' || tier_charges.total_units || ' '
+            || case tier_charges.service when 'voice' then 'seconds' when 'data' then 'bytes'
+                    when 'vas' then 'events' else 'messages' end
+            || ' this cycle' || coalesce(' (' || tier_charges.tier_breakdown || ')', '') as description,
+        tier_charges.total_units::decimal(18, 6) as quantity,
+        case tier_charges.service when 'voice' then 'second' when 'data' then 'byte' when 'vas' then 'event'
+                 else 'message' end as unit,
+        null::decimal(18, 6) as rate,
+        round_div(micros(tier_charges.charge_amount), account_currency.unit_micros, 'half_up') as amount_minor
+    from tier_charges
+    join accounts using (account_id)
+    join account_currency using (account_id)
 )
 
 select * from account_lines
 union all by name
 select * from usage_lines
+union all by name
+select * from tier_lines

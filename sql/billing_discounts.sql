@@ -1,5 +1,5 @@
 -- billing_discounts.sql: the cycle's charge lines + discounts → one discount line per discount, state and
--- tax category of what it reduces (so each tax can see the discounts on its own base), in negative cents.
+-- tax category of what it reduces (so each tax can see the discounts on its own base), in negative minor units of the account's currency.
 --   eligible: the discount's account (or every account when empty), valid on some day of the cycle, the
 --     account's tenure at the cycle end at least min_tenure_months (loyalty), and within max_cycles cycles of
 --     the month it started (promotions);
@@ -8,7 +8,7 @@
 --   percent: base × value / 100, half_up per line, all on the undiscounted base, together never more than it;
 --   amount: after the percent discounts, the value taken from the scoped lines in order (state, plan first, then
 --     tax category) until used up, never more than is left of a line (a bill is never discounted below zero).
--- Inputs: cycle_params, charges (billing_charges.sql), discounts, accounts.
+-- Inputs: cycle_params, charges (billing_charges.sql), discounts, accounts, account_currency.
 
 create or replace temp table discount_lines as
 
@@ -41,7 +41,7 @@ scoped as (
         eligible.value,
         charges.jurisdiction,
         charges.tax_category,
-        sum(charges.amount_cents) as base_cents
+        sum(charges.amount_minor) as base_minor
     from eligible
     join charges
         on charges.account_id = eligible.account_id
@@ -54,13 +54,13 @@ scoped as (
                 else true
             end
     group by all
-    having sum(charges.amount_cents) > 0
+    having sum(charges.amount_minor) > 0
 ),
 
 percent_raw as (
     select
         *,
-        round_div(base_cents * micros(value), 100 * 1000000, 'half_up') as raw_cents
+        round_div(base_minor * micros(value), 100 * 1000000, 'half_up') as raw_minor
     from scoped
     where method = 'percent'
 ),
@@ -68,11 +68,11 @@ percent_raw as (
 percent_lines as (
     -- several percent discounts on the same lines never take more than the lines (in discount id order)
     select
-        * exclude (raw_cents),
-        -least(raw_cents, greatest(0, base_cents - coalesce(sum(raw_cents) over (
+        * exclude (raw_minor),
+        -least(raw_minor, greatest(0, base_minor - coalesce(sum(raw_minor) over (
             partition by account_id, jurisdiction, tax_category order by discount_id
             rows between unbounded preceding and 1 preceding
-        ), 0))) as amount_cents
+        ), 0))) as amount_minor
     from percent_raw
 ),
 
@@ -80,11 +80,11 @@ after_percent as (
     -- amount discounts see the base left after every percent discount of the same lines
     select
         scoped.*,
-        scoped.base_cents + coalesce((
-            select sum(p.amount_cents) from percent_lines as p
+        scoped.base_minor + coalesce((
+            select sum(p.amount_minor) from percent_lines as p
             where p.account_id = scoped.account_id and p.jurisdiction = scoped.jurisdiction
                 and p.tax_category = scoped.tax_category
-        ), 0) as available_cents
+        ), 0) as available_minor
     from scoped
     where method = 'amount'
 ),
@@ -92,21 +92,22 @@ after_percent as (
 amount_taken as (
     select
         *,
-        least(available_cents, greatest(0, round_div(micros(value), 10000, 'half_up') - coalesce(sum(available_cents) over (
+        least(available_minor, greatest(0, round_div(micros(value), unit_micros, 'half_up') - coalesce(sum(available_minor) over (
             partition by account_id, discount_id order by jurisdiction, tax_category <> 'plan', tax_category
             rows between unbounded preceding and 1 preceding
-        ), 0))) as wanted_cents
+        ), 0))) as wanted_minor
     from after_percent
+    join account_currency using (account_id)
 ),
 
 amount_lines as (
     -- several amount discounts on the same lines never take more than is left of them
     select
         *,
-        -least(wanted_cents, greatest(0, available_cents - coalesce(sum(wanted_cents) over (
+        -least(wanted_minor, greatest(0, available_minor - coalesce(sum(wanted_minor) over (
             partition by account_id, jurisdiction, tax_category order by discount_id
             rows between unbounded preceding and 1 preceding
-        ), 0))) as amount_cents
+        ), 0))) as amount_minor
     from amount_taken
 )
 
@@ -122,11 +123,11 @@ select
     description,
     null::decimal(18, 6) as quantity,
     null::varchar as unit,
-    from_cents(base_cents) as taxable_base,
+    base_minor as taxable_base_minor,
     value as rate,
-    amount_cents
+    amount_minor
 from (
-    select * exclude (available_cents, wanted_cents) from amount_lines
+    select * exclude (available_minor, wanted_minor) from amount_lines
     union all by name
     select * from percent_lines
 )

@@ -1,14 +1,16 @@
 -- billing_lines.sql: charges + discount lines + tax lines → the numbered charge lines of every billable
 -- account (before invoice numbering), in truth-in-billing order: recurring, one-time, usage, discounts, the
 -- carrier's own fees, then government taxes and fees apart. A zero discount is dropped; a zero tax line is kept only to show an exemption.
--- Inputs: charges, discount_lines, tax_lines.
+-- Amounts leave as exact decimal(18, 3) in the account's currency (from whole minor units: 2 decimals for
+-- USD, 0 for JPY, 3 for BHD), each line with its currency.
+-- Inputs: charges, discount_lines, tax_lines, account_currency.
 
 with
 
 all_lines as (
     select * from charges
     union all by name
-    select * from discount_lines where amount_cents <> 0
+    select * from discount_lines where amount_minor <> 0
     union all by name
     select * from tax_lines
 )
@@ -38,8 +40,10 @@ select
     description,
     quantity,
     unit,
-    taxable_base::decimal(18, 2) as taxable_base,
+    from_minor(taxable_base_minor, minor_units) as taxable_base,
     rate::decimal(18, 6) as rate,
-    from_cents(amount_cents) as amount
+    currency,
+    from_minor(amount_minor, minor_units) as amount
 from all_lines
+join account_currency using (account_id)
 order by account_id, line_no

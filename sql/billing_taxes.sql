@@ -15,7 +15,7 @@
 --     lifeline_exempt; recovery fees are the carrier's price and are never exempt. An exempt tax is kept as a
 --     zero line naming the certificate.
 -- Inputs: cycle_params, charges, discount_lines, tax_lines, taxes, tax_levels, tax_exemptions, accounts,
--- service_numbers.
+-- service_numbers, account_currency.
 
 insert into tax_lines by name
 
@@ -36,11 +36,11 @@ level_taxes as (
 ),
 
 taxable_lines as (
-    select account_id, jurisdiction, section, tax_category, code, amount_cents from charges
+    select account_id, jurisdiction, section, tax_category, code, amount_minor from charges
     union all
-    select account_id, jurisdiction, section, tax_category, code, amount_cents from discount_lines
+    select account_id, jurisdiction, section, tax_category, code, amount_minor from discount_lines
     union all
-    select account_id, jurisdiction, section, tax_category, code, amount_cents from tax_lines
+    select account_id, jurisdiction, section, tax_category, code, amount_minor from tax_lines
 ),
 
 account_states as (
@@ -62,7 +62,7 @@ percent_bases as (
         applicable.account_id,
         applicable.jurisdiction,
         applicable.tax_code,
-        coalesce(sum(taxable_lines.amount_cents), 0) as base_cents
+        coalesce(sum(taxable_lines.amount_minor), 0) as base_minor
     from applicable
     left join taxable_lines
         on taxable_lines.account_id = applicable.account_id
@@ -119,22 +119,24 @@ exemptions as (
 computed as (
     select
         applicable.*,
-        percent_bases.base_cents,
+        percent_bases.base_minor,
         line_counts.lines,
         exemptions.exempt_by,
         case applicable.method
             when 'percent' then round_div(
-                percent_bases.base_cents * micros(applicable.percent_taxable) * micros(applicable.rate_percent),
+                percent_bases.base_minor * micros(applicable.percent_taxable) * micros(applicable.rate_percent),
                 100::hugeint * 1000000 * 100 * 1000000,
                 applicable.rounding_method
             )
-            else round_div(line_counts.lines * micros(applicable.per_line_amount), 10000, applicable.rounding_method)
-        end as computed_cents
+            else round_div(line_counts.lines * micros(applicable.per_line_amount), account_currency.unit_micros,
+                           applicable.rounding_method)
+        end as computed_minor
     from applicable
     left join percent_bases using (account_id, jurisdiction, tax_code)
     left join line_counts using (account_id, jurisdiction, tax_code)
     left join exemptions using (account_id, jurisdiction, tax_code)
-    where coalesce(percent_bases.base_cents, 0) <> 0 or coalesce(line_counts.lines, 0) > 0
+    join account_currency using (account_id)
+    where coalesce(percent_bases.base_minor, 0) <> 0 or coalesce(line_counts.lines, 0) > 0
 )
 
 select
@@ -158,8 +160,8 @@ select
         || coalesce(' — exempt: ' || exempt_by, '') as description,
     case method when 'per_line' then lines::decimal(18, 6) end as quantity,
     case method when 'per_line' then 'line' end as unit,
-    case method when 'percent' then from_cents(base_cents) end as taxable_base,
+    case method when 'percent' then base_minor end as taxable_base_minor,
     case method when 'percent' then rate_percent else per_line_amount end as rate,
-    case when exempt_by is null then computed_cents else 0 end as amount_cents
+    case when exempt_by is null then computed_minor else 0 end as amount_minor
 from computed
-where computed_cents <> 0
+where computed_minor <> 0

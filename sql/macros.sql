@@ -27,3 +27,10 @@ create or replace macro micros(x) as (x * 1000000)::hugeint;
 -- from_micros(n) / from_cents(n): whole units back to exact DECIMAL amounts.
 create or replace macro from_micros(n) as (n::decimal(38, 0) * 0.000001)::decimal(18, 6);
 create or replace macro from_cents(n) as (n::decimal(38, 0) * 0.01)::decimal(18, 2);
+
+-- from_minor(n, minor_units): whole minor units of a currency (ISO 4217 exponent 0–3: JPY 0, USD 2, BHD 3)
+-- back to an exact DECIMAL amount with 3 decimals (invoice money is stored as decimal(18, 3)).
+create or replace macro from_minor(n, minor_units) as (
+    n::decimal(38, 0) * case minor_units when 0 then 1.000 when 1 then 0.100 when 2 then 0.010 when 3 then 0.001
+                                          else error('minor units above 3: ' || minor_units) end
+)::decimal(18, 3);

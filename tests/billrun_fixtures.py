@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.billing import charge_lines, cycle_params, rated_view
+from pipeline.billing import charge_lines, cycle_params, rated_view, tier_charges_view
 from pipeline.cycles import BillCycle
 from pipeline.engine import session
 from pipeline.reference import MONEY, TABLES
@@ -66,14 +66,17 @@ def rated(*events: tuple) -> pl.DataFrame:
 
 
 def bill(tables: dict[str, pl.DataFrame], events: pl.DataFrame | None = None,
-         cycle: BillCycle = OCTOBER) -> pl.DataFrame:  # fmt: skip
-    """The charge lines of a cycle for these reference tables (others empty) and rated events."""
+         cycle: BillCycle = OCTOBER, tier_charges: pl.DataFrame | None = None) -> pl.DataFrame:  # fmt: skip
+    """The charge lines of a cycle for these reference tables (others empty), rated events and tier charges."""
     frames = {name: table(name) for name in TABLES} | {"plans": table("plans", plan())} | tables
     with session() as con:
         for name, frame in frames.items():
             con.register(name, frame)
         con.register("rated_input", events if events is not None else rated())
         rated_view(con, "rated_input")
+        if tier_charges is not None:
+            con.register("tier_charges_input", tier_charges)
+        tier_charges_view(con, "tier_charges_input" if tier_charges is not None else None)
         cycle_params(con, cycle)
         return charge_lines(con).pl()
 

@@ -8,6 +8,9 @@ from billrun_fixtures import account, amounts, bill, plan, rated, table, tax
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.engine import session
+from pipeline.sql import read_sql
+
 D = Decimal
 
 
@@ -174,5 +177,56 @@ def test_discounts_never_take_a_bill_below_zero(monthly, charges, offers):
     for scope in ("recurring", "usage"):
         tax_category = "plan" if scope == "recurring" else "voice"
         charged = lines.filter(pl.col("section") == scope)["amount"].sum()
-        taken = lines.filter(pl.col("section") == "discounts", pl.col("tax_category") == tax_category)["amount"].sum()
+        taken = lines.filter(pl.col("section") == "discounts", pl.col("tax_category") == tax_category)[
+            "amount"
+        ].sum()
         assert charged + taken >= 0  # each charge category stays at or above zero
+
+
+def tier_charges(totals: list[tuple[str, str, str, int]], *tiers: dict[str, str]) -> pl.DataFrame:
+    """The tier charges rating's own ``sql/tiers.sql`` prices on these (account, plan, service, units) totals."""
+    outcomes = pl.DataFrame(totals, schema={"account_id": pl.String, "plan_id": pl.String, "service": pl.String,
+                                            "charged_units": pl.Int64}, orient="row")  # fmt: skip
+    with session() as con:
+        con.register("rating_outcomes", outcomes.with_columns(rating_reason=pl.lit(None, pl.String)))
+        con.register("tiers", table("tiers", *tiers))
+        return con.sql(read_sql("tiers.sql")).pl()
+
+
+def tier(tier_id: str, mode: str, start: int, price: str, service: str = "mms") -> dict[str, str]:
+    return {"tier_id": tier_id, "plan_id": "P", "service": service, "mode": mode, "from_units": str(start),
+            "price_per_unit": price}  # fmt: skip
+
+
+def test_tier_charges_are_usage_lines_taxed_as_their_service():
+    charges = tier_charges(
+        [("A", "P", "mms", 1234), ("B", "P", "mms", 1234), ("B", "P", "sms", 0)],
+        tier("T-MMS", "graduated", 0, "0.10"), tier("T-MMS", "graduated", 1000, "0.05"),
+        tier("T-SMS", "volume", 0, "0.02", "sms"), tier("T-SMS", "volume", 500, "0.01", "sms"),
+    )  # fmt: skip
+    lines = bill(
+        {
+            "accounts": table("accounts", account("A"), account("B", "TX")),
+            "taxes": table("taxes", tax("IL-T", "IL", "7.00", base="mms")),
+        },  # fmt: skip
+        tier_charges=charges,
+    )
+    # A graduated on 1234 messages: 1000 × 0.10 + 234 × 0.05 = 100.00 + 11.70 = 111.70; tax on mms only (the
+    # plan is outside its base): 7% × 111.70 = 7.819 → half_up 7.82. B in TX (no tax): same 111.70, and its
+    # empty SMS table (0 messages, volume) costs 0 × 0.02 = 0.00 and is still shown.
+    assert amounts(lines, "A") == [
+        ("recurring", "P", D("30.00")),
+        ("usage", "T-MMS", D("111.70")),
+        ("taxes", "IL-T", D("7.82")),
+    ]
+    assert amounts(lines, "B") == [
+        ("recurring", "P", D("30.00")),
+        ("usage", "T-MMS", D("111.70")),
+        ("usage", "T-SMS", D("0.00")),
+    ]
+    tiered = lines.filter((pl.col("account_id") == "A") & (pl.col("section") == "usage")).row(0, named=True)
+    assert (tiered["category"], tiered["tax_category"], tiered["jurisdiction"], tiered["quantity"]) == (
+        "mms_tier", "mms", "IL", D(1234))  # fmt: skip
+    assert tiered["description"] == (
+        "Picture messages, graduated tiers on 1234 messages this cycle (1000 × 0.100000 + 234 × 0.050000)"
+    )

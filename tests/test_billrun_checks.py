@@ -24,14 +24,17 @@ CREDIT = {"adjustment_id": "ADJ-1", "account_id": "B", "direction": "credit", "a
           "reason": "Refund", "approved_by": "j.rivera", "effective_date": "2026-10-03"}  # fmt: skip
 
 
-def run_cycle(tmp_path):
-    """A real finalised cycle of two accounts; B gets a 50.00 credit, so its total is −20.00."""
+def run_cycle(tmp_path, tier_charges: pl.DataFrame | None = None):
+    """A real finalised cycle of two accounts; B gets a 50.00 credit, so its total is −20.00 (before any tier
+    charges, which rating writes beside the rated events)."""
     lake = tmp_path / "lake"
     accounts = table("accounts", account("A"), account("B"))
-    lines = bill({"accounts": accounts})
+    lines = bill({"accounts": accounts}, tier_charges=tier_charges)
     replace_partition(lake, partition_dir(lake, CHARGES, cycle=OCTOBER.key), {"charge_lines": lines})
-    replace_partition(lake, partition_dir(lake, RATED, cycle=OCTOBER.key),
-                      {"rated": pl.DataFrame({"charge_amount": []}, schema={"charge_amount": pl.Decimal(18, 6)})})  # fmt: skip
+    rated = {"rated": pl.DataFrame({"charge_amount": []}, schema={"charge_amount": pl.Decimal(18, 6)})}
+    if tier_charges is not None:
+        rated["tier_charges"] = tier_charges
+    replace_partition(lake, partition_dir(lake, RATED, cycle=OCTOBER.key), rated)
     with open_state(tmp_path / "state.duckdb") as state:
         inputs = {"accounts": accounts, "adjustments": table("adjustments", CREDIT), "payments": table("payments"),
                   "disputes": table("disputes")}  # fmt: skip
@@ -73,3 +76,26 @@ def test_the_checks_pass_on_a_true_cycle_and_fail_on_its_faults(tmp_path):
             "INV-00000002"
         ]
         assert not cycle_reconciliation(con, lake, OCTOBER.key)["invoices_equal_charges"]
+
+
+def test_tier_charges_reconcile_as_usage(tmp_path):
+    tiers = pl.DataFrame(
+        [("A", "T-MMS", "graduated", "P", "mms", 1234, "1000 × 0.10 + 234 × 0.05", D("111.70"))],
+        schema={"account_id": pl.String, "tier_id": pl.String, "mode": pl.String, "plan_id": pl.String,
+                "service": pl.String, "total_units": pl.Int64, "tier_breakdown": pl.String,
+                "charge_amount": pl.Decimal(18, 2)}, orient="row",
+    )  # fmt: skip
+    lake = run_cycle(tmp_path, tiers)
+    with session() as con:
+        proof = cycle_reconciliation(con, lake, OCTOBER.key)
+        # 30.00 + 30.00 recurring + 111.70 tier usage − 50.00 adjustment = 121.70 invoiced; usage lines 111.70 =
+        # rated 0 + tier 111.70 exactly
+        assert proof["invoiced_total"] == D("121.70") and proof["invoices_equal_charges"]
+        assert (proof["tier_amount"], proof["usage_lines"], proof["usage_rounding_difference"]) == (
+            D("111.70"), D("111.70"), D(0))  # fmt: skip
+        assert proof["usage_within_rounding"]
+        # a tier charge the bill run left out breaks the proof
+        folder = partition_dir(lake, RATED, cycle=OCTOBER.key)
+        doubled = tiers.with_columns(charge_amount=pl.col("charge_amount") * 2)
+        replace_partition(lake, folder, {"rated": pl.read_parquet(folder / "rated.parquet"), "tier_charges": doubled})
+        assert not cycle_reconciliation(con, lake, OCTOBER.key)["usage_within_rounding"]

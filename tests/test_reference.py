@@ -73,3 +73,26 @@ def test_a_missing_table_says_which(reference_dir):
     (reference_dir / "taxes.csv").unlink()
     with pytest.raises(ReferenceDataError, match="taxes.csv: file is missing"):
         load_reference(reference_dir)
+
+
+def test_accounts_plans_and_price_books_agree_on_the_currency(reference_dir):
+    # a price book file without the (later, optional) currency column still loads: its plan's currency
+    assert load_reference(reference_dir).price_books["currency"].null_count() == load_reference(
+        reference_dir
+    ).price_books.height
+    edit(reference_dir / "accounts.csv", "RES-BASIC,USD,es", "RES-BASIC,XYZ,es")
+    with pytest.raises(ReferenceDataError, match=r"accounts.csv, row 2: currency='XYZ' is not an ISO 4217"):
+        load_reference(reference_dir)
+    edit(reference_dir / "accounts.csv", "RES-BASIC,XYZ,es", "RES-BASIC,JPY,es")
+    with pytest.raises(ReferenceDataError, match=r"plans.csv, row 2: plan RES-BASIC is priced in USD but account "
+                                                 r"ACC-0001 on it is billed in JPY"):  # fmt: skip
+        load_reference(reference_dir)
+    edit(reference_dir / "accounts.csv", "RES-BASIC,JPY,es", "RES-BASIC,USD,es")
+    books = reference_dir / "price_books.csv"
+    lines = books.read_text().splitlines()
+    books.write_text("\n".join([lines[0] + ",currency", lines[1] + ",CAD", *(f"{x}," for x in lines[2:])]) + "\n")
+    with pytest.raises(ReferenceDataError, match=r"price_books.csv, row 2: price book PB-RES-STD is priced in CAD "
+                                                 r"but account ACC-\d+ using it \(plan RES-BASIC\)"):  # fmt: skip
+        load_reference(reference_dir)
+    books.write_text(books.read_text().replace(",CAD\n", ",USD\n", 1))
+    assert load_reference(reference_dir).price_books["currency"].to_list()[0] == "USD"
