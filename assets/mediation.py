@@ -46,11 +46,13 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
                     "files_loaded": len(report.loaded),
                     "duplicate_files": len(report.duplicate_files),
                     "files_quarantined": len(report.quarantined),
+                    "landing_entries_refused": len(report.refused),
                     "records_loaded": report.records,
                 }
             ),
             "dagster/row_count": report.records,
             "this_run": rows_md(report.loaded + report.duplicate_files + report.quarantined),
+            "refused_in_landing": rows_md(report.refused),
             "file_ledger": markdown_table(ledger, 50),
             "sequence_gaps": markdown_table(gaps, 50),
             "missing_sequence_numbers": int(gaps["missing"].sum()) if gaps.height else 0,

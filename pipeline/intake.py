@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,9 @@ from pipeline.lake import partition_dir, replace_partition
 from pipeline.normalise import normalise
 
 USAGE_RECORDS = "usage_records"
+# a stored raw file is named "<file_id:06d>-<name>" and a file name has at most 255 bytes (Linux, macOS)
+MAX_NAME_BYTES = 255 - len("000000-")
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
 @dataclass
@@ -34,6 +39,7 @@ class IntakeReport:
     loaded: list[dict] = field(default_factory=list)
     duplicate_files: list[dict] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)  # landing entries left in place (scan_landing)
 
     @property
     def records(self) -> int:
@@ -41,22 +47,76 @@ class IntakeReport:
 
 
 def landed_files(landing: Path, markers: dict[str, str] | None = None) -> list[Path]:
-    """Complete regular files waiting in ``landing/<folder>/``, in name order; hidden and ``.part``/``.tmp``
-    files are still being written and are left alone. Where a source names a marker suffix (``markers``:
-    landing folder → suffix), a file is complete only once its marker exists, and markers are not usage.
-    Symlinks are never followed."""
+    """Complete regular files waiting in ``landing/<folder>/``, in name order (``scan_landing`` without what
+    it refuses)."""
+    return scan_landing(landing, markers)[0]
+
+
+def scan_landing(landing: Path, markers: dict[str, str] | None = None) -> tuple[list[Path], list[dict]]:
+    """The landing folder, listed without following anything: complete regular files in ``landing/<folder>/``
+    in name order, and the entries refused (left in place, reported on every run until a person removes them):
+    symlinks — to a file or to a folder, wherever they point — are never followed; a file directly in
+    ``landing/``, a folder inside a source folder, or a device/pipe/socket is not usage either. Hidden and
+    ``.part``/``.tmp`` files are still being written and are left alone. Where a source names a marker suffix
+    (``markers``: landing folder → suffix), a file is complete only once its marker exists, and markers are not
+    usage."""
     markers = markers or {}
-    found = []
-    for path in sorted(landing.glob("*/*")):
-        if path.name.startswith(".") or path.name.endswith((".part", ".tmp")):
+    found: list[Path] = []
+    refused: list[dict] = []
+
+    def refuse(path: Path, reason: str, detail: str) -> None:
+        refused.append({"path": printable(str(path.relative_to(landing))), "reason": reason, "detail": detail})
+
+    for folder in sorted(landing.iterdir()) if landing.is_dir() else []:
+        if folder.name.startswith("."):
             continue
-        if not path.is_file() or path.is_symlink():
+        if folder.is_symlink():
+            refuse(folder, "SYMLINK", "a symlink is never followed; land the files themselves in a real folder")
             continue
-        suffix = markers.get(path.parent.name)
-        if suffix and (path.name.endswith(suffix) or not path.with_name(path.name + suffix).exists()):
+        if not folder.is_dir():
+            refuse(folder, "NOT_IN_A_SOURCE_FOLDER", "move it into landing/<the source's landing folder>/")
             continue
-        found.append(path)
-    return found
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.name.endswith((".part", ".tmp")):
+                continue
+            if path.is_symlink():
+                refuse(path, "SYMLINK", "a symlink is never followed; land the file itself (a copy)")
+            elif path.is_dir():
+                refuse(path, "NESTED_FOLDER", "land files directly in the source folder, not in a subfolder")
+            elif not path.is_file():
+                refuse(path, "NOT_A_REGULAR_FILE", "only regular files are usage; remove it")
+            else:
+                suffix = markers.get(folder.name)
+                if suffix and (path.name.endswith(suffix) or not path.with_name(path.name + suffix).exists()):
+                    continue
+                found.append(path)
+    return found, refused
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why a landed file's name cannot be stored as it is (the archive keeps ``<file_id>-<name>``, the ledger and
+    run metadata show it): not UTF-8, a control or text-direction character, or too long; None when it can."""
+    raw = os.fsencode(name)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the file name is not valid UTF-8"
+    if any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in name):
+        return "the file name holds a control or text-direction character"
+    if len(raw) > MAX_NAME_BYTES:
+        return f"the file name is {len(raw)} bytes long, over {MAX_NAME_BYTES}"
+    return None
+
+
+def printable(name: str) -> str:
+    """A file name as it can be shown and stored: undecodable bytes and control characters escaped (``\\xNN``),
+    cut to ``MAX_NAME_BYTES`` of UTF-8."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    text = "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS else c
+        for c in text
+    )
+    return text.encode()[:MAX_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def complete_files(
@@ -91,14 +151,16 @@ def register_landed_files(
     report = IntakeReport()
     by_landing = {row["landing"]: row for row in sources.iter_rows(named=True)}
     markers = {folder: row["marker_suffix"] for folder, row in by_landing.items() if row.get("marker_suffix")}
-    for path in landed_files(home.landing, markers):
-        size = path.stat().st_size
-        data = path.read_bytes()
-        if len(data) != size or path.stat().st_size != size:
-            continue  # still growing: a later scan takes it whole
+    landed, report.refused = scan_landing(home.landing, markers)
+    for path in landed:
+        size = path.lstat().st_size
+        data = _read_regular_file(path)
+        if data is None or len(data) != size or path.lstat().st_size != size:
+            continue  # still growing, or no longer a regular file: a later scan takes it whole or refuses it
         digest = hashlib.sha256(data).hexdigest()
         source = by_landing.get(path.parent.name)
-        source_id = source["source_id"] if source else path.parent.name
+        source_id = source["source_id"] if source else printable(path.parent.name)
+        name_problem = file_name_problem(path.name)
         seen = first_row(
             con,
             "select file_id, source_id, file_name, stored_path from usage_files "
@@ -107,22 +169,28 @@ def register_landed_files(
         )
         row: dict[str, Any] = {
             "source_id": source_id,
-            "file_name": path.name,
+            "file_name": printable(path.name),
             "sha256": digest,
             "size_bytes": len(data),
         }
-        if seen and seen[1] == row["source_id"] and seen[2] == path.name and not Path(seen[3]).exists():
+        if seen and seen[1] == row["source_id"] and seen[2] == row["file_name"] and not Path(seen[3]).exists():
             _move(path, Path(seen[3]))  # a crash after the ledger write: finish archiving, load nothing again
             _remove_marker(path, markers)
             continue
         file_id = _next_file_id(con)
         if seen:
-            stored = _move(path, home.archive / row["source_id"] / f"{file_id:06d}-{path.name}")
+            stored = _move(path, home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
             _ledger(con, file_id, cycle, row, "duplicate_file", stored, duplicate_of=seen[0])
             _remove_marker(path, markers)
             report.duplicate_files.append({**row, "file_id": file_id, "duplicate_of": seen[0]})
             continue
         try:
+            if name_problem:
+                raise FileRejected(
+                    "BAD_FILE_NAME",
+                    f"{name_problem} (stored as {row['file_name']!r}); rename it to printable UTF-8 of at most "
+                    f"{MAX_NAME_BYTES} bytes and land it again",
+                )
             if source is None:
                 raise FileRejected(
                     "UNKNOWN_SOURCE",
@@ -133,7 +201,7 @@ def register_landed_files(
             sequences = file_sequences(path.name, source.get("file_sequence"), parsed.notes)
             _refuse_conflicting_resend(con, source_id, sequences)
         except FileRejected as rejected:
-            stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{path.name}")
+            stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
             _ledger(
                 con,
                 file_id,
@@ -164,7 +232,7 @@ def register_landed_files(
             home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id), {"records": records}
         )
         crash_point("intake.records_written")
-        stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{path.name}"
+        stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}"
         con.execute("begin transaction")
         try:
             _ledger(
@@ -304,3 +372,14 @@ def _move(path: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.replace(path, target)
     return target
+
+
+def _read_regular_file(path: Path) -> bytes | None:
+    """The bytes of a landed file, opened without following a symlink (one swapped in after the listing is
+    refused by the kernel) and only if it is a regular file; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None

@@ -285,6 +285,7 @@ class ReferenceDataError(ValueError):
     def __init__(self, file: Path, row: int | None, problem: str, fix: str) -> None:
         where = f"{file}" + (f", row {row}" if row is not None else "")
         super().__init__(f"{where}: {problem}. Fix: {fix}")
+        self.file, self.row, self.problem, self.fix = file, row, problem, fix
 
 
 class Reference:
@@ -361,6 +362,9 @@ def load_reference(folder: Path) -> Reference:
     _check_foreign(folder, frames, "roaming_surcharges", "zone", "roaming_zones")
     # --- currency per account (issue 5) ---
     _check_currencies(folder, frames)
+    # hostile input (issue 9)
+    _check_periods(folder / "taxes.csv", frames["taxes"], "tax_code")
+    _check_priced_plans(folder, frames)
     return Reference(frames)
 
 
@@ -372,7 +376,7 @@ def _read_table(path: Path, spec: dict[str, str]) -> pl.DataFrame:
     text = pl.read_csv(path, infer_schema=False)
     missing = [c for c in spec if c not in text.columns and not spec[c].endswith("?")]
     if missing:
-        raise ReferenceDataError(path, None, f"columns {missing} are missing", "add them to the header row")
+        raise ReferenceDataError(path, 1, f"columns {missing} are missing", "add them to the header row")
     absent = [pl.lit(None, pl.String).alias(c) for c in spec if c not in text.columns]
     text = text.with_columns(absent).select(list(spec)).with_row_index("_row", offset=2)  # row 1: the header
     return text.select([_typed(path, text, column, kind) for column, kind in spec.items()])
@@ -793,4 +797,34 @@ def _check_currencies(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
             f"price book {row['price_book_id']} is priced in {row['currency']} but account {row['account_id']} "
             f"using it (plan {row['plan_id']}) is billed in {row['currency_right']}",
             "price the book in the plan's currency (or leave currency empty: the plan's currency)",
+        )
+
+
+# hostile input (issue 9) ------------------------------------------------------------------------------------
+
+
+def _check_priced_plans(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
+    """Every service number's plan has a price book that can price it (price book fallback: the book's agent and
+    state empty or the number's own): without one, all its calls would fall to suspense with no rate, so the
+    run is refused before rating, naming the plan, the account and the number."""
+    books = frames["price_books"].select("plan_id", book_agent="agent_id", book_state="state")
+    numbers = (
+        frames["service_numbers"]
+        .with_row_index("_row", offset=2)
+        .join(frames["accounts"].select("account_id", "agent_id", "plan_id"), on="account_id")
+    )
+    priced = numbers.join(books, on="plan_id").filter(
+        (pl.col("book_agent").is_null() | (pl.col("book_agent") == pl.col("agent_id")))
+        & (pl.col("book_state").is_null() | (pl.col("book_state") == pl.col("service_state")))
+    )
+    unpriced = numbers.join(priced.select("_row").unique(), on="_row", how="anti").sort("_row")
+    if unpriced.height:
+        row = unpriced.row(0, named=True)
+        raise ReferenceDataError(
+            folder / "service_numbers.csv",
+            row["_row"],
+            f"plan {row['plan_id']} has no price book for {row['service_number']} (account {row['account_id']}, "
+            f"agent {row['agent_id']}, state {row['service_state']}); {unpriced.height} number(s) are unpriced",
+            f"add a row for plan {row['plan_id']} to price_books.csv (agent and state empty to price all its "
+            "numbers), or move the account to a priced plan",
         )

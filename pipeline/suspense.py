@@ -54,6 +54,8 @@ QUARANTINE_REASONS: tuple[tuple[str, str, str], ...] = (
      "ask for a resend"),
     ("CONFLICTING_RESEND", "a file or pack sequence number already loaded from other content",
      "decide which file is right; archive the wrong one, land the right one again"),
+    ("BAD_FILE_NAME", "a landed file's name holds a control or text-direction character, is not UTF-8, or is over "
+     "248 bytes", "rename it and land it again"),
 )  # fmt: skip
 
 
