@@ -1,5 +1,6 @@
 """Shared fixtures: a home directory holding the sample month, and one real run of the sample cycle."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,19 @@ import pytest
 from pipeline.home import SAMPLE_DIR, Home
 
 SAMPLE_CYCLE = "2026-10"
+
+
+def _shared_samples() -> Path:
+    """The real public switch files used as fixtures (not redistributed with cdrbill): $CDRBILL_SAMPLES, else the
+    workplace's shared folder beside the checkout, else /work/shared/samples."""
+    candidates = [Path(p) for p in [os.environ.get("CDRBILL_SAMPLES", "")] if p] + [
+        Path(__file__).resolve().parents[2] / "shared" / "samples",
+        Path("/work/shared/samples"),
+    ]
+    return next((path for path in candidates if path.is_dir()), candidates[-1])
+
+
+SHARED_SAMPLES = _shared_samples()
 
 
 def stage_sample(root: Path) -> Home:

@@ -2,10 +2,10 @@
 cases; one hypothesis property per parser: any bytes in, no exception escapes but a whole-file refusal, and
 every physical line accounted for (one row each, or a control record)."""
 
-from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import SHARED_SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +14,6 @@ from pipeline.formats.common import decode
 from pipeline.formats.emi import records_of
 from pipeline.normalise import normalise
 
-SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 needs_samples = pytest.mark.skipif(not SHARED_SAMPLES.exists(), reason="shared samples not present")
 
 

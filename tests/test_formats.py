@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.formats import FileRejected, parse_file
 
-SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 SAMPLE_LANDING = Path(__file__).resolve().parents[1] / "data_samples" / "sample" / "landing"
 
 
