@@ -15,6 +15,7 @@ import dagster as dg
 from assets.rating_cli import RATING_COMMANDS, add_rating_commands, run_rating_command
 from pipeline.cycles import BillCycle
 from pipeline.home import SAMPLE_DIR, Home
+from pipeline.locks import hold
 from pipeline.summary import cycle_summary, format_summary
 
 SAMPLE_CYCLE = "2026-10"
@@ -46,7 +47,10 @@ def run_cycle(home: Home, cycle: str, job: str = "bill_cycle") -> dg.ExecuteInPr
     prepare_instance(home)
     from assets.definitions import defs  # after DAGSTER_HOME is set
 
-    with dg.DagsterInstance.get() as instance:
+    # two runs started at once on a fresh home would both create the instance's SQLite schema: one at a time
+    with hold(home.root / "locks" / "instance.lock", "opening the Dagster instance"):
+        instance = dg.DagsterInstance.get()
+    with instance:
         result = defs.resolve_job_def(job).execute_in_process(
             partition_key=cycle,
             instance=instance,
