@@ -6,7 +6,7 @@ from assets.billing import invoices
 from assets.metadata import counts, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
-from pipeline.delivery import DeliveryItem, deliver_invoices
+from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.documents import render_invoice_pdfs
 from pipeline.home import TEMPLATES_DIR
 from pipeline.state import open_state
@@ -47,17 +47,7 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
     docs = build_documents(home.lake, context.partition_key, reference)
-    accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
-    folder = home.documents / context.partition_key
-    items = [
-        DeliveryItem(
-            doc=doc,
-            pdf_path=folder / f"{doc.invoice_number}.pdf",
-            channel=accounts[doc.account_id]["delivery_preference"],
-            email=accounts[doc.account_id]["email"],
-        )
-        for doc in docs
-    ]
+    items = delivery_items(docs, reference.accounts, home.documents / context.partition_key)
     with open_state(home.state_db) as state:
         report = deliver_invoices(
             state,

@@ -20,7 +20,7 @@ from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.commissions import compute_commissions
 from pipeline.cycles import BillCycle
-from pipeline.delivery import DeliveryItem, deliver_invoices
+from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.documents import render_invoice_html, render_invoice_pdfs
 from pipeline.engine import scalar, session
 from pipeline.home import TEMPLATES_DIR, Home
@@ -191,17 +191,7 @@ def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Deliver the rendered invoices by e-mail (Maildir) or paper (asset ``deliveries``, the same N)."""
     reference, settings = load_reference(home.reference), load_settings(home.reference)
     docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
-    accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
-    folder = home.documents / cycle
-    items = [
-        DeliveryItem(
-            doc=doc,
-            pdf_path=folder / f"{doc.invoice_number}.pdf",
-            channel=accounts[doc.account_id]["delivery_preference"],
-            email=accounts[doc.account_id]["email"],
-        )
-        for doc in docs
-    ]
+    items = delivery_items(docs, reference.accounts, home.documents / cycle)
     with open_state(home.state_db) as state:
         report = deliver_invoices(
             state, items, home.outbox, home.print_dir / cycle, settings.sender_email, TEMPLATES_DIR

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 from babel.dates import format_date, format_interval
 from babel.numbers import format_currency
 
@@ -54,6 +55,20 @@ class DeliveryItem:
     pdf_path: Path
     channel: str  # "email" | "paper"
     email: str | None
+
+
+def delivery_items(docs: Sequence[InvoiceDocument], accounts: pl.DataFrame, folder: Path) -> list[DeliveryItem]:
+    """Each invoice with its PDF in ``folder`` and its account's delivery preference and e-mail address."""
+    by_id = {row["account_id"]: row for row in accounts.iter_rows(named=True)}
+    return [
+        DeliveryItem(
+            doc=doc,
+            pdf_path=folder / f"{doc.invoice_number}.pdf",
+            channel=by_id[doc.account_id]["delivery_preference"],
+            email=by_id[doc.account_id]["email"],
+        )
+        for doc in docs
+    ]
 
 
 @dataclass
