@@ -111,7 +111,7 @@ def finalize_cycle(
                 select
                     balance_lines.*,
                     (select coalesce(max(line_no), 0) from charge_lines c where c.account_id = balance_lines.account_id)
-                    + row_number() over (partition by account_id order by section, code)::integer as line_no
+                    + row_number() over (partition by account_id order by section, code, description, amount)::integer as line_no
                 from balance_lines
                 """
             )

@@ -3,6 +3,8 @@
 -- carrier's own fees, then government taxes and fees apart. A zero discount is dropped; a zero tax line is kept only to show an exemption.
 -- Amounts leave as exact decimal(18, 3) in the account's currency (from whole minor units: 2 decimals for
 -- USD, 0 for JPY, 3 for BHD), each line with its currency.
+-- Line numbers never depend on DuckDB's thread scheduling: the order ends in tax category and amount, so two
+-- lines of one discount (its plan part and its usage part) always number the same way.
 -- Inputs: charges, discount_lines, tax_lines, account_currency.
 
 with
@@ -28,7 +30,9 @@ select
             case category when 'government_tax' then 1 when 'regulatory_fee' then 2 when 'recovery_fee' then 3
                           else 0 end,
             code,
-            description
+            description,
+            tax_category,
+            amount_minor
     )::integer as line_no,
     section,
     category,
