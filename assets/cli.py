@@ -41,9 +41,12 @@ def prepare_instance(home: Home) -> Path:
     return path
 
 
-def run_cycle(home: Home, cycle: str, job: str = "bill_cycle") -> dg.ExecuteInProcessResult:
-    """Run the ``bill_cycle`` job (or ``recycle_suspense``) for one cycle partition on the persistent
-    instance."""
+def run_cycle(
+    home: Home, cycle: str, job: str = "bill_cycle", approved_by: str | None = None, note: str = ""
+) -> dg.ExecuteInProcessResult:
+    """Run the ``bill_cycle`` job (or ``recycle_suspense``, ``approve_cycle``) for one cycle partition on the
+    persistent instance; ``approved_by`` approves the cycle's delivery in the same run (asset
+    ``cycle_approval``) once its blocking checks pass."""
     prepare_instance(home)
     from assets.definitions import defs  # after DAGSTER_HOME is set
 
@@ -56,9 +59,48 @@ def run_cycle(home: Home, cycle: str, job: str = "bill_cycle") -> dg.ExecuteInPr
             instance=instance,
             raise_on_error=False,
             # the full event log is in the instance (cdrbill ui); the terminal gets warnings and errors
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                **approval_run_config(approved_by, note),
+            },
         )
     return result
+
+
+def approval_run_config(approved_by: str | None, note: str = "") -> dict:
+    """The run config that approves a cycle's delivery as ``approved_by`` (none: the run stops at the gate)."""
+    if not approved_by:
+        return {}
+    return {"ops": {"cycle_approval": {"config": {"approved_by": approved_by, "note": note}}}}
+
+
+def approve_command(home: Home, args: argparse.Namespace) -> int:
+    """``cdrbill approve``: approve a cycle's delivery and deliver it (job ``approve_cycle``), or revoke the
+    approval while nothing has been delivered (``--revoke``)."""
+    from pipeline.approval import ApprovalError, revoke_approval
+    from pipeline.state import open_state
+
+    cycle = BillCycle.parse(args.cycle).key
+    if args.revoke:
+        try:
+            with open_state(home.state_db) as state:
+                revoked = revoke_approval(state, cycle, args.by, args.note or None)
+        except ApprovalError as error:
+            print(f"cdrbill: revocation refused: {error}", file=sys.stderr)
+            return 2
+        print(f"cycle {cycle}: approval by {revoked.approved_by} revoked by {args.by}; nothing was delivered")
+        return 0
+    result = run_cycle(home, cycle, "approve_cycle", approved_by=args.by, note=args.note or "")
+    if not result.success:
+        failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
+        message = (
+            failure.step_failure_data.error.message if failure and failure.step_failure_data.error else ""
+        )
+        print(f"cdrbill: approval of {cycle} FAILED: {message.strip()}", file=sys.stderr)
+        return 1
+    print(f"cycle {cycle} approved for delivery by {args.by}")
+    print(format_summary(cycle_summary(home, cycle)))
+    return 0
 
 
 def stage_sample(home: Home) -> None:
@@ -95,6 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help=f"land the sample month and run bill cycle {SAMPLE_CYCLE}")
     run = commands.add_parser("run", help="run one bill cycle on whatever has landed")
     run.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
+    run.add_argument(
+        "--approve-as",
+        metavar="NAME",
+        help="approve the cycle's delivery as NAME in the same run (else it waits)",
+    )
+    approve = commands.add_parser(
+        "approve", help="approve a cycle's delivery (after its blocking checks) and deliver it, or --revoke"
+    )
+    approve.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
+    approve.add_argument("--by", required=True, help="who approves (or revokes)")
+    approve.add_argument("--note", default="", help="a note kept with the approval")
+    approve.add_argument(
+        "--revoke", action="store_true", help="revoke the approval (only before any delivery)"
+    )
     recycle = commands.add_parser(
         "recycle", help="re-mediate and re-rate a cycle's suspense after fixing reference data or sources"
     )
@@ -133,16 +189,24 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "credit-note":
         return issue_credit_note_command(home, args)
+    if args.command == "approve":
+        return approve_command(home, args)
     if args.command in RATING_COMMANDS:
         return run_rating_command(home, args)
     if args.command == "summary":
         print(format_summary(cycle_summary(home, args.cycle)))
         return 0
+    approved_by = getattr(args, "approve_as", None)
     if args.command == "demo":
         stage_sample(home)
+        approved_by = "demo"
+        print(f'cdrbill demo approves the delivery of sample cycle {SAMPLE_CYCLE} as "demo"')
     try:
         cycle = BillCycle.parse(SAMPLE_CYCLE if args.command == "demo" else args.cycle).key
-        result = run_cycle(home, cycle, "recycle_suspense" if args.command == "recycle" else "bill_cycle")
+        if args.command == "recycle":
+            result = run_cycle(home, cycle, "recycle_suspense")
+        else:
+            result = run_cycle(home, cycle, "bill_cycle", approved_by=approved_by)
     except (ValueError, dg.DagsterUnknownPartitionError) as error:
         print(
             f"cdrbill: {str(error).rstrip('.')}. A cycle is YYYY-MM, from 2026-01 to the last month that ended.",

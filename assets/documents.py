@@ -39,11 +39,22 @@ def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -
     partitions_def=bill_cycles,
     group_name="delivery",
     kinds={"email"},
-    deps=[invoice_documents],
+    deps=[invoice_documents, "cycle_approval"],
 )
 def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
     """Each invoice delivered exactly once: e-mail with the PDF attached into the outbox, or the PDF into the
-    print folder; an e-mail account without a usable address falls back to paper."""
+    print folder; an e-mail account without a usable address falls back to paper. Nothing before the cycle's
+    approval (cycle_approval)."""
+    # --- approval gate (issue 6, branch post6) ---
+    from assets.approval import approval_metadata
+    from pipeline.approval import current_approval
+
+    with open_state(cdrbill.home().state_db) as state:
+        approved = current_approval(state, context.partition_key) is not None
+    if not approved:
+        context.log.warning(f"cycle {context.partition_key}: pending approval, nothing delivered")
+        return dg.MaterializeResult(metadata=approval_metadata(cdrbill, context.partition_key))
+    # --- end of approval gate ---
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
     docs = build_documents(home.lake, context.partition_key, reference)

@@ -27,3 +27,13 @@ mediate_landed_files_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Register newly landed usage files and mediate the cycle (started by the landing sensor).",
 )
+
+# --- approval gate (issue 6, branch post6) ---
+approve_cycle_job = dg.define_asset_job(
+    "approve_cycle",
+    selection=dg.AssetSelection.assets("cycle_approval").downstream(),
+    partitions_def=bill_cycles,
+    executor_def=dg.in_process_executor,
+    description="Approve a cycle's delivery (run config: ops.cycle_approval.config.approved_by) and deliver it: "
+    "e-mail, print batch, payment reminders; then publish the warehouse.",
+)

@@ -4,7 +4,7 @@ present; every key has a documented default."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 
@@ -28,6 +28,12 @@ class Settings:
     duplicate_window_days: int = 90  # a call already billed this many days before is still found a duplicate
     billing_window_days: int = 180  # a call older than this before its file's cycle is too old to bill
     duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
+    # --- print batches and dunning (issue 6, branch post6) ---
+    print_duplex: bool = False  # printed on both sides: each document padded to an even page count
+    # payment reminder levels: days past the due date → level (each sent once per invoice, ever)
+    dunning_levels: dict[str, int] = field(
+        default_factory=lambda: {"reminder": 15, "second_notice": 30, "suspension_notice": 45}
+    )
 
 
 def load_settings(reference_dir: Path) -> Settings:
@@ -42,5 +48,17 @@ def load_settings(reference_dir: Path) -> Settings:
         raise ValueError(f"{path}: unknown settings {unknown}. Fix: use only {sorted(known)}")
     settings = replace(Settings(), **values)
     if settings.zero_bill_policy not in ("send", "suppress"):
-        raise ValueError(f"{path}: zero_bill_policy={settings.zero_bill_policy!r}. Fix: use 'send' or 'suppress'")
+        raise ValueError(
+            f"{path}: zero_bill_policy={settings.zero_bill_policy!r}. Fix: use 'send' or 'suppress'"
+        )
+    levels = settings.dunning_levels
+    if (
+        not levels
+        or not all(isinstance(d, int) and d > 0 for d in levels.values())
+        or len(set(levels.values())) < len(levels)
+    ):
+        raise ValueError(
+            f"{path}: dunning_levels={levels!r}. Fix: a table of level = days past due, e.g. "
+            "dunning_levels = {reminder = 15, second_notice = 30, suspension_notice = 45} (distinct positive days)"
+        )
     return settings

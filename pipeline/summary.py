@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.accounting import record_accounting
+from pipeline.approval import current_approval
 from pipeline.engine import session
 from pipeline.home import Home
 from pipeline.lake import partition_dir
@@ -22,6 +23,7 @@ def cycle_summary(home: Home, cycle: str) -> dict:
                 "select channel, count(*) from delivery_ledger where cycle = ? group by all", [cycle]
             ).fetchall()
         )
+        approval = current_approval(state, cycle)
     records: dict[str, int] = {}
     if partition_dir(home.lake, RATED, cycle=cycle).exists():
         with session() as con:
@@ -34,6 +36,7 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         "invoices": int(invoices),
         "total_billed": total,
         "deliveries": deliveries,
+        "approval": approval,
         "home": home,
     }
 
@@ -51,8 +54,20 @@ def format_summary(s: dict) -> str:
         f"{rec.get('duplicate', 0)} duplicate + {rec.get('discarded', 0)} discarded",
         f"  invoices: {s['invoices']}, total billed {s['total_billed']} USD",
         f"  delivery: {s['deliveries'].get('email', 0)} e-mailed, {s['deliveries'].get('print', 0)} to print",
+        _approval_line(s),
         f"  outputs:  invoices PDF {home.documents / s['cycle']}",
         f"            outbox (Maildir) {home.outbox}, print {home.print_dir / s['cycle']}",
         f"            warehouse {home.warehouse_db} (open read-only with duckdb)",
     ]
     return "\n".join(lines)
+
+
+def _approval_line(s: dict) -> str:
+    approval = s["approval"]
+    if approval is not None:
+        return f"  approval: approved by {approval.approved_by} at {approval.approved_at:%Y-%m-%d %H:%M} UTC"
+    home: Home = s["home"]
+    return (
+        f"  approval: PENDING — nothing delivered; review {home.documents / s['cycle'] / 'review_sample.csv'}, "
+        f"then cdrbill approve --cycle {s['cycle']} --by NAME"
+    )

@@ -189,3 +189,49 @@ create table if not exists file_sequences (
     file_id      integer not null,
     primary key (source_id, kind, qualifier, sequence_no, file_id)
 );
+
+-- ---- issue 6 (branch post6): approval gate, print batches, payment reminders ----
+-- A person's approval of a cycle's delivery (nothing is e-mailed, printed or reminded before it). Revoked only
+-- while nothing of the cycle has been delivered; a revoked approval stays, and a later approval gets the next no.
+create table if not exists cycle_approvals (
+    cycle         varchar not null,
+    approval_no   integer not null,
+    approved_by   varchar not null,
+    approved_at   timestamp not null,
+    note          varchar,
+    revoked_by    varchar,
+    revoked_at    timestamp,
+    revoke_note   varchar,
+    primary key (cycle, approval_no)
+);
+
+-- Each paper document (invoice or payment reminder) in the print batch that carries it: printed once, ever.
+create table if not exists print_batch_items (
+    document_id   varchar primary key,   -- the invoice number or the reminder id
+    kind          varchar not null,      -- invoice | reminder
+    cycle         varchar not null,
+    batch_id      varchar not null,      -- <cycle>-<nn>
+    account_id    varchar not null,
+    first_page    integer not null,
+    pages         integer not null,      -- including a blank page added for duplex
+    sha256        varchar not null,      -- of the document's own PDF
+    batched_at    timestamp not null
+);
+
+-- Payment reminders (dunning): one per invoice and level, ever; written after the notice was sent.
+create table if not exists payment_reminders (
+    reminder_id      varchar primary key,   -- REM-<invoice_number>-<level>
+    invoice_number   varchar not null,
+    level            varchar not null,      -- reminder | second_notice | suspension_notice (settings)
+    cycle            varchar not null,      -- the cycle run that sent it
+    account_id       varchar not null,
+    as_of            date not null,
+    days_past_due    integer not null,
+    past_due_amount  decimal(18, 2) not null,  -- undisputed open amount of the invoice on as_of
+    currency         varchar not null,
+    channel          varchar not null,      -- email | print
+    destination      varchar,
+    message_id       varchar,
+    sent_at          timestamp not null,
+    unique (invoice_number, level)
+);

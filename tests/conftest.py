@@ -33,8 +33,13 @@ def stage_sample(root: Path) -> Home:
     return home
 
 
-def materialize_cycle(home: Home, cycle: str = SAMPLE_CYCLE) -> dg.ExecuteInProcessResult:
-    """Materialise every asset of the flow (with its checks) for one cycle, through Dagster itself."""
+def materialize_cycle(
+    home: Home, cycle: str = SAMPLE_CYCLE, approved_by: str | None = "tests"
+) -> dg.ExecuteInProcessResult:
+    """Materialise every asset of the flow (with its checks) for one cycle, through Dagster itself. The one way
+    tests approve delivery: ``approved_by`` (the asset ``cycle_approval``'s run config) approves the cycle in
+    the same run once its blocking checks pass; None leaves it waiting at the gate, as the schedule does."""
+    from assets.cli import approval_run_config
     from assets.definitions import defs
     from assets.resources import CdrbillHome
 
@@ -44,6 +49,7 @@ def materialize_cycle(home: Home, cycle: str = SAMPLE_CYCLE) -> dg.ExecuteInProc
         partition_key=cycle,
         resources={"cdrbill": CdrbillHome(root=str(home.root))},
         raise_on_error=False,
+        run_config=approval_run_config(approved_by),
     )
 
 
@@ -58,4 +64,14 @@ def sample_cycle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, dg.Exe
     warehouse from it, which gives the same tables)."""
     home = stage_sample(tmp_path_factory.mktemp("cycle") / "home")
     result = materialize_cycle(home)
+    return home, result
+
+
+@pytest.fixture(scope="session")
+def waiting_cycle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, dg.ExecuteInProcessResult]:
+    """The sample cycle billed and rendered but not approved: nothing delivered (as the schedule leaves it).
+    Tests copy its home (delivery_fixtures.copy_home) before delivering."""
+    home = stage_sample(tmp_path_factory.mktemp("waiting") / "home")
+    result = materialize_cycle(home, approved_by=None)
+    assert result.success
     return home, result

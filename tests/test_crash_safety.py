@@ -56,7 +56,8 @@ def _run(home: Home, crash_at: str | None = None, kill_after: float | None = Non
     if crash_at:
         env["CDRBILL_CRASH_AT"] = crash_at
     process = subprocess.Popen(
-        [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE],
+        [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE]
+        + ["--approve-as", "crash-test"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

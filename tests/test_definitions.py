@@ -15,7 +15,9 @@ STAGES = {
     "invoices": "billing",
     "agent_commissions": "billing",
     "invoice_documents": "documents",
+    "cycle_approval": "delivery",
     "deliveries": "delivery",
+    "print_batch": "delivery",
     "warehouse": "warehouse",
 }
 
@@ -31,6 +33,7 @@ def test_definitions_load_with_every_stage_grouped_and_partitioned():
         assert node.description
     assert defs.resolve_job_def("bill_cycle") is not None
     assert defs.resolve_job_def("recycle_suspense") is not None
+    assert defs.resolve_job_def("approve_cycle") is not None
     assert defs.resolve_schedule_def("monthly_bill_run") is not None
 
 
