@@ -48,9 +48,7 @@ def load_settings(reference_dir: Path) -> Settings:
         raise ValueError(f"{path}: unknown settings {unknown}. Fix: use only {sorted(known)}")
     settings = replace(Settings(), **values)
     if settings.zero_bill_policy not in ("send", "suppress"):
-        raise ValueError(
-            f"{path}: zero_bill_policy={settings.zero_bill_policy!r}. Fix: use 'send' or 'suppress'"
-        )
+        raise ValueError(f"{path}: zero_bill_policy={settings.zero_bill_policy!r}. Fix: use 'send' or 'suppress'")
     levels = settings.dunning_levels
     if (
         not levels

@@ -15,8 +15,11 @@ def copy_home(home: Home, root: Path) -> Home:
     return Home(root)
 
 
-def deliver(home: Home, approved_by: str = "tests", cycle: str = SAMPLE_CYCLE) -> dg.ExecuteInProcessResult:
-    """Run the ``approve_cycle`` job's assets (approval, then every delivery) through Dagster."""
+def deliver(
+    home: Home, approved_by: str = "tests", cycle: str = SAMPLE_CYCLE, as_of: str = ""
+) -> dg.ExecuteInProcessResult:
+    """Run the ``approve_cycle`` job's assets (approval, then every delivery) through Dagster; ``as_of`` is the
+    day payment reminders are decided for (default: the cycle's issue date)."""
     from assets.cli import approval_run_config
     from assets.definitions import defs
     from assets.resources import CdrbillHome
@@ -26,7 +29,12 @@ def deliver(home: Home, approved_by: str = "tests", cycle: str = SAMPLE_CYCLE) -
         selection=dg.AssetSelection.assets("cycle_approval").downstream(),
         partition_key=cycle,
         resources={"cdrbill": CdrbillHome(root=str(home.root))},
-        run_config=approval_run_config(approved_by),
+        run_config={
+            "ops": {
+                **approval_run_config(approved_by).get("ops", {}),
+                "payment_reminders": {"config": {"as_of": as_of}},
+            }
+        },
         raise_on_error=False,
     )
 

@@ -47,6 +47,7 @@ KILL_POINTS = [
     "delivery.printed@3",
     "warehouse.built@1",  # the new warehouse built aside, not published
 ]
+APPROVE = ["--approve-as", "tests"]  # each run approves delivery once the blocking checks pass (as the demo)
 RANDOM_KILLS = 6  # then killed at random moments of a whole run
 
 
@@ -57,7 +58,7 @@ def _run(home: Home, crash_at: str | None = None, kill_after: float | None = Non
         env["CDRBILL_CRASH_AT"] = crash_at
     process = subprocess.Popen(
         [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE]
-        + ["--approve-as", "crash-test"],
+        + APPROVE,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -140,6 +141,7 @@ def test_two_runs_of_one_cycle_started_at_once_bill_and_send_once(tmp_path):
     home = stage_sample(tmp_path / "home")
     env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"}
     command = [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE]
+    command += APPROVE
     runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in "ab"]
     outputs = [run.communicate(timeout=600)[0].decode() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs  # the second waited for the first
@@ -168,6 +170,7 @@ def test_disk_full_fails_cleanly_and_the_next_run_completes(tmp_path, sample_cyc
     home = stage_sample(tmp_path / "home")
     env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"}
     command = [sys.executable, "-m", "assets.cli", "--home", str(home.root), "run", "--cycle", SAMPLE_CYCLE]
+    command += APPROVE
     full = subprocess.run(
         command, env=env, capture_output=True, timeout=600, preexec_fn=_disk_full(limit_kib * 1024)
     )

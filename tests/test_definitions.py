@@ -18,6 +18,7 @@ STAGES = {
     "cycle_approval": "delivery",
     "deliveries": "delivery",
     "print_batch": "delivery",
+    "payment_reminders": "delivery",
     "warehouse": "warehouse",
 }
 
