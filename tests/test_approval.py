@@ -99,3 +99,19 @@ def test_no_approval_while_a_blocking_check_fails_or_before_the_cycle_is_final(w
     assert not result.success
     with open_state(home.state_db) as state:
         assert scalar(state, "select count(*) from delivery_ledger") == 0
+
+
+def test_the_command_line_approves_and_delivers_then_refuses_to_revoke(waiting, tmp_path):
+    from test_cli import cdrbill
+
+    home = copy_home(waiting[0], tmp_path / "home")
+    pending = cdrbill(home.root, "summary", "--cycle", SAMPLE_CYCLE)
+    assert "approval: PENDING" in pending.stdout and "delivery: 0 e-mailed, 0 to print" in pending.stdout
+    nothing = cdrbill(home.root, "approve", "--cycle", SAMPLE_CYCLE, "--by", "ops", "--revoke")
+    assert nothing.returncode == 2 and "no approval to revoke" in nothing.stderr
+    done = cdrbill(home.root, "approve", "--cycle", SAMPLE_CYCLE, "--by", "ops.lead", "--note", "sample ok")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"cycle {SAMPLE_CYCLE} approved for delivery by ops.lead" in done.stdout
+    assert "delivery: 36 e-mailed, 13 to print" in done.stdout and "approval: approved by ops.lead" in done.stdout
+    late = cdrbill(home.root, "approve", "--cycle", SAMPLE_CYCLE, "--by", "ops", "--revoke")
+    assert late.returncode == 2 and "can no longer be revoked" in late.stderr

@@ -45,6 +45,7 @@ KILL_POINTS = [
     "delivery.emailed@5",
     "delivery.emailed@10",
     "delivery.printed@3",
+    "print.batch_written@1",  # the print batch's files written, its documents not yet in the ledger
     "warehouse.built@1",  # the new warehouse built aside, not published
 ]
 APPROVE = ["--approve-as", "tests"]  # each run approves delivery once the blocking checks pass (as the demo)
@@ -90,6 +91,7 @@ def _outputs(home: Home) -> dict[str, object]:
                 "lines": "select * from invoice_lines order by invoice_number, line_no",
                 "series": "select * from invoice_series",
                 "deliveries": "select invoice_number, channel, message_id from delivery_ledger order by 1, 2",
+                "print_batch": "select document_id, batch_id, first_page, pages from print_batch_items order by 1",
             }.items()
         }
     rated = pl.read_parquet(lake / "rated" / f"cycle={SAMPLE_CYCLE}" / "rated.parquet").sort("file_id", "line_no")
@@ -125,7 +127,7 @@ def test_killed_anywhere_the_cycle_completes_with_the_same_bill(tmp_path, sample
     assert len([k for k in killed if k != "completed before the kill"]) >= 20
 
     got, want = _outputs(home), _outputs(baseline_home)
-    for name in ("files", "invoices", "lines", "series", "deliveries"):
+    for name in ("files", "invoices", "lines", "series", "deliveries", "print_batch"):
         assert got[name].equals(want[name]), name  # type: ignore[attr-defined]
     assert got["rated"].equals(want["rated"])  # type: ignore[attr-defined]
     assert got["documents"] == want["documents"]
@@ -180,7 +182,7 @@ def test_disk_full_fails_cleanly_and_the_next_run_completes(tmp_path, sample_cyc
 
     assert _run(home) == 0
     got, want = _outputs(home), _outputs(baseline_home)
-    for name in ("files", "invoices", "lines", "series", "deliveries"):
+    for name in ("files", "invoices", "lines", "series", "deliveries", "print_batch"):
         assert got[name].equals(want[name]), name  # type: ignore[attr-defined]
     ids = _message_ids(home)
     assert len(ids) == len(set(ids)) == len(_message_ids(baseline_home))
