@@ -28,23 +28,22 @@ class ApprovalConfig(dg.Config):
 
 
 def approval_metadata(cdrbill: CdrbillHome, cycle: str) -> dict[str, dg.MetadataValue]:
-    """The gate's state as metadata: approved by/when, or the invoices pending approval and the sample of
+    """The gate's state as metadata: approved by/when, or the invoices pending approval; and the sample of
     invoices to review first (also written to ``documents/<cycle>/review_sample.csv``)."""
     home = cdrbill.home()
     with open_state(home.state_db) as state:
         approval = current_approval(state, cycle)
-        if approval is not None:
-            return {
-                **counts({"pending_approval": 0, "approved_by": approval.approved_by}),
-                "approved_at": dg.MetadataValue.text(
-                    approval.approved_at.isoformat(sep=" ", timespec="seconds")
-                ),
-            }
-        pending = int(scalar(state, "select count(*) from invoices where cycle = ?", [cycle]))
+        pending = 0 if approval else int(scalar(state, "select count(*) from invoices where cycle = ?", [cycle]))
         sample = review_sample(state, cycle, cdrbill.reference().accounts)
     path = write_review_sample(sample, home.documents / cycle)
+    status = (
+        {"approved_at": dg.MetadataValue.text(approval.approved_at.isoformat(sep=" ", timespec="seconds"))}
+        if approval
+        else {}
+    )
     return {
-        **counts({"pending_approval": pending, "approved_by": ""}),
+        **counts({"pending_approval": pending, "approved_by": approval.approved_by if approval else ""}),
+        **status,
         "review_sample": markdown_table(sample),
         "review_sample_file": dg.MetadataValue.path(str(path)),
     }
