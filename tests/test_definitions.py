@@ -43,3 +43,13 @@ def test_the_schedule_runs_the_cycle_that_just_ended():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 2, 3, 0))
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2026-10"]
+
+
+def test_the_schedule_never_approves_delivery():
+    """The unattended run stops at the approval gate: its run request names no approver."""
+    schedule = defs.resolve_schedule_def("monthly_bill_run")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 2, 3, 0))
+    [request] = list(schedule.evaluate_tick(context).run_requests or [])
+    assert "cycle_approval" not in (request.run_config or {}).get("ops", {})
+    job = defs.resolve_job_def("bill_cycle")
+    assert job.run_config_schema.config_type.fields["ops"].config_type.fields["cycle_approval"].is_required is False
