@@ -10,8 +10,15 @@ from pipeline.home import Home
 
 
 def copy_home(home: Home, root: Path) -> Home:
-    """An independent copy of a home (ledgers, lake, documents) to deliver in one test."""
+    """An independent copy of a home (ledgers, lake, documents) to deliver in one test. The lake's partitions
+    are absolute symlinks into ``lake/.versions``: they are pointed at the copy, never at the original."""
     shutil.copytree(home.root, root, symlinks=True)
+    old = str(home.root)
+    for link in [p for p in root.rglob("*") if p.is_symlink()]:
+        target = str(link.readlink())
+        if target.startswith(old + "/"):
+            link.unlink()
+            link.symlink_to(str(root) + target[len(old) :])
     return Home(root)
 
 

@@ -115,3 +115,9 @@ def test_the_command_line_approves_and_delivers_then_refuses_to_revoke(waiting, 
     assert "delivery: 36 e-mailed, 13 to print" in done.stdout and "approval: approved by ops.lead" in done.stdout
     late = cdrbill(home.root, "approve", "--cycle", SAMPLE_CYCLE, "--by", "ops", "--revoke")
     assert late.returncode == 2 and "can no longer be revoked" in late.stderr
+
+
+def test_a_copied_home_shares_nothing_with_the_original(waiting, tmp_path):
+    home = copy_home(waiting[0], tmp_path / "home")
+    links = [p for p in home.lake.rglob("*") if p.is_symlink()]
+    assert links and all(str(p.resolve()).startswith(str(home.root)) for p in links)
