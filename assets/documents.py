@@ -9,6 +9,7 @@ from assets.resources import CdrbillHome
 from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.documents import render_invoice_pdfs
 from pipeline.home import TEMPLATES_DIR
+from pipeline.itemisation import write_itemisation_csvs
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents as build_documents
 
@@ -18,14 +19,23 @@ def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -
     """One PDF per finalised invoice (Jinja2 + WeasyPrint): summary by section, taxes apart, itemised calls per
     service number; unchanged invoices are not rendered again."""
     home, settings = cdrbill.home(), cdrbill.settings()
-    docs = build_documents(home.lake, context.partition_key, cdrbill.reference())
-    rendered = render_invoice_pdfs(
-        docs, home.documents / context.partition_key, TEMPLATES_DIR, workers=settings.render_workers
-    )
+    folder = home.documents / context.partition_key
+    docs = build_documents(home.lake, context.partition_key, cdrbill.reference(), settings)
+    rendered = render_invoice_pdfs(docs, folder, TEMPLATES_DIR, workers=settings.render_workers)
+    rendered = write_itemisation_csvs(docs, rendered, folder)
     pages = sum(r.pages for r in rendered)
+    levels = {level: sum(1 for d in docs if d.itemisation == level) for level in ("full", "summary", "csv")}
     return dg.MaterializeResult(
         metadata={
-            **counts({"documents": len(rendered), "pages": pages}),
+            **counts(
+                {
+                    "documents": len(rendered),
+                    "pages": pages,
+                    "itemised_full": levels["full"],
+                    "summary_only": levels["summary"],
+                    "csv_attachments": levels["csv"],
+                }
+            ),
             "dagster/row_count": len(rendered),
             "folder": dg.MetadataValue.path(str(home.documents / context.partition_key)),
             "documents_list": rows_md(
@@ -46,7 +56,7 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
     print folder; an e-mail account without a usable address falls back to paper."""
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
-    docs = build_documents(home.lake, context.partition_key, reference)
+    docs = build_documents(home.lake, context.partition_key, reference, settings)
     items = delivery_items(docs, reference.accounts, home.documents / context.partition_key)
     with open_state(home.state_db) as state:
         report = deliver_invoices(

@@ -126,7 +126,7 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
     ):
         assert expected in first, expected
     detail = en_pages[1]
-    assert "Itemized calls for +13125550100 (2 calls)" in detail and "(1 call)" in detail
+    assert "Itemized usage for +13125550100 — Calls (2 calls)" in detail and "(1 call)" in detail
     assert "+442079460000 United Kingdom - Mobile 0:37 60 $0.02469" in detail
     assert "Page 2 of 2" in detail
     assert all(FAKE_TAX_ID not in text for text in en_pages)
@@ -141,7 +141,7 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
         "Importe total a pagar antes del 21 de noviembre de 2026 $1,283.36",
         "21 de noviembre de 2026",
         "1 mes",
-        "Detalle de llamadas de +13125550100",
+        "Detalle de uso de +13125550100 — Llamadas (2 llamadas)",
         "Página 1 de 2",
         "Página 2 de 2",
     ):
