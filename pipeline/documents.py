@@ -60,6 +60,8 @@ class InvoiceLine:
     unit: str | None  # "month", "call", ...
     amount: Decimal  # 2 decimals
     category: str | None = None  # government_tax | regulatory_fee | recovery_fee | plan | voice | …
+    taxable_base: Decimal | None = None  # tax lines: the amount the tax was computed on
+    rate: Decimal | None = None  # tax lines: the rate in percent (plan lines: the monthly charge)
 
 
 @dataclass(frozen=True)

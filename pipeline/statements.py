@@ -195,6 +195,8 @@ def invoice_documents(
                         unit=r["unit"],
                         amount=r["amount"],
                         category=r["category"],
+                        taxable_base=r.get("taxable_base"),
+                        rate=r.get("rate"),
                     )
                     for r in invoice_lines.iter_rows(named=True)
                 ),
