@@ -293,7 +293,7 @@ def _quantity_text(item: UsageItem, strings: dict[str, Any], locale: str) -> tup
     if item.service == "data":
 
         def mb(n: int) -> str:
-            return f"{format_decimal(Decimal(n).scaleb(-6).quantize(_CENT), locale=locale)} MB"
+            return f"{format_decimal(Decimal(n).scaleb(-6), format='#,##0.00', locale=locale)} MB"
 
         return mb(units), mb(billed), mb(included) if included else ""
     return (
