@@ -158,3 +158,12 @@ def test_the_balance_block_must_add_up() -> None:
         )
     with pytest.raises(ValueError, match="itemisation"):
         render_invoice_html(replace(doc, itemisation="everything"), TEMPLATES)
+
+
+def test_tier_usage_is_shown(tmp_path: Path) -> None:
+    from pipeline.documents import TierUsage
+
+    tier = TierUsage("TIER-VOICE", "voice", "graduated", 7200, "0-3600: 0.010; 3600+: 0.008", Decimal("1.44"))
+    html = render_invoice_html(replace(make_doc("INV-00000071"), tier_usage=(tier,)), TEMPLATES)
+    assert "Usage priced by tier" in html and "TIER-VOICE (graduated)" in html
+    assert "7,200" in html and "0-3600: 0.010; 3600+: 0.008" in html and "$1.44" in html
