@@ -22,7 +22,7 @@ def first_page_png(pdf_path: Path, scale: float = PREVIEW_SCALE) -> bytes:
         page = pdf[0]
         image = page.render(scale=scale).to_pil()
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=True)
+        image.save(buffer, format="PNG")
         page.close()
     finally:
         pdf.close()
