@@ -130,6 +130,20 @@ def issue_credit_note_command(home: Home, args: argparse.Namespace) -> int:
     return 0
 
 
+def preview_command(home: Home, args: argparse.Namespace) -> int:
+    """``cdrbill preview``: write the first page of a rendered invoice as PNG and print its path."""
+    from pipeline.preview import write_preview
+
+    try:
+        cycle = BillCycle.parse(args.cycle).key
+        path = write_preview(home.documents / cycle, args.invoice)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"cdrbill preview: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cdrbill", description=__doc__)
     parser.add_argument("--home", help="home directory (default: $CDRBILL_HOME or .cdrbill in the checkout)")
@@ -162,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     credit.add_argument("--amount", required=True, help="amount credited, e.g. 12.50")
     credit.add_argument("--reason", required=True, help="why (printed on the credit note)")
     credit.add_argument("--approved-by", required=True, help="who approved it")
+    preview = commands.add_parser("preview", help="render an invoice's first page to PNG (beside its PDF)")
+    preview.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
+    preview.add_argument("--invoice", required=True, help="invoice number, e.g. INV-00000001")
     ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
     ui.add_argument("--port", type=int, default=3000)
     add_rating_commands(commands)
@@ -193,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         return approve_command(home, args)
     if args.command in RATING_COMMANDS:
         return run_rating_command(home, args)
+    if args.command == "preview":
+        return preview_command(home, args)
     if args.command == "summary":
         print(format_summary(cycle_summary(home, args.cycle)))
         return 0

@@ -1,5 +1,7 @@
 """Document and delivery assets: PDF invoices, and their delivery by e-mail (Maildir outbox) or paper."""
 
+import base64
+
 import dagster as dg
 
 from assets.billing import invoices
@@ -8,24 +10,51 @@ from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.documents import render_invoice_pdfs
+from pipeline.einvoice import write_einvoices
 from pipeline.home import TEMPLATES_DIR
+from pipeline.itemisation import write_itemisation_csvs
+from pipeline.preview import write_preview
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents as build_documents
 
 
 @dg.asset(partitions_def=bill_cycles, group_name="documents", kinds={"pdf"}, deps=[invoices])
 def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
-    """One PDF per finalised invoice (Jinja2 + WeasyPrint): summary by section, taxes apart, itemised calls per
-    service number; unchanged invoices are not rendered again."""
+    """One PDF per finalised invoice (Jinja2 + WeasyPrint): balance and summary by section, taxes apart,
+    itemised usage per service number (or a CSV beside it), Factur-X e-invoices for the accounts that ask;
+    unchanged invoices are not rendered again. Metadata shows a preview of the first invoice's page 1."""
     home, settings = cdrbill.home(), cdrbill.settings()
-    docs = build_documents(home.lake, context.partition_key, cdrbill.reference())
-    rendered = render_invoice_pdfs(
-        docs, home.documents / context.partition_key, TEMPLATES_DIR, workers=settings.render_workers
-    )
+    folder = home.documents / context.partition_key
+    docs = build_documents(home.lake, context.partition_key, cdrbill.reference(), settings)
+    rendered = render_invoice_pdfs(docs, folder, TEMPLATES_DIR, workers=settings.render_workers)
+    rendered = write_itemisation_csvs(docs, rendered, folder)
+    einvoices = write_einvoices(docs, rendered, TEMPLATES_DIR, settings)
     pages = sum(r.pages for r in rendered)
+    preview = {}
+    if rendered:
+        png = write_preview(folder, rendered[0].invoice_number, scale=0.75)
+        encoded = base64.b64encode(png.read_bytes()).decode("ascii")
+        preview = {
+            "preview_png": dg.MetadataValue.path(str(png)),
+            "preview": dg.MetadataValue.md(
+                f"First page of {rendered[0].invoice_number}:\n\n![page 1](data:image/png;base64,{encoded})"
+            ),
+        }
+    levels = {level: sum(1 for d in docs if d.itemisation == level) for level in ("full", "summary", "csv")}
     return dg.MaterializeResult(
         metadata={
-            **counts({"documents": len(rendered), "pages": pages}),
+            **counts(
+                {
+                    "documents": len(rendered),
+                    "pages": pages,
+                    "itemised_full": levels["full"],
+                    "summary_only": levels["summary"],
+                    "csv_attachments": levels["csv"],
+                    "einvoices": sum(1 for d in docs if d.einvoice),
+                    "einvoices_written": einvoices,
+                }
+            ),
+            **preview,
             "dagster/row_count": len(rendered),
             "folder": dg.MetadataValue.path(str(home.documents / context.partition_key)),
             "documents_list": rows_md(
@@ -57,7 +86,7 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
     # --- end of approval gate ---
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
-    docs = build_documents(home.lake, context.partition_key, reference)
+    docs = build_documents(home.lake, context.partition_key, reference, settings)
     items = delivery_items(docs, reference.accounts, home.documents / context.partition_key)
     with open_state(home.state_db) as state:
         report = deliver_invoices(

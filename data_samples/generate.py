@@ -239,6 +239,13 @@ TIERS: list[dict[str, str]] = [
 ]  # fmt: skip
 
 # roaming: visited countries by zone, and each card's surcharge per its unit (the sample month has no roaming)
+# Document preferences (issue 6): the golden business account gets an e-invoice with called numbers masked,
+# ACC-0003 a summary bill, ACC-0004 its itemisation as a CSV attachment; everyone else the defaults.
+DOCUMENT_PREFERENCES: list[dict[str, str]] = [
+    {"account_id": "ACC-0002", "itemisation": "full", "mask_called_numbers": "yes", "einvoice": "facturx"},
+    {"account_id": "ACC-0003", "itemisation": "summary", "mask_called_numbers": "no", "einvoice": "none"},
+    {"account_id": "ACC-0004", "itemisation": "csv", "mask_called_numbers": "no", "einvoice": "none"},
+]
 ROAMING_ZONES: list[dict[str, str]] = [
     {"country": c, "zone": z} for c, z in [("CA", "NORTH-AMERICA"), ("MX", "NORTH-AMERICA"), ("GB", "EUROPE"),
                                           ("FR", "EUROPE"), ("DE", "EUROPE")]
@@ -1220,6 +1227,7 @@ def generate_month(
         ("tiers", TIERS),
         ("roaming_zones", ROAMING_ZONES),
         ("roaming_surcharges", ROAMING_SURCHARGES),
+        ("document_preferences", DOCUMENT_PREFERENCES),
     ]:
         files[f"reference/{name}.csv"] = _write_csv(ref / f"{name}.csv", list(table[0]), table)
 

@@ -29,6 +29,7 @@ from babel.numbers import format_currency, format_decimal
 
 from pipeline.durable import write_atomically
 from pipeline.faults import crash_point
+from pipeline.masking import mask_called_number, redact_tax_ids
 
 INVOICE_TEMPLATE = "invoice.html.j2"
 INVOICE_CSS = "invoice.css"
@@ -58,19 +59,65 @@ class InvoiceLine:
     quantity: Decimal | None
     unit: str | None  # "month", "call", ...
     amount: Decimal  # 2 decimals
+    category: str | None = None  # government_tax | regulatory_fee | recovery_fee | plan | voice | …
+    taxable_base: Decimal | None = None  # tax lines: the amount the tax was computed on
+    rate: Decimal | None = None  # tax lines: the rate in percent (plan lines: the monthly charge)
 
 
 @dataclass(frozen=True)
 class UsageItem:
-    """One rated call, for the itemised detail."""
+    """One rated event (call, message, data session, value-added event), for the itemised detail."""
 
     service_number: str
     start_local: datetime  # naive, subscriber-local
-    called_number: str  # E.164 digits with '+'
+    called_number: str  # E.164 digits with '+' (empty for data sessions)
     destination: str
     billsec: int
     billed_seconds: int
     charge: Decimal  # 4-6 decimals
+    service: str = "voice"  # voice | sms | mms | data | vas
+    units: int | None = None  # voice seconds, messages, bytes, events (None: billsec)
+    billed_units: int | None = None  # units the rate applied to (None: billed_seconds)
+    included_units: int = 0  # units a plan allowance covered at 0.00
+
+
+@dataclass(frozen=True)
+class TierUsage:
+    """The usage a tier table priced on the cycle's totals (graduated or volume), as shown on the bill."""
+
+    tier_id: str
+    service: str
+    mode: str  # graduated | volume
+    total_units: int
+    breakdown: str  # per-tier units and prices, as rating wrote them
+    charge: Decimal
+
+
+@dataclass(frozen=True)
+class BalanceBlock:
+    """The invoice's balance block (state ledger ``invoice_balances``): previous balance − payments − credit
+    notes = balance forward; + current charges = amount due."""
+
+    previous_balance: Decimal
+    payments: Decimal
+    credit_notes: Decimal
+    balance_forward: Decimal
+    current_charges: Decimal
+    amount_due: Decimal
+    disputed_held: Decimal = Decimal("0.00")
+    past_due: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class DocumentTerms:
+    """The carrier's terms printed on every bill (from settings)."""
+
+    late_fee_percent: str = "1.50"
+    late_fee_grace_days: int = 5
+    questions_phone: str | None = None  # None: the strings' billing_phone
+
+
+ITEMISATION_LEVELS: tuple[str, ...] = ("full", "summary", "csv")
 
 
 @dataclass(frozen=True)
@@ -91,16 +138,29 @@ class InvoiceDocument:
     lines: tuple[InvoiceLine, ...]
     total: Decimal
     usage_items: tuple[UsageItem, ...]
+    balance: BalanceBlock | None = None  # None: no balance block (amount due = total)
+    terms: DocumentTerms = DocumentTerms()
+    itemisation: str = "full"  # full | summary | csv (resolved: the cap already applied)
+    mask_called_numbers: bool = False
+    einvoice: bool = False  # embed an EN 16931 (Factur-X) XML in a PDF/A-3b
+    tier_usage: tuple[TierUsage, ...] = ()
+    usage_rows: int | None = None  # itemised rows of the account (None: len(usage_items))
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What the customer pays: this invoice's total plus the balance brought forward."""
+        return self.total if self.balance is None else self.balance.amount_due
 
 
 @dataclass(frozen=True)
 class RenderedDocument:
-    """One invoice PDF on disk."""
+    """One invoice PDF on disk (and its itemisation CSV beside it, when the account gets one)."""
 
     invoice_number: str
     path: Path
     pages: int
     sha256_of_html: str
+    itemisation_csv: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------- strings
@@ -196,6 +256,103 @@ def _check_document(doc: InvoiceDocument) -> None:
     line_sum = sum((line.amount for line in doc.lines), Decimal("0"))
     if line_sum != doc.total:
         raise ValueError(f"{doc.invoice_number}: total {doc.total} differs from its lines' sum {line_sum}")
+    if doc.itemisation not in ITEMISATION_LEVELS:
+        raise ValueError(
+            f"{doc.invoice_number}: itemisation {doc.itemisation!r} is not one of {ITEMISATION_LEVELS}"
+        )
+    bal = doc.balance
+    if bal is not None:
+        if bal.current_charges != doc.total:
+            raise ValueError(
+                f"{doc.invoice_number}: balance block current charges {bal.current_charges} differ from the "
+                f"invoice total {doc.total}"
+            )
+        if bal.previous_balance - bal.payments - bal.credit_notes != bal.balance_forward:
+            raise ValueError(f"{doc.invoice_number}: balance forward {bal.balance_forward} does not add up")
+        if bal.balance_forward + bal.current_charges != bal.amount_due:
+            raise ValueError(f"{doc.invoice_number}: amount due {bal.amount_due} does not add up")
+
+
+# Taxes are printed apart by who imposes them: government taxes, then government-mandated regulatory fees
+# (USF, 911, …); the carrier's own recovery fee is a carrier charge (section carrier_fees), never a tax.
+TAX_GROUPS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    ("taxes_government", ("government_tax", None)),
+    ("taxes_regulatory", ("regulatory_fee",)),
+)
+SERVICES: tuple[str, ...] = ("voice", "sms", "mms", "data", "vas")
+
+
+def _quantity_text(item: UsageItem, strings: dict[str, Any], locale: str) -> tuple[str, str, str]:
+    """(used, billed, included) as printed: voice m:ss and billed seconds, messages and events as counts,
+    data in MB (decimal, 2 places) — the units each service is rated in."""
+    units = item.billsec if item.units is None else item.units
+    billed = item.billed_seconds if item.billed_units is None else item.billed_units
+    included = item.included_units
+    if item.service == "voice":
+        return format_duration(item.billsec), str(billed), format_duration(included) if included else ""
+    if item.service == "data":
+
+        def mb(n: int) -> str:
+            return f"{format_decimal(Decimal(n).scaleb(-6), format='#,##0.00', locale=locale)} MB"
+
+        return mb(units), mb(billed), mb(included) if included else ""
+    return (
+        format_decimal(units, locale=locale),
+        format_decimal(billed, locale=locale),
+        format_decimal(included, locale=locale) if included else "",
+    )
+
+
+def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+    cur = doc.currency
+    by_number: dict[str, list[UsageItem]] = {}
+    for item in doc.usage_items:
+        by_number.setdefault(item.service_number, []).append(item)
+    groups = []
+    for number, items in sorted(by_number.items()):
+        services = []
+        for service in SERVICES:
+            rows = sorted((i for i in items if i.service == service), key=lambda i: i.start_local)
+            if not rows:
+                continue
+            included = sum(1 for r in rows if r.included_units)
+            services.append(
+                {
+                    "service": service,
+                    "title": strings[f"detail_service_{service}"],
+                    "count": len(rows),
+                    "count_text": _count_text(strings, service, len(rows), locale),
+                    "included_text": t_format(strings, "detail_included", count=included) if included else "",
+                    "rows": [
+                        {
+                            "when": f"{format_date(r.start_local, 'short', locale=locale)} "
+                            f"{format_time(r.start_local, 'HH:mm:ss', locale=locale)}",
+                            "called": mask_called_number(r.called_number)
+                            if doc.mask_called_numbers
+                            else r.called_number,
+                            "destination": redact_tax_ids(r.destination or ""),
+                            "quantity": q[0],
+                            "billed": q[1],
+                            "included": q[2],
+                            "charge": format_money(r.charge, cur, locale, exact=True),
+                        }
+                        for r in rows
+                        for q in [_quantity_text(r, strings, locale)]
+                    ],
+                }
+            )
+        groups.append({"service_number": number, "count": len(items), "services": services})
+    return groups
+
+
+def _count_text(strings: dict[str, Any], service: str, count: int, locale: str) -> str:
+    forms = strings[f"detail_count_{service}"]
+    return f"{format_decimal(count, locale=locale)} {forms[0] if count == 1 else forms[1]}"
+
+
+def t_format(strings: dict[str, Any], key: str, **kwargs: Any) -> str:
+    """A string of the strings file with its placeholders filled (rule: every printed word from strings/)."""
+    return str(strings[key]).format(**kwargs)
 
 
 def _view_model(doc: InvoiceDocument, strings: dict[str, Any], css_sha256: str) -> dict[str, Any]:
@@ -223,7 +380,7 @@ def _view_model(doc: InvoiceDocument, strings: dict[str, Any], css_sha256: str) 
                 "lines": [
                     {
                         "service": line.service_number or strings["account_level"],
-                        "description": line.description,
+                        "description": redact_tax_ids(line.description),
                         "quantity": _format_quantity(line.quantity, line.unit, units, locale),
                         "amount": money(line.amount),
                     }
@@ -231,41 +388,83 @@ def _view_model(doc: InvoiceDocument, strings: dict[str, Any], css_sha256: str) 
                 ],
             }
         )
+    tax_lines = [line for line in doc.lines if line.section == "taxes"]
+    tax_groups = []
+    for key, categories in TAX_GROUPS:
+        group = [line for line in tax_lines if line.category in categories]
+        if group or key == "taxes_government":
+            tax_groups.append(
+                {"label": strings[key], "subtotal": money(sum((g.amount for g in group), Decimal("0")))}
+            )
+    other = [line for line in tax_lines if not any(line.category in c for _, c in TAX_GROUPS)]
+    if other:
+        tax_groups.append(
+            {
+                "label": strings["section_taxes"],
+                "subtotal": money(sum((o.amount for o in other), Decimal("0"))),
+            }
+        )
 
-    groups: dict[str, list[UsageItem]] = {}
-    for item in doc.usage_items:
-        groups.setdefault(item.service_number, []).append(item)
-    usage_groups = [
-        {
-            "service_number": number,
-            "count": len(items),
-            "calls": [
-                {
-                    "when": f"{format_date(c.start_local, 'short', locale=locale)} "
-                    f"{format_time(c.start_local, 'HH:mm:ss', locale=locale)}",
-                    "called": c.called_number,
-                    "destination": c.destination,
-                    "duration": format_duration(c.billsec),
-                    "billed_seconds": str(c.billed_seconds),
-                    "charge": format_money(c.charge, cur, locale, exact=True),
-                }
-                for c in sorted(items, key=lambda c: c.start_local)
-            ],
+    bal = doc.balance
+    balance = None
+    if bal is not None:
+        balance = {
+            "previous_balance": money(bal.previous_balance),
+            "payments": money(-bal.payments),
+            "credit_notes": money(-bal.credit_notes) if bal.credit_notes else None,
+            "balance_forward": money(bal.balance_forward),
+            "disputed_held": money(bal.disputed_held) if bal.disputed_held else None,
+            "past_due": money(bal.past_due) if bal.past_due else None,
         }
-        for number, items in sorted(groups.items())
-    ]
-
+    phone = doc.terms.questions_phone or strings["billing_phone"]
+    n_rows = len(doc.usage_items) if doc.usage_rows is None else doc.usage_rows
     return {
         "lang": doc.language,
         "css_sha256": css_sha256,
+        "account_name": redact_tax_ids(doc.account_name),
+        "address_lines": [redact_tax_ids(line) for line in doc.address_lines],
         "period": format_interval(doc.period_start, doc.period_end, "yMMMd", locale=locale),
         "issue_date": format_date(doc.issue_date, "long", locale=locale),
         "due_date": format_date(doc.due_date, "long", locale=locale),
         "sections": sections,
+        "tax_groups": tax_groups,
         "carrier_subtotal": money(carrier_subtotal),
         "total": money(doc.total),
-        "usage_groups": usage_groups,
+        "balance": balance,
+        "amount_due": money(doc.amount_due),
+        "late_fee_text": t_format(
+            strings,
+            "late_fee_text",
+            percent=format_decimal(Decimal(doc.terms.late_fee_percent), locale=locale),
+            grace_days=doc.terms.late_fee_grace_days,
+        ),
+        "phone": phone,
+        "itemisation": doc.itemisation,
+        "itemisation_note": {
+            "full": "",
+            "summary": t_format(strings, "itemisation_summary_note", count=n_rows, phone=phone),
+            "csv": t_format(
+                strings, "itemisation_csv_note", count=n_rows, file=itemisation_csv_name(doc.invoice_number)
+            ),
+        }[doc.itemisation],
+        "usage_groups": _usage_groups(doc, strings, locale) if doc.itemisation == "full" else [],
+        "tier_usage": [
+            {
+                "tier_id": tier.tier_id,
+                "service": strings[f"detail_service_{tier.service}"],
+                "mode": strings.get(f"tier_mode_{tier.mode}", tier.mode),
+                "total_units": format_decimal(tier.total_units, locale=locale),
+                "breakdown": tier.breakdown,
+                "charge": money(tier.charge),
+            }
+            for tier in doc.tier_usage
+        ],
     }
+
+
+def itemisation_csv_name(invoice_number: str) -> str:
+    """File name of an invoice's itemisation CSV, written beside its PDF."""
+    return f"{invoice_number}-usage.csv"
 
 
 def render_invoice_html(doc: InvoiceDocument, templates_dir: Path) -> str:
@@ -275,7 +474,7 @@ def render_invoice_html(doc: InvoiceDocument, templates_dir: Path) -> str:
     strings = load_strings(templates_dir, doc.language)
 
     def t(key: str, **kwargs: Any) -> str:
-        return str(strings[key]).format(**kwargs)
+        return t_format(strings, key, **kwargs)
 
     template = template_environment(templates_dir).get_template(INVOICE_TEMPLATE)
     view = _view_model(doc, strings, _stylesheet_digest(templates_dir))

@@ -244,6 +244,14 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "roaming_zones": {"country": "str", "zone": "str"},
     "roaming_surcharges": {"rate_card_id": "str", "zone": "str", "surcharge_per_unit": "money"},
+    # documents (issue 6): per-account document preferences; an account without a row gets the defaults
+    # (full itemisation, called numbers shown, no e-invoice). The file itself is optional.
+    "document_preferences": {
+        "account_id": "str",
+        "itemisation": "choice:full|summary|csv?",
+        "mask_called_numbers": "choice:yes|no?",
+        "einvoice": "choice:none|facturx?",
+    },
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -276,6 +284,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "tiers": ("tier_id", "from_units"),
     "roaming_zones": ("country",),
     "roaming_surcharges": ("rate_card_id", "zone"),
+    # documents (issue 6)
+    "document_preferences": ("account_id",),
 }
 
 
@@ -318,7 +328,23 @@ def _read_sources(folder: Path) -> pl.DataFrame:
 
 
 # tables not read from one CSV: name -> reader of the reference folder
-READERS: dict[str, Callable[[Path], pl.DataFrame]] = {"sources": _read_sources}
+def _read_optional(name: str) -> Callable[[Path], pl.DataFrame]:
+    """Reader of a table whose file may be absent (read as empty: reference folders older than it load)."""
+
+    def read(folder: Path) -> pl.DataFrame:
+        path = folder / f"{name}.csv"
+        if path.exists():
+            return _read_table(path, TABLES[name])
+        return pl.DataFrame(schema={column: pl.String for column in TABLES[name]})
+
+    return read
+
+
+READERS: dict[str, Callable[[Path], pl.DataFrame]] = {
+    "sources": _read_sources,
+    # documents (issue 6)
+    "document_preferences": _read_optional("document_preferences"),
+}
 
 
 def load_reference(folder: Path) -> Reference:
@@ -365,6 +391,8 @@ def load_reference(folder: Path) -> Reference:
     # hostile input (issue 9)
     _check_periods(folder / "taxes.csv", frames["taxes"], "tax_code")
     _check_priced_plans(folder, frames)
+    # documents (issue 6)
+    _check_foreign(folder, frames, "document_preferences", "account_id", "accounts")
     return Reference(frames)
 
 

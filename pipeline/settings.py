@@ -28,12 +28,18 @@ class Settings:
     duplicate_window_days: int = 90  # a call already billed this many days before is still found a duplicate
     billing_window_days: int = 180  # a call older than this before its file's cycle is too old to bill
     duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
-    # --- print batches and dunning (issue 6, branch post6) ---
+    # print batches and dunning (issue 6)
     print_duplex: bool = False  # printed on both sides: each document padded to an even page count
     # payment reminder levels: days past the due date → level (each sent once per invoice, ever)
     dunning_levels: dict[str, int] = field(
         default_factory=lambda: {"reminder": 15, "second_notice": 30, "suspension_notice": 45}
     )
+    # documents (issue 6)
+    itemisation_max_rows: int = 500  # a bill with more itemised rows gets them as a CSV attachment, not pages
+    carrier_address_line1: str = "100 Main St"  # the seller's address on e-invoices (EN 16931 BG-5)
+    carrier_city: str = "Chicago"
+    carrier_state: str = "IL"
+    carrier_postcode: str = "60601"
 
 
 def load_settings(reference_dir: Path) -> Settings:

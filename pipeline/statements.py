@@ -1,5 +1,15 @@
 """Statement assembly: the numbers a printed or e-mailed invoice shows, read from the finalised invoice tables
-and the cycle's rated events (so documents, reports and e-invoices all read the same numbers)."""
+and the cycle's rated events (so documents, reports and e-invoices all read the same numbers).
+
+Billing rules applied here:
+
+* the balance block (previous balance, payments, credit notes, balance forward, amount due) is the one the
+  bill run wrote with the invoice (``invoice_balances``), never recomputed;
+* the itemisation level is the account's preference (``document_preferences``: full, summary or csv), and a
+  full itemisation of more than ``itemisation_max_rows`` rows becomes a CSV attachment (no 300-page PDFs);
+* called numbers are masked to their last four digits when the account asks for it; nothing of the account
+  but its name, billing address and number reaches the document (no tax id).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +17,19 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.documents import InvoiceDocument, InvoiceLine, UsageItem
+from pipeline.documents import (
+    BalanceBlock,
+    DocumentTerms,
+    InvoiceDocument,
+    InvoiceLine,
+    TierUsage,
+    UsageItem,
+)
 from pipeline.invoicing import INVOICES
 from pipeline.lake import partition_dir
 from pipeline.rating import RATED
 from pipeline.reference import Reference
+from pipeline.settings import Settings
 
 # Where a line's usage is shown in local time: the time zone of its service state.
 STATE_TIMEZONES = {
@@ -22,21 +40,36 @@ STATE_TIMEZONES = {
     "TX": "America/Chicago",
 }
 DEFAULT_TIMEZONE = "America/Chicago"
+# Rated columns the itemisation reads; the ones after billed_seconds are optional in older lakes.
+_ITEM_COLUMNS = (
+    "account_id",
+    "charged_number",
+    "service_state",
+    "start_utc",
+    "called_number",
+    "destination",
+    "billsec",
+    "billed_seconds",
+    "charge_amount",
+)
+_OPTIONAL_ITEM_COLUMNS: dict[str, pl.DataType] = {
+    "service": pl.String(),
+    "units": pl.Int64(),
+    "billed_units": pl.Int64(),
+    "included_units": pl.Int64(),
+}
 
 
 def usage_items_local(rated: pl.LazyFrame) -> pl.DataFrame:
     """Rated events with their start in the local time of their line's service state (one conversion per
     state, vectorised)."""
+    names = rated.collect_schema().names()
     frame = rated.select(
-        "account_id",
-        "charged_number",
-        "service_state",
-        "start_utc",
-        "called_number",
-        "destination",
-        "billsec",
-        "billed_seconds",
-        "charge_amount",
+        *_ITEM_COLUMNS,
+        *[
+            pl.col(c) if c in names else pl.lit(None, dtype).alias(c)
+            for c, dtype in _OPTIONAL_ITEM_COLUMNS.items()
+        ],
     ).collect()
     parts = []
     for state in frame["service_state"].unique().sort().to_list():
@@ -54,11 +87,79 @@ def usage_items_local(rated: pl.LazyFrame) -> pl.DataFrame:
     return pl.concat(parts).sort("account_id", "charged_number", "start_local")
 
 
-def invoice_documents(lake: Path, cycle: str, reference: Reference) -> list[InvoiceDocument]:
-    """One document model per finalised invoice of the cycle, in invoice-number order."""
+def _preferences(reference: Reference) -> dict[str, dict[str, str | None]]:
+    prefs = reference.tables().get("document_preferences")
+    if prefs is None:
+        return {}
+    return {row["account_id"]: row for row in prefs.iter_rows(named=True)}
+
+
+def itemisation_level(preference: str | None, rows: int, max_rows: int) -> str:
+    """The itemisation a bill gets: the account's preference (default full), but a full itemisation of more
+    than ``max_rows`` rows goes to a CSV attachment instead of pages (rule: no accidental 300-page PDF)."""
+    level = preference or "full"
+    if level == "full" and rows > max_rows:
+        return "csv"
+    return level
+
+
+def _tier_usage(lake: Path, cycle: str) -> dict[str, list[TierUsage]]:
+    path = partition_dir(lake, RATED, cycle=cycle) / "tier_charges.parquet"
+    if not path.exists():
+        return {}
+    tiers: dict[str, list[TierUsage]] = {}
+    for r in pl.read_parquet(path).sort("account_id", "tier_id").iter_rows(named=True):
+        tiers.setdefault(r["account_id"], []).append(
+            TierUsage(
+                tier_id=r["tier_id"],
+                service=r["service"],
+                mode=r["mode"],
+                total_units=int(r["total_units"]),
+                breakdown=r["tier_breakdown"] or "",
+                charge=r["charge_amount"],
+            )
+        )
+    return tiers
+
+
+def _balances(folder: Path) -> dict[str, BalanceBlock]:
+    path = folder / "invoice_balances.parquet"
+    if not path.exists():
+        return {}
+    return {
+        r["invoice_number"]: BalanceBlock(
+            previous_balance=r["previous_balance"],
+            payments=r["payments"],
+            credit_notes=r["credit_notes"],
+            balance_forward=r["balance_forward"],
+            current_charges=r["current_charges"],
+            amount_due=r["amount_due"],
+            disputed_held=r["disputed_held"],
+            past_due=r["past_due"],
+        )
+        for r in pl.read_parquet(path).iter_rows(named=True)
+    }
+
+
+def invoice_documents(
+    lake: Path, cycle: str, reference: Reference, settings: Settings | None = None
+) -> list[InvoiceDocument]:
+    """One document model per finalised invoice of the cycle, in invoice-number order: its lines, its balance
+    block, the carrier's terms, its itemisation level and privacy settings, its usage and tier usage."""
+    settings = settings or Settings()
     folder = partition_dir(lake, INVOICES, cycle=cycle)
     invoices = pl.read_parquet(folder / "invoices.parquet").sort("invoice_number")
     lines = pl.read_parquet(folder / "invoice_lines.parquet").sort("invoice_number", "line_no")
+    if "category" not in lines.columns:
+        lines = lines.with_columns(category=pl.lit(None, pl.String))
+    balances = _balances(folder)
+    tiers = _tier_usage(lake, cycle)
+    prefs = _preferences(reference)
+    terms = DocumentTerms(
+        late_fee_percent=settings.late_fee_percent,
+        late_fee_grace_days=settings.late_fee_grace_days,
+        questions_phone=settings.billing_questions_phone,
+    )
     items = usage_items_local(pl.scan_parquet(partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"))
     accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
     lines_by_invoice = lines.partition_by("invoice_number", as_dict=True)
@@ -66,6 +167,7 @@ def invoice_documents(lake: Path, cycle: str, reference: Reference) -> list[Invo
     docs = []
     for invoice in invoices.iter_rows(named=True):
         account = accounts[invoice["account_id"]]
+        pref = prefs.get(account["account_id"], {})
         invoice_lines = lines_by_invoice.get((invoice["invoice_number"],), lines.clear())
         account_items = items_by_account.get((invoice["account_id"],), items.clear())
         docs.append(
@@ -92,6 +194,9 @@ def invoice_documents(lake: Path, cycle: str, reference: Reference) -> list[Invo
                         quantity=r["quantity"],
                         unit=r["unit"],
                         amount=r["amount"],
+                        category=r["category"],
+                        taxable_base=r.get("taxable_base"),
+                        rate=r.get("rate"),
                     )
                     for r in invoice_lines.iter_rows(named=True)
                 ),
@@ -100,14 +205,27 @@ def invoice_documents(lake: Path, cycle: str, reference: Reference) -> list[Invo
                     UsageItem(
                         service_number=r["charged_number"],
                         start_local=r["start_local"],
-                        called_number=r["called_number"],
-                        destination=r["destination"],
-                        billsec=r["billsec"],
-                        billed_seconds=r["billed_seconds"],
+                        called_number=r["called_number"] or "",
+                        destination=r["destination"] or "",
+                        billsec=r["billsec"] or 0,
+                        billed_seconds=r["billed_seconds"] or 0,
                         charge=r["charge_amount"],
+                        service=r["service"] or "voice",
+                        units=r["units"],
+                        billed_units=r["billed_units"],
+                        included_units=r["included_units"] or 0,
                     )
                     for r in account_items.iter_rows(named=True)
                 ),
+                balance=balances.get(invoice["invoice_number"]),
+                terms=terms,
+                itemisation=itemisation_level(
+                    pref.get("itemisation"), account_items.height, settings.itemisation_max_rows
+                ),
+                mask_called_numbers=pref.get("mask_called_numbers") == "yes",
+                einvoice=pref.get("einvoice") == "facturx",
+                tier_usage=tuple(tiers.get(account["account_id"], ())),
+                usage_rows=account_items.height,
             )
         )
     return docs

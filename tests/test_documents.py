@@ -12,6 +12,7 @@ from pypdf import PdfReader
 
 from pipeline.documents import (
     POOL_MIN_DOCUMENTS,
+    BalanceBlock,
     InvoiceDocument,
     InvoiceLine,
     UsageItem,
@@ -27,7 +28,8 @@ FAKE_TAX_ID = "98-7654321"
 def make_doc(
     number: str = "INV-00000001", language: str = "en", n_usage: int = 3, name: str = "Ana García"
 ) -> InvoiceDocument:
-    """A two-service invoice with ``n_usage`` calls; usage charges add up to the usage line."""
+    """A two-service invoice with ``n_usage`` calls; usage charges add up to the usage line; a balance block
+    with 80.00 previous balance and 50.00 paid, so 30.00 is brought forward."""
     base = datetime(2026, 10, 1, 8, 0)
     items = tuple(
         UsageItem(
@@ -61,10 +63,15 @@ def make_doc(
         ),
         InvoiceLine("usage", "+13125550100", "International calls", Decimal(n_usage), "call", usage),
         InvoiceLine(
-            "taxes", None, "Illinois Telecommunications Excise Tax 7.00%", None, None, Decimal("3.25")
-        ),
-        InvoiceLine("taxes", None, "Federal Universal Service Fund 36.60%", None, None, Decimal("1234.56")),
+            "taxes", None, "Illinois Telecommunications Excise Tax 7.00%", None, None, Decimal("3.25"),
+            category="government_tax", taxable_base=Decimal("46.43"), rate=Decimal("7"),
+        ),  # fmt: skip
+        InvoiceLine(
+            "taxes", None, "Federal Universal Service Fund 36.60%", None, None, Decimal("1234.56"),
+            category="regulatory_fee", taxable_base=Decimal("3373.11"), rate=Decimal("36.6"),
+        ),  # fmt: skip
     )
+    total = sum((line.amount for line in lines), Decimal("0"))
     return InvoiceDocument(
         invoice_number=number,
         cycle="2026-10",
@@ -78,8 +85,17 @@ def make_doc(
         language=language,
         currency="USD",
         lines=lines,
-        total=sum((line.amount for line in lines), Decimal("0")),
+        total=total,
         usage_items=items,
+        # 80.00 − 50.00 = 30.00 forward; + current charges = amount due
+        balance=BalanceBlock(
+            previous_balance=Decimal("80.00"),
+            payments=Decimal("50.00"),
+            credit_notes=Decimal("0.00"),
+            balance_forward=Decimal("30.00"),
+            current_charges=total,
+            amount_due=total + Decimal("30.00"),
+        ),
     )
 
 
@@ -105,8 +121,10 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
 
     en_pages = pdf_text(rendered[0].path)
-    assert rendered[0].pages == len(en_pages) == 2  # summary page + itemised calls
+    assert rendered[0].pages == len(en_pages) == 2  # summary and charges in detail, then itemised calls
     first = en_pages[0]
+    # current charges: 15.48 + 30.00 + usage (0.012345 × (1 + 2 + 3) = 0.07407 → 0.07) + taxes 3.25 + 1,234.56
+    #   = 1,283.36; amount due = 1,283.36 + balance forward (80.00 − 50.00 = 30.00) = 1,313.36
     for expected in (
         "cdrbill Telecom",
         "INV-00000001",
@@ -114,21 +132,30 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
         "Oct 1 – 31, 2026",
         "November 1, 2026",
         "November 21, 2026",
+        "Amount due $1,313.36",
+        "Previous balance $80.00",
+        "Payments received — thank you -$50.00",
+        "Balance forward $30.00",
         "Monthly recurring charges $45.48",
-        "Taxes, fees and surcharges $1,237.81",
-        "Subtotal of cdrbill Telecom charges",
-        "$1,234.56",
         "Usage charges $0.07",
-        "Total amount due by November 21, 2026 $1,283.36",
-        "1-800-555-0100",
+        "Subtotal of cdrbill Telecom charges $45.55",
+        "Government taxes $3.25",
+        "Government-mandated regulatory fees $1,234.56",
+        "Current charges $1,283.36",
+        "Total amount due by November 21, 2026 $1,313.36",
+        "A late payment charge of 1.5% of the undisputed past-due amount applies when it is still unpaid "
+        "5 days after the due date.",
+        "toll-free at 1-800-555-0100",
+        "How to pay",
         "Disputing a charge",
         "Page 1 of 2",
     ):
         assert expected in first, expected
-    detail = en_pages[1]
-    assert "Itemized calls for +13125550100 (2 calls)" in detail and "(1 call)" in detail
+    assert "Taxes, fees and surcharges" in first  # the tax lines in detail
+    detail = " ".join(en_pages)  # the itemised usage flows on from the charges in detail
+    assert "Itemized usage for +13125550100 — Calls (2 calls)" in detail and "(1 call)" in detail
     assert "+442079460000 United Kingdom - Mobile 0:37 60 $0.02469" in detail
-    assert "Page 2 of 2" in detail
+    assert "Page 2 of 2" in en_pages[1]
     assert all(FAKE_TAX_ID not in text for text in en_pages)
     assert FAKE_TAX_ID not in render_invoice_html(en, TEMPLATES)
 
@@ -137,11 +164,14 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
         "Factura",
         "INV-00000002",
         "Resumen de cargos",
-        "Impuestos, tarifas y recargos $1,237.81",
-        "Importe total a pagar antes del 21 de noviembre de 2026 $1,283.36",
+        "Saldo anterior $80.00",
+        "Impuestos gubernamentales $3.25",
+        "Cargos regulatorios exigidos por el gobierno $1,234.56",
+        "Importe total a pagar antes del 21 de noviembre de 2026 $1,313.36",
         "21 de noviembre de 2026",
+        "recargo por pago tardío del 1.5 %",
         "1 mes",
-        "Detalle de llamadas de +13125550100",
+        "Detalle de uso de +13125550100 — Llamadas (2 llamadas)",
         "Página 1 de 2",
         "Página 2 de 2",
     ):

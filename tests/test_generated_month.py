@@ -28,7 +28,8 @@ def test_same_arguments_same_bytes(tmp_path: Path):
     generate_month(tmp_path / "b", accounts=30, calls_per_account=5, seed=11)
     comparison = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
     files = [p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()]
-    assert len(files) == 35  # 7 reference CSVs + 11 bill-run + 9 rating tables + 3 source TOMLs + 5 landing files
+    # 7 reference CSVs + 11 bill-run + 9 rating tables + 1 document preferences + 3 source TOMLs + 5 landing files
+    assert len(files) == 36
     _, mismatch, errors = filecmp.cmpfiles(
         tmp_path / "a", tmp_path / "b", [str(f) for f in files], shallow=False
     )
