@@ -34,7 +34,8 @@ def approval_metadata(cdrbill: CdrbillHome, cycle: str) -> dict[str, dg.Metadata
     with open_state(home.state_db) as state:
         approval = current_approval(state, cycle)
         pending = 0 if approval else int(scalar(state, "select count(*) from invoices where cycle = ?", [cycle]))
-        sample = review_sample(state, cycle, cdrbill.reference().accounts)
+        reference = cdrbill.reference()
+        sample = review_sample(state, cycle, reference.accounts, reference.document_preferences)
     path = write_review_sample(sample, home.documents / cycle)
     status = (
         {"approved_at": dg.MetadataValue.text(approval.approved_at.isoformat(sep=" ", timespec="seconds"))}

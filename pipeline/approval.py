@@ -155,16 +155,21 @@ def revoke_approval(
 REVIEW_REASONS = ("highest_amount", "largest_change", "spanish", "paper", "e_invoice", "credit")
 
 
-def review_sample(state: duckdb.DuckDBPyConnection, cycle: str, accounts: pl.DataFrame) -> pl.DataFrame:
+def review_sample(
+    state: duckdb.DuckDBPyConnection, cycle: str, accounts: pl.DataFrame, document_preferences: pl.DataFrame
+) -> pl.DataFrame:
     """The invoices a reviewer looks at first, one per reason in ``REVIEW_REASONS`` order when the cycle has
     one (an invoice shown once, for its first reason): highest total; largest absolute change against the
-    account's previous invoice; a Spanish-language, a paper and an e-invoice account (``e_invoice`` column of
-    accounts, when the reference has it); a credit (a negative total, a credit line, or a credit note)."""
-    e_invoice = "coalesce(e_invoice::boolean, false)" if "e_invoice" in accounts.columns else "false"
-    state.register("review_accounts", accounts)
+    account's previous invoice; a Spanish-language, a paper and an e-invoice account (``einvoice`` of its
+    document preferences); a credit (a negative total, a credit line, or a credit note)."""
+    e_invoice_accounts = document_preferences.filter(pl.col("einvoice").fill_null("none") != "none")
+    review_accounts = accounts.select("account_id", "language", "delivery_preference").with_columns(
+        e_invoice=pl.col("account_id").is_in(e_invoice_accounts["account_id"].implode())
+    )
+    state.register("review_accounts", review_accounts)
     try:
         return state.sql(
-            f"""
+            """
             with
             this_cycle as (
                 select invoice_number, account_id, total_amount, issue_date
@@ -185,7 +190,7 @@ def review_sample(state: duckdb.DuckDBPyConnection, cycle: str, accounts: pl.Dat
             candidates as (
                 select c.invoice_number, c.account_id, c.total_amount,
                        c.total_amount - p.previous_total as change,
-                       a.language, a.delivery_preference, {e_invoice} as e_invoice,
+                       a.language, a.delivery_preference, coalesce(a.e_invoice, false) as e_invoice,
                        c.total_amount < 0 or c.invoice_number in (select invoice_number from credits) as credit
                 from this_cycle c
                 left join previous p using (account_id)
