@@ -1,7 +1,7 @@
 -- rating.sql: the cycle's normalised events → rated events (price book, rate row, jurisdiction, billed seconds,
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
--- Inputs: normalised (mediated events of the cycle), rating_jurisdiction (sql/jurisdiction.sql), accounts,
--- price_books, price_book_levels (the declared fallback order, pipeline/price_books.py), rate_cards.
+-- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_jurisdiction
+-- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order, pipeline/price_books.py), rate_cards.
 -- Rules:
 -- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
 --   column matches any) on the call date; the first level of the declared fallback order wins (two books of
@@ -57,7 +57,7 @@ events as (
             end
             else coalesce(normalised.units, 1)
         end as rating_units
-    from normalised
+    from rating_input as normalised
     join accounts using (account_id)
     left join rating_jurisdiction using (file_id, line_no)
     left join (
@@ -699,11 +699,6 @@ outcomes as (
     select * from unrated
 )
 
--- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set); an event
--- whose account is unknown to rating has no price book
-select
-    normalised.*,
-    case when outcomes.file_id is null then 'NO_PRICE_BOOK' else outcomes.rating_reason end as rating_reason,
-    outcomes.* exclude (file_id, line_no, rating_reason)
-from normalised
-left join outcomes using (file_id, line_no)
+-- one row per rated or unratable event: its key, rating_reason (null: rated) and how it was priced — narrow, the
+-- normalised columns are joined back once, when the rated events are written (pipeline/rating.py)
+select * from outcomes
