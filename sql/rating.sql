@@ -550,13 +550,25 @@ piece_charges as (
                 - greatest(pieces.piece_from, 0, billed_calls.included_units),
             0
         ) * coalesce(billed_calls.step_band_rates[pieces.time_band], billed_calls.step_rate_micros)
-        end as piece_numerator
+        end as piece_numerator,
+        coalesce(pieces.piece_from = 0 and pieces.piece_to = billed_calls.billed_units, false) as is_whole_call
     from pieces
     join billed_calls using (file_id, line_no)
 ),
 
+-- a piece that is the whole billed time line is its call's only piece (a band set's periods neither overlap nor
+-- leave gaps: reference.py checks it), so only the calls cut at a boundary are grouped
 call_charges as (
     select * from unbanded_charges
+    union all
+    select
+        file_id,
+        line_no,
+        piece_numerator as usage_numerator,
+        piece_numerator is null as missing_rate,
+        time_band || ' ' || (piece_to - piece_from) || 's' as time_bands
+    from piece_charges
+    where is_whole_call
     union all
     select
         file_id,
@@ -572,6 +584,7 @@ call_charges as (
             ', '
         ) as time_bands
     from piece_charges
+    where not is_whole_call
     group by all
 ),
 
