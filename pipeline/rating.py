@@ -23,6 +23,9 @@ RATED = "rated"
 # slice holds every event any of its accounts' charges depend on.
 SLICE_EVENTS = 500_000
 
+# rated events joined to their normalised columns in one part when written (bounded memory, see rate_cycle)
+WRITE_PART_EVENTS = 250_000
+
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
@@ -107,15 +110,21 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     rate_events(con)
     # each output joins the normalised columns to its own outcomes only (the same columns, in the same order,
     # as ``rating_outcomes`` less ``rating_reason`` and the mediation ``reason``)
+    # in parts of about WRITE_PART_EVENTS events (by a hash of the event key), so each join's hash table is
+    # small: one join of the whole cycle spills under a tight memory limit and is several times slower
+    parts = max(1, -(-(scalar(con, "select count(*) from rating_core") or 0) // WRITE_PART_EVENTS))
     rated = con.sql(
-        """
-        select
-            normalised.* exclude (reason) replace ('rated' as status),
-            rating_core.* exclude (file_id, line_no, rating_reason)
-        from normalised
-        join rating_core using (file_id, line_no)
-        where rating_core.rating_reason is null
-        """
+        "\nunion all\n".join(
+            f"""
+            select
+                normalised.* exclude (reason) replace ('rated' as status),
+                rating_core.* exclude (file_id, line_no, rating_reason)
+            from normalised
+            join rating_core using (file_id, line_no)
+            where rating_core.rating_reason is null and hash(file_id, line_no) % {parts} = {part}
+            """
+            for part in range(parts)
+        )
     )
     tier_charges = con.sql(read_sql("tiers.sql"))
     suspended = con.sql(
