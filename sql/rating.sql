@@ -1,7 +1,9 @@
 -- rating.sql: the cycle's normalised events → rated events (price book, rate row, jurisdiction, billed seconds,
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
 -- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_jurisdiction
--- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order, pipeline/price_books.py), rate_cards.
+-- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
+-- pipeline/price_books.py), rate_cards.
+-- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced).
 -- Rules:
 -- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
 --   column matches any) on the call date; the first level of the declared fallback order wins (two books of
