@@ -23,11 +23,33 @@ RATED = "rated"
 # slice holds every event any of its accounts' charges depend on.
 SLICE_EVENTS = 500_000
 
+# rated events joined to their normalised columns in one part when written (bounded memory, see rate_cycle)
+WRITE_PART_EVENTS = 250_000
+
+# the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
+RATING_INPUT_COLUMNS = (
+    "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
+    "call_date", "billsec", "service", "units", "sms_chars", "event_code", "visited_country",
+)  # fmt: skip
+
+# every normalised event with its outcome: the normalised columns, rating_reason (null: rated; an event whose
+# account is unknown to rating has no price book) and how it was priced (the narrow ``rating_core``)
+OUTCOMES_VIEW = """
+create or replace temp view rating_outcomes as
+select
+    normalised.*,
+    case when rating_core.file_id is null then 'NO_PRICE_BOOK' else rating_core.rating_reason end as rating_reason,
+    rating_core.* exclude (file_id, line_no, rating_reason)
+from normalised
+left join rating_core using (file_id, line_no)
+"""
+
 
 def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS) -> duckdb.DuckDBPyRelation:
-    """Rate the events of the view ``normalised`` into the temp table ``rating_outcomes``: every event once,
-    priced (``rating_reason`` null) or with the reason it could not be (NO_PRICE_BOOK, NO_RATE). Reference
-    tables ``accounts``, ``price_books``, ``rate_cards``, ``npa_nxx``, ``rate_card_policies``, ``time_bands`` and
+    """Rate the events of the view ``normalised``: every event once, priced (``rating_reason`` null) or with the
+    reason it could not be (NO_PRICE_BOOK, NO_RATE…), as the view ``rating_outcomes`` (normalised columns +
+    outcome) over the narrow temp table ``rating_core`` (key + outcome). Reference tables ``accounts``,
+    ``price_books``, ``rate_cards``, ``npa_nxx``, ``rate_card_policies``, ``time_bands`` and
     ``state_time_zones`` must be registered on ``con``; the band calendar is computed for the events' days.
     More than ``slice_events`` events are rated in account slices of about that size (bounded memory); the
     result is the same, as every charge depends only on its own account's events."""
@@ -48,30 +70,29 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     )
     events = scalar(con, "select count(*) from normalised") or 0
     slices = max(1, -(-events // slice_events))
+    columns = ", ".join(RATING_INPUT_COLUMNS)
     if slices == 1:
-        _rate_pass(con, "create or replace temp table rating_outcomes as ")
-        return con.table("rating_outcomes")
-    # the view ``normalised`` is pointed at one slice at a time, then back at all the events
-    con.execute("create or replace temp table rating_events as select * from normalised")
-    try:
+        con.execute(f"create or replace temp view rating_input as select {columns} from normalised")
+        _rate_pass(con, "create or replace temp table rating_core as ")
+    else:
+        # only the columns rating reads are copied, once; ``rating_input`` shows one slice at a time
+        con.execute(f"create or replace temp table rating_events as select {columns} from normalised")
         for index in range(slices):
             con.execute(
-                "create or replace temp view normalised as select * from rating_events "
+                "create or replace temp view rating_input as select * from rating_events "
                 f"where hash(account_id) % {slices} = {index}"
             )
             _rate_pass(
                 con,
-                "insert into rating_outcomes "
-                if index
-                else "create or replace temp table rating_outcomes as ",
+                "insert into rating_core " if index else "create or replace temp table rating_core as ",
             )
-    finally:
-        con.execute("create or replace temp view normalised as select * from rating_events")
+        con.execute("drop table rating_events")
+    con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")
 
 
 def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
-    """One pass of the rating SQL over the events ``normalised`` shows now, written ``into`` the outcomes."""
+    """One pass of the rating SQL over the events ``rating_input`` shows now, written ``into`` the outcomes."""
     con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
     con.execute(into + read_sql("rating.sql"))
 
@@ -79,23 +100,58 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
 def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:
     """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended,tier_charges}.parquet``; reference
     tables must be registered on ``con``. ``tier_charges`` holds the graduated / volume tier charges on the
-    cycle's totals (``sql/tiers.sql``), one per account and tier table, for the bill run."""
+    cycle's totals (``sql/tiers.sql``), one per account and tier table, for the bill run. The normalised
+    columns are joined to the outcomes once, as the rated events are written; afterwards ``rating_outcomes``
+    reads the written partition (every outcome column, the normalised ones but the mediation ``reason``)."""
     normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
     )
     rate_events(con)
+    # each output joins the normalised columns to its own outcomes only (the same columns, in the same order,
+    # as ``rating_outcomes`` less ``rating_reason`` and the mediation ``reason``)
+    # in parts of about WRITE_PART_EVENTS events (by a hash of the event key), so each join's hash table is
+    # small: one join of the whole cycle spills under a tight memory limit and is several times slower
+    parts = max(1, -(-(scalar(con, "select count(*) from rating_core") or 0) // WRITE_PART_EVENTS))
     rated = con.sql(
-        "select * exclude (rating_reason, reason) replace ('rated' as status) "
-        "from rating_outcomes where rating_reason is null"
+        "\nunion all\n".join(
+            f"""
+            select
+                normalised.* exclude (reason) replace ('rated' as status),
+                rating_core.* exclude (file_id, line_no, rating_reason)
+            from normalised
+            join rating_core using (file_id, line_no)
+            where rating_core.rating_reason is null and hash(file_id, line_no) % {parts} = {part}
+            """
+            for part in range(parts)
+        )
     )
     tier_charges = con.sql(read_sql("tiers.sql"))
     suspended = con.sql(
-        "select * exclude (rating_reason, reason) replace ('suspended' as status), rating_reason as reason "
-        "from rating_outcomes where rating_reason is not null"
+        """
+        select
+            normalised.* exclude (reason) replace ('suspended' as status),
+            unrated.* exclude (file_id, line_no, rating_reason),
+            coalesce(unrated.rating_reason, 'NO_PRICE_BOOK') as reason
+        from normalised
+        join (
+            select * from rating_core where rating_reason is not null
+            union all by name
+            select file_id, line_no from normalised anti join rating_core using (file_id, line_no)
+        ) as unrated using (file_id, line_no)
+        """
     )
-    return replace_partition(
-        lake,
-        partition_dir(lake, RATED, cycle=cycle),
-        {"rated": rated, "suspended": suspended, "tier_charges": tier_charges},
+    target = partition_dir(lake, RATED, cycle=cycle)
+    counts = replace_partition(
+        lake, target, {"rated": rated, "suspended": suspended, "tier_charges": tier_charges}
     )
+    con.execute(
+        f"""
+        create or replace temp view rating_outcomes as
+        select *, null::varchar as rating_reason from read_parquet('{(target / "rated.parquet").as_posix()}')
+        union all by name
+        select * exclude (reason), reason as rating_reason
+        from read_parquet('{(target / "suspended.parquet").as_posix()}')
+        """
+    )
+    return counts

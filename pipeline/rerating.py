@@ -30,6 +30,12 @@ EMPTY_PREVIOUS = {
     "suspended": "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
     "null::varchar as charged_number where false",
 }
+# the columns of the previous rating that sql/rerate_deltas.sql and account_deltas() read
+PREVIOUS_COLUMNS = {
+    "rated": ("file_id", "line_no", "account_id", "charged_number", "service_state", "service", "jurisdiction",
+              "charge_amount", "rate_card_id", "prefix"),
+    "suspended": ("file_id", "line_no", "account_id", "charged_number"),
+}  # fmt: skip
 
 
 def rerate_cycle(
@@ -50,7 +56,9 @@ def rerate_cycle(
                 "accounts_changed": 0, "adjustments_posted": 0}  # fmt: skip
     for name, empty in EMPTY_PREVIOUS.items():
         path = folder / f"{name}.parquet"
-        source = f"select * from read_parquet('{path.as_posix()}')" if path.exists() else empty
+        # only the columns the delta report and the account deltas compare are kept
+        columns = ", ".join(PREVIOUS_COLUMNS[name])
+        source = f"select {columns} from read_parquet('{path.as_posix()}')" if path.exists() else empty
         con.execute(f"create or replace temp table previous_{name} as {source}")
     counts = rate_cycle(con, lake, cycle)
     events = con.sql(read_sql("rerate_deltas.sql")).pl()

@@ -1,6 +1,6 @@
 -- jurisdiction.sql: each normalised voice event → its jurisdiction (local, intrastate, interstate,
 -- international, toll_free, premium, n11) from the called number, and the called area's state.
--- Inputs: normalised (mediated events of the cycle), npa_nxx (reference: NANP NPA / NPA-NXX → country, state,
+-- Inputs: rating_input (the mediated events being rated), npa_nxx (reference: NANP NPA / NPA-NXX → country, state,
 -- local area; an NPA-NXX row wins over its NPA's row).
 -- Rules, first match wins: N11 service codes (211…911) → n11; NPA 800/833/844/855/866/877/888 → toll_free;
 -- NPA 900 → premium; a non-NANP country code, or a NANP NPA of another country (e.g. 876 Jamaica) →
@@ -21,7 +21,7 @@ voice as (
         case when called_number similar to '\+1[0-9]{10}' then substr(called_number, 6, 3) end as called_nxx,
         case when charged_number similar to '\+1[0-9]{10}' then substr(charged_number, 3, 3) end as caller_npa,
         case when charged_number similar to '\+1[0-9]{10}' then substr(charged_number, 6, 3) end as caller_nxx
-    from normalised
+    from rating_input
     where service = 'voice'
 ),
 

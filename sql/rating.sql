@@ -1,7 +1,9 @@
 -- rating.sql: the cycle's normalised events → rated events (price book, rate row, jurisdiction, billed seconds,
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
--- Inputs: normalised (mediated events of the cycle), rating_jurisdiction (sql/jurisdiction.sql), accounts,
--- price_books, price_book_levels (the declared fallback order, pipeline/price_books.py), rate_cards.
+-- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_jurisdiction
+-- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
+-- pipeline/price_books.py), rate_cards.
+-- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced).
 -- Rules:
 -- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
 --   column matches any) on the call date; the first level of the declared fallback order wins (two books of
@@ -57,7 +59,7 @@ events as (
             end
             else coalesce(normalised.units, 1)
         end as rating_units
-    from normalised
+    from rating_input as normalised
     join accounts using (account_id)
     left join rating_jurisdiction using (file_id, line_no)
     left join (
@@ -550,13 +552,25 @@ piece_charges as (
                 - greatest(pieces.piece_from, 0, billed_calls.included_units),
             0
         ) * coalesce(billed_calls.step_band_rates[pieces.time_band], billed_calls.step_rate_micros)
-        end as piece_numerator
+        end as piece_numerator,
+        coalesce(pieces.piece_from = 0 and pieces.piece_to = billed_calls.billed_units, false) as is_whole_call
     from pieces
     join billed_calls using (file_id, line_no)
 ),
 
+-- a piece that is the whole billed time line is its call's only piece (a band set's periods neither overlap nor
+-- leave gaps: reference.py checks it), so only the calls cut at a boundary are grouped
 call_charges as (
     select * from unbanded_charges
+    union all
+    select
+        file_id,
+        line_no,
+        piece_numerator as usage_numerator,
+        piece_numerator is null as missing_rate,
+        time_band || ' ' || (piece_to - piece_from) || 's' as time_bands
+    from piece_charges
+    where is_whole_call
     union all
     select
         file_id,
@@ -572,6 +586,7 @@ call_charges as (
             ', '
         ) as time_bands
     from piece_charges
+    where not is_whole_call
     group by all
 ),
 
@@ -699,11 +714,6 @@ outcomes as (
     select * from unrated
 )
 
--- one row per normalised event: rated (rating_reason null) or for suspense (rating_reason set); an event
--- whose account is unknown to rating has no price book
-select
-    normalised.*,
-    case when outcomes.file_id is null then 'NO_PRICE_BOOK' else outcomes.rating_reason end as rating_reason,
-    outcomes.* exclude (file_id, line_no, rating_reason)
-from normalised
-left join outcomes using (file_id, line_no)
+-- one row per rated or unratable event: its key, rating_reason (null: rated) and how it was priced — narrow, the
+-- normalised columns are joined back once, when the rated events are written (pipeline/rating.py)
+select * from outcomes

@@ -81,3 +81,31 @@ def test_a_rate_fix_on_a_final_cycle_becomes_adjustments_once(sample_home, capsy
         again = rerate_cycle(con, sample_home.lake, state, CYCLE, posted_at=datetime(2026, 11, 5))
         assert state.sql("select count(*) from adjustments").fetchall()[0][0] == adjustments.height
     assert (again["changed_events"], again["adjustments_posted"]) == (0, 0)
+
+
+def test_rated_events_written_in_parts_are_the_same_events(sample_home, monkeypatch):
+    """The join of outcomes to their normalised columns, split by a hash of the key into parts of
+    WRITE_PART_EVENTS events (bounded memory), writes exactly the one-part files: no event lost or twice."""
+    import pipeline.rating
+
+    reference = load_reference(sample_home.reference)
+    with open_state(sample_home.state_db) as state:
+        register_landed_files(
+            sample_home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
+        )
+    folder = partition_dir(sample_home.lake, "rated", cycle=CYCLE)
+    written = {}
+    # the sample's 863 rated events: written in 1 part, then in 9
+    for part_events in (pipeline.rating.WRITE_PART_EVENTS, 100):
+        monkeypatch.setattr(pipeline.rating, "WRITE_PART_EVENTS", part_events)
+        with session(reference) as con:
+            mediate_cycle(con, sample_home.lake, CYCLE)
+            counts = rate_cycle(con, sample_home.lake, CYCLE)
+        written[part_events] = (
+            counts,
+            pl.read_parquet(folder / "rated.parquet").sort("file_id", "line_no"),
+            pl.read_parquet(folder / "suspended.parquet").sort("file_id", "line_no"),
+        )
+    one, parts = written.values()
+    assert one[0] == parts[0] and one[0]["rated"] == 863
+    assert one[1].equals(parts[1]) and one[2].equals(parts[2])
