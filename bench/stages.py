@@ -21,7 +21,7 @@ from pipeline.billing import CHARGES, compute_charges
 from pipeline.commissions import compute_commissions
 from pipeline.cycles import BillCycle
 from pipeline.delivery import deliver_invoices, delivery_items
-from pipeline.documents import render_invoice_html, render_invoice_pdfs
+from pipeline.documents import render_invoice_html
 from pipeline.engine import scalar, session
 from pipeline.home import TEMPLATES_DIR, Home
 from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
@@ -30,6 +30,7 @@ from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import RATED, rate_cycle
 from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
 from pipeline.reference import load_reference
+from pipeline.rendering import render_invoice_pdfs
 from pipeline.settings import load_settings
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents
