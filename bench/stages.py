@@ -163,7 +163,10 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
         chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers
     )
     render_s = time.perf_counter() - built
-    render_cpu_s = _cpu_s() - cpu
+    # the workers are children of the pool's fork server, not of this process: each document reports the
+    # CPU of its own render, added to this process's (building the HTML, hashing, the pool's bookkeeping)
+    render_cpu_s = _cpu_s() - cpu + sum(r.render_cpu_s for r in rendered)
+    worker_rss = max((r.peak_rss_mib for r in rendered), default=0.0)
     again = time.perf_counter()
     render_invoice_pdfs(chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers)
     rerun_s = time.perf_counter() - again
@@ -175,6 +178,7 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
         "render_cpu_s": round(render_cpu_s, 3),
         "cpu_s_per_invoice": round(render_cpu_s / len(rendered), 4) if rendered else None,
         "rerun_unchanged_s": round(rerun_s, 3),
+        "render_worker_peak_rss_mib": round(worker_rss, 1),
         "pages": sum(r.pages for r in rendered),
         "render_workers": settings.render_workers,
         "invoices_per_s": round(len(rendered) / render_s, 2) if render_s else None,
@@ -301,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = STAGES[args.stage](home, args.cycle, args)
     result["wall_s"] = time.perf_counter() - started
-    result["peak_rss_mib"] = peak_rss_mib()
+    # render workers are the pool's fork server's children: their peak comes with the stage's result
+    result["peak_rss_mib"] = max(peak_rss_mib(), float(result.get("render_worker_peak_rss_mib", 0.0)))
     args.out.write_text(json.dumps(result, default=str), encoding="utf-8")
     return 0
 
