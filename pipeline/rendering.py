@@ -16,6 +16,7 @@ subsetting (fontTools) costs ~5 ms instead of ~250 ms.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import resource
@@ -95,6 +96,9 @@ def content_hash(html: str, fingerprint: str) -> str:
 # --------------------------------------------------------------------------------------------- per process
 
 _PREPARED: dict[str, tuple[Any, Any]] = {}
+# Let the FontConfiguration remove its font folder while the interpreter is still whole (at module teardown
+# its ``__del__`` would find ``shutil.rmtree`` gone and print an ignored exception).
+atexit.register(_PREPARED.clear)
 
 
 def _prepared(templates_dir: str) -> tuple[Any, Any]:
