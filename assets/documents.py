@@ -9,11 +9,11 @@ from assets.metadata import counts, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from pipeline.delivery import deliver_invoices, delivery_items
-from pipeline.documents import render_invoice_pdfs
 from pipeline.einvoice import write_einvoices
 from pipeline.home import TEMPLATES_DIR
 from pipeline.itemisation import write_itemisation_csvs
 from pipeline.preview import write_preview
+from pipeline.rendering import render_invoice_pdfs
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents as build_documents
 

@@ -116,13 +116,23 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
     )
     docs = result.get("documents_compare", {}).get("ours_invoices_per_s")
+    cpu_per_invoice = result.get("documents_compare", {}).get("ours_cpu_s_per_invoice")
+    cores = result.get("machine", {}).get("cores") or 1
+    note = "not run (--until before documents)"
+    if docs is not None:
+        note = (
+            f"CPU-bound on {cores} idle cores: {cores / cpu_per_invoice:.1f} invoices/s "
+            f"({cpu_per_invoice} CPU s each)"
+            if cpu_per_invoice
+            else ""
+        )
     targets.append(
         _target(
             "invoice documents",
             f">= {DOCUMENTS_MIN_PER_S:g} invoices/s",
             docs,
             None if docs is None else docs >= DOCUMENTS_MIN_PER_S,
-            "" if docs is not None else "not run (--until before documents)",
+            note,
         )
     )
     sample = result.get("sample_cycle", {}).get("wall_s")
@@ -198,9 +208,11 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"Documents, the same {d['invoices']} invoices: naive single-process WeasyPrint "
             f"{d['naive_invoices_per_s']} invoices/s, ours {d['ours_invoices_per_s']} invoices/s "
-            f"({d['speedup']}×; {d['render_workers']} render workers). The documents and deliveries rows "
+            f"({d['speedup']}×; {d['render_workers']} render workers); CPU s per invoice naive "
+            f"{d.get('naive_cpu_s_per_invoice')}, ours {d.get('ours_cpu_s_per_invoice')}; rendering them again "
+            f"unchanged (all skipped) {d.get('rerun_unchanged_s')} s. The documents and deliveries rows "
             f"cover these {d['invoices']} invoices only; the documents row includes building all "
-            f"{d['models_built']:,} invoice models.",
+            f"{d['models_built']:,} invoice models ({d.get('models_s')} s).",
         ]
     sc = result.get("sample_cycle")
     if sc:

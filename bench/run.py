@@ -165,6 +165,14 @@ def summarise(
             "render_workers": ours["detail"]["render_workers"],
             "naive_invoices_per_s": naive_per_s,
             "ours_invoices_per_s": ours_per_s,
+            "naive_cpu_s_per_invoice": statistics.median(
+                r["documents_naive"].detail["cpu_s_per_invoice"] for r in repeats
+            ),
+            "ours_cpu_s_per_invoice": statistics.median(
+                r["documents"].detail["cpu_s_per_invoice"] for r in repeats
+            ),
+            "models_s": statistics.median(r["documents"].detail["models_s"] for r in repeats),
+            "rerun_unchanged_s": statistics.median(r["documents"].detail["rerun_unchanged_s"] for r in repeats),
             "speedup": round(ours_per_s / naive_per_s, 2) if naive_per_s else None,
             "naive": stage_summary([r["documents_naive"] for r in repeats], None),
         }

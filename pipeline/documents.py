@@ -1,25 +1,22 @@
-"""Invoice documents: the invoice model, its HTML (Jinja2) and its PDF (WeasyPrint).
+"""Invoice documents: the invoice model and its HTML (Jinja2).
 
 Billing rules applied here:
 
 * every amount printed is the model's amount, formatted with babel for the invoice's locale and currency;
   the printed total must equal the sum of the printed lines (checked, never recomputed);
-* truth-in-billing layout: carrier charges (recurring, usage) are summarised apart from taxes and fees;
-* a PDF is written aside and moved into place with ``os.replace`` so a crash never leaves half a PDF,
-  and an unchanged invoice (same HTML, same stylesheet) is never re-rendered.
+* truth-in-billing layout: carrier charges (recurring, usage) are summarised apart from taxes and fees.
+
+The PDFs themselves (WeasyPrint, the render pool, skipping unchanged invoices) are ``pipeline/rendering.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +24,6 @@ import jinja2
 from babel.dates import format_date, format_interval, format_time
 from babel.numbers import format_currency, format_decimal
 
-from pipeline.durable import write_atomically
-from pipeline.faults import crash_point
 from pipeline.masking import mask_called_number, redact_tax_ids
 
 INVOICE_TEMPLATE = "invoice.html.j2"
@@ -43,9 +38,6 @@ SECTIONS: tuple[str, ...] = (
     "late_fees",
     "taxes",
 )
-# More documents than this (and workers > 1) go through the process pool; below it the pool's
-# start-up (spawned interpreters importing WeasyPrint) costs more than it saves.
-POOL_MIN_DOCUMENTS = 4
 _CENT = Decimal("0.01")
 
 
@@ -150,17 +142,6 @@ class InvoiceDocument:
     def amount_due(self) -> Decimal:
         """What the customer pays: this invoice's total plus the balance brought forward."""
         return self.total if self.balance is None else self.balance.amount_due
-
-
-@dataclass(frozen=True)
-class RenderedDocument:
-    """One invoice PDF on disk (and its itemisation CSV beside it, when the account gets one)."""
-
-    invoice_number: str
-    path: Path
-    pages: int
-    sha256_of_html: str
-    itemisation_csv: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------- strings
@@ -484,102 +465,3 @@ def render_invoice_html(doc: InvoiceDocument, templates_dir: Path) -> str:
 def html_sha256(html: str) -> str:
     """SHA-256 of the rendered HTML; it covers the stylesheet too (its digest is embedded in the HTML)."""
     return hashlib.sha256(html.encode("utf-8")).hexdigest()
-
-
-# --------------------------------------------------------------------------------------------- PDF
-
-_WORKER_CSS: dict[str, Any] = {}
-
-
-def _init_worker(css_path: str) -> None:
-    """Pool initializer: parse the invoice stylesheet once per worker process."""
-    _stylesheet(css_path)
-
-
-def _stylesheet(css_path: str) -> Any:
-    css = _WORKER_CSS.get(css_path)
-    if css is None:
-        import weasyprint
-
-        css = weasyprint.CSS(filename=css_path)
-        _WORKER_CSS.clear()
-        _WORKER_CSS[css_path] = css
-    return css
-
-
-def _render_pdf_job(job: tuple[str, str, str, str, str, str]) -> tuple[str, str, int, str]:
-    """Worker: lay out one invoice, write its PDF aside then into place, then its HTML-hash sidecar."""
-    import weasyprint
-
-    invoice_number, html, sha, pdf_path, sidecar_path, css_path = job
-    document = weasyprint.HTML(string=html, base_url=str(Path(css_path).parent)).render(
-        stylesheets=[_stylesheet(css_path)]
-    )
-    pages = len(document.pages)
-    pdf = document.write_pdf()
-    assert pdf is not None
-    write_atomically(Path(pdf_path), pdf)
-    # The sidecar goes last: a matching sidecar therefore always means a complete PDF of that HTML.
-    write_atomically(Path(sidecar_path), f"{sha}\n".encode())
-    return invoice_number, pdf_path, pages, sha
-
-
-def _existing_pdf_pages(pdf_path: Path, sidecar_path: Path, sha: str) -> int | None:
-    if not (pdf_path.is_file() and sidecar_path.is_file()):
-        return None
-    if sidecar_path.read_text(encoding="ascii", errors="replace").strip() != sha:
-        return None
-    try:
-        from pypdf import PdfReader
-
-        return len(PdfReader(pdf_path).pages)
-    except Exception:  # unreadable PDF: render it again
-        return None
-
-
-def render_invoice_pdfs(
-    docs: Sequence[InvoiceDocument], out_dir: Path, templates_dir: Path, workers: int = 2
-) -> list[RenderedDocument]:
-    """Render one ``<invoice_number>.pdf`` per invoice (rule: atomic write; unchanged HTML not re-rendered).
-
-    Returns the documents in input order. PDFs whose sidecar ``<invoice_number>.html.sha256`` matches
-    the new HTML are left untouched.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    templates_dir = Path(templates_dir).resolve()
-    css_path = str(templates_dir / INVOICE_CSS)
-
-    seen: set[str] = set()
-    results: dict[str, RenderedDocument] = {}
-    jobs: list[tuple[str, str, str, str, str, str]] = []
-    for doc in docs:
-        if doc.invoice_number in seen:
-            raise ValueError(f"invoice {doc.invoice_number} appears twice in one render batch")
-        seen.add(doc.invoice_number)
-        html = render_invoice_html(doc, templates_dir)
-        sha = html_sha256(html)
-        pdf_path = out_dir / f"{doc.invoice_number}.pdf"
-        sidecar = out_dir / f"{doc.invoice_number}.html.sha256"
-        pages = _existing_pdf_pages(pdf_path, sidecar, sha)
-        if pages is not None:
-            results[doc.invoice_number] = RenderedDocument(doc.invoice_number, pdf_path, pages, sha)
-        else:
-            jobs.append((doc.invoice_number, html, sha, str(pdf_path), str(sidecar), css_path))
-
-    if workers > 1 and len(jobs) > POOL_MIN_DOCUMENTS:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)),
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(css_path,),
-        ) as pool:
-            chunk = max(1, min(16, len(jobs) // (workers * 4)))
-            for invoice_number, path, pages, sha in pool.map(_render_pdf_job, jobs, chunksize=chunk):
-                results[invoice_number] = RenderedDocument(invoice_number, Path(path), pages, sha)
-                crash_point("documents.rendered")
-    else:
-        for invoice_number, path, pages, sha in map(_render_pdf_job, jobs):
-            results[invoice_number] = RenderedDocument(invoice_number, Path(path), pages, sha)
-            crash_point("documents.rendered")
-    return [results[doc.invoice_number] for doc in docs]

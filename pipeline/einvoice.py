@@ -27,9 +27,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from pipeline.documents import INVOICE_CSS, InvoiceDocument, RenderedDocument, render_invoice_html
+from pipeline.documents import INVOICE_CSS, InvoiceDocument, render_invoice_html
 from pipeline.durable import write_atomically
 from pipeline.masking import redact_tax_ids
+from pipeline.rendering import RenderedDocument
 from pipeline.settings import Settings
 
 NS = {

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.documents import InvoiceDocument, RenderedDocument, itemisation_csv_name
+from pipeline.documents import InvoiceDocument, itemisation_csv_name
 from pipeline.durable import write_atomically
 from pipeline.masking import mask_called_number
+from pipeline.rendering import RenderedDocument
 
 CSV_COLUMNS = (
     "service_number",

@@ -14,6 +14,7 @@ Billing rules applied here:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -141,17 +142,28 @@ def _balances(folder: Path) -> dict[str, BalanceBlock]:
     }
 
 
+def row_slices(frame: pl.DataFrame, key: str) -> dict[Any, slice]:
+    """Where each value of ``key`` has its rows in ``frame`` (sorted by ``key``, so each group is one run of
+    rows): one vectorised group-by instead of one small frame per group."""
+    bounds = (
+        frame.select(key)
+        .with_row_index("_row")
+        .group_by(key, maintain_order=True)
+        .agg(start=pl.col("_row").min(), end=pl.col("_row").max() + 1)
+    )
+    return {value: slice(start, end) for value, start, end in bounds.iter_rows()}
+
+
 def invoice_documents(
     lake: Path, cycle: str, reference: Reference, settings: Settings | None = None
 ) -> list[InvoiceDocument]:
     """One document model per finalised invoice of the cycle, in invoice-number order: its lines, its balance
-    block, the carrier's terms, its itemisation level and privacy settings, its usage and tier usage."""
+    block, the carrier's terms, its itemisation level and privacy settings, its usage and tier usage (lines and
+    calls are built in one pass over each table, then handed to their invoice by row ranges)."""
     settings = settings or Settings()
     folder = partition_dir(lake, INVOICES, cycle=cycle)
     invoices = pl.read_parquet(folder / "invoices.parquet").sort("invoice_number")
     lines = pl.read_parquet(folder / "invoice_lines.parquet").sort("invoice_number", "line_no")
-    if "category" not in lines.columns:
-        lines = lines.with_columns(category=pl.lit(None, pl.String))
     balances = _balances(folder)
     tiers = _tier_usage(lake, cycle)
     prefs = _preferences(reference)
@@ -162,14 +174,40 @@ def invoice_documents(
     )
     items = usage_items_local(pl.scan_parquet(partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"))
     accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
-    lines_by_invoice = lines.partition_by("invoice_number", as_dict=True)
-    items_by_account = items.partition_by("account_id", as_dict=True)
+    for column, dtype in (("category", pl.String()), ("taxable_base", pl.Decimal(18, 6)), ("rate", pl.Decimal(18, 6))):
+        if column not in lines.columns:  # lakes written before these columns
+            lines = lines.with_columns(pl.lit(None, dtype).alias(column))
+    all_lines = [
+        InvoiceLine(**r)
+        for r in lines.select(
+            "section", "service_number", "description", "quantity", "unit", "amount", "category", "taxable_base",
+            "rate",
+        ).iter_rows(named=True)
+    ]
+    all_items = [
+        UsageItem(
+            service_number=r["charged_number"],
+            start_local=r["start_local"],
+            called_number=r["called_number"] or "",
+            destination=r["destination"] or "",
+            billsec=r["billsec"] or 0,
+            billed_seconds=r["billed_seconds"] or 0,
+            charge=r["charge_amount"],
+            service=r["service"] or "voice",
+            units=r["units"],
+            billed_units=r["billed_units"],
+            included_units=r["included_units"] or 0,
+        )
+        for r in items.iter_rows(named=True)
+    ]
+    lines_by_invoice = row_slices(lines, "invoice_number")
+    items_by_account = row_slices(items, "account_id")
+    nothing = slice(0, 0)
     docs = []
     for invoice in invoices.iter_rows(named=True):
         account = accounts[invoice["account_id"]]
         pref = prefs.get(account["account_id"], {})
-        invoice_lines = lines_by_invoice.get((invoice["invoice_number"],), lines.clear())
-        account_items = items_by_account.get((invoice["account_id"],), items.clear())
+        rows = items_by_account.get(invoice["account_id"], nothing)
         docs.append(
             InvoiceDocument(
                 invoice_number=invoice["invoice_number"],
@@ -186,46 +224,18 @@ def invoice_documents(
                 ),
                 language=account["language"],
                 currency=invoice["currency"],
-                lines=tuple(
-                    InvoiceLine(
-                        section=r["section"],
-                        service_number=r["service_number"],
-                        description=r["description"],
-                        quantity=r["quantity"],
-                        unit=r["unit"],
-                        amount=r["amount"],
-                        category=r["category"],
-                        taxable_base=r.get("taxable_base"),
-                        rate=r.get("rate"),
-                    )
-                    for r in invoice_lines.iter_rows(named=True)
-                ),
+                lines=tuple(all_lines[lines_by_invoice.get(invoice["invoice_number"], nothing)]),
                 total=invoice["total_amount"],
-                usage_items=tuple(
-                    UsageItem(
-                        service_number=r["charged_number"],
-                        start_local=r["start_local"],
-                        called_number=r["called_number"] or "",
-                        destination=r["destination"] or "",
-                        billsec=r["billsec"] or 0,
-                        billed_seconds=r["billed_seconds"] or 0,
-                        charge=r["charge_amount"],
-                        service=r["service"] or "voice",
-                        units=r["units"],
-                        billed_units=r["billed_units"],
-                        included_units=r["included_units"] or 0,
-                    )
-                    for r in account_items.iter_rows(named=True)
-                ),
+                usage_items=tuple(all_items[rows]),
                 balance=balances.get(invoice["invoice_number"]),
                 terms=terms,
                 itemisation=itemisation_level(
-                    pref.get("itemisation"), account_items.height, settings.itemisation_max_rows
+                    pref.get("itemisation"), rows.stop - rows.start, settings.itemisation_max_rows
                 ),
                 mask_called_numbers=pref.get("mask_called_numbers") == "yes",
                 einvoice=pref.get("einvoice") == "facturx",
                 tier_usage=tuple(tiers.get(account["account_id"], ())),
-                usage_rows=account_items.height,
+                usage_rows=rows.stop - rows.start,
             )
         )
     return docs

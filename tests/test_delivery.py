@@ -20,7 +20,8 @@ from pipeline.delivery import (
     ensure_delivery_ledger,
     parse_recipient,
 )
-from pipeline.documents import InvoiceDocument, render_invoice_pdfs
+from pipeline.documents import InvoiceDocument
+from pipeline.rendering import render_invoice_pdfs
 
 SENDER = "cdrbill Telecom Billing <billing@cdrbill.invalid>"
 

@@ -11,15 +11,14 @@ import pytest
 from pypdf import PdfReader
 
 from pipeline.documents import (
-    POOL_MIN_DOCUMENTS,
     BalanceBlock,
     InvoiceDocument,
     InvoiceLine,
     UsageItem,
     format_duration,
     render_invoice_html,
-    render_invoice_pdfs,
 )
+from pipeline.rendering import POOL_MIN_DOCUMENTS, render_invoice_pdfs
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 FAKE_TAX_ID = "98-7654321"
@@ -193,7 +192,8 @@ def test_rerender_is_a_no_op_and_a_change_rerenders(tmp_path: Path) -> None:
     again = render_invoice_pdfs(docs, tmp_path, TEMPLATES, workers=1)
     assert again == first
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir()} == before
-    assert (tmp_path / "INV-00000010.html.sha256").read_text().strip() == first[0].sha256_of_html
+    # the sidecar: content hash, then page count
+    assert (tmp_path / "INV-00000010.html.sha256").read_text().split() == [first[0].sha256_of_html, "2"]
 
     changed = replace(docs[0], account_name="Ana García López")
     third = render_invoice_pdfs([changed, docs[1]], tmp_path, TEMPLATES, workers=1)

@@ -1,0 +1,247 @@
+"""Invoice PDFs from invoice HTML: WeasyPrint with its stylesheet and fonts prepared once per process, a
+process pool over the cores, and no work at all for an invoice whose content has not changed.
+
+Billing rules applied here:
+
+* each invoice is its own PDF, written aside and moved into place (``os.replace``), so a crash never leaves
+  half a PDF; its content-hash sidecar is written after it, so a matching sidecar always means a complete PDF;
+* an invoice whose content hash (its HTML plus the renderer's inputs: stylesheet, fonts, WeasyPrint version)
+  matches its sidecar is not rendered again: re-running a cycle rewrites no document.
+
+Speed (docs/SCALE.md, "Documents"): the stylesheet is parsed and its two shipped fonts registered once per
+process (``_prepared``), not once per invoice; the pool's workers are forked from a fork server that has
+imported WeasyPrint, so they start at once; the shipped fonts are a 33 KB Latin subset, so WeasyPrint's per-invoice font
+subsetting (fontTools) costs ~5 ms instead of ~250 ms.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import hashlib
+import resource
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Any
+
+from pipeline.documents import INVOICE_CSS, InvoiceDocument, html_sha256, render_invoice_html
+from pipeline.durable import write_atomically
+from pipeline.faults import crash_point
+
+FONTS_DIR = "fonts"
+# More documents than this (and workers > 1) go through the process pool; below it the pool's start-up
+# costs more than it saves.
+POOL_MIN_DOCUMENTS = 4
+# Invoices handed to a worker at a time: enough to amortise the round trip, few enough that both workers
+# finish together (the last chunk is the tail of the run).
+MAX_CHUNK = 8
+SIDECAR_SUFFIX = ".html.sha256"
+
+# Python's cyclic garbage collector while rendering: WeasyPrint allocates ~10^5 objects per invoice, and the
+# default first-generation threshold (700) runs a collection every few hundred boxes. 50,000 cuts the CPU
+# per invoice by ~15 % (docs/SCALE.md); the garbage is still collected, just in larger batches.
+GC_THRESHOLD = (50_000, 20, 20)
+
+# job: invoice number, HTML, content hash, PDF path, sidecar path, templates folder
+RenderJob = tuple[str, str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    """One invoice PDF on disk (and its itemisation CSV beside it, when the account gets one)."""
+
+    invoice_number: str
+    path: Path
+    pages: int
+    sha256_of_html: str  # the content hash: the HTML and the renderer's inputs (see ``content_hash``)
+    itemisation_csv: Path | None = None
+    # what rendering it cost, for the benchmark (0 when it was skipped): CPU seconds of the render and the
+    # peak RSS of the process that rendered it; not part of the document's identity
+    render_cpu_s: float = field(default=0.0, compare=False)
+    peak_rss_mib: float = field(default=0.0, compare=False)
+
+
+# --------------------------------------------------------------------------------------------- fingerprint
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def renderer_fingerprint(templates_dir: Path) -> str:
+    """SHA-256 over what shapes a PDF besides its HTML: the stylesheet, the shipped fonts and the WeasyPrint
+    version (rule: a new font or renderer renders every invoice again; nothing else does)."""
+    import weasyprint
+
+    templates_dir = Path(templates_dir).resolve()
+    files = [templates_dir / INVOICE_CSS, *sorted((templates_dir / FONTS_DIR).glob("*.ttf"))]
+    digest = hashlib.sha256(f"weasyprint {weasyprint.__version__}\n".encode())
+    for path in files:
+        st = path.stat()
+        digest.update(f"{path.name} {_file_digest(path, st.st_mtime_ns, st.st_size)}\n".encode())
+    return digest.hexdigest()
+
+
+def content_hash(html: str, fingerprint: str) -> str:
+    """The invoice's content hash: its HTML's SHA-256 and the renderer's fingerprint, hashed together."""
+    return hashlib.sha256(f"{html_sha256(html)} {fingerprint}".encode("ascii")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- per process
+
+_PREPARED: dict[str, tuple[Any, Any]] = {}
+# Let the FontConfiguration remove its font folder while the interpreter is still whole (at module teardown
+# its ``__del__`` would find ``shutil.rmtree`` gone and print an ignored exception).
+atexit.register(_PREPARED.clear)
+
+
+def _prepared(templates_dir: str) -> tuple[Any, Any]:
+    """The parsed invoice stylesheet and the FontConfiguration holding its ``@font-face`` fonts, made once per
+    process."""
+    ready = _PREPARED.get(templates_dir)
+    if ready is None:
+        import weasyprint
+        from weasyprint.text.fonts import FontConfiguration
+
+        font_config = FontConfiguration()
+        css = weasyprint.CSS(filename=str(Path(templates_dir) / INVOICE_CSS), font_config=font_config)
+        _PREPARED.clear()
+        ready = _PREPARED[templates_dir] = (css, font_config)
+    return ready
+
+
+def _init_worker(templates_dir: str) -> None:
+    """Pool initializer: parse the stylesheet and register its fonts once for this worker, then move
+    everything alive so far out of the garbage collector's sight and collect in larger batches (the worker
+    only renders)."""
+    _prepared(templates_dir)
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+@contextmanager
+def _batched_gc() -> Iterator[None]:
+    """Collect garbage in larger batches while this process renders, then restore its own thresholds."""
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+RenderOutcome = tuple[str, str, int, str, float, float]
+
+
+def _render_pdf_job(job: RenderJob) -> RenderOutcome:
+    """Worker: lay out one invoice, write its PDF aside then into place, then its content-hash sidecar."""
+    import weasyprint
+
+    started = time.process_time()
+    invoice_number, html, sha, pdf_path, sidecar_path, templates_dir = job
+    css, font_config = _prepared(templates_dir)
+    document = weasyprint.HTML(string=html, base_url=templates_dir).render(
+        stylesheets=[css], font_config=font_config
+    )
+    pages = len(document.pages)
+    pdf = document.write_pdf()
+    assert pdf is not None
+    write_atomically(Path(pdf_path), pdf)
+    # The sidecar goes last: a matching sidecar therefore always means a complete PDF of that content.
+    write_atomically(Path(sidecar_path), f"{sha}\n{pages}\n".encode())
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return invoice_number, pdf_path, pages, sha, time.process_time() - started, peak_rss_mib
+
+
+def _existing_pdf_pages(pdf_path: Path, sidecar_path: Path, sha: str) -> int | None:
+    """Page count of an already rendered PDF of exactly this content, or None if it must be rendered."""
+    try:
+        recorded = sidecar_path.read_text(encoding="ascii", errors="replace").split()
+    except FileNotFoundError:
+        return None
+    if not recorded or recorded[0] != sha or not pdf_path.is_file():
+        return None
+    if len(recorded) > 1 and recorded[1].isdigit():
+        return int(recorded[1])
+    try:  # a sidecar without its page count: count the pages of the PDF
+        from pypdf import PdfReader
+
+        return len(PdfReader(pdf_path).pages)
+    except Exception:  # unreadable PDF: render it again
+        return None
+
+
+def _pool_context() -> Any:
+    """Workers forked from a fork server that has imported WeasyPrint once: they start in milliseconds, and
+    unlike a plain fork they inherit none of the caller's open files (the home lock, DuckDB files) or threads,
+    so a killed run leaves no worker holding its lock."""
+    if "forkserver" not in get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["weasyprint", "pipeline.rendering"])
+    return context
+
+
+def _render_jobs(jobs: list[RenderJob], workers: int, templates_dir: str) -> Iterator[RenderOutcome]:
+    if workers <= 1 or len(jobs) <= POOL_MIN_DOCUMENTS:
+        _prepared(templates_dir)
+        with _batched_gc():
+            yield from map(_render_pdf_job, jobs)
+        return
+    workers = min(workers, len(jobs))
+    chunk = max(1, min(MAX_CHUNK, len(jobs) // (workers * 4)))
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_pool_context(),
+        initializer=_init_worker,
+        initargs=(templates_dir,),
+    ) as pool:
+        yield from pool.map(_render_pdf_job, jobs, chunksize=chunk)
+
+
+def render_invoice_pdfs(
+    docs: Iterable[InvoiceDocument],
+    out_dir: Path,
+    templates_dir: Path,
+    workers: int = 2,
+) -> list[RenderedDocument]:
+    """Render one ``<invoice_number>.pdf`` per invoice (rule: atomic write; unchanged content not re-rendered).
+
+    Returns the documents in input order. PDFs whose sidecar ``<invoice_number>.html.sha256`` holds the
+    invoice's current content hash are left untouched; the others are rendered by ``workers`` processes.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    templates_dir = Path(templates_dir).resolve()
+    fingerprint = renderer_fingerprint(templates_dir)
+
+    order: list[str] = []
+    seen: set[str] = set()
+    results: dict[str, RenderedDocument] = {}
+    jobs: list[RenderJob] = []
+    for doc in docs:
+        if doc.invoice_number in seen:
+            raise ValueError(f"invoice {doc.invoice_number} appears twice in one render batch")
+        seen.add(doc.invoice_number)
+        order.append(doc.invoice_number)
+        html = render_invoice_html(doc, templates_dir)
+        sha = content_hash(html, fingerprint)
+        pdf_path = out_dir / f"{doc.invoice_number}.pdf"
+        sidecar = out_dir / f"{doc.invoice_number}{SIDECAR_SUFFIX}"
+        pages = _existing_pdf_pages(pdf_path, sidecar, sha)
+        if pages is not None:
+            results[doc.invoice_number] = RenderedDocument(doc.invoice_number, pdf_path, pages, sha)
+        else:
+            jobs.append((doc.invoice_number, html, sha, str(pdf_path), str(sidecar), str(templates_dir)))
+
+    for invoice_number, path, pages, sha, cpu_s, rss in _render_jobs(jobs, workers, str(templates_dir)):
+        results[invoice_number] = RenderedDocument(invoice_number, Path(path), pages, sha, render_cpu_s=cpu_s, peak_rss_mib=rss)
+        crash_point("documents.rendered")
+    return [results[number] for number in order]
