@@ -177,11 +177,13 @@ def cii_xml(doc: InvoiceDocument, settings: Settings) -> bytes:
 
 def _pdfa_bytes(doc: InvoiceDocument, templates_dir: Path) -> bytes:
     import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
 
     html = render_invoice_html(doc, templates_dir)
-    css = weasyprint.CSS(filename=str(Path(templates_dir) / INVOICE_CSS))
+    fonts = FontConfiguration()  # the stylesheet's @font-face (the shipped invoice font), as in rendering.py
+    css = weasyprint.CSS(filename=str(Path(templates_dir) / INVOICE_CSS), font_config=fonts)
     pdf = weasyprint.HTML(string=html, base_url=str(templates_dir)).write_pdf(
-        stylesheets=[css], pdf_variant="pdf/a-3b"
+        stylesheets=[css], font_config=fonts, pdf_variant="pdf/a-3b"
     )
     assert pdf is not None
     return pdf

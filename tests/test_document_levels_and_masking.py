@@ -20,7 +20,6 @@ from pipeline.documents import (
     InvoiceLine,
     UsageItem,
     render_invoice_html,
-    render_invoice_pdfs,
 )
 from pipeline.itemisation import write_itemisation_csvs
 from pipeline.masking import (
@@ -30,6 +29,7 @@ from pipeline.masking import (
     mask_called_number,
     redact_tax_ids,
 )
+from pipeline.rendering import render_invoice_pdfs
 from pipeline.statements import itemisation_level
 
 

@@ -12,8 +12,9 @@ from lxml import etree
 from pypdf import PdfReader
 from test_documents import TEMPLATES, make_doc, pdf_text
 
-from pipeline.documents import InvoiceLine, render_invoice_pdfs
+from pipeline.documents import InvoiceLine
 from pipeline.einvoice import NS, cii_xml, tax_breakdown, write_einvoice
+from pipeline.rendering import render_invoice_pdfs
 from pipeline.settings import Settings
 
 
