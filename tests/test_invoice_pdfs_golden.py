@@ -105,7 +105,7 @@ def test_itemisation_levels_and_page_counts(bills):
     mine = rated.filter(pl.col("account_id") == "ACC-0004")
     assert len(rows) == mine.height == 18
     assert sum(Decimal(r["charge"]) for r in rows) == sum(mine["charge_amount"].to_list())
-    assert sorted(p.name for p in folder.glob("*.csv")) == [name]
+    assert sorted(p.name for p in folder.glob("*-usage.csv")) == [name]
 
 
 def test_business_einvoice_in_the_sample(bills):
