@@ -1,5 +1,7 @@
 """Document and delivery assets: PDF invoices, and their delivery by e-mail (Maildir outbox) or paper."""
 
+import os
+
 import dagster as dg
 
 from assets.billing import invoices
@@ -9,6 +11,7 @@ from assets.resources import CdrbillHome
 from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.documents import render_invoice_pdfs
 from pipeline.home import TEMPLATES_DIR
+from pipeline.smtp import transport_for
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents as build_documents
 
@@ -48,6 +51,13 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
     reference = cdrbill.reference()
     docs = build_documents(home.lake, context.partition_key, reference)
     items = delivery_items(docs, reference.accounts, home.documents / context.partition_key)
+    transport = transport_for(
+        os.environ,
+        home.outbox,
+        settings.sender_email,
+        attempts=settings.smtp_attempts,
+        retry_delay_s=settings.smtp_retry_delay_s,
+    )
     with open_state(home.state_db) as state:
         report = deliver_invoices(
             state,
@@ -56,6 +66,7 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
             home.print_dir / context.partition_key,
             settings.sender_email,
             TEMPLATES_DIR,
+            transport=transport,
         )
     return dg.MaterializeResult(
         metadata={
@@ -65,8 +76,11 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
                     "printed": report.printed,
                     "already_delivered": report.skipped_already_delivered,
                     "fallback_to_paper": report.fallback_to_paper,
+                    "failed_retryable": report.failed_retryable,
+                    "rejected": report.rejected,
                 }
             ),
+            "transport": report.transport,
             "dagster/row_count": report.emailed + report.printed,
             "outbox": dg.MetadataValue.path(str(home.outbox)),
             "print_folder": dg.MetadataValue.path(str(home.print_dir / context.partition_key)),

@@ -28,6 +28,11 @@ class Settings:
     duplicate_window_days: int = 90  # a call already billed this many days before is still found a duplicate
     billing_window_days: int = 180  # a call older than this before its file's cycle is too old to bill
     duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
+    # e-mail delivery (docs/DELIVERY.md): SMTP tries per message, the wait before the first retry (doubled
+    # each retry), and the soft bounces in a row after which an account is switched to paper
+    smtp_attempts: int = 3
+    smtp_retry_delay_s: float = 2.0
+    soft_bounce_limit: int = 3
 
 
 def load_settings(reference_dir: Path) -> Settings:
@@ -43,4 +48,9 @@ def load_settings(reference_dir: Path) -> Settings:
     settings = replace(Settings(), **values)
     if settings.zero_bill_policy not in ("send", "suppress"):
         raise ValueError(f"{path}: zero_bill_policy={settings.zero_bill_policy!r}. Fix: use 'send' or 'suppress'")
+    if settings.smtp_attempts < 1 or settings.smtp_retry_delay_s < 0 or settings.soft_bounce_limit < 1:
+        raise ValueError(
+            f"{path}: smtp_attempts={settings.smtp_attempts}, smtp_retry_delay_s={settings.smtp_retry_delay_s}, "
+            f"soft_bounce_limit={settings.soft_bounce_limit}. Fix: attempts and limit ≥ 1, delay ≥ 0"
+        )
     return settings

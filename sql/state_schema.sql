@@ -74,10 +74,14 @@ create table if not exists delivery_ledger (
     account_id      varchar not null,
     message_id      varchar,
     destination     varchar,             -- the e-mail address or the print file
-    status          varchar not null,    -- sent
-    delivered_at    timestamp not null,
+    status          varchar not null,    -- sending (intent) | sent | failed (retry next run) | rejected (5xx)
+    delivered_at    timestamp not null,  -- when the row last changed (the hand-over, for sent)
     primary key (invoice_number, channel)
 );
+-- e-mail delivery (pipeline/delivery.py): attempts used, the last failure's reason (never a secret), transport
+alter table delivery_ledger add column if not exists attempts integer;
+alter table delivery_ledger add column if not exists last_error varchar;
+alter table delivery_ledger add column if not exists transport varchar;
 
 -- Adjustments posted to an account (from the adjustments input, a dispute resolution or a rerating after the
 -- cycle was final). Pending until an invoice carries them; adjustment_id is deterministic so posting twice is a
