@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.bounces import record_refusal
 from pipeline.documents import InvoiceDocument
 from pipeline.durable import write_atomically
 from pipeline.faults import crash_point
@@ -339,7 +340,11 @@ def deliver_invoices(
                     if outcome.server_down:
                         server_down = outcome.reason
                     continue
-                report.rejected += 1  # refused for good: on paper below
+                report.rejected += 1  # refused for good: a hard bounce, and on paper below
+                record_refusal(
+                    con, doc.invoice_number, doc.account_id, message_id_for(doc), recipient.addr_spec,
+                    outcome.reason or "refused",
+                )  # fmt: skip
             if item.channel == "email":
                 log.warning("%s: no usable e-mail address, falling back to paper", doc.invoice_number)
                 report.fallback_to_paper += 1

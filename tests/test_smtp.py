@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from mailserver import ARCHIVE, PASSWORD, USER, MailServer, free_port, start
 from test_documents import TEMPLATES, make_doc
 
+from pipeline.bounces import accounts_to_switch
 from pipeline.delivery import (
     DeliveryItem,
     build_invoice_email,
@@ -237,6 +238,11 @@ def test_a_permanent_refusal_goes_on_paper(tmp_path: Path, pdfs: Pdfs, server: M
     assert [r[1:3] for r in ledger(tmp_path / "state.duckdb")] == [("email", "rejected"), ("print", "sent")]
     assert (tmp_path / "print" / "INV-00000203.pdf").read_bytes() == pdfs["INV-00000203"][1].read_bytes()
     assert deliver(tmp_path, batch, transport(server)).skipped_already_delivered == 1
+    with duckdb.connect(str(tmp_path / "state.duckdb")) as con:  # a hard bounce: paper from the next cycle
+        assert con.execute("select account_id, kind, status, action from bounces").fetchall() == [
+            ("ACC-1001", "hard", "5.1.1", "refused")
+        ]
+        assert accounts_to_switch(con, 3)["account_id"].to_list() == ["ACC-1001"]
 
 
 # ------------------------------------------------------------------------------------------- exactly once
