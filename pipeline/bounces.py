@@ -343,9 +343,8 @@ def process_bounces(
 def bounce_counts(con: duckdb.DuckDBPyConnection, cycle: str) -> dict[str, int]:
     """Hard and soft bounces recorded against the invoices of ``cycle`` (for the deliveries' metadata)."""
     rows = con.execute(
-        "select b.kind, count(*) from bounces b join delivery_ledger d "
-        "on d.invoice_number = b.invoice_number and d.channel = 'email' "
-        "where d.cycle = ? and b.kind in ('hard', 'soft') group by all",
+        "select b.kind, count(*) from bounces b join invoices i using (invoice_number) "
+        "where i.cycle = ? and b.kind in ('hard', 'soft') group by all",
         [cycle],
     ).fetchall()
     counts = {"hard": 0, "soft": 0} | {str(k): int(n) for k, n in rows}

@@ -15,6 +15,7 @@ STAGES = {
     "invoices": "billing",
     "agent_commissions": "billing",
     "invoice_documents": "documents",
+    "bounces": "delivery",
     "deliveries": "delivery",
     "warehouse": "warehouse",
 }
