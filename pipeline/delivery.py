@@ -219,8 +219,8 @@ def send_once(
     Message-ID)."""
     message_id = str(message["Message-ID"])
     previous = _ledger_status(con, [key[0]]).get(key)
-    if previous == DONE:
-        return SendOutcome(DONE, skipped=True)
+    if previous in (DONE, "rejected"):  # delivered, or refused for good (a hard bounce): never again
+        return SendOutcome(previous, skipped=True)
     if transport.find_sent(message_id):
         log.warning("%s: message %s already handed over, recording it", key[0], message_id)
         _write_row(con, key, cycle, account_id, message_id, recipient, DONE, transport=transport.name)

@@ -188,14 +188,14 @@ class SmtpTransport:
             self._drop()
             raise SendFailure(
                 f"{where}: authentication refused ({error.smtp_code}). Fix: CDRBILL_SMTP_USER / password",
-                server_down=True,
+                config_error=True,
             ) from None
         except smtplib.SMTPNotSupportedError:
             self._drop()
             raise SendFailure(
                 f"{where}: the server does not offer {self.settings.security.upper()} or AUTH. "
                 "Fix: CDRBILL_SMTP_SECURITY",
-                server_down=True,
+                config_error=True,
             ) from None
         except smtplib.SMTPRecipientsRefused as error:
             self._drop()
@@ -232,7 +232,7 @@ class SmtpTransport:
                 return attempt
             except SendFailure as failure:
                 failure.attempts = attempt
-                if failure.permanent or attempt == self.attempts or "authentication" in failure.reason:
+                if failure.permanent or failure.config_error or attempt == self.attempts:
                     raise
             self._sleep(self.retry_delay_s * 2 ** (attempt - 1))
         raise AssertionError("unreachable")  # pragma: no cover

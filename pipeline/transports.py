@@ -24,13 +24,23 @@ from pipeline.durable import fsync_path
 
 class SendFailure(Exception):
     """A message was not handed over. ``permanent``: the server refused it for good (5xx for this recipient);
-    ``server_down``: no message can go through this server now (connection, TLS or authentication)."""
+    ``server_down``: no message can go through this server now (connection, TLS or authentication);
+    ``config_error``: retrying cannot help until a setting is fixed (authentication, security mode)."""
 
-    def __init__(self, reason: str, *, permanent: bool = False, server_down: bool = False, attempts: int = 1):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        server_down: bool = False,
+        config_error: bool = False,
+        attempts: int = 1,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
-        self.server_down = server_down
+        self.server_down = server_down or config_error
+        self.config_error = config_error
         self.attempts = attempts
 
 

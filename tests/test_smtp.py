@@ -169,7 +169,8 @@ def test_the_password_never_appears_in_logs_errors_or_the_ledger(
     server = next(runner)
     caplog.set_level(logging.DEBUG)
     try:
-        wrong = transport(server, CDRBILL_SMTP_USER=USER, CDRBILL_SMTP_PASSWORD=PASSWORD + "-old")
+        waits: list[float] = []
+        wrong = transport(server, waits, CDRBILL_SMTP_USER=USER, CDRBILL_SMTP_PASSWORD=PASSWORD + "-old")
         refused = deliver(tmp_path, items(pdfs, ("INV-00000201", "ana@example.com")), wrong)
         right = transport(server, CDRBILL_SMTP_USER=USER, CDRBILL_SMTP_PASSWORD=PASSWORD)
         sent = deliver(tmp_path, items(pdfs, ("INV-00000201", "ana@example.com")), right)
@@ -177,6 +178,7 @@ def test_the_password_never_appears_in_logs_errors_or_the_ledger(
         runner.close()
     assert (refused.emailed, refused.failed_retryable) == (0, 1)
     assert "authentication refused (535)" in refused.failures["INV-00000201"]
+    assert waits == []  # a refused login is a setting to fix: not retried
     assert sent.emailed == 1 and len(server.received) == 1
     with duckdb.connect(str(tmp_path / "state.duckdb")) as con:
         dump = repr(con.execute("select * from delivery_ledger").fetchall())
