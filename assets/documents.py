@@ -1,19 +1,23 @@
 """Document and delivery assets: PDF invoices, and their delivery by e-mail (Maildir outbox) or paper."""
 
 import base64
+import os
 
 import dagster as dg
 
 from assets.billing import invoices
+from assets.bounces import bounces
 from assets.metadata import counts, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
+from pipeline.bounces import bounce_counts, preference_overrides
 from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.einvoice import write_einvoices
 from pipeline.home import TEMPLATES_DIR
 from pipeline.itemisation import write_itemisation_csvs
 from pipeline.preview import write_preview
 from pipeline.rendering import render_invoice_pdfs
+from pipeline.smtp import transport_for
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents as build_documents
 
@@ -68,12 +72,12 @@ def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -
     partitions_def=bill_cycles,
     group_name="delivery",
     kinds={"email"},
-    deps=[invoice_documents, "cycle_approval"],
+    deps=[invoice_documents, bounces, "cycle_approval"],
 )
 def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
-    """Each invoice delivered exactly once: e-mail with the PDF attached into the outbox, or the PDF into the
-    print folder; an e-mail account without a usable address falls back to paper. Nothing before the cycle's
-    approval (cycle_approval)."""
+    """Each invoice delivered exactly once: e-mail (SMTP when configured, else the Maildir outbox) with the PDF
+    attached, or the PDF into the print folder; accounts without a usable address or switched to paper after
+    bounces get paper. Nothing before the cycle's approval (cycle_approval)."""
     # --- approval gate (issue 6, branch post6) ---
     from assets.approval import approval_metadata
     from pipeline.approval import current_approval
@@ -87,8 +91,16 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
     docs = build_documents(home.lake, context.partition_key, reference, settings)
-    items = delivery_items(docs, reference.accounts, home.documents / context.partition_key)
+    transport = transport_for(
+        os.environ,
+        home.outbox,
+        settings.sender_email,
+        attempts=settings.smtp_attempts,
+        retry_delay_s=settings.smtp_retry_delay_s,
+    )
     with open_state(home.state_db) as state:
+        overrides = preference_overrides(state)
+        items = delivery_items(docs, reference.accounts, home.documents / context.partition_key, overrides)
         report = deliver_invoices(
             state,
             items,
@@ -96,19 +108,30 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
             home.print_dir / context.partition_key,
             settings.sender_email,
             TEMPLATES_DIR,
+            transport=transport,
         )
+        bounced = bounce_counts(state, context.partition_key)
     return dg.MaterializeResult(
         metadata={
             **counts(
                 {
                     "emailed": report.emailed,
                     "printed": report.printed,
+                    "bounced_hard": bounced["hard"],
+                    "bounced_soft": bounced["soft"],
+                    "failed_retryable": report.failed_retryable,
+                    "rejected": report.rejected,
+                    "switched_to_paper": report.switched_to_paper,
                     "already_delivered": report.skipped_already_delivered,
                     "fallback_to_paper": report.fallback_to_paper,
+                    "recovered_by_message_id": report.recovered_from_outbox,
+                    "resent_same_message_id": report.resent_same_message_id,
                 }
             ),
+            "transport": report.transport,
             "dagster/row_count": report.emailed + report.printed,
             "outbox": dg.MetadataValue.path(str(home.outbox)),
             "print_folder": dg.MetadataValue.path(str(home.print_dir / context.partition_key)),
+            "failures": rows_md([{"invoice": k, "reason": v} for k, v in sorted(report.failures.items())], 20),
         }
     )

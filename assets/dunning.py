@@ -1,5 +1,6 @@
 """The payment reminder asset: dunning notices for invoices past due, after the cycle's approval."""
 
+import os
 from datetime import date
 
 import dagster as dg
@@ -12,6 +13,7 @@ from pipeline.approval import current_approval
 from pipeline.dunning import send_payment_reminders
 from pipeline.engine import scalar
 from pipeline.home import TEMPLATES_DIR
+from pipeline.smtp import transport_for
 from pipeline.state import open_state
 
 
@@ -45,7 +47,13 @@ def payment_reminders(
             home.documents / cycle / "reminders",
             settings.sender_email,
             TEMPLATES_DIR,
-            outbox_dir=home.outbox,
+            transport_for(
+                os.environ,
+                home.outbox,
+                settings.sender_email,
+                attempts=settings.smtp_attempts,
+                retry_delay_s=settings.smtp_retry_delay_s,
+            ),
         )
     return dg.MaterializeResult(
         metadata={
@@ -56,6 +64,7 @@ def payment_reminders(
                     "emailed": report.emailed,
                     "to_print": report.printed,
                     "recovered_from_outbox": report.recovered_from_outbox,
+                    "failed_retryable": report.failed,
                     "as_of": as_of.isoformat(),
                     "pending_approval": 0,
                 }

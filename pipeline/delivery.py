@@ -1,82 +1,120 @@
-"""Invoice delivery: e-mail into a Maildir outbox, paper into a print folder, recorded exactly once.
+"""Invoice delivery: e-mail (Maildir outbox or SMTP) or paper (a print folder), recorded exactly once.
 
 Billing rules applied here:
 
 * an invoice is delivered at most once per channel: the ``delivery_ledger`` row for
-  (invoice_number, channel) is the proof, and an existing row means "skip";
-* a message found in the outbox without its ledger row (crash between the two writes) is recorded,
-  never written a second time: its ``Message-ID`` is deterministic per invoice and cycle;
-* an e-mail customer without a usable address gets the invoice on paper instead, and is reported;
-* no customer data can add a header: names and addresses go through ``email.headerregistry.Address``
-  after CR/LF and other control characters are stripped.
+  (invoice_number, channel) is the proof. An e-mail's intent (status ``sending``, with its Message-ID) is
+  committed *before* it is handed over and its outcome (``sent``) after;
+* a message without its ``sent`` row (a crash between hand-over and ledger) is first looked for by its
+  Message-ID (the Maildir outbox, or the SMTP archive copy): found, it is recorded, never sent again; not
+  provable, it is sent again with the SAME Message-ID, so receivers (and our archive) see one message;
+* transient failures (4xx, connection refused) are retried with back-off by the transport, then recorded
+  ``failed`` with the reason and retried by the next run; a permanent refusal (5xx) is recorded ``rejected``
+  and the invoice goes on paper;
+* an e-mail customer without a usable address, or switched to paper after bounces (pipeline/bounces.py), gets
+  the invoice on paper instead, and is reported;
+* no customer data can add a header (pipeline/mail.py).
 """
 
 from __future__ import annotations
 
-import email.policy
-import email.utils
 import logging
-import mailbox
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
-from babel.dates import format_date, format_interval
-from babel.numbers import format_currency
 
-from pipeline.documents import InvoiceDocument, load_strings, template_environment
-from pipeline.durable import fsync_path, write_atomically
+from pipeline.bounces import record_refusal
+from pipeline.documents import InvoiceDocument, itemisation_csv_name
+from pipeline.durable import write_atomically
 from pipeline.faults import crash_point
+from pipeline.mail import (  # re-exported: the public names of delivery
+    MESSAGE_ID_DOMAIN,
+    build_invoice_email,
+    clean_header_text,
+    message_id_for,
+    parse_recipient,
+)
 from pipeline.sql import read_sql
+from pipeline.transports import MaildirTransport, SendFailure, Transport
+
+__all__ = [
+    "EMAIL_CHANNEL",
+    "MESSAGE_ID_DOMAIN",
+    "PRINT_CHANNEL",
+    "DeliveryItem",
+    "DeliveryReport",
+    "SendOutcome",
+    "build_invoice_email",
+    "clean_header_text",
+    "deliver_invoices",
+    "delivery_items",
+    "ensure_delivery_ledger",
+    "message_id_for",
+    "parse_recipient",
+    "send_once",
+]
 
 log = logging.getLogger(__name__)
 
 EMAIL_CHANNEL = "email"
 PRINT_CHANNEL = "print"
-MESSAGE_ID_DOMAIN = "cdrbill.invalid"
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
-_MSGID_PART = re.compile(r"^[A-Za-z0-9._-]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+DONE = "sent"
 
 
 @dataclass(frozen=True)
 class DeliveryItem:
-    """One invoice to deliver: ``channel`` is the account's choice, "email" or "paper"."""
+    """One invoice to deliver: ``channel`` is the account's choice, "email" or "paper"; ``attachments`` are
+    further files sent with the PDF (e.g. the CSV itemisation of a large account)."""
 
     doc: InvoiceDocument
     pdf_path: Path
     channel: str  # "email" | "paper"
     email: str | None
+    attachments: tuple[Path, ...] = ()
+    switched_to_paper: bool = False  # e-mail preference overridden to paper after bounces
 
 
-def delivery_items(docs: Sequence[InvoiceDocument], accounts: pl.DataFrame, folder: Path) -> list[DeliveryItem]:
-    """Each invoice with its PDF in ``folder`` and its account's delivery preference and e-mail address."""
+def delivery_items(
+    docs: Sequence[InvoiceDocument],
+    accounts: pl.DataFrame,
+    folder: Path,
+    overrides: Mapping[str, str] | None = None,
+) -> list[DeliveryItem]:
+    """Each invoice with its PDF in ``folder`` (and its itemisation CSV when the bill is itemised as CSV) and its
+    account's delivery preference and e-mail address; ``overrides`` (account → preference, from bounces) win over
+    the reference preference."""
     by_id = {row["account_id"]: row for row in accounts.iter_rows(named=True)}
-    return [
-        DeliveryItem(
-            doc=doc,
-            pdf_path=folder / f"{doc.invoice_number}.pdf",
-            channel=by_id[doc.account_id]["delivery_preference"],
-            email=by_id[doc.account_id]["email"],
+    overrides = overrides or {}
+    items = []
+    for doc in docs:
+        chosen = by_id[doc.account_id]["delivery_preference"]
+        channel = overrides.get(doc.account_id, chosen)
+        items.append(
+            DeliveryItem(
+                doc=doc,
+                pdf_path=folder / f"{doc.invoice_number}.pdf",
+                channel=channel,
+                email=by_id[doc.account_id]["email"],
+                switched_to_paper=chosen == "email" and channel == "paper",
+                attachments=(folder / itemisation_csv_name(doc.invoice_number),) if doc.itemisation == "csv" else (),
+            )
         )
-        for doc in docs
-    ]
+    return items
 
 
 @dataclass
 class DeliveryReport:
     """Counts of one delivery run.
 
-    ``emailed`` includes ``recovered_from_outbox`` (recorded from a message already in the outbox);
-    ``printed`` includes ``fallback_to_paper`` (e-mail accounts without a usable address).
+    ``emailed`` includes ``recovered_from_outbox`` (recorded from a message proven sent by its Message-ID)
+    and ``resent_same_message_id`` (sent again after a crash that left no proof); ``printed`` includes
+    ``fallback_to_paper`` (e-mail accounts without a usable address, or refused for good), and
+    ``switched_to_paper`` (accounts moved to paper after bounces).
     """
 
     emailed: int = 0
@@ -84,7 +122,13 @@ class DeliveryReport:
     skipped_already_delivered: int = 0
     fallback_to_paper: int = 0
     recovered_from_outbox: int = 0
+    resent_same_message_id: int = 0
+    failed_retryable: int = 0
+    rejected: int = 0
+    switched_to_paper: int = 0
     fallback_invoices: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # invoice → reason (failed or rejected)
+    transport: str = "maildir"
 
 
 # --------------------------------------------------------------------------------------------- ledger
@@ -92,179 +136,127 @@ class DeliveryReport:
 
 def ensure_delivery_ledger(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``delivery_ledger`` (with the other ledgers of ``sql/state_schema.sql``) if missing; rule: one
-    row per delivered (invoice_number, channel)."""
+    row per (invoice_number, channel)."""
     con.execute(read_sql("state_schema.sql"))
 
 
-def _delivered_keys(con: duckdb.DuckDBPyConnection, invoice_numbers: Sequence[str]) -> set[tuple[str, str]]:
+def _ledger_status(
+    con: duckdb.DuckDBPyConnection, invoice_numbers: Sequence[str]
+) -> dict[tuple[str, str], str]:
     if not invoice_numbers:
-        return set()
+        return {}
     rows = con.execute(
-        "select invoice_number, channel from delivery_ledger "
+        "select invoice_number, channel, status from delivery_ledger "
         "where invoice_number in (select unnest(?::varchar[]))",
         [list(invoice_numbers)],
     ).fetchall()
-    return {(str(r[0]), str(r[1])) for r in rows}
+    return {(str(r[0]), str(r[1])): str(r[2]) for r in rows}
 
 
-def _record(
+def _write_row(
     con: duckdb.DuckDBPyConnection,
-    doc: InvoiceDocument,
-    channel: str,
+    key: tuple[str, str],
+    cycle: str,
+    account_id: str,
     message_id: str | None,
     destination: str,
+    status: str,
+    *,
+    transport: str | None = None,
+    attempts: int | None = None,
+    last_error: str | None = None,
 ) -> None:
+    """Insert or update the ledger row of ``key`` (one statement: committed on its own)."""
     con.execute(
-        "insert into delivery_ledger values (?, ?, ?, ?, ?, ?, 'sent', ?) on conflict do nothing",
+        "insert into delivery_ledger (invoice_number, channel, cycle, account_id, message_id, destination, "
+        "status, delivered_at, attempts, last_error, transport) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "on conflict (invoice_number, channel) do update set message_id = excluded.message_id, "
+        "destination = excluded.destination, status = excluded.status, delivered_at = excluded.delivered_at, "
+        "attempts = coalesce(delivery_ledger.attempts, 0) + coalesce(excluded.attempts, 0), "
+        "last_error = excluded.last_error, transport = excluded.transport",
         [
-            doc.invoice_number,
-            channel,
-            doc.cycle,
-            doc.account_id,
+            key[0],
+            key[1],
+            cycle,
+            account_id,
             message_id,
             destination,
+            status,
             datetime.now(UTC).replace(tzinfo=None),
+            attempts,
+            last_error,
+            transport,
         ],
     )
 
 
-# --------------------------------------------------------------------------------------------- e-mail
+# --------------------------------------------------------------------------------------------- sending
 
 
-def clean_header_text(value: str) -> str:
-    """Strip CR/LF and other control characters from customer text put in a header (rule: no injection)."""
-    return " ".join(_CONTROL_CHARS.sub(" ", value).split())
+@dataclass(frozen=True)
+class SendOutcome:
+    """What ``send_once`` did: status ``sent`` (``recovered``: proven earlier, ``resent``: sent again after an
+    unproven crash), ``failed`` (retry next run) or ``rejected`` (refused for good); ``skipped``: already sent."""
+
+    status: str
+    recovered: bool = False
+    resent: bool = False
+    skipped: bool = False
+    reason: str | None = None
+    server_down: bool = False
 
 
-def parse_recipient(value: str | None) -> Address | None:
-    """Return the customer's ``Address``, or None when empty or invalid (rule: such accounts get paper)."""
-    if value is None:
-        return None
-    candidate = _CONTROL_CHARS.sub("", value).strip()
-    if not candidate or candidate.count("@") != 1:
-        return None
-    local, domain = candidate.rsplit("@", 1)
-    if not _LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-        return None
-    if not _DOMAIN.match(domain):
-        return None
-    try:
-        addr = Address(addr_spec=candidate)
-    except (ValueError, IndexError):
-        return None
-    if addr.addr_spec != candidate:
-        return None
-    return addr
-
-
-def message_id_for(doc: InvoiceDocument) -> str:
-    """Deterministic Message-ID ``<invoice_number.cycle@cdrbill.invalid>`` (rule: detect a resend)."""
-    for part in (doc.invoice_number, doc.cycle):
-        if not _MSGID_PART.match(part):
-            raise ValueError(f"cannot build a Message-ID from {part!r}")
-    return f"<{doc.invoice_number}.{doc.cycle}@{MESSAGE_ID_DOMAIN}>"
-
-
-def _sender_address(sender: str) -> Address:
-    name, addr = email.utils.parseaddr(clean_header_text(sender))
-    parsed = parse_recipient(addr)
-    if parsed is None:
-        raise ValueError(f"invalid sender address {sender!r}")
-    return Address(display_name=clean_header_text(name), addr_spec=parsed.addr_spec)
-
-
-def build_invoice_email(
-    doc: InvoiceDocument,
-    pdf_path: Path,
+def send_once(
+    con: duckdb.DuckDBPyConnection,
+    transport: Transport,
+    key: tuple[str, str],
+    cycle: str,
+    account_id: str,
+    message: EmailMessage,
     recipient: str,
-    sender: str,
-    templates_dir: Path,
-    *,
-    sent_at: datetime | None = None,
-) -> EmailMessage:
-    """Build the invoice e-mail: HTML + text body, PDF attached (rule: fixed Message-ID, no injection).
-
-    Raises ValueError when ``recipient`` is not a usable address.
-    """
-    to_addr = parse_recipient(recipient)
-    if to_addr is None:
-        raise ValueError(f"{doc.invoice_number}: invalid recipient address {recipient!r}")
-    templates_dir = Path(templates_dir)
-    strings = load_strings(templates_dir, doc.language)
-    locale = strings["locale"]
-    view: dict[str, Any] = {
-        "period": format_interval(doc.period_start, doc.period_end, "yMMMd", locale=locale),
-        "total": format_currency(doc.total, doc.currency, locale=locale),
-        "due_date": format_date(doc.due_date, "long", locale=locale),
-        "name": clean_header_text(doc.account_name),
-    }
-
-    def t(key: str, **kwargs: Any) -> str:
-        return str(strings[key]).format(**kwargs)
-
-    subject = clean_header_text(t("email_subject", invoice_number=doc.invoice_number, period=view["period"]))
-    env = template_environment(templates_dir)
-    context = {"doc": doc, "s": strings, "t": t, "v": view, "subject": subject}
-    text_body = env.get_template("email_body.txt.j2").render(context)
-    html_body = env.get_template("email_body.html.j2").render(context)
-
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = _sender_address(sender)
-    msg["To"] = Address(display_name=clean_header_text(doc.account_name), addr_spec=to_addr.addr_spec)
-    msg["Subject"] = subject
-    msg["Date"] = email.utils.format_datetime(sent_at or datetime.now(UTC))
-    msg["Message-ID"] = message_id_for(doc)
-    msg.set_content(text_body)
-    msg.add_alternative(html_body, subtype="html")
-    msg.add_attachment(
-        Path(pdf_path).read_bytes(),
-        maintype="application",
-        subtype="pdf",
-        filename=f"{doc.invoice_number}.pdf",
+) -> SendOutcome:
+    """Send ``message`` at most once for ``key`` = (document number, channel) — the invoice e-mail, or a
+    payment reminder on its own channel (e.g. ``reminder-1``) — with the intent/outcome ledger protocol
+    (rule: intent committed before the hand-over, outcome after; a crash in between is resolved by the
+    Message-ID)."""
+    message_id = str(message["Message-ID"])
+    previous = _ledger_status(con, [key[0]]).get(key)
+    if previous in (DONE, "rejected"):  # delivered, or refused for good (a hard bounce): never again
+        return SendOutcome(previous, skipped=True)
+    if transport.find_sent(message_id):
+        log.warning("%s: message %s already handed over, recording it", key[0], message_id)
+        _write_row(con, key, cycle, account_id, message_id, recipient, DONE, transport=transport.name)
+        return SendOutcome(DONE, recovered=True)
+    resent = previous == "sending"  # a crash after the intent, with no proof either way
+    if resent:
+        log.warning(
+            "%s: no proof that %s was sent, sending it again with the same Message-ID", key[0], message_id
+        )
+    _write_row(con, key, cycle, account_id, message_id, recipient, "sending", transport=transport.name)
+    crash_point("delivery.intent")
+    try:
+        attempts = transport.send(message, recipient)
+    except SendFailure as failure:
+        status = "rejected" if failure.permanent else "failed"
+        _write_row(
+            con,
+            key,
+            cycle,
+            account_id,
+            message_id,
+            recipient,
+            status,
+            transport=transport.name,
+            attempts=failure.attempts,
+            last_error=failure.reason,
+        )
+        log.warning("%s: e-mail %s: %s", key[0], status, failure.reason)
+        return SendOutcome(status, reason=failure.reason, server_down=failure.server_down)
+    crash_point("delivery.emailed")
+    _write_row(
+        con, key, cycle, account_id, message_id, recipient, DONE, transport=transport.name, attempts=attempts
     )
-    return msg
-
-
-def _read_message_id(fh: Any) -> str | None:
-    """Message-ID from a stored message's header block (reads the headers only)."""
-    current: str | None = None
-    for raw in fh:
-        line = raw.decode("ascii", errors="replace")
-        if line in ("\n", "\r\n"):
-            break
-        if line[:1] in (" ", "\t"):
-            if current is not None:
-                current += line.strip()
-            continue
-        if current is not None:
-            return current
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "message-id":
-            current = value.strip()
-    return current
-
-
-def _outbox_index(box: mailbox.Maildir) -> dict[str, str]:
-    index: dict[str, str] = {}
-    for key in box.iterkeys():
-        fh = box.get_file(key)
-        try:
-            mid = _read_message_id(fh)
-        finally:
-            fh.close()
-        if mid:
-            index[mid] = key
-    return index
-
-
-def _write_to_outbox(box: mailbox.Maildir, outbox_dir: Path, msg: EmailMessage) -> str:
-    # Stored with LF line ends, as Maildir expects; the SMTP policy's CRLF is for the wire.
-    key = box.add(msg.as_bytes(policy=email.policy.SMTP.clone(linesep="\n")))
-    new_file = outbox_dir / "new" / key
-    if new_file.exists():
-        fsync_path(new_file)
-        fsync_path(outbox_dir / "new")
-    return key
+    return SendOutcome(DONE, resent=resent)
 
 
 # --------------------------------------------------------------------------------------------- paper
@@ -284,60 +276,84 @@ def deliver_invoices(
     print_dir: Path,
     sender: str,
     templates_dir: Path,
+    *,
+    transport: Transport | None = None,
 ) -> DeliveryReport:
-    """Deliver each invoice once per channel (rule: ledger row after the write; outbox re-checked on crash).
+    """Deliver each invoice once per channel (rule: see the module docstring).
 
-    E-mail goes to the Maildir ``outbox_dir``; paper (and e-mail without a usable address) is copied to
-    ``print_dir/<invoice_number>.pdf``. Each delivery commits its own ledger row, so a crash loses nothing.
+    E-mail goes through ``transport`` (default: the Maildir ``outbox_dir``); paper (and e-mail without a
+    usable address or refused for good) is copied to ``print_dir/<invoice_number>.pdf``. Each delivery commits
+    its own ledger rows, so a crash loses nothing. When the SMTP server is down, the remaining e-mails are
+    recorded ``failed`` at once (no retries against a dead server) and left for the next run.
     """
-    outbox_dir = Path(outbox_dir)
     print_dir = Path(print_dir)
     ensure_delivery_ledger(con)
     for item in items:
         if item.channel not in ("email", "paper"):
             raise ValueError(f"{item.doc.invoice_number}: unknown delivery channel {item.channel!r}")
-        if not Path(item.pdf_path).is_file():
-            raise FileNotFoundError(f"{item.doc.invoice_number}: PDF {item.pdf_path} is missing")
+        for path in (item.pdf_path, *item.attachments):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{item.doc.invoice_number}: {path} is missing")
 
-    report = DeliveryReport()
-    delivered = _delivered_keys(con, sorted({item.doc.invoice_number for item in items}))
-    box: mailbox.Maildir | None = None
-    outbox_ids: dict[str, str] | None = None
-
-    for item in items:
-        doc = item.doc
-        recipient = parse_recipient(item.email) if item.channel == "email" else None
-        channel = EMAIL_CHANNEL if recipient is not None else PRINT_CHANNEL
-        if (doc.invoice_number, channel) in delivered or (
-            item.channel == "email" and (doc.invoice_number, EMAIL_CHANNEL) in delivered
-        ):
-            report.skipped_already_delivered += 1
-            continue
-
-        if recipient is not None:
-            if box is None:
-                box = mailbox.Maildir(outbox_dir, factory=None, create=True)
-                outbox_ids = _outbox_index(box)
-            assert outbox_ids is not None
-            mid = message_id_for(doc)
-            if mid in outbox_ids:
-                log.warning("%s: message %s already in the outbox, recording it", doc.invoice_number, mid)
-                report.recovered_from_outbox += 1
-            else:
-                msg = build_invoice_email(doc, item.pdf_path, recipient.addr_spec, sender, templates_dir)
-                outbox_ids[mid] = _write_to_outbox(box, outbox_dir, msg)
-                crash_point("delivery.emailed")
-            _record(con, doc, EMAIL_CHANNEL, mid, recipient.addr_spec)
-            report.emailed += 1
-        else:
+    transport = transport if transport is not None else MaildirTransport(Path(outbox_dir))
+    report = DeliveryReport(transport=transport.name)
+    status = _ledger_status(con, sorted({item.doc.invoice_number for item in items}))
+    server_down: str | None = None
+    try:
+        for item in items:
+            doc = item.doc
+            email_key, print_key = (doc.invoice_number, EMAIL_CHANNEL), (doc.invoice_number, PRINT_CHANNEL)
+            if status.get(email_key) == DONE or status.get(print_key) == DONE:
+                report.skipped_already_delivered += 1
+                continue
+            recipient = parse_recipient(item.email) if item.channel == "email" else None
+            if recipient is not None and status.get(email_key) != "rejected":
+                if server_down is not None:
+                    _write_row(
+                        con, email_key, doc.cycle, doc.account_id, message_id_for(doc), recipient.addr_spec,
+                        "failed", transport=transport.name, attempts=0, last_error=server_down,
+                    )  # fmt: skip
+                    report.failed_retryable += 1
+                    report.failures[doc.invoice_number] = server_down
+                    continue
+                msg = build_invoice_email(
+                    doc,
+                    item.pdf_path,
+                    recipient.addr_spec,
+                    sender,
+                    templates_dir,
+                    attachments=item.attachments,
+                )
+                outcome = send_once(con, transport, email_key, doc.cycle, doc.account_id, msg, recipient.addr_spec)
+                status[email_key] = outcome.status
+                if outcome.status == DONE:
+                    report.emailed += 1
+                    report.recovered_from_outbox += outcome.recovered
+                    report.resent_same_message_id += outcome.resent
+                    continue
+                report.failures[doc.invoice_number] = outcome.reason or outcome.status
+                if outcome.status == "failed":
+                    report.failed_retryable += 1
+                    if outcome.server_down:
+                        server_down = outcome.reason
+                    continue
+                report.rejected += 1  # refused for good: a hard bounce, and on paper below
+                record_refusal(
+                    con, doc.invoice_number, doc.account_id, message_id_for(doc), recipient.addr_spec,
+                    outcome.reason or "refused",
+                )  # fmt: skip
             if item.channel == "email":
                 log.warning("%s: no usable e-mail address, falling back to paper", doc.invoice_number)
                 report.fallback_to_paper += 1
                 report.fallback_invoices.append(doc.invoice_number)
+            elif item.switched_to_paper:
+                report.switched_to_paper += 1
             print_dir.mkdir(parents=True, exist_ok=True)
             target = _copy_to_print(item.pdf_path, print_dir, doc.invoice_number)
             crash_point("delivery.printed")
-            _record(con, doc, PRINT_CHANNEL, None, str(target))
+            _write_row(con, print_key, doc.cycle, doc.account_id, None, str(target), DONE)
+            status[print_key] = DONE
             report.printed += 1
-        delivered.add((doc.invoice_number, channel))
+    finally:
+        transport.close()
     return report

@@ -22,8 +22,6 @@ import email.headerregistry
 import email.message
 import email.policy
 import email.utils
-import mailbox
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,17 +32,12 @@ import polars as pl
 from babel.dates import format_date
 
 from pipeline.balances import OPEN_INVOICES
-from pipeline.delivery import (
-    MESSAGE_ID_DOMAIN,
-    _outbox_index,
-    _sender_address,
-    _write_to_outbox,
-    clean_header_text,
-    parse_recipient,
-)
+from pipeline.delivery import MESSAGE_ID_DOMAIN, clean_header_text, parse_recipient, send_once
 from pipeline.documents import format_money, template_environment
 from pipeline.durable import write_atomically
 from pipeline.faults import crash_point
+from pipeline.mail import sender_address
+from pipeline.transports import Transport
 
 EMAIL = "email"
 PRINT = "print"
@@ -59,6 +52,7 @@ class ReminderReport:
     emailed: int = 0
     printed: int = 0
     recovered_from_outbox: int = 0
+    failed: int = 0  # e-mails that failed for now (retried by the next run)
 
     @property
     def sent(self) -> int:
@@ -186,7 +180,7 @@ def build_reminder_email(
     )
     body = template_environment(templates_dir).get_template("reminder_email.txt.j2").render(context)
     msg = email.message.EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = _sender_address(sender)
+    msg["From"] = sender_address(sender)
     to_addr = parse_recipient(recipient)
     assert to_addr is not None
     msg["To"] = email.headerregistry.Address(display_name=context["v"]["name"], addr_spec=to_addr.addr_spec)
@@ -203,28 +197,6 @@ def build_reminder_email(
     return msg
 
 
-class MaildirNoticeSender:
-    """Sends a notice e-mail into the Maildir outbox with pipeline/delivery.py's writer; a message already there
-    (same Message-ID: a crash before the ledger row) is reported as sent, not written again. The one seam to
-    switch to another sending API (SMTP): ``send(message) -> recovered``."""
-
-    def __init__(self, outbox_dir: Path):
-        self.outbox_dir = Path(outbox_dir)
-        self._box: mailbox.Maildir | None = None
-        self._ids: dict[str, str] = {}
-
-    def send(self, message: email.message.EmailMessage) -> bool:
-        """Send once; True when the message was found already sent (recovered)."""
-        if self._box is None:
-            self._box = mailbox.Maildir(self.outbox_dir, factory=None, create=True)
-            self._ids = _outbox_index(self._box)
-        message_id = str(message["Message-ID"])
-        if message_id in self._ids:
-            return True
-        self._ids[message_id] = _write_to_outbox(self._box, self.outbox_dir, message)
-        return False
-
-
 def send_payment_reminders(
     state: duckdb.DuckDBPyConnection,
     cycle: str,
@@ -234,20 +206,17 @@ def send_payment_reminders(
     reminders_dir: Path,
     sender: str,
     templates_dir: Path,
-    send_email: Callable[[email.message.EmailMessage], bool] | None = None,
-    outbox_dir: Path | None = None,
+    transport: Transport,
 ) -> ReminderReport:
     """Send every reminder due on ``as_of`` through the account's channel and record each in
-    ``payment_reminders`` after it went out (rule: one per invoice and level, ever). Paper reminders are
-    rendered into ``reminders_dir`` and recorded on the ``print`` channel for the cycle's print batch."""
+    ``payment_reminders`` after it went out (rule: one per invoice and level, ever). E-mails go through the
+    delivery ledger's exactly-once protocol (``delivery.send_once``, channel ``reminder``); one refused for good
+    goes to paper, one that failed for now is left for the next run. Paper reminders are rendered into
+    ``reminders_dir`` and recorded on the ``print`` channel for the cycle's print batch."""
     due = reminders_due(state, as_of, levels)
     report = ReminderReport(by_level=dict.fromkeys(levels, 0))
     if due.is_empty():
         return report
-    if send_email is None:
-        if outbox_dir is None:
-            raise ValueError("send_payment_reminders needs outbox_dir or send_email")
-        send_email = MaildirNoticeSender(outbox_dir).send
     rows = due.join(
         accounts.select(
             "account_id",
@@ -269,17 +238,30 @@ def send_payment_reminders(
         )
         recipient = parse_recipient(reminder["email"]) if reminder["delivery_preference"] == "email" else None
         message_id = None
+        outcome = None
         if recipient is not None:
             message = build_reminder_email(
                 reminder, as_of, pdf_path, recipient.addr_spec, sender, templates_dir
             )
+            outcome = send_once(
+                state,
+                transport,
+                (reminder["reminder_id"], "reminder"),
+                cycle,
+                reminder["account_id"],
+                message,
+                recipient.addr_spec,
+            )
+            if outcome.status == "failed":  # transient: no reminder row, the next run tries again
+                report.failed += 1
+                continue
+        if recipient is not None and outcome is not None and outcome.status == "sent":
             message_id = str(message["Message-ID"])
-            if send_email(message):
-                report.recovered_from_outbox += 1
+            report.recovered_from_outbox += outcome.recovered or outcome.skipped
             crash_point("dunning.emailed")
             channel, destination = EMAIL, recipient.addr_spec
             report.emailed += 1
-        else:
+        else:  # paper by choice, no usable address, or the e-mail refused for good
             channel, destination = PRINT, str(pdf_path)
             report.printed += 1
         state.execute(

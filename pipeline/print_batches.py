@@ -93,7 +93,8 @@ def address_problems(accounts: pl.DataFrame) -> pl.DataFrame:
 
 
 def unbatched_documents(state: duckdb.DuckDBPyConnection, cycle: str, documents_dir: Path) -> pl.DataFrame:
-    """The cycle's paper documents not yet in any print batch: document_id, kind, account_id, pdf_path."""
+    """The cycle's paper documents not yet in any print batch: document_id, kind (invoice, reminder, or the
+    notice mailed to an account switched to paper after bounces), account_id, pdf_path."""
     return state.sql(
         """
         with paper as (
@@ -103,6 +104,9 @@ def unbatched_documents(state: duckdb.DuckDBPyConnection, cycle: str, documents_
             union all
             select reminder_id, 'reminder', account_id, destination
             from payment_reminders where cycle = $cycle and channel = 'print'
+            union all
+            select 'NOTICE-' || account_id, 'notice', account_id, notice_file
+            from delivery_preference_overrides where cycle = $cycle
         )
         select * from paper
         where document_id not in (select document_id from print_batch_items)

@@ -40,6 +40,11 @@ class Settings:
     carrier_city: str = "Chicago"
     carrier_state: str = "IL"
     carrier_postcode: str = "60601"
+    # e-mail delivery (docs/DELIVERY.md): SMTP tries per message, the wait before the first retry (doubled
+    # each retry), and the soft bounces in a row after which an account is switched to paper
+    smtp_attempts: int = 3
+    smtp_retry_delay_s: float = 2.0
+    soft_bounce_limit: int = 3
 
 
 def load_settings(reference_dir: Path) -> Settings:
@@ -64,5 +69,10 @@ def load_settings(reference_dir: Path) -> Settings:
         raise ValueError(
             f"{path}: dunning_levels={levels!r}. Fix: a table of level = days past due, e.g. "
             "dunning_levels = {reminder = 15, second_notice = 30, suspension_notice = 45} (distinct positive days)"
+        )
+    if settings.smtp_attempts < 1 or settings.smtp_retry_delay_s < 0 or settings.soft_bounce_limit < 1:
+        raise ValueError(
+            f"{path}: smtp_attempts={settings.smtp_attempts}, smtp_retry_delay_s={settings.smtp_retry_delay_s}, "
+            f"soft_bounce_limit={settings.soft_bounce_limit}. Fix: attempts and limit ≥ 1, delay ≥ 0"
         )
     return settings

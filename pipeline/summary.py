@@ -20,7 +20,8 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         ).fetchall()[0]
         deliveries = dict(
             state.execute(
-                "select channel, count(*) from delivery_ledger where cycle = ? group by all", [cycle]
+                "select channel, count(*) from delivery_ledger where cycle = ? and status = 'sent' group by all",
+                [cycle],
             ).fetchall()
         )
         approval = current_approval(state, cycle)

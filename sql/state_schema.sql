@@ -74,10 +74,14 @@ create table if not exists delivery_ledger (
     account_id      varchar not null,
     message_id      varchar,
     destination     varchar,             -- the e-mail address or the print file
-    status          varchar not null,    -- sent
-    delivered_at    timestamp not null,
+    status          varchar not null,    -- sending (intent) | sent | failed (retry next run) | rejected (5xx)
+    delivered_at    timestamp not null,  -- when the row last changed (the hand-over, for sent)
     primary key (invoice_number, channel)
 );
+-- e-mail delivery (pipeline/delivery.py): attempts used, the last failure's reason (never a secret), transport
+alter table delivery_ledger add column if not exists attempts integer;
+alter table delivery_ledger add column if not exists last_error varchar;
+alter table delivery_ledger add column if not exists transport varchar;
 
 -- Adjustments posted to an account (from the adjustments input, a dispute resolution or a rerating after the
 -- cycle was final). Pending until an invoice carries them; adjustment_id is deterministic so posting twice is a
@@ -208,7 +212,7 @@ create table if not exists cycle_approvals (
 -- Each paper document (invoice or payment reminder) in the print batch that carries it: printed once, ever.
 create table if not exists print_batch_items (
     document_id   varchar primary key,   -- the invoice number or the reminder id
-    kind          varchar not null,      -- invoice | reminder
+    kind          varchar not null,      -- invoice | reminder | notice (bounced to paper)
     cycle         varchar not null,
     batch_id      varchar not null,      -- <cycle>-<nn>
     account_id    varchar not null,
@@ -234,4 +238,35 @@ create table if not exists payment_reminders (
     message_id       varchar,
     sent_at          timestamp not null,
     unique (invoice_number, level)
+);
+
+-- --- e-mail bounces (issue 6, pipeline/bounces.py) ---
+-- Bounces: one row per recipient result of a delivery status report (RFC 3464) read from the bounce mailbox, or
+-- per permanent SMTP refusal at sending. Reading the same report again adds nothing (bounce_id).
+create table if not exists bounces (
+    bounce_id       varchar primary key, -- sha256 of the report's bytes and recipient; smtp:<Message-ID>
+    source          varchar not null,    -- the report's file in the bounce Maildir, or smtp
+    message_id      varchar,             -- the original message's Message-ID, when the report names it
+    invoice_number  varchar,             -- matched through delivery_ledger (null: unmatched)
+    account_id      varchar,
+    recipient       varchar,
+    matched_by      varchar not null,    -- message_id | recipient | none
+    action          varchar not null,    -- failed | delayed | delivered | relayed | expanded | refused
+    status          varchar not null,    -- RFC 3463 status, e.g. 5.1.1
+    kind            varchar not null,    -- hard (5.x.x) | soft (4.x.x) | success (2.x.x)
+    diagnostic      varchar,
+    reported_at     timestamp not null,  -- the report's Arrival-Date or Date, else when it was read
+    recorded_at     timestamp not null
+);
+
+-- Delivery preference overrides: accounts switched from e-mail to paper after bounces (reference data stays
+-- read-only; an override wins over accounts.delivery_preference). Delete the row to go back to e-mail.
+create table if not exists delivery_preference_overrides (
+    account_id      varchar primary key,
+    preference      varchar not null,    -- paper
+    reason          varchar not null,    -- e.g. "hard bounce 5.1.1 …", "3 soft bounces in a row (last 4.2.2)"
+    bounce_id       varchar not null,    -- the bounce that decided it
+    cycle           varchar not null,    -- the cycle whose bounce run switched it (the notice is printed with it)
+    notice_file     varchar not null,    -- the notice mailed to the account's postal address
+    since           timestamp not null
 );

@@ -186,3 +186,70 @@ def test_disk_full_fails_cleanly_and_the_next_run_completes(tmp_path, sample_cyc
         assert got[name].equals(want[name]), name  # type: ignore[attr-defined]
     ids = _message_ids(home)
     assert len(ids) == len(set(ids)) == len(_message_ids(baseline_home))
+
+
+# E-mail over SMTP: the delivery step alone, in a subprocess killed at its fail points, sending to a real SMTP
+# server on loopback that counts what it accepts (pipeline steps before delivery are covered above).
+SMTP_KILL_POINTS = [
+    "delivery.intent@1",  # intent committed, nothing sent
+    "delivery.emailed@1",  # the server said 250, the outcome row not written
+    "delivery.emailed@1",  # the next one
+    "delivery.intent@2",
+    "delivery.emailed@2",
+]
+SMTP_INVOICES = [f"INV-0000030{n}" for n in range(1, 6)]
+
+
+@pytest.fixture(scope="module")
+def smtp_pdfs(tmp_path_factory):
+    from test_documents import TEMPLATES, make_doc
+
+    from pipeline.documents import render_invoice_pdfs
+
+    folder = tmp_path_factory.mktemp("smtp-crash-pdfs")
+    render_invoice_pdfs([make_doc(n) for n in SMTP_INVOICES], folder, TEMPLATES, workers=1)
+    return folder
+
+
+def _deliver(server_env: dict[str, str], tmp_path, pdfs, crash_at: str | None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"} | server_env
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
+    if crash_at:
+        env["CDRBILL_CRASH_AT"] = crash_at
+    driver = os.path.join(os.path.dirname(__file__), "smtp_crash_driver.py")
+    args = [str(tmp_path / "state.duckdb"), str(pdfs), str(tmp_path), *SMTP_INVOICES]
+    done = subprocess.run([sys.executable, driver, *args], env=env, capture_output=True, timeout=300)
+    if done.returncode not in (0, -signal.SIGKILL):
+        pytest.fail(f"delivery failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
+    return done.returncode
+
+
+@pytest.mark.parametrize("archive", [True, False], ids=["archive-copy", "no-proof"])
+def test_killed_while_sending_over_smtp_no_invoice_gets_two_message_ids(tmp_path, smtp_pdfs, archive):
+    from mailserver import ARCHIVE, start
+
+    runner = start(tmp_path)
+    server = next(runner)
+    try:
+        extra = {}
+        if archive:
+            server.handler.archive_maildir = tmp_path / "archive"
+            extra = {"CDRBILL_SMTP_ARCHIVE": ARCHIVE, "CDRBILL_SMTP_ARCHIVE_MAILDIR": str(tmp_path / "archive")}
+        env = server.env(**extra)
+        for point in SMTP_KILL_POINTS:
+            assert _deliver(env, tmp_path, smtp_pdfs, point) == -signal.SIGKILL, point
+        assert _deliver(env, tmp_path, smtp_pdfs, None) == 0
+        assert _deliver(env, tmp_path, smtp_pdfs, None) == 0  # and again: nothing more is sent
+    finally:
+        runner.close()
+
+    ids = [str(r.message()["Message-ID"]) for r in server.received]
+    want = [f"<{n}.2026-10@cdrbill.invalid>" for n in SMTP_INVOICES]
+    assert sorted(set(ids)) == want  # one Message-ID per invoice, none lost, none invented
+    with duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True) as state:
+        rows = state.execute("select message_id, status from delivery_ledger order by 1").fetchall()
+    assert rows == [(mid, "sent") for mid in want]
+    if archive:  # every accepted message was proven by its archive copy: none sent twice
+        assert len(ids) == len(SMTP_INVOICES)
+    else:  # each kill after the 250 resends that one invoice, with the same Message-ID
+        assert len(ids) == len(SMTP_INVOICES) + sum(p.startswith("delivery.emailed") for p in SMTP_KILL_POINTS)

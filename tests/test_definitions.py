@@ -16,6 +16,7 @@ STAGES = {
     "agent_commissions": "billing",
     "invoice_documents": "documents",
     "cycle_approval": "delivery",
+    "bounces": "delivery",
     "deliveries": "delivery",
     "print_batch": "delivery",
     "payment_reminders": "delivery",
