@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.rating_cli import RATING_COMMANDS, add_rating_commands, run_rating_command
+from assets.warehouse_cli import WAREHOUSE_COMMANDS, add_warehouse_commands, run_warehouse_command
 from pipeline.cycles import BillCycle
 from pipeline.home import SAMPLE_DIR, Home
 from pipeline.locks import hold
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
     ui.add_argument("--port", type=int, default=3000)
     add_rating_commands(commands)
+    add_warehouse_commands(commands)
     args = parser.parse_args(argv)
 
     if args.home:
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return issue_credit_note_command(home, args)
     if args.command in RATING_COMMANDS:
         return run_rating_command(home, args)
+    if args.command in WAREHOUSE_COMMANDS:
+        return run_warehouse_command(home, args)
     if args.command == "summary":
         print(format_summary(cycle_summary(home, args.cycle)))
         return 0

@@ -65,6 +65,11 @@ create table subscriptions as select * from ref_subscriptions;
 create table discounts as select * from ref_discounts;
 create table equipment as select * from ref_equipment;
 create table commission_plans as select * from ref_commission_plans;
+-- reports (issue 7): plan allowances and changes, orders, and each state's time zone (local busy hour)
+create table allowances as select * from ref_allowances;
+create table plan_changes as select * from ref_plan_changes;
+create table orders as select * from ref_orders;
+create table state_time_zones as select * from ref_state_time_zones;
 create table adjustments as select * from ledger.adjustments;
 create table payments as select * from ledger.payments;
 create table payment_allocations as select * from ledger.payment_allocations;
