@@ -161,6 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not result.success:
         print(f"bill cycle {cycle} FAILED: see the run in the Dagster UI (cdrbill ui)", file=sys.stderr)
+    elif (
+        args.command == "demo"
+    ):  # the demo also shows what analysts and ops get (cdrbill ui runs it by sensor)
+        reports = run_cycle(home, cycle, "cycle_reports")
+        produced = len(reports.get_asset_materialization_events()) - 1 if reports.success else 0
+        print(
+            f"  reports:  {produced} preset reports (cdrbill report list), dashboard "
+            f"{home.root / 'reports' / cycle / 'dashboard.html'}"
+            if reports.success
+            else "  reports:  FAILED (see the cycle_reports run in cdrbill ui)"
+        )
     return 0 if result.success else 1
 
 

@@ -2,16 +2,18 @@
 
 import dagster as dg
 
-from assets import billing, commissions, documents, mediation, rating, warehouse
-from assets.jobs import bill_cycle_job, mediate_landed_files_job, recycle_suspense_job
+from assets import billing, commissions, documents, mediation, rating, reports, warehouse
+from assets.jobs import bill_cycle_job, cycle_reports_job, mediate_landed_files_job, recycle_suspense_job
 from assets.resources import CdrbillHome
 from assets.schedules import monthly_bill_run
-from assets.sensors import landing_sensor
+from assets.sensors import landing_sensor, reports_after_publish
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([mediation, rating, billing, commissions, documents, warehouse]),
-    jobs=[bill_cycle_job, recycle_suspense_job, mediate_landed_files_job],
-    sensors=[landing_sensor],
+    assets=dg.load_assets_from_modules(
+        [mediation, rating, billing, commissions, documents, warehouse, reports]
+    ),
+    jobs=[bill_cycle_job, recycle_suspense_job, mediate_landed_files_job, cycle_reports_job],
+    sensors=[landing_sensor, reports_after_publish],
     schedules=[monthly_bill_run],
     resources={"cdrbill": CdrbillHome()},
 )

@@ -5,6 +5,7 @@ from datetime import datetime
 import dagster as dg
 
 from assets.definitions import defs
+from assets.reports import cycle_reports_catalogue
 
 STAGES = {
     "usage_files": "mediation",
@@ -17,7 +18,8 @@ STAGES = {
     "invoice_documents": "documents",
     "deliveries": "delivery",
     "warehouse": "warehouse",
-}
+    "cycle_dashboard": "reports",
+} | {f"reports/{name}": "reports" for name in cycle_reports_catalogue()}
 
 
 def test_definitions_load_with_every_stage_grouped_and_partitioned():
@@ -31,6 +33,8 @@ def test_definitions_load_with_every_stage_grouped_and_partitioned():
         assert node.description
     assert defs.resolve_job_def("bill_cycle") is not None
     assert defs.resolve_job_def("recycle_suspense") is not None
+    assert defs.resolve_job_def("cycle_reports") is not None
+    assert defs.resolve_sensor_def("reports_after_publish") is not None
     assert defs.resolve_schedule_def("monthly_bill_run") is not None
 
 
