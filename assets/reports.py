@@ -11,12 +11,12 @@ from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from assets.warehouse import warehouse
 from pipeline.adhoc import markdown_text, open_warehouse
-from pipeline.reports import catalogue, run_report
+from pipeline.reports import Report, catalogue, run_report
 
 PREVIEW_ROWS = 10
 
 
-def cycle_reports_catalogue() -> dict[str, object]:
+def cycle_reports_catalogue() -> dict[str, Report]:
     """The reports that run for a cycle on their own: every parameter but ``cycle`` has a default."""
     return {
         name: report
