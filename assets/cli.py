@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.rating_cli import RATING_COMMANDS, add_rating_commands, run_rating_command
+from assets.warehouse_cli import WAREHOUSE_COMMANDS, add_warehouse_commands, run_warehouse_command
 from pipeline.cycles import BillCycle
 from pipeline.home import SAMPLE_DIR, Home
 from pipeline.locks import hold
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
     ui.add_argument("--port", type=int, default=3000)
     add_rating_commands(commands)
+    add_warehouse_commands(commands)
     args = parser.parse_args(argv)
 
     if args.home:
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_rating_command(home, args)
     if args.command == "preview":
         return preview_command(home, args)
+    if args.command in WAREHOUSE_COMMANDS:
+        return run_warehouse_command(home, args)
     if args.command == "summary":
         print(format_summary(cycle_summary(home, args.cycle)))
         return 0
@@ -240,6 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not result.success:
         print(f"bill cycle {cycle} FAILED: see the run in the Dagster UI (cdrbill ui)", file=sys.stderr)
+    elif (
+        args.command == "demo"
+    ):  # the demo also shows what analysts and ops get (cdrbill ui runs it by sensor)
+        reports = run_cycle(home, cycle, "cycle_reports")
+        produced = len(reports.get_asset_materialization_events()) - 1 if reports.success else 0
+        print(
+            f"  reports:  {produced} preset reports (cdrbill report list), dashboard "
+            f"{home.root / 'reports' / cycle / 'dashboard.html'}"
+            if reports.success
+            else "  reports:  FAILED (see the cycle_reports run in cdrbill ui)"
+        )
     return 0 if result.success else 1
 
 

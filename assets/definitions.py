@@ -2,18 +2,35 @@
 
 import dagster as dg
 
-from assets import approval, billing, commissions, documents, dunning, mediation, printing, rating, warehouse
-from assets.jobs import approve_cycle_job, bill_cycle_job, mediate_landed_files_job, recycle_suspense_job
+from assets import (
+    approval,
+    billing,
+    commissions,
+    documents,
+    dunning,
+    mediation,
+    printing,
+    rating,
+    reports,
+    warehouse,
+)
+from assets.jobs import (
+    approve_cycle_job,
+    bill_cycle_job,
+    cycle_reports_job,
+    mediate_landed_files_job,
+    recycle_suspense_job,
+)
 from assets.resources import CdrbillHome
 from assets.schedules import monthly_bill_run
-from assets.sensors import landing_sensor
+from assets.sensors import landing_sensor, reports_after_publish
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [mediation, rating, billing, commissions, documents, approval, dunning, printing, warehouse]
+        [mediation, rating, billing, commissions, documents, approval, dunning, printing, warehouse, reports]
     ),
-    jobs=[bill_cycle_job, recycle_suspense_job, mediate_landed_files_job, approve_cycle_job],
-    sensors=[landing_sensor],
+    jobs=[bill_cycle_job, recycle_suspense_job, mediate_landed_files_job, approve_cycle_job, cycle_reports_job],
+    sensors=[landing_sensor, reports_after_publish],
     schedules=[monthly_bill_run],
     resources={"cdrbill": CdrbillHome()},
 )

@@ -6,7 +6,9 @@ from assets.partitions import bill_cycles
 
 bill_cycle_job = dg.define_asset_job(
     "bill_cycle",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("recycled_suspense"),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets("recycled_suspense")
+    - dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
     executor_def=dg.in_process_executor,
     description="Mediate, rate, bill, render, deliver and publish one monthly bill cycle.",
@@ -28,12 +30,19 @@ mediate_landed_files_job = dg.define_asset_job(
     description="Register newly landed usage files and mediate the cycle (started by the landing sensor).",
 )
 
-# --- approval gate (issue 6, branch post6) ---
 approve_cycle_job = dg.define_asset_job(
     "approve_cycle",
-    selection=dg.AssetSelection.assets("cycle_approval").downstream(),
+    selection=dg.AssetSelection.assets("cycle_approval").downstream() - dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
     executor_def=dg.in_process_executor,
     description="Approve a cycle's delivery (run config: ops.cycle_approval.config.approved_by) and deliver it: "
     "e-mail, print batch, payment reminders; then publish the warehouse.",
+)
+
+cycle_reports_job = dg.define_asset_job(
+    "cycle_reports",
+    selection=dg.AssetSelection.groups("reports"),
+    partitions_def=bill_cycles,
+    executor_def=dg.in_process_executor,
+    description="The preset reports and the dashboard of one cycle, from the published warehouse (read-only).",
 )

@@ -5,7 +5,7 @@ import json
 
 import dagster as dg
 
-from assets.jobs import mediate_landed_files_job
+from assets.jobs import cycle_reports_job, mediate_landed_files_job
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from pipeline.intake import complete_files
@@ -41,3 +41,22 @@ def landing_sensor(context: dg.SensorEvaluationContext, cdrbill: CdrbillHome) ->
         ],
         cursor=cursor,
     )
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("warehouse"),
+    job=cycle_reports_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts cycle_reports (the preset reports and the dashboard) for the cycle whose warehouse was "
+    "just published.",
+)
+def reports_after_publish(
+    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
+) -> dg.RunRequest | None:
+    """One run of the cycle's reports per publication of the warehouse."""
+    event = asset_event.dagster_event
+    partition = event.partition if event is not None else None
+    if partition is None:
+        return None
+    return dg.RunRequest(run_key=f"{partition}:{asset_event.run_id}", partition_key=partition)

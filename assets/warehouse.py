@@ -17,8 +17,9 @@ from pipeline.warehouse import publish_warehouse
     deps=[deliveries, agent_commissions],
 )
 def warehouse(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
-    """The published analyst warehouse (files, suspense, duplicates, rated usage, masked accounts, invoices,
-    invoice lines, deliveries); analysts open it read-only and are never blocked by a run."""
+    """The published analyst warehouse (files, usage, suspense, duplicates, rated usage, masked accounts,
+    invoices, taxes, payments, deliveries, commissions, rerate deltas … see docs/WAREHOUSE.md); analysts open it
+    read-only and are never blocked by a run."""
     home = cdrbill.home()
     tables = publish_warehouse(home, cdrbill.reference())
     return dg.MaterializeResult(

@@ -9,11 +9,64 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
+from pipeline.engine import first_row
 from pipeline.faults import crash_point
 from pipeline.home import Home
 from pipeline.reference import Reference
 from pipeline.sql import read_sql
+from pipeline.suspense import QUARANTINE_REASONS, catalogue
+
+# the rerate delta reports (pipeline/rerating.py), read when some cycle was rerated, else these empty relations
+RERATE_REPORTS = {
+    "events": "select null::varchar as cycle, null::bigint as file_id, null::uinteger as line_no, "
+    "null::varchar as account_id, null::varchar as charged_number, null::varchar as previous_status, "
+    "null::varchar as new_status, null::varchar as previous_rate_row, null::varchar as new_rate_row, "
+    "null::decimal(18, 6) as previous_charge, null::decimal(18, 6) as new_charge, null::decimal(18, 6) as delta "
+    "where false",
+    "accounts": "select null::varchar as cycle, null::varchar as account_id, null::decimal(18, 6) as previous_usage, "
+    "null::decimal(18, 6) as new_usage, null::decimal(18, 6) as delta, null::decimal(18, 2) as new_usage_billed "
+    "where false",
+}
+
+# delivery ledgers published as they are (a state.duckdb older than them simply lacks them)
+OPTIONAL_LEDGERS = (
+    "bounces",
+    "delivery_preference_overrides",
+    "cycle_approvals",
+    "print_batch_items",
+    "payment_reminders",
+)
+
+
+def _register_sources(con: duckdb.DuckDBPyConnection, home: Home, reference: Reference) -> None:
+    """The inputs of ``warehouse.sql`` besides the lake globs and the ledger: reference tables, catalogues,
+    and the rerate delta reports (or empty relations of the same columns)."""
+    for name, frame in reference.tables().items():
+        con.register(f"ref_{name}", frame)
+    con.register("ref_suspense_reasons", catalogue())
+    quarantine = pl.DataFrame(QUARANTINE_REASONS, schema=["code", "meaning", "fix"], orient="row")
+    con.register("ref_quarantine_reasons", quarantine)
+    for report, empty in RERATE_REPORTS.items():
+        folder = home.lake / "rerate"
+        source = empty
+        if any(folder.glob(f"*/{report}.parquet")):
+            glob = (folder / f"*/{report}.parquet").as_posix().replace("'", "''")
+            source = f"select * from read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+        con.execute(f"create temp view lake_rerate_{report} as {source}")
+
+
+def _publish_optional_ledgers(con: duckdb.DuckDBPyConnection) -> None:
+    """Copy the ledgers of ``OPTIONAL_LEDGERS`` that exist in the attached state database."""
+    for table in OPTIONAL_LEDGERS:
+        exists = first_row(
+            con,
+            "select 1 from information_schema.tables where table_catalog = 'ledger' and table_name = ?",
+            [table],
+        )
+        if exists:
+            con.execute(f'create table "{table}" as select * from ledger."{table}"')
 
 
 def publish_warehouse(home: Home, reference: Reference) -> dict[str, int]:
@@ -25,9 +78,9 @@ def publish_warehouse(home: Home, reference: Reference) -> dict[str, int]:
         try:
             con.execute(f"attach '{home.state_db.as_posix()}' as ledger (read_only)")
             con.execute("set variable lake = ?", [home.lake.as_posix()])
-            for name, frame in reference.tables().items():
-                con.register(f"ref_{name}", frame)
+            _register_sources(con, home, reference)
             con.execute(read_sql("warehouse.sql"))
+            _publish_optional_ledgers(con)
             con.execute("detach ledger")
             tables = [
                 r[0]

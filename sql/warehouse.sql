@@ -1,7 +1,11 @@
 -- warehouse.sql: builds the analysts' warehouse (a fresh DuckDB file, swapped in whole) from the lake's
 -- Parquet of every cycle, the pipeline's ledgers (attached read-only as `ledger`) and the reference data.
 -- Personal data is masked here: no tax id ever, account numbers shown in full only as the internal key.
--- Variables: lake (path of the lake folder). Reference tables are registered as ref_<name>.
+-- Variables: lake (path of the lake folder). Reference tables are registered as ref_<name>; the suspense and
+-- quarantine reason catalogues as ref_suspense_reasons / ref_quarantine_reasons; the rerate delta reports as
+-- lake_rerate_events / lake_rerate_accounts (empty relations when no cycle was rerated).
+-- Every table here is part of the warehouse's stable interface, documented column by column in
+-- docs/WAREHOUSE.md (tests/test_warehouse_dictionary.py keeps the two equal).
 
 create table usage_files as
 select file_id, source_id, file_name, sha256, size_bytes, registered_at, registered_cycle, status, reason,
@@ -13,13 +17,20 @@ select * exclude (raw)
 from read_parquet(getvariable('lake') || '/usage_records/*/records.parquet');
 
 create table suspense as
-select cycle, file_id, line_no, source_id, 'mediation' as stage, reason, raw, charged_number, called_number,
-       start_utc, billsec
-from read_parquet(getvariable('lake') || '/mediated/*/suspended.parquet')
-union all
-select cycle, file_id, line_no, source_id, 'rating' as stage, reason, raw, charged_number, called_number,
-       start_utc, billsec
-from read_parquet(getvariable('lake') || '/rated/*/suspended.parquet');
+with suspended as (
+    select cycle, file_id, line_no, source_id, 'mediation' as stage, reason, raw, charged_number, called_number,
+           start_utc, billsec
+    from read_parquet(getvariable('lake') || '/mediated/*/suspended.parquet')
+    union all
+    select cycle, file_id, line_no, source_id, 'rating' as stage, reason, raw, charged_number, called_number,
+           start_utc, billsec
+    from read_parquet(getvariable('lake') || '/rated/*/suspended.parquet')
+)
+select
+    suspended.*,
+    -- age: whole days from the call (UTC date) to the publication; null when the call has no usable time
+    date_diff('day', cast(start_utc as date), cast(current_timestamp at time zone 'UTC' as date)) as age_days
+from suspended;
 
 create table duplicates as
 select cycle, file_id, line_no, source_id, reason, duplicate_of_file_id, duplicate_of_line_no,
@@ -35,7 +46,10 @@ select * exclude (raw, status, disposition)
 from read_parquet(getvariable('lake') || '/rated/*/rated.parquet');
 
 create table accounts as
-select account_id, account_name, account_type, billing_city, billing_state, billing_zip, service_state,
+select account_id,
+       -- masked for statements and screen shares: the last four characters only
+       '****' || right(account_id, 4) as account_number_masked,
+       account_name, account_type, billing_city, billing_state, billing_zip, service_state,
        agent_id, plan_id, currency, language, delivery_preference, activated_on, deactivated_on
 from ref_accounts;
 
@@ -51,6 +65,11 @@ create table subscriptions as select * from ref_subscriptions;
 create table discounts as select * from ref_discounts;
 create table equipment as select * from ref_equipment;
 create table commission_plans as select * from ref_commission_plans;
+-- reports (issue 7): plan allowances and changes, orders, and each state's time zone (local busy hour)
+create table allowances as select * from ref_allowances;
+create table plan_changes as select * from ref_plan_changes;
+create table orders as select * from ref_orders;
+create table state_time_zones as select * from ref_state_time_zones;
 create table adjustments as select * from ledger.adjustments;
 create table payments as select * from ledger.payments;
 create table payment_allocations as select * from ledger.payment_allocations;
@@ -78,6 +97,17 @@ join ledger.invoices using (invoice_number, cycle, account_id)
 where section = 'taxes';
 
 create table deliveries as select * from ledger.delivery_ledger;
+
+-- mediation: the sequence numbers each loaded file carried (gaps and resends are read from here)
+create table file_sequences as select * from ledger.file_sequences;
+
+-- the catalogues of why a record is suspended and why a whole file is quarantined (code, meaning, fix)
+create table suspense_reasons as select * from ref_suspense_reasons;
+create table quarantine_reasons as select * from ref_quarantine_reasons;
+
+-- rerating: per event and per account, what a rerate changed (lake/rerate/cycle=C/)
+create table rerate_events as select * from lake_rerate_events;
+create table rerate_accounts as select * from lake_rerate_accounts;
 
 create table published as
 select current_timestamp as published_at, (select max(cycle) from ledger.finalized_cycles) as latest_cycle;

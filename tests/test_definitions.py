@@ -5,6 +5,7 @@ from datetime import datetime
 import dagster as dg
 
 from assets.definitions import defs
+from assets.reports import cycle_reports_catalogue
 
 STAGES = {
     "usage_files": "mediation",
@@ -21,7 +22,8 @@ STAGES = {
     "print_batch": "delivery",
     "payment_reminders": "delivery",
     "warehouse": "warehouse",
-}
+    "cycle_dashboard": "reports",
+} | {f"reports/{name}": "reports" for name in cycle_reports_catalogue()}
 
 
 def test_definitions_load_with_every_stage_grouped_and_partitioned():
@@ -36,6 +38,8 @@ def test_definitions_load_with_every_stage_grouped_and_partitioned():
     assert defs.resolve_job_def("bill_cycle") is not None
     assert defs.resolve_job_def("recycle_suspense") is not None
     assert defs.resolve_job_def("approve_cycle") is not None
+    assert defs.resolve_job_def("cycle_reports") is not None
+    assert defs.resolve_sensor_def("reports_after_publish") is not None
     assert defs.resolve_schedule_def("monthly_bill_run") is not None
 
 

@@ -245,9 +245,10 @@ def test_webserver_serves_the_cdrbill_asset_graph(tmp_path: Path) -> None:
                 partitions = node["partitionDefinition"]
                 assert partitions is not None and partitions["type"] == "TIME_WINDOW", (name, partitions)
                 assert "Monthly" in partitions["description"], (name, partitions)
-                job = (
-                    "recycle_suspense" if name == "recycled_suspense" else "bill_cycle"
-                )  # recycling: its own job
+                # recycling and the reports (started after each publication): their own jobs
+                job = {"recycled_suspense": "recycle_suspense", "reports": "cycle_reports"}.get(
+                    group if group == "reports" else name, "bill_cycle"
+                )
                 assert job in node["jobNames"], (name, node["jobNames"])
             for name in ASSETS_WITH_CHECKS:
                 assert nodes[name]["hasAssetChecks"], f"{name} has no asset checks"
