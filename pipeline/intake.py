@@ -21,7 +21,7 @@ import polars as pl
 from pipeline.engine import first_row, scalar
 from pipeline.faults import crash_point
 from pipeline.formats import FileRejected
-from pipeline.formats.batches import BatchedParse, FileChanged, FileScan, parse_batches, scan_file
+from pipeline.formats.batches import BATCH_BYTES, BatchedParse, FileChanged, FileScan, parse_batches, scan_file
 from pipeline.home import Home
 from pipeline.lake import StagedPartition, partition_dir, write_parquet_batches
 from pipeline.normalise import normalise
@@ -143,11 +143,12 @@ def register_landed_files(
     cycle: str,
     billing_timezone: str,
     billing_window_days: int = 180,
+    batch_bytes: int = BATCH_BYTES,
 ) -> IntakeReport:
     """Register and load every complete landed file (the file ledger is ``usage_files`` in state.duckdb):
     a file of a folder no source claims, a file no parser can read whole, or a conflicting resend (a
     sequence number already loaded from other content) is quarantined; the same content again is a
-    duplicate file."""
+    duplicate file. Each file is read in batches of ``batch_bytes`` of whole lines (bounded memory)."""
     report = IntakeReport()
     by_landing = {row["landing"]: row for row in sources.iter_rows(named=True)}
     markers = {folder: row["marker_suffix"] for folder, row in by_landing.items() if row.get("marker_suffix")}
@@ -208,6 +209,7 @@ def register_landed_files(
                     billing_timezone=billing_timezone,
                     registered_cycle=cycle,
                     billing_window_days=billing_window_days,
+                    batch_bytes=batch_bytes,
                 )
                 sequences = file_sequences(path.name, source.get("file_sequence"), loaded.parse.notes)
                 _refuse_conflicting_resend(con, source_id, sequences)
@@ -348,6 +350,7 @@ def _load_records(
     billing_timezone: str,
     registered_cycle: str,
     billing_window_days: int,
+    batch_bytes: int,
 ) -> LoadedRecords:
     """Parse and normalise a landed file batch by batch (``pipeline.formats.batches``) into the staged
     ``records.parquet``: one batch of lines in memory at a time, the records the same as a whole-file read."""
@@ -355,7 +358,9 @@ def _load_records(
     received_on = datetime.now(UTC).date()
 
     def normalised() -> Iterator[pl.DataFrame]:
-        for raw in parse_batches(source["format"], path, scan, source.get("template"), loaded.parse):
+        for raw in parse_batches(
+            source["format"], path, scan, source.get("template"), loaded.parse, batch_bytes
+        ):
             records = normalise(
                 raw,
                 file_id=file_id,

@@ -153,7 +153,8 @@ def parse_batches(
         return
     header = b""
     lines_before = 0  # lines of the file before the current batch
-    for index, batch in enumerate(line_batches(path, scan.sha256, batch_bytes)):
+    batches = _header_first(line_batches(path, scan.sha256, batch_bytes), header_lines)
+    for index, batch in enumerate(batches):
         if index == 0:
             header = _first_lines(batch, header_lines)
             parsed = parse_file(format_name, batch, template)
@@ -168,6 +169,21 @@ def parse_batches(
             )
         lines_before += batch.count(b"\n")
         yield records
+
+
+def _header_first(batches: Iterator[bytes], header_lines: int) -> Iterator[bytes]:
+    """The batches, the first one grown until it holds the file's header lines (or the whole file)."""
+    first: bytes | None = b""
+    for batch in batches:
+        if first is None:
+            yield batch
+            continue
+        first += batch
+        if first.count(b"\n") >= header_lines:
+            yield first
+            first = None
+    if first is not None:
+        yield first
 
 
 def _first_lines(data: bytes, count: int) -> bytes:
