@@ -21,7 +21,14 @@ import polars as pl
 from pipeline.engine import first_row, scalar
 from pipeline.faults import crash_point
 from pipeline.formats import FileRejected
-from pipeline.formats.batches import BATCH_BYTES, BatchedParse, FileChanged, FileScan, parse_batches, scan_file
+from pipeline.formats.batches import (
+    BATCH_BYTES,
+    BatchedParse,
+    FileChanged,
+    FileScan,
+    parse_batches,
+    scan_file,
+)
 from pipeline.home import Home
 from pipeline.lake import StagedPartition, partition_dir, write_parquet_batches
 from pipeline.normalise import normalise
