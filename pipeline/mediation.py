@@ -93,10 +93,14 @@ def mediate_cycle(
     prior_call_keys(con, lake, cycle)
     con.execute(f"set variable duplicate_window_days = {int(duplicate_window_days)}")
     con.execute(f"set variable duplicate_tolerance_seconds = {int(duplicate_tolerance_seconds)}")
+    # the outcomes without the raw text (half their bytes; the asset's metadata and ``file_counts`` read this
+    # table): each stream takes its records' raw text back from the usage records as it is written
     con.execute("create or replace temp table mediation_outcomes as " + read_sql("mediation.sql"))
     streams = {
         stream: con.sql(
-            f"select * from mediation_outcomes where status = '{stream}' order by file_id, line_no"
+            "select outcomes.*, cycle_records.raw from mediation_outcomes as outcomes "
+            f"join cycle_records using (file_id, line_no) where outcomes.status = '{stream}' "
+            "order by file_id, line_no"
         )
         for stream in STREAMS
     }
