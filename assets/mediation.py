@@ -108,7 +108,7 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
     a reason, a duplicate of an earlier record, or discarded by a written rule."""
     home, settings = cdrbill.home(), cdrbill.settings()
     with session(
-        cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+        cdrbill.reference(), memory_limit=settings.mediation_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
         result = mediate_cycle(
             con,

@@ -78,7 +78,7 @@ def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Mediate the cycle and prove its record accounting (asset ``mediated_usage`` and its check)."""
     reference, settings = load_reference(home.reference), load_settings(home.reference)
-    with session(reference, memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp") as con:
+    with session(reference, memory_limit=settings.mediation_memory_limit, spill_dir=home.root / "tmp") as con:
         counts = mediate_cycle(
             con,
             home.lake,

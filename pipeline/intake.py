@@ -6,11 +6,10 @@ Order of writes (so a crash at any point is finished by the next run, never doub
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import stat
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +20,17 @@ import polars as pl
 
 from pipeline.engine import first_row, scalar
 from pipeline.faults import crash_point
-from pipeline.formats import FileRejected, parse_file
+from pipeline.formats import FileRejected
+from pipeline.formats.batches import (
+    BATCH_BYTES,
+    BatchedParse,
+    FileChanged,
+    FileScan,
+    parse_batches,
+    scan_file,
+)
 from pipeline.home import Home
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import StagedPartition, partition_dir, write_parquet_batches
 from pipeline.normalise import normalise
 
 USAGE_RECORDS = "usage_records"
@@ -143,21 +150,22 @@ def register_landed_files(
     cycle: str,
     billing_timezone: str,
     billing_window_days: int = 180,
+    batch_bytes: int = BATCH_BYTES,
 ) -> IntakeReport:
     """Register and load every complete landed file (the file ledger is ``usage_files`` in state.duckdb):
     a file of a folder no source claims, a file no parser can read whole, or a conflicting resend (a
     sequence number already loaded from other content) is quarantined; the same content again is a
-    duplicate file."""
+    duplicate file. Each file is read in batches of ``batch_bytes`` of whole lines (bounded memory)."""
     report = IntakeReport()
     by_landing = {row["landing"]: row for row in sources.iter_rows(named=True)}
     markers = {folder: row["marker_suffix"] for folder, row in by_landing.items() if row.get("marker_suffix")}
     landed, report.refused = scan_landing(home.landing, markers)
     for path in landed:
         size = path.lstat().st_size
-        data = _read_regular_file(path)
-        if data is None or len(data) != size or path.lstat().st_size != size:
+        scan = scan_file(path)
+        if scan is None or scan.size != size or path.lstat().st_size != size:
             continue  # still growing, or no longer a regular file: a later scan takes it whole or refuses it
-        digest = hashlib.sha256(data).hexdigest()
+        digest = scan.sha256
         source = by_landing.get(path.parent.name)
         source_id = source["source_id"] if source else printable(path.parent.name)
         name_problem = file_name_problem(path.name)
@@ -171,7 +179,7 @@ def register_landed_files(
             "source_id": source_id,
             "file_name": printable(path.name),
             "sha256": digest,
-            "size_bytes": len(data),
+            "size_bytes": scan.size,
         }
         if seen and seen[1] == row["source_id"] and seen[2] == row["file_name"] and not Path(seen[3]).exists():
             _move(path, Path(seen[3]))  # a crash after the ledger write: finish archiving, load nothing again
@@ -197,9 +205,26 @@ def register_landed_files(
                     f"no source claims landing/{path.parent.name}/ "
                     "(add reference/sources/<source_id>.toml with landing = that folder)",
                 )
-            parsed = parse_file(source["format"], data, source.get("template"))
-            sequences = file_sequences(path.name, source.get("file_sequence"), parsed.notes)
-            _refuse_conflicting_resend(con, source_id, sequences)
+            staged = StagedPartition(home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id))
+            try:
+                loaded = _load_records(
+                    staged,
+                    path,
+                    scan,
+                    source,
+                    file_id=file_id,
+                    billing_timezone=billing_timezone,
+                    registered_cycle=cycle,
+                    billing_window_days=billing_window_days,
+                    batch_bytes=batch_bytes,
+                )
+                sequences = file_sequences(path.name, source.get("file_sequence"), loaded.parse.notes)
+                _refuse_conflicting_resend(con, source_id, sequences)
+            except BaseException:
+                staged.abort()
+                raise
+        except FileChanged:
+            continue  # rewritten while it was read: a later scan takes it whole
         except FileRejected as rejected:
             stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
             _ledger(
@@ -217,20 +242,7 @@ def register_landed_files(
                 {**row, "file_id": file_id, "reason": rejected.reason, "detail": rejected.detail}
             )
             continue
-        records = normalise(
-            parsed.records,
-            file_id=file_id,
-            source_id=row["source_id"],
-            timezone=parsed.timezone or source["timezone"],
-            billing_timezone=billing_timezone,
-            registered_cycle=cycle,
-            region=source["default_region"],
-            received_on=datetime.now(UTC).date(),
-            billing_window_days=billing_window_days,
-        )
-        replace_partition(
-            home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id), {"records": records}
-        )
+        staged.commit()
         crash_point("intake.records_written")
         stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}"
         con.execute("begin transaction")
@@ -242,8 +254,8 @@ def register_landed_files(
                 row,
                 "loaded",
                 stored_path,
-                records=records.height,
-                control_records=parsed.control_records,
+                records=loaded.records,
+                control_records=loaded.parse.control_records,
             )
             for kind, qualifier, number in sequences:
                 con.execute(
@@ -261,9 +273,9 @@ def register_landed_files(
             {
                 **row,
                 "file_id": file_id,
-                "records": records.height,
-                **{f"status_{k}": v for k, v in _status_counts(records).items()},
-                **{k: v for k, v in parsed.notes.items() if v},
+                "records": loaded.records,
+                **{f"status_{k}": v for k, v in sorted(loaded.status_counts.items())},
+                **{k: v for k, v in loaded.parse.notes.items() if v},
             }
         )
     return report
@@ -326,9 +338,53 @@ def _remove_marker(path: Path, markers: dict[str, str]) -> None:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
-def _status_counts(records: pl.DataFrame) -> dict[str, int]:
-    counts = records.group_by("status").len()
-    return {status: int(n) for status, n in counts.iter_rows()}
+@dataclass
+class LoadedRecords:
+    """One file's normalised records as written to its (not yet swapped in) partition."""
+
+    parse: BatchedParse
+    records: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _load_records(
+    staged: StagedPartition,
+    path: Path,
+    scan: FileScan,
+    source: dict[str, Any],
+    *,
+    file_id: int,
+    billing_timezone: str,
+    registered_cycle: str,
+    billing_window_days: int,
+    batch_bytes: int,
+) -> LoadedRecords:
+    """Parse and normalise a landed file batch by batch (``pipeline.formats.batches``) into the staged
+    ``records.parquet``: one batch of lines in memory at a time, the records the same as a whole-file read."""
+    loaded = LoadedRecords(parse=BatchedParse())
+    received_on = datetime.now(UTC).date()
+
+    def normalised() -> Iterator[pl.DataFrame]:
+        for raw in parse_batches(
+            source["format"], path, scan, source.get("template"), loaded.parse, batch_bytes
+        ):
+            records = normalise(
+                raw,
+                file_id=file_id,
+                source_id=source["source_id"],
+                timezone=loaded.parse.timezone or source["timezone"],
+                billing_timezone=billing_timezone,
+                registered_cycle=registered_cycle,
+                region=source["default_region"],
+                received_on=received_on,
+                billing_window_days=billing_window_days,
+            )
+            for status, n in records.group_by("status").len().iter_rows():
+                loaded.status_counts[status] = loaded.status_counts.get(status, 0) + int(n)
+            yield records
+
+    loaded.records = write_parquet_batches(staged.path("records"), normalised())
+    return loaded
 
 
 def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -372,14 +428,3 @@ def _move(path: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.replace(path, target)
     return target
-
-
-def _read_regular_file(path: Path) -> bytes | None:
-    """The bytes of a landed file, opened without following a symlink (one swapped in after the listing is
-    refused by the kernel) and only if it is a regular file; None otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None

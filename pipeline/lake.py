@@ -7,15 +7,19 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline.durable import fsync_path
 from pipeline.faults import crash_point
 
 Table = pl.DataFrame | duckdb.DuckDBPyRelation
+PARQUET_CODEC = "zstd"  # polars' default too: the batches of a file read back like a file written whole
+ROW_GROUP_ROWS = 128 * 1024
 
 
 def partition_dir(lake: Path, dataset: str, **keys: str | int) -> Path:
@@ -26,31 +30,72 @@ def partition_dir(lake: Path, dataset: str, **keys: str | int) -> Path:
     return path
 
 
+class StagedPartition:
+    """A new version of one partition, written aside: files go into ``folder`` (``path(name)``), then
+    ``commit`` points the partition at it atomically, or ``abort`` removes it (nothing of it is seen)."""
+
+    def __init__(self, lake: Path, target: Path) -> None:
+        self.lake, self.target = lake, target
+        name = target.relative_to(lake).as_posix().replace("/", "~")
+        self.folder = lake / ".versions" / f"{name}.{uuid.uuid4().hex}"
+        self.folder.mkdir(parents=True, mode=0o700)
+
+    def path(self, name: str) -> Path:
+        """Where table ``name`` of this version is written (``<name>.parquet``)."""
+        return self.folder / f"{name}.parquet"
+
+    def commit(self) -> None:
+        """Make the written files durable and swap the partition's link to this version (the old one goes)."""
+        for path in sorted(self.folder.glob("*.parquet")):
+            fsync_path(path)
+        fsync_path(self.folder)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        previous = os.path.realpath(self.target) if self.target.is_symlink() else None
+        link = self.target.parent / f".{self.target.name}.{uuid.uuid4().hex}.link"
+        crash_point("lake.version_written")
+        os.symlink(self.folder, link)
+        os.replace(link, self.target)  # the atomic swap
+        fsync_path(self.target.parent)
+        crash_point("lake.swapped")
+        if previous and previous != str(self.folder):
+            shutil.rmtree(previous, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Forget this version: the partition keeps what it had."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
+    """Write frames of one schema into one Parquet file, a row group (or more) per frame, holding one frame
+    in memory at a time; returns the rows written. At least one frame is needed (for the schema)."""
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for frame in batches:
+            table = frame.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression=PARQUET_CODEC)
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            rows += frame.height
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError(f"{path}: no frame to write")
+    return rows
+
+
 def replace_partition(lake: Path, target: Path, tables: dict[str, Table]) -> dict[str, int]:
     """Write each table as ``<name>.parquet`` into a new version folder, then point ``target`` at it
     atomically; returns the row count of each table written."""
-    version = (
-        lake / ".versions" / f"{target.relative_to(lake).as_posix().replace('/', '~')}.{uuid.uuid4().hex}"
-    )
-    version.mkdir(parents=True, mode=0o700)
+    staged = StagedPartition(lake, target)
     counts: dict[str, int] = {}
     for name, table in tables.items():
-        path = version / f"{name}.parquet"
+        path = staged.path(name)
         if isinstance(table, pl.DataFrame):
             table.write_parquet(path)
         else:
             table.write_parquet(str(path))
         counts[name] = pl.scan_parquet(path).select(pl.len()).collect().item()
-        fsync_path(path)
-    fsync_path(version)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    previous = os.path.realpath(target) if target.is_symlink() else None
-    link = target.parent / f".{target.name}.{uuid.uuid4().hex}.link"
-    crash_point("lake.version_written")
-    os.symlink(version, link)
-    os.replace(link, target)  # the atomic swap
-    fsync_path(target.parent)
-    crash_point("lake.swapped")
-    if previous and previous != str(version):
-        shutil.rmtree(previous, ignore_errors=True)
+    staged.commit()
     return counts

@@ -9,14 +9,18 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.engine import parquet_glob, scalar
 from pipeline.intake import USAGE_RECORDS
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import PARQUET_CODEC, ROW_GROUP_ROWS, StagedPartition, partition_dir, replace_partition
 from pipeline.normalise import NORMALISED_SCHEMA
 from pipeline.sql import read_sql
 
 MEDIATED = "mediated"
+MEDIATION_WORK = "mediation_work"  # a staged version never swapped in: the outcomes while the streams are written
+STREAM_CHUNK_LINES = 256 * 1024  # lines of one file per chunk when the streams are written
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
@@ -84,28 +88,91 @@ def mediate_cycle(
     *,
     duplicate_window_days: int = 90,
     duplicate_tolerance_seconds: int = 0,
+    stream_chunk_lines: int = STREAM_CHUNK_LINES,
 ) -> dict[str, int]:
     """Mediate one cycle into ``lake/mediated/cycle=C/{normalised,suspended,duplicate,discarded}.parquet``
     and record its billed calls in the call-key index (``lake/call_keys/cycle=C``) so that later cycles find
     them as duplicates within ``duplicate_window_days``; returns the record count of each stream and of the
-    input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much."""
+    input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much.
+    Out of core: the outcomes go to a Parquet file aside and the streams are written ``stream_chunk_lines``
+    lines of a file at a time, so DuckDB's memory limit bounds the step (it spills past it)."""
     cycle_records(con, lake, cycle)
     prior_call_keys(con, lake, cycle)
     con.execute(f"set variable duplicate_window_days = {int(duplicate_window_days)}")
     con.execute(f"set variable duplicate_tolerance_seconds = {int(duplicate_tolerance_seconds)}")
-    con.execute("create or replace temp table mediation_outcomes as " + read_sql("mediation.sql"))
-    streams = {
-        stream: con.sql(
-            f"select * from mediation_outcomes where status = '{stream}' order by file_id, line_no"
+    # the outcomes, without the raw text, go to a Parquet file aside (written as they are produced, read back
+    # lazily: a temp table of every record must fit DuckDB's memory, 10M did not); each stream then takes its
+    # records' raw text back from the usage records as it is written
+    work = StagedPartition(lake, partition_dir(lake, MEDIATION_WORK, cycle=cycle))
+    staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
+    try:
+        outcomes = _quoted(work.path("outcomes"))
+        con.execute(f"copy ({read_sql('mediation.sql')}) to {outcomes} (format parquet)")
+        con.execute(
+            "create or replace temp view mediation_outcomes as "
+            f"select * from read_parquet({outcomes}, hive_partitioning = false)"
         )
-        for stream in STREAMS
-    }
-    counts = replace_partition(lake, partition_dir(lake, MEDIATED, cycle=cycle), dict(streams))
-    keys = con.sql(
-        f"select {', '.join(CALL_KEY_COLUMNS)} from mediation_outcomes where status = 'normalised'"
+        counts = _write_streams(con, staged, stream_chunk_lines)
+    except BaseException:
+        staged.abort()
+        work.abort()
+        raise
+    staged.commit()
+    try:
+        keys = con.sql(
+            f"select {', '.join(CALL_KEY_COLUMNS)} from mediation_outcomes where status = 'normalised'"
+        )
+        replace_partition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle), {"keys": keys})
+    finally:
+        work.abort()
+    # from here on (``file_counts``, the asset's metadata) the outcomes are the four streams as written
+    con.execute(
+        "create or replace temp view mediation_outcomes as "
+        + " union all by name ".join(
+            f"select * exclude (raw) from read_parquet({_quoted(staged.path(stream))}, hive_partitioning = false)"
+            for stream in STREAMS
+        )
     )
-    replace_partition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle), {"keys": keys})
     counts["records_in"] = int(scalar(con, "select count(*) from cycle_records"))
+    return counts
+
+
+def _quoted(path: Path) -> str:
+    return "'" + path.as_posix().replace("'", "''") + "'"
+
+
+def _write_streams(con: duckdb.DuckDBPyConnection, staged: StagedPartition, chunk_lines: int) -> dict[str, int]:
+    """Write the four output streams, each in file and line order with its records' raw text, a chunk of
+    ``chunk_lines`` lines of one file at a time (the usage records are stored in line order, so a
+    chunk reads only its row groups): memory is bounded by the chunk, not by the cycle."""
+    select = (
+        "select outcomes.*, cycle_records.raw from mediation_outcomes as outcomes "
+        "join cycle_records using (file_id, line_no) "
+    )
+    schema = con.sql(select + "where false").to_arrow_table().schema
+    writers = {
+        stream: pq.ParquetWriter(staged.path(stream), schema, compression=PARQUET_CODEC) for stream in STREAMS
+    }
+    counts = dict.fromkeys(STREAMS, 0)
+    try:
+        files = con.execute(
+            "select file_id, min(line_no), max(line_no) from mediation_outcomes group by all order by file_id"
+        ).fetchall()
+        for file_id, first_line, last_line in files:
+            for start in range(int(first_line), int(last_line) + 1, chunk_lines):
+                bounds = f"file_id = {int(file_id)} and line_no >= {start} and line_no < {start + chunk_lines}"
+                chunk = con.sql(
+                    select + f"where outcomes.{bounds} and cycle_records.{bounds} order by line_no"
+                ).to_arrow_table()
+                status = chunk.column("status")
+                for stream in STREAMS:
+                    part = chunk.filter(pc.equal(status, stream))
+                    if part.num_rows:
+                        writers[stream].write_table(part, row_group_size=ROW_GROUP_ROWS)
+                        counts[stream] += part.num_rows
+    finally:
+        for writer in writers.values():
+            writer.close()
     return counts
 
 

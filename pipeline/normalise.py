@@ -5,6 +5,7 @@ discard a record. Every input row leaves with exactly one status."""
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -71,6 +72,7 @@ _DIAL_STRING = re.compile(r"\+?[0-9()\-.\s/]+")
 _NANP_NATIONAL = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
 
 
+@functools.lru_cache(maxsize=1 << 18)  # the same distinct numbers come again in every batch and file
 def to_e164(text: str, region: str) -> str | None:
     """One dialled number in E.164 by the ``phonenumbers`` library, read in ``region``'s numbering plan
     (NANP for US: 10 digits or 1 + 10 digits, the 011 international prefix, '+'); short codes and N11

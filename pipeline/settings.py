@@ -45,6 +45,8 @@ class Settings:
     smtp_attempts: int = 3
     smtp_retry_delay_s: float = 2.0
     soft_bounce_limit: int = 3
+    # mediation (intake's batches, sql/mediation.sql) spills past this: its peak stays ~1.3 GiB at 1M CDRs
+    mediation_memory_limit: str = "1GB"
 
 
 def load_settings(reference_dir: Path) -> Settings:

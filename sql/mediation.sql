@@ -1,6 +1,7 @@
 -- mediation.sql: the cycle's usage records (normalised per file) → one mediation outcome per record:
 -- normalised (billable, with its account), suspended (reason), duplicate (of which record) or discarded
--- (by a written rule, including the legs and partial records merged into the one event of their call).
+-- (by a written rule, including the legs and partial records merged into the one event of their call), without
+-- the raw text (pipeline/mediation.py joins it back per stream).
 -- Inputs: cycle_records (lake/usage_records of the cycle), service_numbers (reference), prior_call_keys (the
 -- call-key index of the other cycles: records already billed, within the duplicate window), and the
 -- variable duplicate_tolerance_seconds (0 = exact start time; > 0 = the same call seen by two switches).
@@ -207,10 +208,7 @@ outcomes as (
     left join duplicates using (record_ordinal)
 )
 
-select
-    outcomes.*,
-    cycle_records.raw
-from outcomes
-join cycle_records using (file_id, line_no)
--- no order here: each stream is sorted by file and line as it is written (pipeline/mediation.py); one sort of
--- every record with its raw text does not fit a 1 GB memory limit at 1M records, the per-stream sorts spill
+select * from outcomes
+-- no raw text and no order here: each stream takes its records' raw text back and is sorted by file and line
+-- as it is written (pipeline/mediation.py); the raw text of every record carried through the steps (or one
+-- sort of every record with it) does not fit a small memory limit, the per-stream joins and sorts spill

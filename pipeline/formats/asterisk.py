@@ -38,7 +38,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read every line of a Master.csv; a line with fewer than 16 columns, more than 21, or broken quoting is
     kept with reason UNPARSEABLE for suspense. Forked legs share ``linkedid`` (the call id); ``sequence`` is a
     CDR counter, not a partial-record marker, so it stays in the raw text only."""
-    lines = read_csv_lines(split_lines(decode(data)), len(COLUMNS), MIN_COLUMNS, len(COLUMNS))
+    text = decode(data)
+    lines = read_csv_lines(split_lines(text), len(COLUMNS), MIN_COLUMNS, len(COLUMNS), text)
     n_fields = pl.col("n_fields")
     field = {name: pl.col(f"f{i}") for i, name in enumerate(COLUMNS)}
     records = lines.select(

@@ -70,7 +70,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     if name not in TEMPLATES:
         raise FileRejected("UNKNOWN_TEMPLATE", f"FreeSWITCH template {name!r}; known: {', '.join(TEMPLATES)}")
     columns = TEMPLATES[name]
-    lines = read_csv_lines(split_lines(decode(data)), len(columns), len(columns), len(columns))
+    text = decode(data)
+    lines = read_csv_lines(split_lines(text), len(columns), len(columns), len(columns), text)
     field = {name: pl.col(f"f{i}") for i, name in enumerate(columns)}
     records = lines.select(
         "line_no",

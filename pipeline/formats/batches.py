@@ -1,0 +1,203 @@
+"""Out-of-core parsing: a line-per-record usage file read in bounded batches of whole lines, each parsed by
+its format's own parser, with line numbers and control counts of the whole file. The records are the same,
+row for row, as one ``parse_file`` of the whole file; memory is bounded by the batch, not by the file.
+
+Only formats whose records are lines and whose rules hold line by line are read this way
+(``LINE_FORMATS``: Asterisk, FreeSWITCH, BroadWorks; CUCM with its two header lines given again to each
+batch). EMI is read whole: its pack control totals are a rule over the whole file. A file that is not UTF-8
+throughout is read whole too: the Latin-1 fallback of ``decode`` is a decision about the whole file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.formats import parse_file
+from pipeline.formats.common import ParsedFile
+
+# format → the header lines at the top of a file that every batch needs to be read (CUCM: names, types)
+LINE_FORMATS: dict[str, int] = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
+BATCH_BYTES = 32 * 1024 * 1024  # ~100,000 CDR lines: a few hundred MiB of frames at most
+READ_BYTES = 8 * 1024 * 1024
+
+
+class FileChanged(Exception):
+    """The file's content changed between the scan that hashed it and the read that parsed it."""
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """One read of a landed file: its content hash, size, and whether it is UTF-8 throughout."""
+
+    sha256: str
+    size: int
+    utf8: bool
+
+
+@dataclass
+class BatchedParse:
+    """What the batches of one file added up to (filled in as the batches are consumed)."""
+
+    control_records: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+
+
+def open_regular_file(path: Path) -> int | None:
+    """A read-only descriptor of a landed file, opened without following a symlink (one swapped in after the
+    listing is refused by the kernel), only if it is a regular file; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def scan_file(path: Path) -> FileScan | None:
+    """Hash a landed file in bounded reads (SHA-256: the duplicate-file rule) and tell whether it decodes as
+    UTF-8; None when it is not a regular file."""
+    fd = open_regular_file(path)
+    if fd is None:
+        return None
+    digest, size = hashlib.sha256(), 0
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(READ_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+            if utf8 and not chunk.isascii():
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    return FileScan(digest.hexdigest(), size, utf8)
+
+
+def line_batches(path: Path, expected_sha256: str, batch_bytes: int = BATCH_BYTES) -> Iterator[bytes]:
+    """The file's bytes in batches of whole lines (each but the last ends with a newline; a batch never starts
+    with a byte-order mark, which ``decode`` would drop), at least one batch. Raises ``FileChanged`` at the
+    end when the bytes read do not hash to ``expected_sha256``."""
+    fd = open_regular_file(path)
+    if fd is None:
+        raise FileChanged(f"{path} is no longer a regular file")
+    digest = hashlib.sha256()
+    pending = b""
+    yielded = False
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(READ_BYTES):
+            digest.update(chunk)
+            pending += chunk
+            while len(pending) >= batch_bytes:
+                cut = _cut(pending, batch_bytes)
+                if cut is None:
+                    break
+                yield pending[:cut]
+                yielded = True
+                pending = pending[cut:]
+    if pending or not yielded:
+        yield pending
+    if digest.hexdigest() != expected_sha256:
+        raise FileChanged(f"{path} changed while it was read")
+
+
+def _cut(buffer: bytes, batch_bytes: int) -> int | None:
+    """Where to end a batch: after the last newline within ``batch_bytes`` (or the first one after it, for a
+    longer line), never before a line that starts with a byte-order mark."""
+    end = buffer.rfind(b"\n", 0, batch_bytes)
+    if end < 0:
+        end = buffer.find(b"\n", batch_bytes)
+    while end >= 0 and buffer.startswith(codecs.BOM_UTF8, end + 1):
+        end = buffer.find(b"\n", end + 1)
+    # the bytes after the cut must show whether a byte-order mark starts the next batch: else read on
+    if end < 0 or end + 1 + len(codecs.BOM_UTF8) > len(buffer):
+        return None
+    return end + 1
+
+
+def parse_batches(
+    format_name: str, path: Path, scan: FileScan, template: str | None, summary: BatchedParse,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[pl.DataFrame]:  # fmt: skip
+    """The records of a landed file (``RAW_SCHEMA``, line numbers of the whole file), batch by batch for a
+    line format in UTF-8, else in one piece; ``summary`` gets the file's control records, notes and time zone.
+    A ``FileRejected`` from the parser stops the iteration (nothing of the file may be kept)."""
+    header_lines = LINE_FORMATS.get(format_name)
+    if header_lines is None or not scan.utf8:
+        fd = open_regular_file(path)
+        if fd is None:
+            raise FileChanged(f"{path} is no longer a regular file")
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != scan.sha256:
+            raise FileChanged(f"{path} changed while it was read")
+        parsed = parse_file(format_name, data, template)
+        _add(summary, parsed, 0)
+        yield parsed.records
+        return
+    header = b""
+    lines_before = 0  # lines of the file before the current batch
+    batches = _header_first(line_batches(path, scan.sha256, batch_bytes), header_lines)
+    for index, batch in enumerate(batches):
+        if index == 0:
+            header = _first_lines(batch, header_lines)
+            parsed = parse_file(format_name, batch, template)
+            _add(summary, parsed, 0)
+            records = parsed.records
+        else:
+            prefix_lines = header.count(b"\n")
+            parsed = parse_file(format_name, header + batch, template)
+            _add(summary, parsed, prefix_lines)
+            records = parsed.records.with_columns(
+                (pl.col("line_no").cast(pl.Int64) - prefix_lines + lines_before).cast(pl.UInt32)
+            )
+        lines_before += batch.count(b"\n")
+        yield records
+
+
+def _header_first(batches: Iterator[bytes], header_lines: int) -> Iterator[bytes]:
+    """The batches, the first one grown until it holds the file's header lines (or the whole file)."""
+    first: bytes | None = b""
+    for batch in batches:
+        if first is None:
+            yield batch
+            continue
+        first += batch
+        if first.count(b"\n") >= header_lines:
+            yield first
+            first = None
+    if first is not None:
+        yield first
+
+
+def _first_lines(data: bytes, count: int) -> bytes:
+    """The first ``count`` lines of ``data``, newlines included (fewer when it has fewer)."""
+    end = 0
+    for _ in range(count):
+        found = data.find(b"\n", end)
+        if found < 0:
+            return data
+        end = found + 1
+    return data[:end]
+
+
+def _add(summary: BatchedParse, parsed: ParsedFile, repeated_control_lines: int) -> None:
+    summary.control_records += parsed.control_records - repeated_control_lines
+    summary.notes.update({k: v for k, v in parsed.notes.items() if v})
+    summary.timezone = summary.timezone or parsed.timezone
