@@ -148,17 +148,18 @@ class InvoiceDocument:
 
 
 @lru_cache(maxsize=32)
-def _load_strings(templates_dir: Path, language: str) -> dict[str, Any]:
-    path = templates_dir / "strings" / f"{language}.json"
+def _load_strings(templates_dir: Path, language: str, document: str) -> dict[str, Any]:
+    path = templates_dir / "strings" / f"{document + '.' if document else ''}{language}.json"
     if not path.is_file():
-        raise ValueError(f"unsupported invoice language {language!r}: no {path}")
+        raise ValueError(f"unsupported {document or 'invoice'} language {language!r}: no {path}")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
-def load_strings(templates_dir: Path, language: str) -> dict[str, Any]:
-    """Return the user-visible strings for ``language`` (rule: every printed word comes from strings/)."""
-    return _load_strings(Path(templates_dir).resolve(), language)
+def load_strings(templates_dir: Path, language: str, document: str = "") -> dict[str, Any]:
+    """Return the user-visible strings of a document (the invoice, or e.g. ``dunning``) for ``language``
+    (rule: every printed word comes from strings/)."""
+    return _load_strings(Path(templates_dir).resolve(), language, document)
 
 
 def _autoescape(name: str | None) -> bool:

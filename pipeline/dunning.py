@@ -33,7 +33,7 @@ from babel.dates import format_date
 
 from pipeline.balances import OPEN_INVOICES
 from pipeline.delivery import MESSAGE_ID_DOMAIN, clean_header_text, parse_recipient, send_once
-from pipeline.documents import format_money, template_environment
+from pipeline.documents import format_money, load_strings, template_environment
 from pipeline.durable import write_atomically
 from pipeline.faults import crash_point
 from pipeline.mail import sender_address
@@ -117,18 +117,8 @@ def reminders_due(state: duckdb.DuckDBPyConnection, as_of: date, levels: dict[st
         state.unregister("dunning_levels")
 
 
-def _strings(templates_dir: Path, language: str) -> dict[str, Any]:
-    import json
-
-    path = templates_dir / "strings" / f"dunning.{language}.json"
-    if not path.is_file():
-        raise ValueError(f"unsupported reminder language {language!r}: no {path}")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
 def _context(reminder: dict[str, Any], as_of: date, templates_dir: Path) -> dict[str, Any]:
-    strings = _strings(templates_dir, reminder["language"])
+    strings = load_strings(templates_dir, reminder["language"], "dunning")
     locale = strings["locale"]
 
     def t(key: str, **kwargs: Any) -> str:
