@@ -12,6 +12,7 @@ import pytest
 from assets.definitions import defs
 from assets.resources import CdrbillHome
 from pipeline.home import SAMPLE_DIR, Home
+from pipeline.state import open_state
 
 CYCLE = "2026-10"
 FS = ('"Ann","3125550100","2126550199","default","2026-10-0{day} 09:15:00","2026-10-0{day} 09:15:05",'
@@ -81,3 +82,41 @@ def test_recycled_records_are_rated_once_and_leave_suspense(home):
     assert recycled["examined"].value == 0  # the second run found nothing left to re-read
     checks = run.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)
+
+    # the ledger: the 3 resubmitted records, once each however often recycled, with the reason they left
+    with open_state(home.state_db) as state:
+        ledger = state.sql(
+            "select file_id, line_no, cycle, previous_stage, previous_reason, new_status, new_reason "
+            "from recycled_records order by file_id, line_no"
+        ).fetchall()
+    assert ledger == [
+        (1, 1, CYCLE, "mediation", "UNKNOWN_SUBSCRIBER", "resubmitted", None),  # decided by the rebuild
+        (2, 1, CYCLE, "parse", "UNPARSEABLE", "ok", None),
+        (2, 2, CYCLE, "parse", "UNPARSEABLE", "ok", None),
+    ]
+
+
+def test_a_record_still_suspended_keeps_one_ledger_row(home):
+    """No fix made: every recycle run re-reads the same suspended records; the ledger keeps one row each,
+    still suspended for the same reason, and nothing leaves suspense."""
+    first = dg.materialize(
+        list(defs.assets or []),  # type: ignore[arg-type]
+        selection=dg.AssetSelection.assets("usage_files", "mediated_usage", "rated_usage"),
+        partition_key=CYCLE,
+        resources={"cdrbill": CdrbillHome(root=str(home.root))},
+    )
+    assert first.success
+    job = defs.resolve_job_def("recycle_suspense")
+    for _ in range(2):
+        with dg.DagsterInstance.ephemeral() as instance:
+            assert job.execute_in_process(partition_key=CYCLE, instance=instance).success
+    assert streams(home)["suspended"].height == 3
+    with open_state(home.state_db) as state:
+        ledger = state.sql(
+            "select file_id, line_no, previous_reason, new_status, new_reason from recycled_records order by all"
+        ).fetchall()
+    assert ledger == [
+        (1, 1, "UNKNOWN_SUBSCRIBER", "resubmitted", None),
+        (2, 1, "UNPARSEABLE", "suspended", "UNPARSEABLE"),
+        (2, 2, "UNPARSEABLE", "suspended", "UNPARSEABLE"),
+    ]
