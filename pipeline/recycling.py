@@ -127,8 +127,10 @@ def _merge(old: pl.DataFrame, fresh: pl.DataFrame, cycle: str) -> tuple[pl.DataF
 
 
 def _readings(old: pl.DataFrame, fresh: pl.DataFrame, cycle: str) -> pl.DataFrame:
-    """The ledger rows of a file's re-read records: each suspended record of the cycle with its previous
-    reason and what the fresh reading made of it (a line the fresh reading lacks stays suspended as it was)."""
+    """The ledger rows of a file's re-read records: each suspended record of the cycle that the fresh reading
+    changed (it left suspense, or is suspended for another reason), with its previous reason; a record read
+    again exactly as before was not recycled (nothing was fixed for it) and a line the fresh reading lacks
+    stays as it was."""
     previous = old.filter((pl.col("status") == "suspended") & (pl.col("cycle") == cycle)).select(
         "file_id", "line_no", "cycle", previous_reason=pl.col("reason")
     )
@@ -138,6 +140,9 @@ def _readings(old: pl.DataFrame, fresh: pl.DataFrame, cycle: str) -> pl.DataFram
             previous_stage=pl.col("previous_reason").replace_strict(STAGE_OF_REASON, default="parse"),
             new_status=pl.col("status").fill_null("suspended"),
             new_reason=pl.when(pl.col("status").is_null()).then("previous_reason").otherwise("reason"),
+        )
+        .filter(
+            (pl.col("new_status") != "suspended") | (pl.col("new_reason") != pl.col("previous_reason"))
         )
         .select(LEDGER_COLUMNS)
     )

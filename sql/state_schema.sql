@@ -272,7 +272,8 @@ create table if not exists delivery_preference_overrides (
 );
 
 -- --- recycling (issue 7, pipeline/recycling.py) ---
--- Recycled records: one row per suspended record a recycle run resubmitted, and the reason it was suspended for.
+-- Recycled records: one row per suspended record a recycle run changed (its fresh reading left suspense or gave
+-- another reason) or resubmitted to the rebuild (a mediation/rating reason), and the reason it was suspended for.
 -- Written before the file's partition is swapped in and keyed without the run time, so a run killed between the
 -- two writes the same row again when re-run (the record is still suspended then); a record stuck for the same
 -- reason over many runs keeps one row (recycled_at = the latest run).

@@ -1,17 +1,22 @@
 """Recycling end to end through Dagster: records suspended for a wrong source template and for a number no
 account held are fixed in the reference data, the recycle_suspense job re-mediates them, and each is rated
-exactly once, however often the job runs."""
+exactly once, however often the job runs; the recycled_records ledger and the recycled-suspense report say
+which records were recycled and for what reason."""
 
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
+from conftest import materialize_cycle
 
 from assets.definitions import defs
 from assets.resources import CdrbillHome
+from pipeline.adhoc import open_warehouse
 from pipeline.home import SAMPLE_DIR, Home
+from pipeline.reports import catalogue, run_report
 from pipeline.state import open_state
 
 CYCLE = "2026-10"
@@ -94,11 +99,25 @@ def test_recycled_records_are_rated_once_and_leave_suspense(home):
         (2, 1, CYCLE, "parse", "UNPARSEABLE", "ok", None),
         (2, 2, CYCLE, "parse", "UNPARSEABLE", "ok", None),
     ]
+    # the mediation-quality report on the published warehouse, after the cycle's whole flow: every recycled
+    # record was rated
+    assert materialize_cycle(home).success
+    con = open_warehouse(home.warehouse_db)
+    try:
+        recycled_report = run_report(con, catalogue()["recycled_suspense"], {"cycle": CYCLE})
+    finally:
+        con.close()
+    assert recycled_report.select(
+        "previous_reason", "records_recycled", "rated_after_recycling", "still_suspended", "other_outcome"
+    ).rows() == [("UNPARSEABLE", 2, 2, 0, 0), ("UNKNOWN_SUBSCRIBER", 1, 1, 0, 0)]
+    # each call: 60 billed seconds (6/6 increments) interstate on RC-STD at 0.02/min = 0.02; two unparseable → 0.04
+    assert recycled_report["rated_charge"].to_list() == [Decimal("0.04"), Decimal("0.02")]
 
 
 def test_a_record_still_suspended_keeps_one_ledger_row(home):
-    """No fix made: every recycle run re-reads the same suspended records; the ledger keeps one row each,
-    still suspended for the same reason, and nothing leaves suspense."""
+    """No fix made: every recycle run re-reads the same suspended records. A record read again exactly as
+    before was not recycled (no ledger row); one suspended at mediation is resubmitted to the rebuild each run
+    and keeps one row."""
     first = dg.materialize(
         list(defs.assets or []),  # type: ignore[arg-type]
         selection=dg.AssetSelection.assets("usage_files", "mediated_usage", "rated_usage"),
@@ -115,8 +134,4 @@ def test_a_record_still_suspended_keeps_one_ledger_row(home):
         ledger = state.sql(
             "select file_id, line_no, previous_reason, new_status, new_reason from recycled_records order by all"
         ).fetchall()
-    assert ledger == [
-        (1, 1, "UNKNOWN_SUBSCRIBER", "resubmitted", None),
-        (2, 1, "UNPARSEABLE", "suspended", "UNPARSEABLE"),
-        (2, 2, "UNPARSEABLE", "suspended", "UNPARSEABLE"),
-    ]
+    assert ledger == [(1, 1, "UNKNOWN_SUBSCRIBER", "resubmitted", None)]
