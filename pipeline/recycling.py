@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from pipeline.engine import first_row
+from pipeline.faults import crash_point
 from pipeline.formats import FileRejected, parse_file
 from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import partition_dir, replace_partition
@@ -108,6 +109,7 @@ def recycle_suspense(
         )
         records, examined, recycled = _merge(old, fresh, cycle)
         record_recycled(state, _readings(old, fresh, cycle), recycled_at)
+        crash_point("recycling.ledger_written")
         if recycled:
             replace_partition(lake, partition_dir(lake, USAGE_RECORDS, file_id=file_id), {"records": records})
         report.files.append({"file_id": file_id, "examined": examined, "recycled": recycled})

@@ -3,7 +3,10 @@ account held are fixed in the reference data, the recycle_suspense job re-mediat
 exactly once, however often the job runs; the recycled_records ledger and the recycled-suspense report say
 which records were recycled and for what reason."""
 
+import os
 import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -135,3 +138,37 @@ def test_a_record_still_suspended_keeps_one_ledger_row(home):
             "select file_id, line_no, previous_reason, new_status, new_reason from recycled_records order by all"
         ).fetchall()
     assert ledger == [(1, 1, "UNKNOWN_SUBSCRIBER", "resubmitted", None)]
+
+
+def test_a_recycle_killed_between_ledger_and_swap_completes_once_when_run_again(home):
+    """A power cut after the ledger rows and before the partition swap: the records are still suspended, so
+    the next recycle run re-reads them, swaps them in and writes the same ledger rows again (one each)."""
+    first = dg.materialize(
+        list(defs.assets or []),  # type: ignore[arg-type]
+        selection=dg.AssetSelection.assets("usage_files", "mediated_usage", "rated_usage"),
+        partition_key=CYCLE,
+        resources={"cdrbill": CdrbillHome(root=str(home.root))},
+    )
+    assert first.success
+    source = home.reference / "sources" / "switch-fs.toml"
+    source.write_text(source.read_text().replace('"default"', '"example"'))
+    command = [sys.executable, "-m", "assets.cli", "--home", str(home.root), "recycle", "--cycle", CYCLE]
+    env = {k: v for k, v in os.environ.items() if k != "CDRBILL_CRASH_AT"}
+    killed = subprocess.run(command, env=env | {"CDRBILL_CRASH_AT": "recycling.ledger_written"}, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+
+    def ledger() -> list[tuple]:
+        with open_state(home.state_db) as state:
+            return state.sql(
+                "select file_id, line_no, previous_reason, new_status from recycled_records order by all"
+            ).fetchall()
+
+    records = home.lake / "usage_records" / "file_id=2" / "records.parquet"
+    assert pl.read_parquet(records)["status"].to_list() == ["suspended", "suspended"]  # not swapped
+    written = [(1, 1, "UNKNOWN_SUBSCRIBER", "resubmitted"), (2, 1, "UNPARSEABLE", "ok"), (2, 2, "UNPARSEABLE", "ok")]
+    assert ledger() == written
+    again = subprocess.run(command, env=env, capture_output=True)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert pl.read_parquet(records)["status"].to_list() == ["ok", "ok"]
+    assert ledger() == written
+    assert streams(home)["rated"].height == 2  # the unknown number is still unknown: 2 rated, 1 suspended
