@@ -30,13 +30,15 @@ RERATE_REPORTS = {
     "where false",
 }
 
-# delivery ledgers published as they are (a state.duckdb older than them simply lacks them)
+# delivery and recycling ledgers published as they are (a state.duckdb older than them simply lacks them)
 OPTIONAL_LEDGERS = (
     "bounces",
     "delivery_preference_overrides",
     "cycle_approvals",
     "print_batch_items",
     "payment_reminders",
+    # recycling (issue 7): the suspended records each recycle run resubmitted
+    "recycled_records",
 )
 
 

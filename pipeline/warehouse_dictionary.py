@@ -60,10 +60,18 @@ TABLE_NOTES: dict[str, str] = {
     "plan_changes": "Accounts' plan changes (old plan to new plan from a date).",
     "orders": "One-time charges ordered (activation, installation, number port, …).",
     "state_time_zones": "Each state's time zone (calls are dated and banded in it).",
+    "recycled_records": "Recycled suspense: each suspended record a recycle run resubmitted, with the reason it was "
+    "suspended for (one row per record and reason).",
     "published": "When this warehouse was published and the latest final cycle in it.",
 }
 
 COLUMN_NOTES: dict[str, str] = {
+    "recycled_records.previous_stage": "stage of the previous reason (parse, normalise, mediation, rating)",
+    "recycled_records.previous_reason": "the suspense reason code the record was suspended for",
+    "recycled_records.new_status": "ok | suspended | discarded (the fresh reading) | resubmitted (a mediation or "
+    "rating reason: decided when the cycle is rebuilt; rated_usage and suspense say how)",
+    "recycled_records.new_reason": "the fresh reading's suspense or discard reason, else null",
+    "recycled_records.recycled_at": "when the latest recycle run resubmitted it",
     "bounces.bounce_id": "sha256 of the report and recipient (smtp:<Message-ID> for a refusal at sending)",
     "bounces.source": "the report's file in the bounce Maildir, or smtp",
     "bounces.recipient": "the bounced e-mail address",
@@ -351,6 +359,7 @@ def render_dictionary(con: duckdb.DuckDBPyConnection) -> str:
         ]
         for column, data_type in columns:
             note = COLUMN_NOTES.get(f"{table}.{column}", COLUMN_NOTES.get(column, ""))
+            note = note.replace("|", "\\|")  # "a | b" in a note is an alternative, not a new table cell
             out.append(f"| `{column}` | {data_type} | {note} |")
         out.append("")
     return "\n".join(out)

@@ -270,3 +270,22 @@ create table if not exists delivery_preference_overrides (
     notice_file     varchar not null,    -- the notice mailed to the account's postal address
     since           timestamp not null
 );
+
+-- --- recycling (issue 7, pipeline/recycling.py) ---
+-- Recycled records: one row per suspended record a recycle run changed (its fresh reading left suspense or gave
+-- another reason) or resubmitted to the rebuild (a mediation/rating reason), and the reason it was suspended for.
+-- Written before the file's partition is swapped in and keyed without the run time, so a run killed between the
+-- two writes the same row again when re-run (the record is still suspended then); a record stuck for the same
+-- reason over many runs keeps one row (recycled_at = the latest run).
+create table if not exists recycled_records (
+    file_id          bigint not null,
+    line_no          bigint not null,
+    cycle            varchar not null,      -- the record's cycle
+    previous_stage   varchar not null,      -- parse | normalise | mediation | rating (suspense.SUSPENSE_REASONS)
+    previous_reason  varchar not null,      -- the suspense reason code it was suspended for
+    new_status       varchar not null,      -- ok | suspended | discarded (the fresh reading) | resubmitted
+                                            -- (a mediation/rating reason: decided when the cycle is rebuilt)
+    new_reason       varchar,               -- the fresh reading's suspense or discard reason, else null
+    recycled_at      timestamp not null,
+    primary key (file_id, line_no, previous_reason)
+);
