@@ -344,7 +344,7 @@ def render_dictionary(con: duckdb.DuckDBPyConnection) -> str:
         "interface; preset reports (`sql/reports/`, `cdrbill report list`) read only these.",
         "",
         "This page is generated from a published warehouse (`python -m pipeline.warehouse_dictionary "
-        "WAREHOUSE > docs/WAREHOUSE.md`); `tests/test_warehouse_dictionary.py` fails when it differs from the "
+        "WAREHOUSE > docs/WAREHOUSE.md`); `tests/test_warehouse.py` fails when it differs from the "
         "sample cycle's warehouse.",
         "",
     ]
