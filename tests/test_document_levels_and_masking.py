@@ -145,6 +145,9 @@ def test_sms_and_data_sessions_are_itemised_with_allowance_units(tmp_path: Path)
     assert "+13125559876 US Domestic 2 2 $0.05" in text
     assert "Itemized usage for +13125550100 — Data sessions (1 session; 1 included in your plan)" in text
     assert "Data 1.23 MB 2.00 MB 1.00 MB $0.10" in text  # bytes shown as decimal MB, 2 places
+    # the "In plan" column only in the tables with included units: SMS and data, not the voice table
+    assert text.count("In plan") == 2
+    assert "Date and time Number called Destination Duration Billed sec. Charge" in text
 
 
 def test_the_balance_block_must_add_up() -> None:
