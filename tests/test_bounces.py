@@ -16,8 +16,8 @@ from test_documents import TEMPLATES, make_doc
 
 from pipeline.bounces import accounts_to_switch, preference_overrides, process_bounces, read_bounces
 from pipeline.delivery import deliver_invoices, delivery_items, ensure_delivery_ledger
-from pipeline.documents import render_invoice_pdfs
 from pipeline.dsn import parse_dsn
+from pipeline.rendering import render_invoice_pdfs
 
 DSN_DIR = Path(__file__).parent / "data" / "dsn"
 SENDER = "billing@cdrbill.invalid"

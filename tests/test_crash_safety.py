@@ -204,7 +204,7 @@ SMTP_INVOICES = [f"INV-0000030{n}" for n in range(1, 6)]
 def smtp_pdfs(tmp_path_factory):
     from test_documents import TEMPLATES, make_doc
 
-    from pipeline.documents import render_invoice_pdfs
+    from pipeline.rendering import render_invoice_pdfs
 
     folder = tmp_path_factory.mktemp("smtp-crash-pdfs")
     render_invoice_pdfs([make_doc(n) for n in SMTP_INVOICES], folder, TEMPLATES, workers=1)

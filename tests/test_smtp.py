@@ -25,7 +25,8 @@ from pipeline.delivery import (
     ensure_delivery_ledger,
     parse_recipient,
 )
-from pipeline.documents import InvoiceDocument, render_invoice_pdfs
+from pipeline.documents import InvoiceDocument
+from pipeline.rendering import render_invoice_pdfs
 from pipeline.smtp import SmtpSettings, SmtpTransport, smtp_settings_from_env, transport_for
 from pipeline.transports import MaildirTransport
 
