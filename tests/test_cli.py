@@ -30,7 +30,7 @@ def test_demo_runs_the_sample_cycle_and_prints_the_summary(tmp_path):
     assert "delivery: 36 e-mailed, 13 to print" in done.stdout
     assert "succeeded; checks 6 of 6 passed" in done.stdout
     # then the cycle_reports job: every preset report without a required parameter, and the dashboard
-    assert "reports:  62 preset reports (cdrbill report list), dashboard" in done.stdout
+    assert "reports:  65 preset reports (cdrbill report list), dashboard" in done.stdout
     assert (home / "reports" / "2026-10" / "dashboard.html").is_file()
     # the run is kept in the persistent instance, with telemetry off
     instance = home / "dagster"

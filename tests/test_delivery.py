@@ -114,13 +114,14 @@ def test_deliver_twice_delivers_once(tmp_path: Path, pdfs: dict[str, tuple[Invoi
     text = ana.get_body(preferencelist=("plain",))
     html = ana.get_body(preferencelist=("html",))
     assert text is not None and html is not None
-    assert "$1,283.36" in text.get_content() and "November 21, 2026" in text.get_content()
-    assert "$1,283.36" in html.get_content()
+    # the e-mail shows the amount due: current charges 1,283.36 + balance forward 30.00 (test_documents.make_doc)
+    assert "$1,313.36" in text.get_content() and "November 21, 2026" in text.get_content()
+    assert "$1,313.36" in html.get_content()
     beto = messages["<INV-00000102.2026-10@cdrbill.invalid>"]
     assert beto["To"].addresses[0].addr_spec == "beto.ruiz+bills@example.org"
     assert beto["Subject"].startswith("Su factura de cdrbill Telecom INV-00000102")
     beto_text = beto.get_body(preferencelist=("plain",))
-    assert beto_text is not None and "Importe a pagar: $1,283.36" in beto_text.get_content()
+    assert beto_text is not None and "Importe a pagar: $1,313.36" in beto_text.get_content()
 
     assert sorted(p.name for p in print_dir.iterdir()) == [
         "INV-00000103.pdf",

@@ -147,8 +147,8 @@ def test_sent_through_smtp_and_read_back(tmp_path: Path, pdfs: Pdfs, security: s
     assert msg["To"].addresses[0].display_name == "Ana García"
     assert msg.get_content_type() == "multipart/mixed"
     text, html = msg.get_body(preferencelist=("plain",)), msg.get_body(preferencelist=("html",))
-    assert text is not None and "$1,283.36" in text.get_content()
-    assert html is not None and "$1,283.36" in html.get_content()
+    assert text is not None and "$1,313.36" in text.get_content()
+    assert html is not None and "$1,313.36" in html.get_content()
     files = {part.get_filename(): part for part in msg.iter_attachments()}
     assert files["INV-00000201.pdf"].get_content() == pdfs["INV-00000201"][1].read_bytes()
     assert files["INV-00000201.csv"].get_content_type() == "application/csv"
