@@ -305,6 +305,8 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: str) ->
                     "count": len(rows),
                     "count_text": _count_text(strings, service, len(rows), locale),
                     "included_text": t_format(strings, "detail_included", count=included) if included else "",
+                    # the "included" column is printed only in a table with included units (rule: no empty column)
+                    "has_included": included > 0,
                     "rows": [
                         {
                             "when": f"{format_date(r.start_local, 'short', locale=locale)} "

@@ -94,7 +94,7 @@ def test_called_numbers_masked_per_account_and_no_tax_id_on_the_bill(tmp_path: P
     text = " ".join(pdf_text(rendered.path))
     assert "123-45-6789" not in text and "12-3456789" not in text and "Pat Doe [redacted]" in text
     assert "+442079460000" not in text and "+13125559876" not in text
-    assert f"+{MASK * 8}0000 United Kingdom - Mobile 0:37 60 $0.02469" in text
+    assert f"+{MASK * 8}0000 United Kingdom - Mobile 0:37 (60) $0.02469" in text
     assert "ACC-1001" in text  # the customer's own bill shows its own account number in full
 
 
@@ -141,10 +141,13 @@ def test_sms_and_data_sessions_are_itemised_with_allowance_units(tmp_path: Path)
     [rendered] = render_invoice_pdfs([doc], tmp_path, TEMPLATES, workers=1)
     text = " ".join(pdf_text(rendered.path))
     assert "Itemized usage for +13125550100 — Text messages (2 messages; 1 included in your plan)" in text
-    assert "+13125559876 US Domestic 1 1 1 $0.00" in text
-    assert "+13125559876 US Domestic 2 2 $0.05" in text
+    assert "+13125559876 US Domestic 1 (1) 1 $0.00" in text
+    assert "+13125559876 US Domestic 2 (2) $0.05" in text
     assert "Itemized usage for +13125550100 — Data sessions (1 session; 1 included in your plan)" in text
-    assert "Data 1.23 MB 2.00 MB 1.00 MB $0.10" in text  # bytes shown as decimal MB, 2 places
+    assert "Data 1.23 MB (2.00 MB) 1.00 MB $0.10" in text  # used (billed): bytes as decimal MB, 2 places
+    # the "In plan" column only in the tables with included units: SMS and data, not the voice table
+    assert text.count("In plan") == 2
+    assert "Date and time Number called Destination Duration (billed sec.) Charge" in text
 
 
 def test_the_balance_block_must_add_up() -> None:

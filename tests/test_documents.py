@@ -153,7 +153,7 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
     assert "Taxes, fees and surcharges" in first  # the tax lines in detail
     detail = " ".join(en_pages)  # the itemised usage flows on from the charges in detail
     assert "Itemized usage for +13125550100 — Calls (2 calls)" in detail and "(1 call)" in detail
-    assert "+442079460000 United Kingdom - Mobile 0:37 60 $0.02469" in detail
+    assert "+442079460000 United Kingdom - Mobile 0:37 (60) $0.02469" in detail
     assert "Page 2 of 2" in en_pages[1]
     assert all(FAKE_TAX_ID not in text for text in en_pages)
     assert FAKE_TAX_ID not in render_invoice_html(en, TEMPLATES)
@@ -180,7 +180,7 @@ def test_english_and_spanish_pdfs(tmp_path: Path) -> None:
     big_pages = pdf_text(rendered[2].path)
     assert rendered[2].pages == len(big_pages) == 2  # 60 calls still fit one detail page
     assert "(40 calls)" in big_pages[1] and "(20 calls)" in big_pages[1]
-    assert "7:23 480 $0.7407" in big_pages[1]
+    assert "7:23 (480) $0.7407" in big_pages[1]
     assert "$1,305.88" in big_pages[0]
 
 
