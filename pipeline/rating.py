@@ -109,7 +109,8 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     )
     rate_events(con)
     # each output joins the normalised columns to its own outcomes only (the same columns, in the same order,
-    # as ``rating_outcomes`` less ``rating_reason`` and the mediation ``reason``)
+    # as ``rating_outcomes`` less ``rating_reason`` and the mediation ``reason``); a rated event does not carry
+    # the raw record text: it stays in the mediated partition, by the same key (file_id, line_no)
     # in parts of about WRITE_PART_EVENTS events (by a hash of the event key), so each join's hash table is
     # small: one join of the whole cycle spills under a tight memory limit and is several times slower
     parts = max(1, -(-(scalar(con, "select count(*) from rating_core") or 0) // WRITE_PART_EVENTS))
@@ -117,7 +118,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         "\nunion all\n".join(
             f"""
             select
-                normalised.* exclude (reason) replace ('rated' as status),
+                normalised.* exclude (reason, raw) replace ('rated' as status),
                 rating_core.* exclude (file_id, line_no, rating_reason)
             from normalised
             join rating_core using (file_id, line_no)
