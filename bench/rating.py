@@ -5,7 +5,8 @@ destination prefixes) and time bands split at boundaries, and print events/s. No
     .venv/bin/python -m bench.rating --home /tmp/bench-home --prefixes 0 --no-bands
     .venv/bin/python -m bench.rating --home /tmp/bench-home --rerate   # then rerate after a rate correction
 
-Peak memory: run it under ``/usr/bin/time -v`` (maximum resident set size).
+It prints wall and CPU seconds (user + system of the process, every DuckDB thread: the number to compare on a
+shared machine) of ``rate_cycle`` and ``rerate_cycle``, the rated Parquet size and the peak RSS of the process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +35,12 @@ from pipeline.settings import Settings
 from pipeline.state import open_state
 
 CYCLE = "2026-10"
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def prepare(home: Home, accounts: int, calls: int) -> None:
@@ -94,9 +102,10 @@ def main() -> None:
     prepared = time.perf_counter() - started
     reference = enlarge(load_reference(home.reference), args.prefixes, not args.no_bands)
     with session(reference, memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         counts = rate_cycle(con, home.lake, CYCLE)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    rated_mb = (partition_dir(home.lake, "rated", cycle=CYCLE) / "rated.parquet").stat().st_size / 1e6
     events = counts["rated"] + counts["suspended"]
     rerated = {}
     if args.rerate:
@@ -106,18 +115,21 @@ def main() -> None:
             session(Reference(frames), memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con,
             open_state(home.state_db) as state,
         ):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             result = rerate_cycle(
                 con, home.lake, state, CYCLE, posted_at=datetime(2026, 11, 1), approved_by="bench"
             )
             rerated = {
                 "rerate_s": round(time.perf_counter() - started, 2),
+                "rerate_cpu_s": round(cpu_seconds() - cpu_started, 2),
                 "rerate_changed": result["changed_events"],
             }
     print(json.dumps({
         "events": events, **counts, "rate_card_rows": reference.rate_cards.height,
         "bands": not args.no_bands, "prepare_s": round(prepared, 1), "rating_s": round(seconds, 2),
-        "events_per_s": round(events / seconds), **rerated,
+        "rating_cpu_s": round(cpu, 2), "events_per_s": round(events / seconds),
+        "events_per_cpu_s": round(events / cpu), "rated_mb": round(rated_mb, 1), **rerated,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }))  # fmt: skip
 
 

@@ -23,8 +23,13 @@ RATED = "rated"
 # slice holds every event any of its accounts' charges depend on.
 SLICE_EVENTS = 500_000
 
-# rated events joined to their normalised columns in one part when written (bounded memory, see rate_cycle)
-WRITE_PART_EVENTS = 250_000
+# rated events joined to their normalised columns in one part when written (bounded memory, see rate_cycle):
+# without the raw text a part of 1M events fits the 1 GB limit (one part at 1m: 2.5–2.9 CPU s to write
+# rated.parquet where 4 parts of 250k took 3.4–3.5)
+WRITE_PART_EVENTS = 1_000_000
+
+# how sql/rating.sql ends: every event's outcome, priced or with its reason (see _rate_pass)
+FINAL_SELECT = "select * from outcomes"
 
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
@@ -68,6 +73,8 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
             last_day,
         ),
     )
+    # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
+    con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
     slices = max(1, -(-events // slice_events))
     columns = ", ".join(RATING_INPUT_COLUMNS)
@@ -87,14 +94,32 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
                 "insert into rating_core " if index else "create or replace temp table rating_core as ",
             )
         con.execute("drop table rating_events")
+    con.execute(
+        "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
+        "drop view if exists rating_input; drop table if exists rating_unpriced"
+    )
     con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")
 
 
 def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
-    """One pass of the rating SQL over the events ``rating_input`` shows now, written ``into`` the outcomes."""
+    """One pass of the rating SQL over the events ``rating_input`` shows now, written ``into`` the outcomes.
+    The pass writes the priced events only; the events it could not price (few, often none) are rated again
+    alone, for the reason of each (the same SQL's ``outcomes``): an event fails or not whatever the other events
+    of its account are, so the reasons are the ones one pass over every event would give."""
     con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
-    con.execute(into + read_sql("rating.sql"))
+    body, final = read_sql("rating.sql").rsplit(FINAL_SELECT, 1)
+    assert not final.strip(), f"sql/rating.sql must end with {FINAL_SELECT!r}"
+    events = scalar(con, "select count(*) from rating_input") or 0
+    priced = first_row(con, into + body + "select *, null::varchar as rating_reason from rated")
+    if (priced[0] if priced else 0) == events:
+        return
+    con.execute(
+        "create or replace temp table rating_unpriced as "
+        "select * from rating_input anti join rating_core using (file_id, line_no)"
+    )
+    con.execute("create or replace temp view rating_input as select * from rating_unpriced")
+    con.execute("insert into rating_core by name " + body + FINAL_SELECT)
 
 
 def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:

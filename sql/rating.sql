@@ -2,7 +2,8 @@
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
 -- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_jurisdiction
 -- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
--- pipeline/price_books.py), rate_cards.
+-- pipeline/price_books.py), rating_destinations, rating_card_prefix_lengths and rating_rate_rows (the rate
+-- cards' destinations, numbered once per cycle: sql/rating_destinations.sql).
 -- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced).
 -- Rules:
 -- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
@@ -130,15 +131,16 @@ price_book_chosen as (
     select file_id, line_no, book from events_with_book
 ),
 
--- every destination (rate card, prefix, jurisdiction, event code) of the cards, keys only: the longest prefix
--- is looked up here; only the destinations some event uses are shaped into steps (below)
+-- every destination (rate card, prefix, jurisdiction, event code) of the cards, keys only, numbered once per
+-- cycle (rating_destinations): the longest prefix is looked up here; only the destinations some event uses are
+-- shaped into steps (below). card_prefix_lengths: the prefix lengths each card has, so an event is joined only
+-- to the lengths that can match
 destination_catalogue as (
-    select distinct rate_card_id, coalesce(prefix, '') as prefix, jurisdiction, event_code from rate_cards
+    select * from rating_destinations
 ),
 
--- the prefix lengths each card has, so an event is joined only to the lengths that can match
 card_prefix_lengths as (
-    select distinct rate_card_id, length(prefix) as prefix_length from destination_catalogue
+    select * from rating_card_prefix_lengths
 ),
 
 -- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
@@ -169,6 +171,7 @@ destination_by_key as (
         called_prefixes.event_code,
         arg_max(
             {
+                'destination_no': destinations.destination_no,
                 'prefix': destinations.prefix,
                 'jurisdiction': destinations.jurisdiction,
                 'event_code': destinations.event_code
@@ -190,27 +193,19 @@ destination_by_key as (
 
 -- the destinations the cycle's events use, and their rate rows
 used_destinations as (
-    select distinct
-        rate_card_id,
-        destination_key.prefix as prefix,
-        destination_key.jurisdiction as jurisdiction,
-        destination_key.event_code as event_code
-    from destination_by_key
+    select distinct destination_key.destination_no as destination_no from destination_by_key
 ),
 
 used_rate_rows as (
-    select rate_cards.*
-    from rate_cards
-    semi join used_destinations
-        on used_destinations.rate_card_id = rate_cards.rate_card_id
-        and used_destinations.prefix = coalesce(rate_cards.prefix, '')
-        and used_destinations.jurisdiction is not distinct from rate_cards.jurisdiction
-        and used_destinations.event_code is not distinct from rate_cards.event_code
+    select rating_rate_rows.*
+    from rating_rate_rows
+    semi join used_destinations using (destination_no)
 ),
 
 -- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
 step_rates as (
     select
+        destination_no,
         rate_card_id,
         coalesce(prefix, '') as prefix,
         jurisdiction,
@@ -229,6 +224,7 @@ step_rates as (
 -- one row per destination (rate card, prefix, jurisdiction) with its steps in order
 destinations as (
     select
+        destination_no,
         rate_card_id,
         prefix,
         jurisdiction,
@@ -250,6 +246,7 @@ destinations as (
 -- the columns every step of a destination shares (reference.py checks they are equal)
 destination_terms as (
     select
+        destination_no,
         rate_card_id,
         coalesce(prefix, '') as prefix,
         jurisdiction,
@@ -270,8 +267,7 @@ destination_terms as (
 -- the explanation columns, computed once per destination instead of once per event
 destination_dim as materialized (
     select
-        row_number() over (order by destinations.rate_card_id, destinations.prefix, destinations.jurisdiction,
-            destinations.event_code) as destination_no,
+        destinations.destination_no,
         destinations.rate_card_id,
         destinations.prefix,
         destinations.jurisdiction,
@@ -296,18 +292,14 @@ destination_dim as materialized (
             ),
             '; '
         ) as billing_increment,
-        destination_terms.* exclude (rate_card_id, prefix, jurisdiction, event_code),
+        destination_terms.* exclude (destination_no, rate_card_id, prefix, jurisdiction, event_code),
         destination_terms.rounding_method || ':' || destination_terms.rounding_decimals as rounding_rule,
         [1000000, 100000, 10000, 1000, 100, 10, 1][destination_terms.rounding_decimals + 1] as quantum_micros,
         micros(destination_terms.connect_fee) as connect_fee_micros,
         micros(destination_terms.minimum_charge) as minimum_micros,
         micros(destination_terms.maximum_charge) as maximum_micros
     from destinations
-    join destination_terms
-        on destination_terms.rate_card_id = destinations.rate_card_id
-        and destination_terms.prefix = destinations.prefix
-        and destination_terms.jurisdiction is not distinct from destinations.jurisdiction
-        and destination_terms.event_code is not distinct from destinations.event_code
+    join destination_terms using (destination_no)
 ),
 
 destination_ranked as (
@@ -355,10 +347,7 @@ destination_chosen as (
         destination_dim.maximum_micros
     from destination_ranked
     join destination_dim
-        on destination_dim.rate_card_id = destination_ranked.book.rate_card_id
-        and destination_dim.prefix = destination_ranked.destination_key.prefix
-        and destination_dim.jurisdiction is not distinct from destination_ranked.destination_key.jurisdiction
-        and destination_dim.event_code is not distinct from destination_ranked.destination_key.event_code
+        on destination_dim.destination_no = destination_ranked.destination_key.destination_no
 ),
 
 -- each step bills the part of the call inside it: its first increment, then whole increments. A destination
@@ -715,5 +704,7 @@ outcomes as (
 )
 
 -- one row per rated or unratable event: its key, rating_reason (null: rated) and how it was priced — narrow, the
--- normalised columns are joined back once, when the rated events are written (pipeline/rating.py)
+-- normalised columns are joined back once, when the rated events are written (pipeline/rating.py).
+-- pipeline/rating.py runs this with `select … from rated` in place of the last line first, then this whole query
+-- over the few events that pass did not price (so the costly `unrated` step runs only over those)
 select * from outcomes
