@@ -316,6 +316,8 @@ destination_ranked as (
         events_with_book.start_utc,
         events_with_book.service_state,
         events_with_book.visited_country,
+        events_with_book.allowance_zone,
+        events_with_book.cycle,
         destination_by_key.destination_key
     from events_with_book
     join destination_by_key
@@ -409,57 +411,59 @@ billed_units as (
 
 -- allowances: the plan's included units of the service and zone, prorated for a partial cycle (active days /
 -- cycle days, rounded down to whole units), consumed in call order across the cycle (start, file, line);
--- the call that crosses the allowance is split: its first units included, the rest charged
-allowance_chosen as (
+-- the call that crosses the allowance is split: its first units included, the rest charged.
+-- Which allowance an event consumes depends only on its plan, service and zone: it is chosen once per
+-- (plan, service, zone) for the three zones an event can be in (events.allowance_zone) — the zone's own
+-- allowance before the plan's 'any' one — and the running sum runs over the consuming events only, narrow
+allowance_by_zone as (
     select
-        events.file_id,
-        events.line_no,
-        events.account_id,
+        allowances.plan_id,
+        allowances.service,
+        zones.allowance_zone,
         arg_min(
             {'allowance_id': allowances.allowance_id, 'included_units': allowances.included_units},
             allowances.zone = 'any'
-        ) as allowance,
-        any_value(
-            greatest(
-                date_diff(
-                    'day',
-                    greatest(accounts.activated_on, cycle_first_day),
-                    least(coalesce(accounts.deactivated_on, cycle_next_day), cycle_next_day)
-                ),
-                0
-            )
-        ) as active_days,
-        any_value(date_diff('day', cycle_first_day, cycle_next_day)) as cycle_days
-    from (
-        select
-            *,
-            strptime(cycle || '-01', '%Y-%m-%d')::date as cycle_first_day,
-            (strptime(cycle || '-01', '%Y-%m-%d') + interval 1 month)::date as cycle_next_day
-        from events
-    ) as events
-    join accounts using (account_id)
-    join allowances
-        on allowances.plan_id = events.plan_id
-        and allowances.service = events.service
-        and allowances.zone in ('any', events.allowance_zone)
-    group by events.file_id, events.line_no, events.account_id
+        ) as allowance
+    from allowances
+    join (select unnest(['domestic', 'international', 'premium']) as allowance_zone) as zones
+        on allowances.zone in ('any', zones.allowance_zone)
+    group by all
 ),
 
 allowance_consumed as (
     select
-        allowance_chosen.file_id,
-        allowance_chosen.line_no,
-        allowance_chosen.allowance.allowance_id as allowance_id,
-        allowance_chosen.allowance.included_units * allowance_chosen.active_days
-            // allowance_chosen.cycle_days as allowance_units,
-        sum(billed_units.billed_units) over (
-            partition by allowance_chosen.account_id, allowance_chosen.allowance.allowance_id
-            order by events.start_utc, allowance_chosen.file_id, allowance_chosen.line_no
+        consuming.file_id,
+        consuming.line_no,
+        consuming.allowance.allowance_id as allowance_id,
+        consuming.allowance.included_units
+            * greatest(
+                date_diff(
+                    'day',
+                    greatest(accounts.activated_on, consuming.cycle_first_day),
+                    least(coalesce(accounts.deactivated_on, consuming.cycle_next_day), consuming.cycle_next_day)
+                ),
+                0
+            )
+            // date_diff('day', consuming.cycle_first_day, consuming.cycle_next_day) as allowance_units,
+        sum(consuming.billed_units) over (
+            partition by consuming.account_id, consuming.allowance.allowance_id
+            order by consuming.start_utc, consuming.file_id, consuming.line_no
             rows between unbounded preceding and current row
-        ) - billed_units.billed_units as used_before
-    from allowance_chosen
-    join events using (file_id, line_no)
-    join billed_units using (file_id, line_no)
+        ) - consuming.billed_units as used_before
+    from (
+        select
+            billed_units.file_id,
+            billed_units.line_no,
+            billed_units.account_id,
+            billed_units.start_utc,
+            billed_units.billed_units,
+            allowance_by_zone.allowance,
+            strptime(billed_units.cycle || '-01', '%Y-%m-%d')::date as cycle_first_day,
+            (strptime(billed_units.cycle || '-01', '%Y-%m-%d') + interval 1 month)::date as cycle_next_day
+        from billed_units
+        join allowance_by_zone using (plan_id, service, allowance_zone)
+    ) as consuming
+    join accounts using (account_id)
 ),
 
 billed_calls as (
