@@ -598,30 +598,54 @@ roaming_rates as (
     join roaming_surcharges on roaming_surcharges.zone = roaming_zones.zone
 ),
 
-priced as (
+-- each card's surcharges as one map, (card, country) → surcharge, built once and read as a constant: only an
+-- event abroad looks it up (most events are at home, and a join would probe every one of them)
+roaming_lookup as (
+    select
+        map_from_entries(
+            list({
+                'key': rate_card_id || chr(31) || country,
+                'value': {
+                    'zone': zone,
+                    'surcharge_per_unit': surcharge_per_unit,
+                    'surcharge_micros': surcharge_micros
+                }
+            })
+        ) as by_card_country
+    from roaming_rates
+),
+
+charged_calls as (
     select
         billed_calls.*,
         call_charges.time_bands,
-        roaming_rates.zone as roaming_zone,
-        roaming_rates.surcharge_per_unit as roaming_surcharge,
+        call_charges.usage_numerator,
+        case when billed_calls.visited_country is not null
+            then (select by_card_country from roaming_lookup)[billed_calls.rate_card_id || chr(31) || billed_calls.visited_country]
+        end as roaming
+    from billed_calls
+    join call_charges using (file_id, line_no)
+    where not call_charges.missing_rate
+),
+
+priced as (
+    select
+        charged_calls.* exclude (usage_numerator, roaming),
+        charged_calls.roaming.zone as roaming_zone,
+        charged_calls.roaming.surcharge_per_unit as roaming_surcharge,
         -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
-        billed_calls.included_units > 0 and billed_calls.included_units = billed_calls.billed_units
+        charged_calls.included_units > 0 and charged_calls.included_units = charged_calls.billed_units
             as wholly_included,
         case when wholly_included then 0
-            else billed_calls.connect_fee_micros * billed_calls.unit_seconds + call_charges.usage_numerator
+            else charged_calls.connect_fee_micros * charged_calls.unit_seconds + charged_calls.usage_numerator
                 + coalesce(
-                    (billed_calls.billed_units - billed_calls.included_units)
-                        * roaming_rates.surcharge_micros,
+                    (charged_calls.billed_units - charged_calls.included_units)
+                        * charged_calls.roaming.surcharge_micros,
                     0
                 )
         end as charge_numerator
-    from billed_calls
-    join call_charges using (file_id, line_no)
-    left join roaming_rates
-        on roaming_rates.rate_card_id = billed_calls.rate_card_id
-        and roaming_rates.country = billed_calls.visited_country
-    where not call_charges.missing_rate
-        and (billed_calls.visited_country is null or roaming_rates.rate_card_id is not null)
+    from charged_calls
+    where charged_calls.visited_country is null or charged_calls.roaming is not null
 ),
 
 limited as (
