@@ -268,6 +268,23 @@ def test_what_cannot_be_priced_goes_to_suspense_with_a_reason():
     assert rated["charge_amount"].to_list() == [None, None]
 
 
+def test_unpriced_events_keep_their_reason_beside_the_priced_events_of_their_account():
+    # a pass writes the events it priced, then rates the ones it could not price alone, for their reasons
+    # (pipeline/rating.py): reasons and neighbours are what one pass over all the events gives
+    rated = rate(
+        ("ACC-1", "IL", "+33142685300", 60, datetime(2026, 10, 5, 11)),  # France: no prefix in RC-A
+        ("ACC-1", "IL", "+12125550199", 8, datetime(2026, 10, 5, 12)),
+        ("ACC-3", "IL", "+12125550199", 60, datetime(2026, 10, 5, 13)),  # plan P9 has no price book
+        ("ACC-1", "IL", "+12125550199", 83, datetime(2026, 10, 5, 14)),
+    )
+    assert rated["rating_reason"].to_list() == ["NO_RATE", None, "NO_PRICE_BOOK", None]
+    # 6/6 at 0.02 a minute: 8 s → 12 s = 0.004; 83 s → 84 s = 84 × 0.02 / 60 = 0.028
+    assert rated["charge_amount"].to_list() == [None, Decimal("0.004000"), None, Decimal("0.028000")]
+    assert rated["jurisdiction"].to_list() == ["international", "interstate", "interstate", "interstate"]
+    unpriced = rated.filter(pl.col("rating_reason").is_not_null())
+    assert unpriced["price_book_id"].to_list() == [None, None]  # how it would have been priced: nothing
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(min_value=1, max_value=7200), st.integers(min_value=0, max_value=600))
 def test_a_longer_call_never_costs_less(billsec, extra):
