@@ -85,6 +85,15 @@ def account_predicate(shard: Shard, column: str = "account_id") -> str:
     return claimed
 
 
+def shard_accounts(con: duckdb.DuckDBPyConnection, shard: Shard) -> set[str] | None:
+    """The account ids of one shard (reference table ``accounts`` registered on ``con``); None: every account."""
+    if shard.count == 1:
+        return None
+    return set(
+        con.sql(f"select account_id from accounts where {account_predicate(shard)}").pl()["account_id"]
+    )
+
+
 def shard_dir(lake: Path, dataset: str, cycle: str, shard: Shard) -> Path:
     """Where one shard's part of a dataset lives: ``lake/.shards/<dataset>/cycle=C/shard=K``."""
     return lake / SHARDS / dataset / f"cycle={cycle}" / f"shard={shard.key}"
