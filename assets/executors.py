@@ -29,9 +29,7 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from dagster._core.executor.base import Executor
 
-from assets.resources import hold_home_for_run, run_home
-
-EXECUTOR_ENV = "CDRBILL_EXECUTOR"  # in_process_or_multiprocess (default) | k8s
+from assets.resources import EXECUTOR_ENV, hold_home_for_run, run_home
 
 
 class RunHoldsHome(Executor):

@@ -6,8 +6,10 @@ import dagster as dg
 
 from assets.executors import bill_cycle_executor
 from assets.partitions import bill_cycles
+from assets.resources import HOME_TAG, home_tag
 
 CYCLE_EXECUTOR = bill_cycle_executor()
+CYCLE_TAGS = {HOME_TAG: home_tag()}  # one run per home at a time on a queued instance (deploy/)
 
 bill_cycle_job = dg.define_asset_job(
     "bill_cycle",
@@ -16,6 +18,7 @@ bill_cycle_job = dg.define_asset_job(
     - dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
     executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Mediate, rate, bill, render, deliver and publish one monthly bill cycle.",
 )
 
@@ -24,6 +27,7 @@ recycle_suspense_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("recycled_suspense", "mediated_usage", "rated_usage"),
     partitions_def=bill_cycles,
     executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Re-mediate and re-rate a cycle's suspense after reference data or source settings were fixed.",
 )
 
@@ -32,6 +36,7 @@ mediate_landed_files_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("usage_files", "mediated_usage"),
     partitions_def=bill_cycles,
     executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Register newly landed usage files and mediate the cycle (started by the landing sensor).",
 )
 
@@ -40,6 +45,7 @@ approve_cycle_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("cycle_approval").downstream() - dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
     executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Approve a cycle's delivery (run config: ops.cycle_approval.config.approved_by) and deliver it: "
     "e-mail, print batch, payment reminders; then publish the warehouse.",
 )
@@ -49,5 +55,6 @@ cycle_reports_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
     executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="The preset reports and the dashboard of one cycle, from the published warehouse (read-only).",
 )

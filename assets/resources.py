@@ -5,6 +5,7 @@ multiprocess executor the run's orchestrating process holds it (assets/executors
 processes see it held for their run and go on."""
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from pipeline.locks import HOME_LOCK, held_by, hold, is_held
 from pipeline.reference import Reference, load_reference
 from pipeline.settings import Settings, load_settings
 
+EXECUTOR_ENV = "CDRBILL_EXECUTOR"  # k8s: every step its own pod (assets/executors.py, deploy/README.md)
+HOME_TAG = (
+    "cdrbill/home"  # on every cycle job: the run queue lets one run per home at a time (deploy/dagster.yaml)
+)
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
@@ -42,6 +47,10 @@ class CdrbillHome(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         run_id = context.run_id
         if run_id is None:  # a sensor or schedule looking at the home: it writes nothing
+            return
+        if os.environ.get(EXECUTOR_ENV) == "k8s":
+            # each step is its own pod, maybe on another node: the run queue's limit of one run per home
+            # (tag cdrbill/home) is the lock; a flock per pod would make the shards' pods wait on each other
             return
         locks = self.home().root / "locks"
         if held_by(
@@ -81,6 +90,11 @@ def hold_home_for_run(
         if instance is not None:
             close_dead_runs(instance, locks, run_id)
         yield
+
+
+def home_tag(environ: Mapping[str, str] = os.environ) -> str:
+    """The value of the ``cdrbill/home`` tag of this code location's runs: its home directory."""
+    return environ.get("CDRBILL_HOME", "") or "default"
 
 
 def run_home(run_config: Mapping[str, Any]) -> Home:
