@@ -37,7 +37,9 @@ def run_once(home: Path, shards: int, executor: str, until: str, processes: int)
     from assets.definitions import bill_cycle
 
     with (home / "reference" / "settings.toml").open("a", encoding="utf-8") as settings:
-        settings.write(f"\nmarket_shards = {shards}\n")
+        # render workers forked from a fork server are not waited for by this process: their CPU would escape
+        # the measurement, so documents are rendered in the step's own process (the shards are the parallelism)
+        settings.write(f"\nmarket_shards = {shards}\nrender_workers = 1\n")
     execution = (
         {"multiprocess": {"max_concurrent": processes}} if executor == "multiprocess" else {"in_process": {}}
     )
