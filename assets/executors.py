@@ -10,7 +10,7 @@
   (``dagster_k8s.k8s_job_executor``, the optional ``deploy`` extra; deploy/README.md)."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import dagster as dg
 
@@ -19,6 +19,7 @@ import dagster as dg
 from dagster._core.definitions.executor_definition import (
     IN_PROC_CONFIG,
     MULTI_PROC_CONFIG,
+    ExecutorRequirement,
     _core_in_process_executor_creation,
     _core_multiprocess_executor_creation,
     multiple_process_executor_requirements,
@@ -54,7 +55,7 @@ class RunHoldsHome(Executor):
             yield from self._inner.execute(plan_context, execution_plan)
 
 
-def _requirements(executor_config: dict) -> list:
+def _requirements(executor_config: Mapping[str, object]) -> Sequence[ExecutorRequirement]:
     return multiple_process_executor_requirements() if "multiprocess" in executor_config else []
 
 
@@ -69,6 +70,7 @@ def _requirements(executor_config: dict) -> list:
 def in_process_or_multiprocess(init_context: dg.InitExecutorContext) -> Executor:
     """In this process by default; one process per step (the home held by the run) with ``multiprocess``."""
     kind, config = next(iter(init_context.executor_config.items()))
+    assert isinstance(config, Mapping)
     if kind == "multiprocess":
         return RunHoldsHome(_core_multiprocess_executor_creation(config))
     return _core_in_process_executor_creation(config)
