@@ -4,10 +4,10 @@ import dagster as dg
 
 from assets.metadata import counts, markdown_table
 from assets.partitions import bill_cycles
-from assets.rating import rated_usage
 from assets.resources import CdrbillHome
-from pipeline.billing import CHARGES, compute_charges
-from pipeline.engine import session
+from assets.shards import all_shards, cycle_market_shards, shard_of
+from pipeline.billing import CHARGES
+from pipeline.engine import scalar, session
 from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
 from pipeline.reconciliation import (
@@ -16,33 +16,70 @@ from pipeline.reconciliation import (
     invoice_total_mismatches,
     negative_totals_without_reason,
 )
+from pipeline.shards import CHARGES_TABLES, charge_shard, collect_parts, remove_parts
 from pipeline.state import open_state
 
 
-@dg.asset(partitions_def=bill_cycles, group_name="billing", kinds={"duckdb", "parquet"}, deps=[rated_usage])
-def account_charges(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
-    """Per billable account: recurring charges prorated by actual days, one-time charges, usage per service
-    number, discounts, and the taxes and fees of each state the lines are sourced to — each line rounded once by
-    its named rule."""
+@dg.op
+def charge_market_shard(context: dg.OpExecutionContext, cdrbill: CdrbillHome, shard_key: str) -> str:
+    """The charge lines of one market shard's accounts into the shard's part of the lake."""
+    home, settings = cdrbill.home(), cdrbill.settings()
+    reference = cdrbill.reference()
+    with session(reference, memory_limit=settings.duckdb_memory_limit) as con:
+        result = charge_shard(
+            con,
+            home.lake,
+            cdrbill.cycle(context.partition_key),
+            shard_of(cdrbill, shard_key),
+            reference,
+            settings.carrier_name,
+        )
+    context.log.info(f"market shard {shard_key}: {result['charge_lines']} charge lines")
+    return shard_key
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def collect_account_charges(context: dg.OpExecutionContext, cdrbill: CdrbillHome, shard_keys: list[str]):
+    """The cycle's charge lines from its shards' parts, in one swap."""
     home, settings = cdrbill.home(), cdrbill.settings()
     cycle = cdrbill.cycle(context.partition_key)
-    with session(cdrbill.reference(), memory_limit=settings.duckdb_memory_limit) as con:
-        result = compute_charges(con, home.lake, cycle, settings.carrier_name)
+    shards = all_shards(cdrbill, shard_keys)
+    with session(memory_limit=settings.duckdb_memory_limit) as con:
+        result = collect_parts(con, home.lake, CHARGES, cycle.key, shards, CHARGES_TABLES)
+        remove_parts(home.lake, CHARGES, cycle.key)
         path = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
         by_section = con.sql(
             f"select section, category, count(*) as lines, sum(amount) as amount "
             f"from read_parquet('{path.as_posix()}') group by all order by section, category"
         ).pl()
-        accounts = con.sql(
-            f"select count(distinct account_id) from read_parquet('{path.as_posix()}')"
-        ).fetchall()
-    return dg.MaterializeResult(
+        accounts = scalar(con, f"select count(distinct account_id) from read_parquet('{path.as_posix()}')")
+    return dg.Output(
+        None,
         metadata={
-            **counts({"charge_lines": result["charge_lines"], "billable_accounts": accounts[0][0]}),
+            **counts(
+                {
+                    "charge_lines": result["charge_lines"],
+                    "billable_accounts": accounts,
+                    "market_shards": len(shards),
+                }
+            ),
             "dagster/row_count": result["charge_lines"],
             "by_section": markdown_table(by_section),
-        }
+        },
     )
+
+
+@dg.graph_asset(
+    partitions_def=bill_cycles,
+    group_name="billing",
+    kinds={"duckdb", "parquet"},
+    ins={"rated_usage": dg.AssetIn(dagster_type=dg.Nothing)},
+)
+def account_charges(rated_usage):
+    """Per billable account: recurring charges prorated by actual days, one-time charges, usage per service
+    number, discounts, and the taxes and fees of each state the lines are sourced to — each line rounded once by
+    its named rule. Computed per market shard (one step each) and collected into one partition."""
+    return collect_account_charges(cycle_market_shards(rated_usage).map(charge_market_shard).collect())
 
 
 @dg.asset(

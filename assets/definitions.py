@@ -34,3 +34,9 @@ defs = dg.Definitions(
     schedules=[monthly_bill_run],
     resources={"cdrbill": CdrbillHome()},
 )
+
+
+def bill_cycle() -> dg.JobDefinition:
+    """The resolved ``bill_cycle`` job, for ``dg.reconstructable`` (each step process of a multiprocess run
+    loads it again by this module and name)."""
+    return defs.resolve_job_def("bill_cycle")

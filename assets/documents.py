@@ -5,67 +5,105 @@ import os
 
 import dagster as dg
 
-from assets.billing import invoices
 from assets.bounces import bounces
 from assets.metadata import counts, rows_md
 from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
+from assets.shards import cycle_market_shards, shard_of
 from pipeline.bounces import bounce_counts, preference_overrides
 from pipeline.delivery import deliver_invoices, delivery_items
 from pipeline.einvoice import write_einvoices
+from pipeline.engine import session
 from pipeline.home import TEMPLATES_DIR
 from pipeline.itemisation import write_itemisation_csvs
 from pipeline.preview import write_preview
 from pipeline.rendering import render_invoice_pdfs
+from pipeline.shards import shard_accounts
 from pipeline.smtp import transport_for
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents as build_documents
 
 
-@dg.asset(partitions_def=bill_cycles, group_name="documents", kinds={"pdf"}, deps=[invoices])
-def invoice_documents(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
-    """One PDF per finalised invoice (Jinja2 + WeasyPrint): balance and summary by section, taxes apart,
-    itemised usage per service number (or a CSV beside it), Factur-X e-invoices for the accounts that ask;
-    unchanged invoices are not rendered again. Metadata shows a preview of the first invoice's page 1."""
+@dg.op
+def render_market_shard(context: dg.OpExecutionContext, cdrbill: CdrbillHome, shard_key: str) -> dict:
+    """The documents of one market shard's invoices: PDFs (unchanged ones not rendered again), itemisation CSVs
+    and Factur-X e-invoices, each its own file written aside and renamed in. Returns their counts."""
     home, settings = cdrbill.home(), cdrbill.settings()
+    reference = cdrbill.reference()
     folder = home.documents / context.partition_key
-    docs = build_documents(home.lake, context.partition_key, cdrbill.reference(), settings)
+    docs = build_documents(home.lake, context.partition_key, reference, settings)
+    with session(reference) as con:
+        accounts = shard_accounts(con, shard_of(cdrbill, shard_key))
+    if accounts is not None:
+        docs = [doc for doc in docs if doc.account_id in accounts]
     rendered = render_invoice_pdfs(docs, folder, TEMPLATES_DIR, workers=settings.render_workers)
     rendered = write_itemisation_csvs(docs, rendered, folder)
     einvoices = write_einvoices(docs, rendered, TEMPLATES_DIR, settings)
-    pages = sum(r.pages for r in rendered)
+    context.log.info(f"market shard {shard_key}: {len(rendered)} documents")
+    return {
+        "documents": [(r.invoice_number, r.pages) for r in rendered],
+        "levels": {
+            level: sum(1 for d in docs if d.itemisation == level) for level in ("full", "summary", "csv")
+        },
+        "einvoices": sum(1 for d in docs if d.einvoice),
+        "einvoices_written": einvoices,
+    }
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def collect_invoice_documents(context: dg.OpExecutionContext, cdrbill: CdrbillHome, shards: list[dict]):
+    """The cycle's documents from its shards: their counts, and a preview of the first invoice's page 1."""
+    home = cdrbill.home()
+    folder = home.documents / context.partition_key
+    rendered = sorted(document for shard in shards for document in shard["documents"])
     preview = {}
     if rendered:
-        png = write_preview(folder, rendered[0].invoice_number, scale=0.75)
+        png = write_preview(folder, rendered[0][0], scale=0.75)
         encoded = base64.b64encode(png.read_bytes()).decode("ascii")
         preview = {
             "preview_png": dg.MetadataValue.path(str(png)),
             "preview": dg.MetadataValue.md(
-                f"First page of {rendered[0].invoice_number}:\n\n![page 1](data:image/png;base64,{encoded})"
+                f"First page of {rendered[0][0]}:\n\n![page 1](data:image/png;base64,{encoded})"
             ),
         }
-    levels = {level: sum(1 for d in docs if d.itemisation == level) for level in ("full", "summary", "csv")}
-    return dg.MaterializeResult(
+    levels = {level: sum(shard["levels"][level] for shard in shards) for level in ("full", "summary", "csv")}
+    return dg.Output(
+        None,
         metadata={
             **counts(
                 {
                     "documents": len(rendered),
-                    "pages": pages,
+                    "pages": sum(pages for _, pages in rendered),
                     "itemised_full": levels["full"],
                     "summary_only": levels["summary"],
                     "csv_attachments": levels["csv"],
-                    "einvoices": sum(1 for d in docs if d.einvoice),
-                    "einvoices_written": einvoices,
+                    "einvoices": sum(shard["einvoices"] for shard in shards),
+                    "einvoices_written": sum(shard["einvoices_written"] for shard in shards),
+                    "market_shards": len(shards),
                 }
             ),
             **preview,
             "dagster/row_count": len(rendered),
-            "folder": dg.MetadataValue.path(str(home.documents / context.partition_key)),
+            "folder": dg.MetadataValue.path(str(folder)),
             "documents_list": rows_md(
-                [{"invoice": r.invoice_number, "pages": r.pages} for r in rendered], 10
+                [{"invoice": number, "pages": pages} for number, pages in rendered], 10
             ),
-        }
+        },
     )
+
+
+@dg.graph_asset(
+    partitions_def=bill_cycles,
+    group_name="documents",
+    kinds={"pdf"},
+    ins={"invoices": dg.AssetIn(dagster_type=dg.Nothing)},
+)
+def invoice_documents(invoices):
+    """One PDF per finalised invoice (Jinja2 + WeasyPrint): balance and summary by section, taxes apart,
+    itemised usage per service number (or a CSV beside it), Factur-X e-invoices for the accounts that ask;
+    unchanged invoices are not rendered again; rendered per market shard (one step each). Metadata shows a
+    preview of the first invoice's page 1."""
+    return collect_invoice_documents(cycle_market_shards(invoices).map(render_market_shard).collect())
 
 
 @dg.asset(
@@ -132,6 +170,8 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
             "dagster/row_count": report.emailed + report.printed,
             "outbox": dg.MetadataValue.path(str(home.outbox)),
             "print_folder": dg.MetadataValue.path(str(home.print_dir / context.partition_key)),
-            "failures": rows_md([{"invoice": k, "reason": v} for k, v in sorted(report.failures.items())], 20),
+            "failures": rows_md(
+                [{"invoice": k, "reason": v} for k, v in sorted(report.failures.items())], 20
+            ),
         }
     )

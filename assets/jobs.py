@@ -1,8 +1,15 @@
-"""The bill cycle job: every stage of one cycle partition, in order, in one process."""
+"""The bill cycle job: every stage of one cycle partition, in order — in one process by default, one process per
+step with the run config ``execution: {config: {multiprocess: {max_concurrent: N}}}``, or one Kubernetes pod per
+step with ``CDRBILL_EXECUTOR=k8s`` (assets/executors.py)."""
 
 import dagster as dg
 
+from assets.executors import bill_cycle_executor
 from assets.partitions import bill_cycles
+from assets.resources import HOME_TAG, home_tag
+
+CYCLE_EXECUTOR = bill_cycle_executor()
+CYCLE_TAGS = {HOME_TAG: home_tag()}  # one run per home at a time on a queued instance (deploy/)
 
 bill_cycle_job = dg.define_asset_job(
     "bill_cycle",
@@ -10,7 +17,8 @@ bill_cycle_job = dg.define_asset_job(
     - dg.AssetSelection.assets("recycled_suspense")
     - dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Mediate, rate, bill, render, deliver and publish one monthly bill cycle.",
 )
 
@@ -18,7 +26,8 @@ recycle_suspense_job = dg.define_asset_job(
     "recycle_suspense",
     selection=dg.AssetSelection.assets("recycled_suspense", "mediated_usage", "rated_usage"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Re-mediate and re-rate a cycle's suspense after reference data or source settings were fixed.",
 )
 
@@ -26,7 +35,8 @@ mediate_landed_files_job = dg.define_asset_job(
     "mediate_landed_files",
     selection=dg.AssetSelection.assets("usage_files", "mediated_usage"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Register newly landed usage files and mediate the cycle (started by the landing sensor).",
 )
 
@@ -34,7 +44,8 @@ approve_cycle_job = dg.define_asset_job(
     "approve_cycle",
     selection=dg.AssetSelection.assets("cycle_approval").downstream() - dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Approve a cycle's delivery (run config: ops.cycle_approval.config.approved_by) and deliver it: "
     "e-mail, print batch, payment reminders; then publish the warehouse.",
 )
@@ -43,6 +54,7 @@ cycle_reports_job = dg.define_asset_job(
     "cycle_reports",
     selection=dg.AssetSelection.groups("reports"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="The preset reports and the dashboard of one cycle, from the published warehouse (read-only).",
 )

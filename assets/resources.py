@@ -1,19 +1,28 @@
 """The cdrbill home as a Dagster resource: where every stage finds its inputs, ledgers and outputs. A run holds
 the home's lock from its start to its end (a second run of any cycle waits), and on start it closes the runs
-that a crash left marked as running."""
+that a crash left marked as running. With the in-process executor the run's one process holds it; with the
+multiprocess executor the run's orchestrating process holds it (assets/executors.py) and the run's step
+processes see it held for their run and go on."""
 
 import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from pipeline.cycles import BillCycle
 from pipeline.home import Home
-from pipeline.locks import HOME_LOCK, hold, is_held
+from pipeline.locks import HOME_LOCK, held_by, hold, is_held
 from pipeline.reference import Reference, load_reference
 from pipeline.settings import Settings, load_settings
 
+EXECUTOR_ENV = "CDRBILL_EXECUTOR"  # k8s: every step its own pod (assets/executors.py, deploy/README.md)
+HOME_TAG = (
+    "cdrbill/home"  # on every cycle job: the run queue lets one run per home at a time (deploy/dagster.yaml)
+)
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
@@ -39,22 +48,59 @@ class CdrbillHome(dg.ConfigurableResource):
         run_id = context.run_id
         if run_id is None:  # a sensor or schedule looking at the home: it writes nothing
             return
+        if os.environ.get(EXECUTOR_ENV) == "k8s":
+            # each step is its own pod, maybe on another node: the run queue's limit of one run per home
+            # (tag cdrbill/home) is the lock; a flock per pod would make the shards' pods wait on each other
+            return
         locks = self.home().root / "locks"
+        if held_by(
+            locks / HOME_LOCK, run_holder(run_id)
+        ):  # a step of a run whose orchestrator holds the home
+            return
         log = context.log
-
-        def waiting(holder: str) -> None:
-            if log:
-                log.info(f"waiting for the home to be free: held by {holder}")
-
-        run_lock = locks / f"run-{run_id}.lock"
-        self._locks.enter_context(hold(run_lock, f"run {run_id}"))  # first: a waiting run is alive too
-        self._locks.callback(run_lock.unlink, missing_ok=True)
-        self._locks.enter_context(hold(locks / HOME_LOCK, f"run {run_id}", waiting))
-        if context.instance is not None:
-            close_dead_runs(context.instance, locks, run_id)
+        self._locks.enter_context(
+            hold_home_for_run(locks, run_id, context.instance, log.info if log else None)
+        )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._locks.close()
+
+
+def run_holder(run_id: str) -> str:
+    """How a run names itself in the lock files it holds."""
+    return f"run {run_id}"
+
+
+@contextlib.contextmanager
+def hold_home_for_run(
+    locks: Path, run_id: str, instance: dg.DagsterInstance | None, log: Callable[[str], None] | None
+) -> Iterator[None]:
+    """Hold the run's own lock (it is alive) and then the home lock (one run per home) for the block, waiting
+    while another run holds the home; then close the runs a crash left marked as running."""
+
+    def waiting(holder: str) -> None:
+        if log:
+            log(f"waiting for the home to be free: held by {holder}")
+
+    run_lock = locks / f"run-{run_id}.lock"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(hold(run_lock, run_holder(run_id)))  # first: a waiting run is alive too
+        stack.callback(run_lock.unlink, missing_ok=True)
+        stack.enter_context(hold(locks / HOME_LOCK, run_holder(run_id), waiting))
+        if instance is not None:
+            close_dead_runs(instance, locks, run_id)
+        yield
+
+
+def home_tag(environ: Mapping[str, str] = os.environ) -> str:
+    """The value of the ``cdrbill/home`` tag of this code location's runs: its home directory."""
+    return environ.get("CDRBILL_HOME", "") or "default"
+
+
+def run_home(run_config: Mapping[str, Any]) -> Home:
+    """The home a run works on, from its run config (``resources.cdrbill.config.root``), else the environment's."""
+    root = ((run_config.get("resources") or {}).get("cdrbill") or {}).get("config", {}).get("root", "")
+    return (Home(Path(root)) if root else Home.from_env()).ensure()
 
 
 def close_dead_runs(instance: dg.DagsterInstance, locks: Path, current_run_id: str) -> list[str]:

@@ -34,7 +34,9 @@ def hold(path: Path, holder: str, on_wait: Callable[[str], None] | None = None) 
                 on_wait(os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another run")
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{holder} (pid {os.getpid()}, since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)".encode(), 0)
+        os.pwrite(
+            fd, f"{holder} (pid {os.getpid()}, since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)".encode(), 0
+        )
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -52,3 +54,12 @@ def is_held(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def held_by(path: Path, holder: str) -> bool:
+    """Whether the lock at ``path`` is held by a live process that described itself as ``holder`` (rule: the
+    steps of a run whose orchestrating process holds the home go on; anyone else waits)."""
+    if not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return text.startswith(f"{holder} (pid ") and is_held(path)

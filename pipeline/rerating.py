@@ -10,6 +10,7 @@ n-th rerate of the cycle), in one transaction: re-running a rerate with nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -46,12 +47,15 @@ def rerate_cycle(
     *,
     posted_at: datetime,
     approved_by: str = "rerate",
+    rate: Callable[[duckdb.DuckDBPyConnection, Path, str], dict[str, int]] = rate_cycle,
 ) -> dict[str, int]:
     """Rate ``cycle`` again, write the delta report, and post adjustments if the cycle is final; returns the
-    counts (rated, suspended, changed events, accounts with a delta, adjustments posted)."""
+    counts (rated, suspended, changed events, accounts with a delta, adjustments posted). ``rate`` writes the
+    new ``lake/rated/cycle=C`` and leaves the view ``rating_outcomes`` over it (``rating.rate_cycle``, or the
+    collect of the market shards' parts, ``shards.collect_rated``)."""
     folder = partition_dir(lake, RATED, cycle=cycle)
     if not (folder / "rated.parquet").exists():  # rated for the first time: nothing to compare
-        counts = rate_cycle(con, lake, cycle)
+        counts = rate(con, lake, cycle)
         return {"rated": counts["rated"], "suspended": counts["suspended"], "changed_events": 0,
                 "accounts_changed": 0, "adjustments_posted": 0}  # fmt: skip
     for name, empty in EMPTY_PREVIOUS.items():
@@ -60,7 +64,7 @@ def rerate_cycle(
         columns = ", ".join(PREVIOUS_COLUMNS[name])
         source = f"select {columns} from read_parquet('{path.as_posix()}')" if path.exists() else empty
         con.execute(f"create or replace temp table previous_{name} as {source}")
-    counts = rate_cycle(con, lake, cycle)
+    counts = rate(con, lake, cycle)
     events = con.sql(read_sql("rerate_deltas.sql")).pl()
     accounts = account_deltas(con)
     replace_partition(

@@ -47,6 +47,11 @@ class Settings:
     soft_bounce_limit: int = 3
     # mediation (intake's batches, sql/mediation.sql) spills past this: its peak stays ~1.3 GiB at 1M CDRs
     mediation_memory_limit: str = "1GB"
+    # scale-out (issue 8, docs/SCALE.md "Scale-out"): rating, account charges and invoice documents fan out over
+    # the cycle's market shards, one step each (1: one shard, today's behaviour); a shard is the accounts whose
+    # md5(account_id) mod market_shards = k ("account_hash"), or the accounts of one service state ("state")
+    market_shards: int = 1
+    market_by: str = "account_hash"
 
 
 def load_settings(reference_dir: Path) -> Settings:
@@ -76,5 +81,10 @@ def load_settings(reference_dir: Path) -> Settings:
         raise ValueError(
             f"{path}: smtp_attempts={settings.smtp_attempts}, smtp_retry_delay_s={settings.smtp_retry_delay_s}, "
             f"soft_bounce_limit={settings.soft_bounce_limit}. Fix: attempts and limit ≥ 1, delay ≥ 0"
+        )
+    if settings.market_shards < 1 or settings.market_by not in ("account_hash", "state"):
+        raise ValueError(
+            f"{path}: market_shards={settings.market_shards}, market_by={settings.market_by!r}. Fix: market_shards "
+            "≥ 1 and market_by = 'account_hash' or 'state'"
         )
     return settings

@@ -1,0 +1,57 @@
+"""The Kubernetes deployment files (deploy/) parse and name jobs, settings, tags and resources that exist; no
+cluster is used."""
+
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from assets.definitions import defs
+from assets.executors import bill_cycle_executor
+from assets.resources import EXECUTOR_ENV, HOME_TAG
+from pipeline.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((DEPLOY / name).read_text(encoding="utf-8"))
+
+
+def test_the_instance_runs_on_postgres_and_kubernetes_one_bill_run_per_home():
+    for instance in (load("dagster.yaml"),):
+        assert "postgres_db" in instance["storage"]["postgres"]
+        assert instance["run_launcher"]["class"] == "K8sRunLauncher"
+        assert f"{EXECUTOR_ENV}=k8s" in instance["run_launcher"]["config"]["env_vars"]
+        limits = instance["run_coordinator"]["config"]["tag_concurrency_limits"]
+        assert limits == [{"key": HOME_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    values = load("values.yaml")
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "assets.definitions"]
+    assert {"name": EXECUTOR_ENV, "value": "k8s"} in deployment["env"]
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["tagConcurrencyLimits"][0]["key"] == HOME_TAG
+    # every cycle job carries the tag the queue limits
+    for name in ("bill_cycle", "approve_cycle", "recycle_suspense"):
+        assert HOME_TAG in defs.resolve_job_def(name).tags
+
+
+def test_the_run_config_names_existing_ops_resources_and_settings():
+    config = load("run_config.k8s.yaml")
+    job = defs.resolve_job_def("bill_cycle")
+    assert set(config["resources"]) <= set(job.resource_defs)
+    assert set(config["ops"]) <= {node.name for node in job.graph.nodes}
+    assert config["execution"]["config"]["max_concurrent"] >= 1
+    text = (DEPLOY / "run_config.k8s.yaml").read_text() + (DEPLOY / "README.md").read_text()
+    assert "market_shards" in text and "market_shards" in {f.name for f in fields(Settings)}
+
+
+def test_the_executor_is_chosen_by_the_environment():
+    assert bill_cycle_executor({}).name == "cdrbill"
+    try:
+        bill_cycle_executor({EXECUTOR_ENV: "slurm"})
+    except ValueError as error:
+        assert "CDRBILL_EXECUTOR='slurm'" in str(error)
+    else:
+        raise AssertionError("an unknown executor must be refused")
