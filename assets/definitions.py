@@ -6,6 +6,7 @@ from assets import (
     approval,
     billing,
     commissions,
+    credit_notes,
     documents,
     dunning,
     mediation,
@@ -18,6 +19,7 @@ from assets.jobs import (
     approve_cycle_job,
     bill_cycle_job,
     cycle_reports_job,
+    deliver_credit_notes_job,
     mediate_landed_files_job,
     recycle_suspense_job,
 )
@@ -27,9 +29,28 @@ from assets.sensors import landing_sensor, reports_after_publish
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [mediation, rating, billing, commissions, documents, approval, dunning, printing, warehouse, reports]
+        [
+            mediation,
+            rating,
+            billing,
+            commissions,
+            documents,
+            approval,
+            dunning,
+            credit_notes,
+            printing,
+            warehouse,
+            reports,
+        ]
     ),
-    jobs=[bill_cycle_job, recycle_suspense_job, mediate_landed_files_job, approve_cycle_job, cycle_reports_job],
+    jobs=[
+        bill_cycle_job,
+        recycle_suspense_job,
+        mediate_landed_files_job,
+        approve_cycle_job,
+        cycle_reports_job,
+        deliver_credit_notes_job,
+    ],
     sensors=[landing_sensor, reports_after_publish],
     schedules=[monthly_bill_run],
     resources={"cdrbill": CdrbillHome()},

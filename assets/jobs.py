@@ -46,3 +46,12 @@ cycle_reports_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="The preset reports and the dashboard of one cycle, from the published warehouse (read-only).",
 )
+
+deliver_credit_notes_job = dg.define_asset_job(
+    "deliver_credit_notes",
+    selection=dg.AssetSelection.assets("credit_note_deliveries", "print_batch"),
+    partitions_def=bill_cycles,
+    executor_def=dg.in_process_executor,
+    description="Render and deliver the credit notes issued against a cycle's invoices (e-mail or the print "
+    "batch); `cdrbill credit-note` runs it after issuing one.",
+)
