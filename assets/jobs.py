@@ -55,3 +55,12 @@ deliver_credit_notes_job = dg.define_asset_job(
     description="Render and deliver the credit notes issued against a cycle's invoices (e-mail or the print "
     "batch); `cdrbill credit-note` runs it after issuing one.",
 )
+
+daily_payment_reminders_job = dg.define_asset_job(
+    "daily_payment_reminders",
+    selection=dg.AssetSelection.assets("payment_reminders", "print_batch"),
+    partitions_def=bill_cycles,
+    executor_def=dg.in_process_executor,
+    description="Payment reminders due today on every open invoice, recorded under the latest delivered cycle, "
+    "and the print batch for the paper ones (started by the schedule daily_payment_reminders).",
+)
