@@ -90,6 +90,37 @@ select invoice_lines.*, invoices.cycle, invoices.account_id
 from ledger.invoice_lines
 join ledger.invoices using (invoice_number);
 
+-- one row per invoice line with the account's service state, sales agent and rate plan and the line's revenue
+-- class: what the revenue reports by state, agent, plan, service and call jurisdiction group (the rows of
+-- each sum to the invoice register). Account attributes are the reference data as published.
+create table revenue_lines as
+select
+    invoice_lines.cycle,
+    invoice_lines.invoice_number,
+    invoice_lines.line_no,
+    invoice_lines.account_id,
+    accounts.service_state,
+    accounts.agent_id,
+    accounts.plan_id,
+    invoice_lines.section,
+    invoice_lines.category,
+    invoice_lines.code,
+    -- government taxes and fees and the carrier's recovery fees, apart from the charges
+    invoice_lines.section in ('taxes', 'carrier_fees') as is_tax_or_fee,
+    -- usage lines by their service; every other line by its section (recurring, taxes, …)
+    case
+        when invoice_lines.section = 'usage' then 'usage_' || invoice_lines.category
+        else invoice_lines.section
+    end as revenue_service,
+    -- a usage line's code is its call jurisdiction (voice) or its service
+    case
+        when invoice_lines.section = 'usage' then coalesce(invoice_lines.code, invoice_lines.category)
+        else '(not usage)'
+    end as call_jurisdiction,
+    invoice_lines.amount
+from invoice_lines
+left join accounts using (account_id);
+
 -- one row per tax or fee line: what a tax-liability return is filed from (by authority, jurisdiction, code)
 create table tax_lines as
 select invoice_number, cycle, account_id, issue_date, jurisdiction, code as tax_code, category as kind,

@@ -37,7 +37,9 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]
 
 
 def _text(pdf: bytes) -> str:
-    return " ".join(" ".join((page.extract_text() or "").split()) for page in PdfReader(io.BytesIO(pdf)).pages)
+    return " ".join(
+        " ".join((page.extract_text() or "").split()) for page in PdfReader(io.BytesIO(pdf)).pages
+    )
 
 
 def test_credit_notes_rendered_emailed_and_printed_once(
@@ -57,16 +59,25 @@ def test_credit_notes_rendered_emailed_and_printed_once(
         totals = dict(state.execute("select invoice_number, total_amount from invoices").fetchall())
         # ACC-0001 (Spanish, e-mail): the reason hides an SSN-shaped reference, never printed
         emailed = issue_credit_note(
-            state, invoices["ACC-0001"], Decimal("12.50"), "Outage Oct 8 ref 123-45-6789", "j.rivera", Settings()
+            state,
+            invoices["ACC-0001"],
+            Decimal("12.50"),
+            "Outage Oct 8 ref 123-45-6789",
+            "j.rivera",
+            Settings(),
         )
         # ACC-0003 (paper): two credit notes on one invoice, the second shows the first as an earlier credit
         issue_credit_note(state, invoices["ACC-0003"], Decimal("1.00"), "Goodwill", "j.rivera", Settings())
-        printed = issue_credit_note(state, invoices["ACC-0003"], Decimal("2.25"), "Late install", "a.ng", Settings())
+        printed = issue_credit_note(
+            state, invoices["ACC-0003"], Decimal("2.25"), "Late install", "a.ng", Settings()
+        )
     assert (emailed.credit_note_number, printed.credit_note_number) == ("CN-00000001", "CN-00000003")
     for key, value in server.env().items():
         monkeypatch.setenv(key, value)
 
-    first = dg.materialize([credit_note_deliveries, print_batch], partition_key=SAMPLE_CYCLE, resources=resources)
+    first = dg.materialize(
+        [credit_note_deliveries, print_batch], partition_key=SAMPLE_CYCLE, resources=resources
+    )
     meta = _metadata(first, "credit_note_deliveries")
     assert (meta["credit_notes"], meta["rendered"], meta["emailed"], meta["to_print"]) == (3, 3, 1, 2)
     batch = _metadata(first, "print_batch")
@@ -101,9 +112,16 @@ def test_credit_notes_rendered_emailed_and_printed_once(
     assert "900-00-0003" not in paper
 
     # a re-run renders nothing, sends nothing, prints nothing again
-    second = dg.materialize([credit_note_deliveries, print_batch], partition_key=SAMPLE_CYCLE, resources=resources)
+    second = dg.materialize(
+        [credit_note_deliveries, print_batch], partition_key=SAMPLE_CYCLE, resources=resources
+    )
     again = _metadata(second, "credit_note_deliveries")
-    assert (again["rendered"], again["emailed"], again["to_print"], again["already_delivered"]) == (0, 0, 0, 3)
+    assert (again["rendered"], again["emailed"], again["to_print"], again["already_delivered"]) == (
+        0,
+        0,
+        0,
+        3,
+    )
     assert _metadata(second, "print_batch")["printed"] == 0
     assert len(server.received) == 1
     with duckdb.connect(str(home.state_db), read_only=True) as con:
