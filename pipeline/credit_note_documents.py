@@ -267,7 +267,9 @@ def build_credit_note_email(
     context = _context(doc, templates_dir)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = sender_address(sender)
-    msg["To"] = Address(display_name=display_name(doc.account_name), addr_spec=to_addr.addr_spec)
+    msg["To"] = Address(
+        display_name=display_name(doc.account_name), username=to_addr.username, domain=to_addr.domain
+    )
     msg["Subject"] = context["t"](
         "email_subject", credit_note_number=doc.credit_note_number, invoice_number=doc.invoice_number
     )

@@ -185,7 +185,9 @@ def build_reminder_email(
     msg["From"] = sender_address(sender)
     to_addr = parse_recipient(recipient)
     assert to_addr is not None
-    msg["To"] = email.headerregistry.Address(display_name=context["v"]["name"], addr_spec=to_addr.addr_spec)
+    msg["To"] = email.headerregistry.Address(
+        display_name=context["v"]["name"], username=to_addr.username, domain=to_addr.domain
+    )
     msg["Subject"] = subject
     msg["Date"] = email.utils.format_datetime(datetime.now(UTC))
     msg["Message-ID"] = reminder_message_id(reminder["reminder_id"])
