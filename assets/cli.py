@@ -114,6 +114,7 @@ def stage_sample(home: Home) -> None:
 def issue_credit_note_command(home: Home, args: argparse.Namespace) -> int:
     """``cdrbill credit-note``: issue one credit note in the state ledger and print its number."""
     from pipeline.credit_notes import CreditNoteError, issue_credit_note
+    from pipeline.engine import scalar
     from pipeline.settings import load_settings
     from pipeline.state import open_state
 
@@ -128,6 +129,21 @@ def issue_credit_note_command(home: Home, args: argparse.Namespace) -> int:
         return 2
     print(f"credit note {note.credit_note_number}: {note.amount} {note.currency} on {note.invoice_number} "
           f"({note.account_id})")  # fmt: skip
+    if args.no_deliver:
+        return 0
+    with open_state(home.state_db) as state:
+        cycle = scalar(state, "select cycle from invoices where invoice_number = ?", [note.invoice_number])
+    result = run_cycle(home, str(cycle), "deliver_credit_notes")
+    if not result.success:
+        print(f"cdrbill: delivery of {note.credit_note_number} FAILED (see cdrbill ui); it is retried by the "
+              f"next run of cycle {cycle}", file=sys.stderr)  # fmt: skip
+        return 1
+    [event] = result.asset_materializations_for_node("credit_note_deliveries")
+    meta = {key: getattr(value, "value", value) for key, value in event.metadata.items()}
+    if meta.get("pending_approval"):
+        print(f"cycle {cycle} is not approved yet: the credit note is delivered with its approval")
+    else:
+        print(f"credit notes of cycle {cycle}: {meta['emailed']} e-mailed, {meta['to_print']} to print")
     return 0
 
 
@@ -177,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     credit.add_argument("--amount", required=True, help="amount credited, e.g. 12.50")
     credit.add_argument("--reason", required=True, help="why (printed on the credit note)")
     credit.add_argument("--approved-by", required=True, help="who approved it")
+    credit.add_argument(
+        "--no-deliver", action="store_true", help="only issue it: deliver with the cycle's next delivery run"
+    )
     preview = commands.add_parser("preview", help="render an invoice's first page to PNG (beside its PDF)")
     preview.add_argument("--cycle", required=True, help="bill cycle YYYY-MM")
     preview.add_argument("--invoice", required=True, help="invoice number, e.g. INV-00000001")

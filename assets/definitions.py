@@ -6,6 +6,7 @@ from assets import (
     approval,
     billing,
     commissions,
+    credit_notes,
     documents,
     dunning,
     mediation,
@@ -18,20 +19,42 @@ from assets.jobs import (
     approve_cycle_job,
     bill_cycle_job,
     cycle_reports_job,
+    daily_payment_reminders_job,
+    deliver_credit_notes_job,
     mediate_landed_files_job,
     recycle_suspense_job,
 )
 from assets.resources import CdrbillHome
-from assets.schedules import monthly_bill_run
+from assets.schedules import daily_payment_reminders, monthly_bill_run
 from assets.sensors import landing_sensor, reports_after_publish
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [mediation, rating, billing, commissions, documents, approval, dunning, printing, warehouse, reports]
+        [
+            mediation,
+            rating,
+            billing,
+            commissions,
+            documents,
+            approval,
+            dunning,
+            credit_notes,
+            printing,
+            warehouse,
+            reports,
+        ]
     ),
-    jobs=[bill_cycle_job, recycle_suspense_job, mediate_landed_files_job, approve_cycle_job, cycle_reports_job],
+    jobs=[
+        bill_cycle_job,
+        recycle_suspense_job,
+        mediate_landed_files_job,
+        approve_cycle_job,
+        cycle_reports_job,
+        deliver_credit_notes_job,
+        daily_payment_reminders_job,
+    ],
     sensors=[landing_sensor, reports_after_publish],
-    schedules=[monthly_bill_run],
+    schedules=[monthly_bill_run, daily_payment_reminders],
     resources={"cdrbill": CdrbillHome()},
 )
 

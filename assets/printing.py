@@ -15,7 +15,7 @@ from pipeline.state import open_state
     partitions_def=bill_cycles,
     group_name="delivery",
     kinds={"pdf", "csv"},
-    deps=[deliveries, "payment_reminders"],
+    deps=[deliveries, "payment_reminders", "credit_note_deliveries"],
 )
 def print_batch(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
     """One merged PDF + manifest of the cycle's paper invoices and notices not printed yet, presorted by ZIP;

@@ -56,6 +56,7 @@ __all__ = [
     "ensure_delivery_ledger",
     "message_id_for",
     "parse_recipient",
+    "record_delivery",
     "send_once",
 ]
 
@@ -188,6 +189,20 @@ def _write_row(
             transport,
         ],
     )
+
+
+def record_delivery(
+    con: duckdb.DuckDBPyConnection,
+    key: tuple[str, str],
+    cycle: str,
+    account_id: str,
+    message_id: str | None,
+    destination: str,
+    status: str,
+) -> None:
+    """Record a delivery that needs no hand-over protocol (paper: the document is in the print folder) in
+    ``delivery_ledger`` under ``key`` = (document number, channel); rule: one row per key."""
+    _write_row(con, key, cycle, account_id, message_id, destination, status)
 
 
 # --------------------------------------------------------------------------------------------- sending

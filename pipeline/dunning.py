@@ -35,6 +35,7 @@ from pipeline.balances import OPEN_INVOICES
 from pipeline.delivery import MESSAGE_ID_DOMAIN, clean_header_text, parse_recipient, send_once
 from pipeline.documents import format_money, load_strings, template_environment
 from pipeline.durable import write_atomically
+from pipeline.engine import scalar
 from pipeline.faults import crash_point
 from pipeline.mail import sender_address
 from pipeline.transports import Transport
@@ -117,6 +118,17 @@ def reminders_due(state: duckdb.DuckDBPyConnection, as_of: date, levels: dict[st
         state.unregister("dunning_levels")
 
 
+def latest_delivered_cycle(state: duckdb.DuckDBPyConnection) -> str | None:
+    """The latest cycle whose invoices went out (approved, at least one invoice e-mailed or printed): the cycle a
+    daily reminder run is recorded under and whose print batch takes its paper reminders (rule: reminders
+    cover every open invoice, whatever cycle billed it; none before any cycle was delivered)."""
+    cycle = scalar(
+        state,
+        "select max(cycle) from delivery_ledger where status = 'sent' and channel in ('email', 'print')",
+    )
+    return None if cycle is None else str(cycle)
+
+
 def _context(reminder: dict[str, Any], as_of: date, templates_dir: Path) -> dict[str, Any]:
     strings = load_strings(templates_dir, reminder["language"], "dunning")
     locale = strings["locale"]
@@ -173,7 +185,9 @@ def build_reminder_email(
     msg["From"] = sender_address(sender)
     to_addr = parse_recipient(recipient)
     assert to_addr is not None
-    msg["To"] = email.headerregistry.Address(display_name=context["v"]["name"], addr_spec=to_addr.addr_spec)
+    msg["To"] = email.headerregistry.Address(
+        display_name=context["v"]["name"], username=to_addr.username, domain=to_addr.domain
+    )
     msg["Subject"] = subject
     msg["Date"] = email.utils.format_datetime(datetime.now(UTC))
     msg["Message-ID"] = reminder_message_id(reminder["reminder_id"])

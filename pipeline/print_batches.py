@@ -4,7 +4,8 @@ shop, with a manifest CSV, presorted by ZIP code; each document printed once, ev
 Billing rules applied here:
 
 * a document goes to print when its delivery is by paper: an invoice recorded on the ``print`` channel of the
-  delivery ledger, a reminder on the ``print`` channel of ``payment_reminders``;
+  delivery ledger, a reminder on the ``print`` channel of ``payment_reminders``, a credit note on the
+  ``credit_note_print`` channel of the delivery ledger;
 * a postal address must be complete and well formed to print (street, city, two-letter state, ZIP ``12345`` or
   ``12345-6789``); otherwise the document is rejected with its reason — never printed — and printed by a later
   batch once the address is fixed;
@@ -93,8 +94,8 @@ def address_problems(accounts: pl.DataFrame) -> pl.DataFrame:
 
 
 def unbatched_documents(state: duckdb.DuckDBPyConnection, cycle: str, documents_dir: Path) -> pl.DataFrame:
-    """The cycle's paper documents not yet in any print batch: document_id, kind (invoice, reminder, or the
-    notice mailed to an account switched to paper after bounces), account_id, pdf_path."""
+    """The cycle's paper documents not yet in any print batch: document_id, kind (invoice, reminder, credit note,
+    or the notice mailed to an account switched to paper after bounces), account_id, pdf_path."""
     return state.sql(
         """
         with paper as (
@@ -104,6 +105,9 @@ def unbatched_documents(state: duckdb.DuckDBPyConnection, cycle: str, documents_
             union all
             select reminder_id, 'reminder', account_id, destination
             from payment_reminders where cycle = $cycle and channel = 'print'
+            union all
+            select invoice_number, 'credit_note', account_id, destination
+            from delivery_ledger where cycle = $cycle and channel = 'credit_note_print' and status = 'sent'
             union all
             select 'NOTICE-' || account_id, 'notice', account_id, notice_file
             from delivery_preference_overrides where cycle = $cycle

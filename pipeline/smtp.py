@@ -9,6 +9,10 @@ Billing rules applied here:
   printed: not in ``repr``, errors, logs or the ledger (server replies are scrubbed of it too);
 * 4xx replies, refused connections and time-outs are retried ``attempts`` times, waiting
   ``retry_delay_s × 2^(n−1)`` before the n-th retry; a 5xx refusal of the recipient or the message is final;
+* an internationalised recipient (RFC 6531) is sent with SMTPUTF8 when the server offers it (headers in UTF-8);
+  otherwise a recipient whose mailbox name is ASCII is sent to the domain's ASCII form (IDNA A-label, in the
+  envelope and the To header), and one whose mailbox name is not ASCII cannot be sent at all: a permanent
+  failure ``5.6.7`` (RFC 6531's "non-ASCII addresses not permitted"), so the document goes on paper;
 * with ``CDRBILL_SMTP_ARCHIVE`` every message is also addressed (envelope only, no header) to an archive
   mailbox; ``CDRBILL_SMTP_ARCHIVE_MAILDIR`` names where that mailbox is stored, and a message found there by
   its Message-ID is proven sent.
@@ -17,16 +21,18 @@ Billing rules applied here:
 from __future__ import annotations
 
 import base64
+import copy
 import mailbox
 import smtplib
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
-from pipeline.mail import parse_recipient, sender_address
+from pipeline.mail import ascii_addr_spec, parse_recipient, sender_address
 from pipeline.transports import MaildirTransport, SendFailure, maildir_message_ids
 
 SECURITY_MODES = {"starttls": 587, "tls": 465, "none": 25}
@@ -176,13 +182,41 @@ class SmtpTransport:
             _quietly_close(self._conn)
             self._conn = None
 
+    def _for_server(self, message: EmailMessage, recipient: str) -> tuple[EmailMessage, str]:
+        """The message and envelope recipient this server can take (rule: SMTPUTF8 when offered, else the
+        domain's A-label; a non-ASCII mailbox name without SMTPUTF8 is a permanent failure 5.6.7)."""
+        assert self._conn is not None
+        if recipient.isascii() or self._conn.has_extn("smtputf8"):
+            return message, recipient  # smtplib sends non-ASCII addresses with SMTPUTF8 and UTF-8 headers
+        plain = ascii_addr_spec(recipient)
+        where = f"{self.settings.host}:{self.settings.port}"
+        if plain is None:
+            raise SendFailure(
+                f"{where}: 5.6.7 the server does not offer SMTPUTF8 and the mailbox name is not ASCII: "
+                "cannot be sent by e-mail (paper instead)",
+                permanent=True,
+            )
+        converted = copy.deepcopy(message)
+        for header in ("To", "Cc"):
+            if converted.get(header) is not None:
+                addresses = [
+                    Address(display_name=a.display_name, username=local, domain=domain)
+                    for a in converted[header].addresses
+                    for local, _, domain in [(ascii_addr_spec(a.addr_spec) or a.addr_spec).rpartition("@")]
+                ]
+                converted.replace_header(header, addresses)
+        return converted, plain
+
     def _try_once(self, message: EmailMessage, recipient: str) -> None:
         """One attempt; raises SendFailure (``permanent``/``server_down`` set) on any failure."""
-        envelope_to = [recipient] + ([self.settings.archive_address] if self.settings.archive_address else [])
         where = f"{self.settings.host}:{self.settings.port}"
         try:
             if self._conn is None:
                 self._conn = self._connect()
+            message, recipient = self._for_server(message, recipient)
+            envelope_to = [recipient] + (
+                [self.settings.archive_address] if self.settings.archive_address else []
+            )
             refused = self._conn.send_message(message, from_addr=self.sender, to_addrs=envelope_to)
         except smtplib.SMTPAuthenticationError as error:
             self._drop()

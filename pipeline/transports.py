@@ -4,7 +4,8 @@ with this Message-ID already handed over?"
 
 Billing rules applied here:
 
-* a Maildir outbox is its own proof: a message found there by its ``Message-ID`` was delivered;
+* a Maildir outbox is its own proof: a message found there by its ``Message-ID`` was delivered; a message to an
+  internationalised address is stored as UTF-8 (RFC 6532), as an SMTPUTF8 server would receive it;
 * a failure says whether it is worth retrying (transient: 4xx, connection refused, time-out) or final for this
   recipient (permanent: 5xx refusal), and whether the whole server is unusable (then the rest of the run is not
   tried against it).
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pipeline.durable import fsync_path
+from pipeline.mail import has_international_address
 
 
 class SendFailure(Exception):
@@ -117,7 +119,8 @@ class MaildirTransport:
     def send(self, message: EmailMessage, recipient: str) -> int:
         """Write the message into the outbox, fsynced (a local write: one attempt)."""
         box, index = self._open()
-        key = box.add(message.as_bytes(policy=email.policy.SMTP.clone(linesep="\n")))
+        policy = email.policy.SMTPUTF8 if has_international_address(message) else email.policy.SMTP
+        key = box.add(message.as_bytes(policy=policy.clone(linesep="\n")))
         new_file = Path(self.outbox) / "new" / key
         if new_file.exists():
             fsync_path(new_file)

@@ -14,6 +14,7 @@ import polars as pl
 from pipeline.engine import first_row
 from pipeline.faults import crash_point
 from pipeline.home import Home
+from pipeline.lake_fallbacks import LAKE_DATASETS, dataset_sql
 from pipeline.reference import Reference
 from pipeline.sql import read_sql
 from pipeline.suspense import QUARANTINE_REASONS, catalogue
@@ -43,13 +44,15 @@ OPTIONAL_LEDGERS = (
 
 
 def _register_sources(con: duckdb.DuckDBPyConnection, home: Home, reference: Reference) -> None:
-    """The inputs of ``warehouse.sql`` besides the lake globs and the ledger: reference tables, catalogues,
-    and the rerate delta reports (or empty relations of the same columns)."""
+    """The inputs of ``warehouse.sql`` besides the ledger: reference tables, catalogues, the lake's datasets
+    and the rerate delta reports (each an empty relation of the same columns when the lake has none yet)."""
     for name, frame in reference.tables().items():
         con.register(f"ref_{name}", frame)
     con.register("ref_suspense_reasons", catalogue())
     quarantine = pl.DataFrame(QUARANTINE_REASONS, schema=["code", "meaning", "fix"], orient="row")
     con.register("ref_quarantine_reasons", quarantine)
+    for name in LAKE_DATASETS:
+        con.execute(f"create temp view lake_{name} as {dataset_sql(home.lake, name)}")
     for report, empty in RERATE_REPORTS.items():
         folder = home.lake / "rerate"
         source = empty

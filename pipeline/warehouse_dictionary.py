@@ -44,8 +44,11 @@ TABLE_NOTES: dict[str, str] = {
     "agent_statements": "Commission statements: one row per agent per cycle.",
     "invoices": "Finalised invoices (never changed once written).",
     "invoice_lines": "Invoice lines; the invoice total is the sum of its lines.",
+    "revenue_lines": "Revenue lines: every invoice line with its account's service state, agent and plan and its "
+    "revenue class (what the revenue reports group; their rows sum to the invoice register).",
     "tax_lines": "Tax and fee lines of the invoices: what a tax-liability return is filed from.",
-    "deliveries": "Deliveries: one row per invoice and channel sent (e-mail or print).",
+    "deliveries": "Deliveries: one row per document and channel (invoices by e-mail or print, payment reminder "
+    "e-mails, credit notes by e-mail or print).",
     "file_sequences": "The sequence numbers each loaded file (or EMI pack) carried, per source.",
     "suspense_reasons": "The suspense reason catalogue: every code a record can be suspended with.",
     "quarantine_reasons": "The reasons a whole file is quarantined for.",
@@ -66,6 +69,17 @@ TABLE_NOTES: dict[str, str] = {
 }
 
 COLUMN_NOTES: dict[str, str] = {
+    "deliveries.channel": "email | print (invoices); reminder (payment reminder e-mails); credit_note | "
+    "credit_note_print (credit notes by e-mail or paper)",
+    "deliveries.invoice_number": "the document delivered: invoice (INV-…), payment reminder (REM-…) or credit note "
+    "(CN-…)",
+    "revenue_lines.is_tax_or_fee": "true for government taxes and fees and the carrier's recovery fees "
+    "(sections taxes, carrier_fees); false for charges",
+    "revenue_lines.revenue_service": "usage_<service> for a usage line (usage_voice, usage_data, …), else the "
+    "line's section (recurring, one_time, taxes, …)",
+    "revenue_lines.call_jurisdiction": "a usage line's call jurisdiction (voice) or service; '(not usage)' for "
+    "other lines",
+    "revenue_lines.service_state": "the account's service state (reference data as published)",
     "recycled_records.previous_stage": "stage of the previous reason (parse, normalise, mediation, rating)",
     "recycled_records.previous_reason": "the suspense reason code the record was suspended for",
     "recycled_records.new_status": "ok | suspended | discarded (the fresh reading) | resubmitted (a mediation or "

@@ -3,7 +3,9 @@
 -- Personal data is masked here: no tax id ever, account numbers shown in full only as the internal key.
 -- Variables: lake (path of the lake folder). Reference tables are registered as ref_<name>; the suspense and
 -- quarantine reason catalogues as ref_suspense_reasons / ref_quarantine_reasons; the rerate delta reports as
--- lake_rerate_events / lake_rerate_accounts (empty relations when no cycle was rerated).
+-- lake_rerate_events / lake_rerate_accounts (empty relations when no cycle was rerated); the lake's datasets as
+-- lake_<dataset> views (pipeline/lake_fallbacks.py: the Parquet files, or an empty relation with their columns
+-- when a stage has not run yet, e.g. no commissions/ before the first bill run).
 -- Every table here is part of the warehouse's stable interface, documented column by column in
 -- docs/WAREHOUSE.md (tests/test_warehouse_dictionary.py keeps the two equal).
 
@@ -14,17 +16,17 @@ from ledger.usage_files;
 
 create table usage_records as
 select * exclude (raw)
-from read_parquet(getvariable('lake') || '/usage_records/*/records.parquet');
+from lake_usage_records;
 
 create table suspense as
 with suspended as (
     select cycle, file_id, line_no, source_id, 'mediation' as stage, reason, raw, charged_number, called_number,
            start_utc, billsec
-    from read_parquet(getvariable('lake') || '/mediated/*/suspended.parquet')
+    from lake_mediated_suspended
     union all
     select cycle, file_id, line_no, source_id, 'rating' as stage, reason, raw, charged_number, called_number,
            start_utc, billsec
-    from read_parquet(getvariable('lake') || '/rated/*/suspended.parquet')
+    from lake_rated_suspended
 )
 select
     suspended.*,
@@ -35,16 +37,16 @@ from suspended;
 create table duplicates as
 select cycle, file_id, line_no, source_id, reason, duplicate_of_file_id, duplicate_of_line_no,
        charged_number, called_number, start_utc, billsec
-from read_parquet(getvariable('lake') || '/mediated/*/duplicate.parquet');
+from lake_mediated_duplicate;
 
 create table discarded as
 select cycle, file_id, line_no, source_id, reason, disposition, charged_number, called_number, start_utc, billsec
-from read_parquet(getvariable('lake') || '/mediated/*/discarded.parquet');
+from lake_mediated_discarded;
 
 create table rated_usage as
 -- (rated events carry no raw text since the rating speed work; a cycle rated before still has it: left out)
 select columns(lambda c: c not in ('raw', 'status', 'disposition'))
-from read_parquet(getvariable('lake') || '/rated/*/rated.parquet', union_by_name = true);
+from lake_rated;
 
 create table accounts as
 select account_id,
@@ -79,15 +81,46 @@ create table credit_notes as select * from ledger.credit_notes;
 create table invoice_balances as select * from ledger.invoice_balances;
 create table suppressed_bills as select * from ledger.suppressed_bills;
 create table commission_lines as
-select * from read_parquet(getvariable('lake') || '/commissions/*/commission_lines.parquet', union_by_name = true);
+select * from lake_commission_lines;
 create table agent_statements as
-select * from read_parquet(getvariable('lake') || '/commissions/*/agent_statements.parquet', union_by_name = true);
+select * from lake_agent_statements;
 
 create table invoices as select * from ledger.invoices;
 create table invoice_lines as
 select invoice_lines.*, invoices.cycle, invoices.account_id
 from ledger.invoice_lines
 join ledger.invoices using (invoice_number);
+
+-- one row per invoice line with the account's service state, sales agent and rate plan and the line's revenue
+-- class: what the revenue reports by state, agent, plan, service and call jurisdiction group (the rows of
+-- each sum to the invoice register). Account attributes are the reference data as published.
+create table revenue_lines as
+select
+    invoice_lines.cycle,
+    invoice_lines.invoice_number,
+    invoice_lines.line_no,
+    invoice_lines.account_id,
+    accounts.service_state,
+    accounts.agent_id,
+    accounts.plan_id,
+    invoice_lines.section,
+    invoice_lines.category,
+    invoice_lines.code,
+    -- government taxes and fees and the carrier's recovery fees, apart from the charges
+    invoice_lines.section in ('taxes', 'carrier_fees') as is_tax_or_fee,
+    -- usage lines by their service; every other line by its section (recurring, taxes, …)
+    case
+        when invoice_lines.section = 'usage' then 'usage_' || invoice_lines.category
+        else invoice_lines.section
+    end as revenue_service,
+    -- a usage line's code is its call jurisdiction (voice) or its service
+    case
+        when invoice_lines.section = 'usage' then coalesce(invoice_lines.code, invoice_lines.category)
+        else '(not usage)'
+    end as call_jurisdiction,
+    invoice_lines.amount
+from invoice_lines
+left join accounts using (account_id);
 
 -- one row per tax or fee line: what a tax-liability return is filed from (by authority, jurisdiction, code)
 create table tax_lines as

@@ -30,6 +30,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    mail_options: list[str] = field(default_factory=list)  # e.g. SMTPUTF8, BODY=8BITMIME
 
     def message(self) -> EmailMessage:
         msg = email.message_from_bytes(self.data, policy=email.policy.default)
@@ -54,7 +55,9 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         data = bytes(envelope.original_content or envelope.content)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data))
+        self.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), data, list(envelope.mail_options))
+        )
         if self.archive_maildir is not None and ARCHIVE in envelope.rcpt_tos:
             mailbox.Maildir(self.archive_maildir, create=True).add(data)
         return "250 2.0.0 accepted"
@@ -112,10 +115,13 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def start(folder: Path, security: str = "none", auth: bool = False) -> Iterator[MailServer]:
-    """Run a server until the generator is closed: ``security`` none | starttls | tls; ``auth`` requires login."""
+def start(
+    folder: Path, security: str = "none", auth: bool = False, smtputf8: bool = False
+) -> Iterator[MailServer]:
+    """Run a server until the generator is closed: ``security`` none | starttls | tls; ``auth`` requires login;
+    ``smtputf8`` offers SMTPUTF8 (RFC 6531)."""
     handler = Handler()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     ca_file = None
     if security != "none":
         cert, key = self_signed(folder)

@@ -73,13 +73,19 @@ def test_a_credit_note_is_issued_from_the_command_line(tmp_path):
         register_inputs(state, {"accounts": accounts} | {n: table(n) for n in ("adjustments", "payments", "disputes")})
         finalize_cycle(state, path, OCTOBER, Settings())
     done = cdrbill(home, "credit-note", "--invoice", "INV-00000001", "--amount", "4.50",
-                   "--reason", "Outage credit", "--approved-by", "a.ng")  # fmt: skip
+                   "--reason", "Outage credit", "--approved-by", "a.ng", "--no-deliver")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "credit note CN-00000001: 4.50 USD on INV-00000001 (A)"
+    # without --no-deliver it runs the job deliver_credit_notes: this cycle is not approved, so nothing yet
+    held = cdrbill(home, "credit-note", "--invoice", "INV-00000001", "--amount", "0.50",
+                   "--reason", "Rounding", "--approved-by", "a.ng")  # fmt: skip
+    assert held.returncode == 0, held.stderr
+    assert held.stdout.splitlines()[-1] == "cycle 2026-10 is not approved yet: the credit note is delivered with its approval"
     refused = cdrbill(home, "credit-note", "--invoice", "INV-00000001", "--amount", "26.00",
                       "--reason", "too much", "--approved-by", "a.ng")  # fmt: skip
-    assert refused.returncode == 2 and "more than the 25.50 left to credit" in refused.stderr
+    assert refused.returncode == 2 and "more than the 25.00 left to credit" in refused.stderr
     with open_state(home / "state.duckdb") as state:
-        assert state.execute("select amount, reason, approved_by from credit_notes").fetchall() == [
-            (Decimal("4.50"), "Outage credit", "a.ng")
+        assert state.execute("select amount, reason, approved_by from credit_notes order by 1 desc").fetchall() == [
+            (Decimal("4.50"), "Outage credit", "a.ng"),
+            (Decimal("0.50"), "Rounding", "a.ng"),
         ]

@@ -21,6 +21,7 @@ STAGES = {
     "deliveries": "delivery",
     "print_batch": "delivery",
     "payment_reminders": "delivery",
+    "credit_note_deliveries": "delivery",
     "warehouse": "warehouse",
     "cycle_dashboard": "reports",
 } | {f"reports/{name}": "reports" for name in cycle_reports_catalogue()}
@@ -39,6 +40,7 @@ def test_definitions_load_with_every_stage_grouped_and_partitioned():
     assert defs.resolve_job_def("recycle_suspense") is not None
     assert defs.resolve_job_def("approve_cycle") is not None
     assert defs.resolve_job_def("cycle_reports") is not None
+    assert defs.resolve_job_def("deliver_credit_notes") is not None
     assert defs.resolve_sensor_def("reports_after_publish") is not None
     assert defs.resolve_schedule_def("monthly_bill_run") is not None
 

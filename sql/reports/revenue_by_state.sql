@@ -2,23 +2,15 @@
 -- question: How much did the accounts of each service state bill in the cycle (every invoice line, taxes included, so the rows sum to the invoice register)?
 -- param: cycle varchar  the bill cycle, YYYY-MM
 -- columns: service_state, accounts, invoices, charges, taxes_and_fees, billed
-with
-
-cycle_lines as (
-    select invoice_lines.*, accounts.service_state, accounts.agent_id, accounts.plan_id
-    from invoice_lines
-    left join accounts using (account_id)
-    where invoice_lines.cycle = $cycle
-)
-
+-- from: revenue_lines (warehouse: every invoice line with its account's state, agent and plan)
 select
-    cycle_lines.service_state,
-    count(distinct cycle_lines.account_id) as accounts,
-    count(distinct cycle_lines.invoice_number) as invoices,
-    sum(amount) filter (where section not in ('taxes', 'carrier_fees'))::decimal(18, 2) as charges,
-    coalesce(sum(amount) filter (where section in ('taxes', 'carrier_fees')), 0)::decimal(18, 2) as taxes_and_fees,
+    revenue_lines.service_state,
+    count(distinct revenue_lines.account_id) as accounts,
+    count(distinct revenue_lines.invoice_number) as invoices,
+    sum(amount) filter (where not is_tax_or_fee)::decimal(18, 2) as charges,
+    coalesce(sum(amount) filter (where is_tax_or_fee), 0)::decimal(18, 2) as taxes_and_fees,
     sum(amount)::decimal(18, 2) as billed
-from cycle_lines
-
+from revenue_lines
+where revenue_lines.cycle = $cycle
 group by all
 order by billed desc, 1
