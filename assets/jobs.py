@@ -63,7 +63,8 @@ deliver_credit_notes_job = dg.define_asset_job(
     "deliver_credit_notes",
     selection=dg.AssetSelection.assets("credit_note_deliveries", "print_batch"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Render and deliver the credit notes issued against a cycle's invoices (e-mail or the print "
     "batch); `cdrbill credit-note` runs it after issuing one.",
 )
@@ -72,7 +73,8 @@ daily_payment_reminders_job = dg.define_asset_job(
     "daily_payment_reminders",
     selection=dg.AssetSelection.assets("payment_reminders", "print_batch"),
     partitions_def=bill_cycles,
-    executor_def=dg.in_process_executor,
+    executor_def=CYCLE_EXECUTOR,
+    tags=CYCLE_TAGS,
     description="Payment reminders due today on every open invoice, recorded under the latest delivered cycle, "
     "and the print batch for the paper ones (started by the schedule daily_payment_reminders).",
 )
