@@ -42,6 +42,7 @@ events as (
         end as allowance_zone,
         normalised.account_id,
         normalised.cycle,
+        normalised.late_from_cycle,  -- late usage of a closed cycle (pipeline/late_usage.py): no allowance
         -- the units the service is priced in: voice seconds; SMS messages, or segments of 153 characters
         -- for a message longer than 160 (plan setting); MMS messages; data bytes, rounded up per session
         -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB); value-added events
@@ -453,6 +454,8 @@ allowance_chosen as (
         on allowances.plan_id = events.plan_id
         and allowances.service = events.service
         and allowances.zone in ('any', events.allowance_zone)
+    -- late usage is charged without allowance: the closed cycle's is not re-opened, the current one is not its
+    where events.late_from_cycle is null
     group by events.file_id, events.line_no, events.account_id
 ),
 

@@ -19,12 +19,12 @@ from read_parquet(getvariable('lake') || '/usage_records/*/records.parquet');
 create table suspense as
 with suspended as (
     select cycle, file_id, line_no, source_id, 'mediation' as stage, reason, raw, charged_number, called_number,
-           start_utc, billsec
-    from read_parquet(getvariable('lake') || '/mediated/*/suspended.parquet')
+           start_utc, billsec, late_from_cycle
+    from read_parquet(getvariable('lake') || '/mediated/*/suspended.parquet', union_by_name = true)
     union all
     select cycle, file_id, line_no, source_id, 'rating' as stage, reason, raw, charged_number, called_number,
-           start_utc, billsec
-    from read_parquet(getvariable('lake') || '/rated/*/suspended.parquet')
+           start_utc, billsec, late_from_cycle
+    from read_parquet(getvariable('lake') || '/rated/*/suspended.parquet', union_by_name = true)
 )
 select
     suspended.*,
@@ -43,7 +43,8 @@ from read_parquet(getvariable('lake') || '/mediated/*/discarded.parquet');
 
 create table rated_usage as
 select * exclude (raw, status, disposition)
-from read_parquet(getvariable('lake') || '/rated/*/rated.parquet');
+-- union_by_name: cycles rated before a column existed (late_from_cycle) read it as null
+from read_parquet(getvariable('lake') || '/rated/*/rated.parquet', union_by_name = true);
 
 create table accounts as
 select account_id,
