@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from delivery_fixtures import copy_home
 
+from assets.resources import CdrbillHome
 from pipeline.accounting import record_accounting
 from pipeline.adhoc import open_warehouse
 from pipeline.documents import render_invoice_html
@@ -35,16 +36,15 @@ SEPTEMBER, OCTOBER = "2026-09", "2026-10"
 GROUPS = {"mediation", "rating", "billing", "warehouse"}
 
 
-def materialize_billing(home: Home, cycle: str, groups: set[str] = GROUPS) -> dg.ExecuteInProcessResult:
+def materialize_billing(home: Home, cycle: str) -> dg.ExecuteInProcessResult:
     """The cycle's bill run through Dagster, as ``bill_cycle`` runs it, less documents, delivery and reports."""
     from assets.definitions import defs
-    from assets.resources import CdrbillHome
 
     assets = [
         asset
         for asset in defs.assets or []
         if isinstance(asset, dg.AssetsDefinition)
-        and set(asset.group_names_by_key.values()) <= groups
+        and set(asset.group_names_by_key.values()) <= GROUPS
         and asset.key != dg.AssetKey("recycled_suspense")
     ]
     return dg.materialize(
@@ -99,20 +99,47 @@ def _snapshot(home: Home) -> dict[str, object]:
     }
 
 
+# September's own file, from a FreeSWITCH switch whose source names the wrong template (default for the
+# 15-column example one): UNPARSEABLE in September, recycled once the source is fixed (September then final).
+# Maria Lopez to New York, 60 s.
+SEPTEMBER_FILE = (
+    '"Maria","3125550100","2126550199","default","2026-09-28 09:15:00","2026-09-28 09:15:05",'
+    '"2026-09-28 09:16:05","65","60","NORMAL_CLEARING","late5-u1","","acct","PCMU","PCMU"\n'
+)
+WRONG_TEMPLATE = 'format = "freeswitch_csv"\ntemplate = "default"\ntimezone = "America/Chicago"\ndefault_region = "US"\n'
+
+
 @pytest.fixture(scope="module")
 def late_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """The sample reference: September billed and final (no usage: recurring charges only), then the sample
-    month's files and a Chicago switch file with September calls land and October runs. Late
-    usage older than 20 days before October 1 (September 11) is too old to bill late."""
+    """September billed and final with one call suspended UNPARSEABLE; the source is then fixed and September's
+    suspense recycled (after it was final); then the sample month's files and a Chicago
+    switch file with September calls land and October runs. Late usage older than 20 days before October 1
+    (September 11) is too old to bill late."""
     home = Home(tmp_path_factory.mktemp("late") / "home").ensure()
     shutil.copytree(SAMPLE_DIR / "reference", home.reference, dirs_exist_ok=True)
-    # (no warehouse yet: publishing needs at least one loaded file)
-    assert materialize_billing(home, SEPTEMBER, GROUPS - {"warehouse"}).success
+    source = home.reference / "sources" / "switch-fs.toml"
+    source.write_text(WRONG_TEMPLATE, encoding="utf-8")
+    (home.landing / "switch-fs").mkdir(parents=True, exist_ok=True)
+    (home.landing / "switch-fs" / "Master.csv").write_text(SEPTEMBER_FILE, encoding="utf-8")
+    assert materialize_billing(home, SEPTEMBER).success
+    source.write_text(WRONG_TEMPLATE.replace('"default"', '"example"'), encoding="utf-8")
+    recycle(home, SEPTEMBER)
     shutil.copytree(SAMPLE_DIR / "landing", home.landing, dirs_exist_ok=True)
     (home.reference / "settings.toml").write_text("late_usage_max_age_days = 20\n", encoding="utf-8")
     (home.landing / "switch-chi" / "Master-20261004.csv").write_text(LATE_FILE, encoding="utf-8")
     assert materialize_billing(home, OCTOBER).success
     return home
+
+
+def recycle(home: Home, cycle: str) -> None:
+    """The recycle_suspense job of one cycle (re-mediate and re-rate its suspense)."""
+    from assets.definitions import defs
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = defs.resolve_job_def("recycle_suspense").execute_in_process(
+            partition_key=cycle, instance=instance, resources={"cdrbill": CdrbillHome(root=str(home.root))}
+        )
+    assert run.success
 
 
 def _late_file(home: Home) -> int:
@@ -128,9 +155,9 @@ def test_late_calls_are_billed_once_on_the_next_open_cycle_without_allowance(lat
     september, october = _rated(late_home, SEPTEMBER), _rated(late_home, OCTOBER)
     late_file = _late_file(late_home)
     assert september.height == 0  # the closed cycle never bills them
-    late = october.filter(pl.col("late_from_cycle") == SEPTEMBER).sort("line_no")
-    assert late["file_id"].unique().to_list() == [late_file]
-    assert late["line_no"].to_list() == [1, 2]
+    late = october.filter(pl.col("late_from_cycle") == SEPTEMBER).sort("file_id", "line_no")
+    assert late.select("file_id", "line_no").rows() == [(1, 1), (late_file, 1), (late_file, 2)]  # 1: recycled
+    late = late.filter(pl.col("file_id") == late_file)
     assert late["cycle"].unique().to_list() == [OCTOBER]
     # 90 s → 90 billed (6/6) × 0.02 / 60 = 0.0300; 61 s → 66 billed × 0.02 / 60 = 0.0220
     assert late["billed_units"].to_list() == [90, 66]
@@ -140,10 +167,22 @@ def test_late_calls_are_billed_once_on_the_next_open_cycle_without_allowance(lat
     assert on_time["line_no"].to_list() == [4]
     with open_state(late_home.state_db) as state:
         routed = state.sql(
-            "select line_no, call_cycle, billed_cycle, route from late_usage order by line_no"
+            "select file_id, line_no, call_cycle, billed_cycle, route from late_usage order by file_id, line_no"
         ).fetchall()
-    assert routed == [(1, SEPTEMBER, OCTOBER, "late_file"), (2, SEPTEMBER, OCTOBER, "late_file"),
-                      (3, SEPTEMBER, OCTOBER, "late_file")]  # fmt: skip
+    assert routed == [(1, 1, SEPTEMBER, OCTOBER, "recycled")] + [
+        (late_file, line, SEPTEMBER, OCTOBER, "late_file") for line in (1, 2, 3)
+    ]
+
+
+def test_suspense_recycled_after_its_cycle_was_final_is_billed_late(late_home: Home):
+    # September's UNPARSEABLE call, recycled once its source was fixed (September was final): billed in October,
+    # 60 s → 60 billed × 0.02 / 60 = 0.0200; no adjustment on September's final invoices
+    recycled = _rated(late_home, OCTOBER).filter(pl.col("file_id") == 1)
+    assert recycled.select("line_no", "account_id", "late_from_cycle", "charge_amount").rows() == [
+        (1, "ACC-0001", SEPTEMBER, Decimal("0.0200"))
+    ]
+    with open_state(late_home.state_db) as state:
+        assert state.sql("select count(*) from adjustments where source like 'rerate:%'").fetchall() == [(0,)]
 
 
 def test_a_late_call_too_old_is_suspended_with_its_reason(late_home: Home):
@@ -162,10 +201,10 @@ def test_late_usage_is_counted_where_it_is_billed(late_home: Home):
     with session() as con:
         september = record_accounting(con, late_home.lake, SEPTEMBER)
         october = record_accounting(con, late_home.lake, OCTOBER)
-    assert september["records_in"].sum() == 0  # its late calls are not September's records any more
+    assert september["records_in"].sum() == 0  # its late call is not September's record any more
     assert september["balanced"].all() and october["balanced"].all()
     # the sample files as in the golden cycle: 940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded
-    sample = october.filter(pl.col("file_id") != late_file)
+    sample = october.filter(~pl.col("file_id").is_in([1, late_file]))
     assert [int(sample[c].sum()) for c in ("records_in", "rated", "duplicate", "discarded")] == [
         940,
         863,
@@ -176,6 +215,8 @@ def test_late_usage_is_counted_where_it_is_billed(late_home: Home):
     row = october.filter(pl.col("file_id") == late_file).row(0, named=True)
     # 4 records in October: 3 rated (2 late, 1 on time) + 1 suspended (too old)
     assert (row["records_in"], row["rated"], row["suspended"]) == (4, 3, 1)
+    row = october.filter(pl.col("file_id") == 1).row(0, named=True)
+    assert (row["records_in"], row["rated"]) == (1, 1)  # the recycled September call
 
 
 def test_the_warehouse_flags_late_usage(late_home: Home):
@@ -184,12 +225,13 @@ def test_the_warehouse_flags_late_usage(late_home: Home):
             "select cycle, late_from_cycle, count(*), sum(charge_amount) from rated_usage "
             "where late_from_cycle is not null group by all"
         ).fetchall()
-    assert late == [(OCTOBER, SEPTEMBER, 2, Decimal("0.052000"))]  # 0.0300 + 0.0220
+    assert late == [(OCTOBER, SEPTEMBER, 3, Decimal("0.072000"))]  # 0.0300 + 0.0220 + 0.0200 (recycled)
 
 
 def test_running_both_cycles_again_moves_nothing(late_home: Home, tmp_path: Path):
     home = copy_home(late_home, tmp_path / "again")
     before = _snapshot(home)
+    recycle(home, SEPTEMBER)  # a record billed late is never billed again, even recycled again
     assert materialize_billing(home, SEPTEMBER).success
     assert materialize_billing(home, OCTOBER).success
     assert _snapshot(home) == before
@@ -218,10 +260,10 @@ def test_the_invoice_itemisation_flags_late_usage_with_its_period(late_home: Hom
     reference = load_reference(late_home.reference)
     docs = {d.account_id: d for d in invoice_documents(late_home.lake, OCTOBER, reference)}
     items = [i for i in docs["ACC-0001"].usage_items if i.late_from_cycle]
-    assert [(i.late_from_cycle, i.charge) for i in items] == [(SEPTEMBER, Decimal("0.0300")), (SEPTEMBER, Decimal("0.0220"))]
+    assert [i.charge for i in items] == [Decimal("0.0300"), Decimal("0.0220"), Decimal("0.0200")]
     html = render_invoice_html(docs["ACC-0001"], TEMPLATES_DIR)  # Maria Lopez reads her bill in Spanish
-    assert html.count("consumo de septiembre 2026, facturado con retraso") == 2
-    assert "2 de periodos anteriores" in html
+    assert html.count("consumo de septiembre 2026, facturado con retraso") == 3
+    assert "3 de periodos anteriores" in html
 
 
 def test_the_late_usage_report_per_original_cycle(late_home: Home):
@@ -230,8 +272,11 @@ def test_the_late_usage_report_per_original_cycle(late_home: Home):
         report = run_report(con, catalogue()["late_usage"], {"cycle": OCTOBER})
     finally:
         con.close()
-    # 3 records routed: 2 rated (0.0300 + 0.0220 = 0.0520), 1 too old
-    assert report.rows() == [(SEPTEMBER, "late_file", 3, 2, 1, 1, Decimal("0.052000"))]
+    # the late file's 3 records: 2 rated (0.0300 + 0.0220 = 0.0520), 1 too old; the recycled one rated 0.0200
+    assert report.rows() == [
+        (SEPTEMBER, "late_file", 3, 2, 1, 1, Decimal("0.052000")),
+        (SEPTEMBER, "recycled", 1, 1, 0, 0, Decimal("0.020000")),
+    ]
 
 
 def test_late_usage_is_charged_without_allowance():
