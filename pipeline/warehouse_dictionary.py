@@ -69,6 +69,8 @@ TABLE_NOTES: dict[str, str] = {
 
 COLUMN_NOTES: dict[str, str] = {
     "late_from_cycle": "late usage: the final cycle the call falls in, billed in this cycle instead (null: on time)",
+    "usage_records.cycle": "bill cycle YYYY-MM that counts the record: its call's, or for late usage the one that "
+    "bills it",
     "late_usage.call_cycle": "the cycle the call falls in (already final when the record arrived)",
     "late_usage.billed_cycle": "the next open cycle, which bills it (or suspends it LATE_USAGE_TOO_OLD)",
     "late_usage.route": "late_file (its file registered after call_cycle was final) | recycled (recycled after)",

@@ -12,9 +12,14 @@ select file_id, source_id, file_name, sha256, size_bytes, registered_at, registe
        reason_detail, duplicate_of, records, control_records
 from ledger.usage_files;
 
+-- cycle: the cycle that counts the record — for late usage (ledger late_usage) the next open cycle that bills
+-- it, with the cycle its call falls in as late_from_cycle, as in rated_usage and suspense
 create table usage_records as
-select * exclude (raw)
-from read_parquet(getvariable('lake') || '/usage_records/*/records.parquet');
+select
+    records.* exclude (raw) replace (coalesce(late.billed_cycle, records.cycle) as cycle),
+    late.call_cycle as late_from_cycle
+from read_parquet(getvariable('lake') || '/usage_records/*/records.parquet') as records
+left join ledger.late_usage as late using (file_id, line_no);
 
 create table suspense as
 with suspended as (

@@ -306,3 +306,14 @@ def test_late_usage_is_charged_without_allowance():
     assert rated["included_units"].to_list() == [0, 100]
     assert rated["allowance_id"].to_list() == [None, "AL-P7-VOICE"]
     assert rated["charge_amount"].to_list() == [Decimal("0.0125"), Decimal("0.0042")]
+
+
+def test_the_record_flow_report_counts_late_usage_where_it_is_billed(late_home: Home):
+    con = open_warehouse(late_home.warehouse_db)
+    try:
+        flows = {c: run_report(con, catalogue()["record_flow"], {"cycle": c}).row(0, named=True) for c in (SEPTEMBER, OCTOBER)}
+    finally:
+        con.close()
+    assert flows[SEPTEMBER]["records_in"] == 0
+    # October: the sample's 940 + the late file's 4 + the recycled September call = 945, none unaccounted
+    assert (flows[OCTOBER]["records_in"], flows[OCTOBER]["unaccounted"]) == (945, 0)
