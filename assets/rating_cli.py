@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pipeline.cycles import BillCycle
 from pipeline.engine import session
 from pipeline.explanation import explanation, find_events, format_explanation
-from pipeline.late_usage import billed_in
 from pipeline.home import Home
+from pipeline.late_usage import billed_in
 from pipeline.quote import QuoteError, QuoteRequest, quote
 from pipeline.reference import ReferenceDataError, load_reference
 from pipeline.rerating import rerate_cycle
