@@ -178,7 +178,10 @@ def route_late_usage(
             ]
         ).sort("file_id", "line_no")
         target = partition_dir(lake, LATE_USAGE, cycle=each)
-        if routes.height or (target / "routes.parquet").exists():
+        current = target / "routes.parquet"
+        # written aside and swapped in when it changed (a cycle late usage never concerned has no file)
+        changed = not pl.read_parquet(current).equals(routes) if current.exists() else routes.height > 0
+        if changed:
             replace_partition(lake, target, {"routes": routes})
         written[each] = routes
     mine = written[cycle]
@@ -239,3 +242,19 @@ def billed_in(lake: Path, call_cycle: str, file_id: int, line_no: int | None = N
     if line_no is not None:
         routes = routes.filter(pl.col("line_no") == line_no)
     return dict(zip(routes["line_no"].to_list(), routes["billed_cycle"].to_list(), strict=True))
+
+
+def late_usage_counts(lake: Path, cycle: str) -> dict[str, object]:
+    """The cycle's late usage, from its routes: records it bills late (and from which cycles, how many too old),
+    and its own late records billed in a later cycle or waiting for one."""
+    path = routes_path(lake, cycle)
+    routes = pl.read_parquet(path) if path else pl.DataFrame(schema=ROUTE_SCHEMA)
+    billed = routes.filter(pl.col("billed_cycle") == cycle)
+    own = routes.filter(pl.col("call_cycle") == cycle)
+    return {
+        "billed_here": billed.height,
+        "from_cycles": sorted(billed["call_cycle"].unique().to_list()),
+        "too_old": billed.filter(pl.col("late_reason").is_not_null()).height,
+        "billed_later": own.filter(pl.col("billed_cycle").is_not_null()).height,
+        "waiting": own.filter(pl.col("billed_cycle").is_null()).height,
+    }

@@ -4,6 +4,8 @@ nothing; a call too old for late billing goes to suspense with its reason. (Sept
 October → November: Dagster's monthly partitions end at the last whole month, and the machine's clock is in
 November, so 2026-11 is not a partition yet.)"""
 
+import csv
+import io
 import json
 import shutil
 from datetime import datetime
@@ -22,6 +24,7 @@ from pipeline.adhoc import open_warehouse
 from pipeline.documents import render_invoice_html
 from pipeline.engine import session
 from pipeline.home import SAMPLE_DIR, TEMPLATES_DIR, Home
+from pipeline.itemisation import itemisation_csv_bytes
 from pipeline.lake import partition_dir
 from pipeline.late_usage import LATE_USAGE_TOO_OLD, next_open_cycle
 from pipeline.rating import rate_events
@@ -29,6 +32,7 @@ from pipeline.reference import load_reference
 from pipeline.reports import catalogue, run_report
 from pipeline.state import open_state
 from pipeline.statements import invoice_documents
+from pipeline.summary import cycle_summary, format_summary
 
 SEPTEMBER, OCTOBER = "2026-09", "2026-10"
 # the bill run without documents, delivery and reports (what late usage changes; rendering 49 PDFs per run
@@ -217,6 +221,13 @@ def test_late_usage_is_counted_where_it_is_billed(late_home: Home):
     assert (row["records_in"], row["rated"], row["suspended"]) == (4, 3, 1)
     row = october.filter(pl.col("file_id") == 1).row(0, named=True)
     assert (row["records_in"], row["rated"]) == (1, 1)  # the recycled September call
+    summaries = {c: format_summary(cycle_summary(late_home, c)) for c in (SEPTEMBER, OCTOBER)}
+    assert "late:     4 records of final cycles 2026-09 billed here (in the records above; 1 too old" in summaries[
+        OCTOBER
+    ]
+    assert "late:     4 records arrived after this cycle was final: billed in a later cycle; 0 waiting" in (
+        summaries[SEPTEMBER]
+    )
 
 
 def test_the_warehouse_flags_late_usage(late_home: Home):
@@ -264,6 +275,8 @@ def test_the_invoice_itemisation_flags_late_usage_with_its_period(late_home: Hom
     html = render_invoice_html(docs["ACC-0001"], TEMPLATES_DIR)  # Maria Lopez reads her bill in Spanish
     assert html.count("consumo de septiembre 2026, facturado con retraso") == 3
     assert "3 de periodos anteriores" in html
+    rows = list(csv.DictReader(io.StringIO(itemisation_csv_bytes(docs["ACC-0001"]).decode())))
+    assert sum(r["late_from_cycle"] == SEPTEMBER for r in rows) == 3  # the CSV attachment flags them too
 
 
 def test_the_late_usage_report_per_original_cycle(late_home: Home):
