@@ -5,9 +5,9 @@ Billing rules applied here (docs/ARCHITECTURE.md, "Late usage"):
 
 * a record is **late** when the cycle its call falls in (``cycle`` of the usage record) is in
   ``finalized_cycles`` and the record reached the pipeline after that: its file was registered after the cycle
-  was finalised (``route = late_file``), or it was recycled after it (``route = recycled``: suspense that a
-  recycle run resubmitted once the cycle was closed). The closed cycle's invoices never change, so such a
-  record would otherwise never be billed;
+  was finalised (``route = late_file``), or a recycle run after it read the suspended record again and found it
+  clean (``route = recycled``: ``recycled_records.new_status = 'ok'``). The closed cycle's invoices never
+  change, so such a record would otherwise never be billed;
 * it is billed by the **next open cycle**: the first cycle after its own that is not final. The routing is a
   state ledger (``late_usage``, one row per record, inserted once): a re-run of either cycle routes nothing
   again, and a record routed once is never routed again (even when it is recycled later);
@@ -93,7 +93,12 @@ def late_records(state: duckdb.DuckDBPyConnection, lake: Path) -> pl.DataFrame:
             select records.*, 'recycled' as route
             from records
             join (
-                select file_id, line_no, max(recycled_at) as recycled_at from recycled_records group by all
+                -- records a recycle run read again and found clean (parse/normalise suspense left behind);
+                -- mediation and rating suspense resubmitted to a rebuild is re-decided in its own cycle
+                select file_id, line_no, max(recycled_at) as recycled_at
+                from recycled_records
+                where new_status = 'ok'
+                group by all
             ) as recycled using (file_id, line_no)
             join finalized_cycles using (cycle)
             where recycled.recycled_at > finalized_cycles.finalized_at
