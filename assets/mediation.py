@@ -11,6 +11,7 @@ from assets.resources import CdrbillHome
 from pipeline.accounting import MEDIATION_OUTCOMES
 from pipeline.engine import session
 from pipeline.intake import register_landed_files, sequence_gaps
+from pipeline.late_usage import route_late_usage
 from pipeline.mediation import file_counts, mediate_cycle
 from pipeline.recycling import recycle_suspense
 from pipeline.state import open_state
@@ -107,6 +108,15 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
     """The cycle's usage records after mediation: each record normalised (with its account), suspended with
     a reason, a duplicate of an earlier record, or discarded by a written rule."""
     home, settings = cdrbill.home(), cdrbill.settings()
+    # late usage first: the next open cycle takes the calls of closed cycles that arrived after them
+    with open_state(home.state_db) as state:
+        late = route_late_usage(
+            state,
+            home.lake,
+            context.partition_key,
+            routed_at=datetime.now(UTC).replace(tzinfo=None),
+            max_age_days=settings.late_usage_max_age_days,
+        )
     with session(
         cdrbill.reference(), memory_limit=settings.mediation_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
@@ -131,6 +141,14 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
         None,
         metadata={
             **counts(result),
+            **counts(
+                {
+                    "late_usage_routed_now": late.routed_now,
+                    "late_usage_billed_here": late.billed_here,
+                    "late_usage_too_old": late.too_old,
+                    "late_usage_left_for_next_cycle": late.left_out,
+                }
+            ),
             "dagster/row_count": result["normalised"],
             "reasons": markdown_table(suspense),
             "per_file": markdown_table(per_file, 50),

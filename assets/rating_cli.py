@@ -10,6 +10,7 @@ from pipeline.cycles import BillCycle
 from pipeline.engine import session
 from pipeline.explanation import explanation, find_events, format_explanation
 from pipeline.home import Home
+from pipeline.late_usage import billed_in
 from pipeline.quote import QuoteError, QuoteRequest, quote
 from pipeline.reference import ReferenceDataError, load_reference
 from pipeline.rerating import rerate_cycle
@@ -78,6 +79,16 @@ def _explain(home: Home, args: argparse.Namespace) -> int:
     if args.at:
         at = datetime.fromisoformat(args.at)
         events = events.filter(events["start_utc"] == at)
+    if events.height == 0 and args.file_id is not None:
+        # late usage: the call falls in this (closed) cycle but is billed in the next open one
+        late = billed_in(home.lake, args.cycle, args.file_id, args.line)
+        for line, billed in late.items():
+            where = f"billed in {billed}" if billed else "waiting for the next open cycle to run"
+            print(f"file {args.file_id} line {line}: late usage from cycle {args.cycle}, {where}")
+            if billed:
+                print(f"  details: cdrbill explain --cycle {billed} --file-id {args.file_id} --line {line}")
+        if late:
+            return 0
     if events.height == 0:
         raise ValueError(
             f"no event of cycle {args.cycle} matches; check the file id / line or number and time"

@@ -71,6 +71,7 @@ class UsageItem:
     units: int | None = None  # voice seconds, messages, bytes, events (None: billsec)
     billed_units: int | None = None  # units the rate applied to (None: billed_seconds)
     included_units: int = 0  # units a plan allowance covered at 0.00
+    late_from_cycle: str | None = None  # late usage: the closed cycle (YYYY-MM) the call falls in
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,11 @@ def _quantity_text(item: UsageItem, strings: dict[str, Any], locale: str) -> tup
     )
 
 
+def _period(cycle: str, locale: str) -> str:
+    """A bill cycle ``YYYY-MM`` as its month in words (``September 2026``, ``septiembre 2026``)."""
+    return format_date(date.fromisoformat(cycle + "-01"), "LLLL y", locale=locale)
+
+
 def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: str) -> list[dict[str, Any]]:
     cur = doc.currency
     by_number: dict[str, list[UsageItem]] = {}
@@ -298,6 +304,7 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: str) ->
             if not rows:
                 continue
             included = sum(1 for r in rows if r.included_units)
+            late = sum(1 for r in rows if r.late_from_cycle)
             services.append(
                 {
                     "service": service,
@@ -305,6 +312,7 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: str) ->
                     "count": len(rows),
                     "count_text": _count_text(strings, service, len(rows), locale),
                     "included_text": t_format(strings, "detail_included", count=included) if included else "",
+                    "late_text": t_format(strings, "detail_late", count=late) if late else "",
                     # the "included" column is printed only in a table with included units (rule: no empty column)
                     "has_included": included > 0,
                     "rows": [
@@ -315,6 +323,10 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: str) ->
                             if doc.mask_called_numbers
                             else r.called_number,
                             "destination": redact_tax_ids(r.destination or ""),
+                            # late usage (billed after its own cycle was final) names the period it belongs to
+                            "late": t_format(strings, "detail_late_marker", period=_period(r.late_from_cycle, locale))
+                            if r.late_from_cycle
+                            else "",
                             "quantity": q[0],
                             "billed": q[1],
                             "included": q[2],

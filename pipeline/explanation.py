@@ -21,6 +21,7 @@ EXPLANATION_FIELDS = (
     ("start (UTC)", "start_utc"),
     ("service", "service"),
     ("status", "status"),
+    ("late usage", "late_usage"),
     ("suspense reason", "reason"),
     ("jurisdiction", "jurisdiction"),
     ("price book", "price_book_id"),
@@ -75,6 +76,8 @@ def find_events(
 def explanation(event: dict[str, Any]) -> dict[str, Any]:
     """One event's explanation: label → value, only the fields that apply to it (JSON-ready strings)."""
     values = {**event, "event": f"file {event.get('file_id')} line {event.get('line_no')}"}
+    if event.get("late_from_cycle"):  # late usage (pipeline/late_usage.py): billed after its cycle was final
+        values["late_usage"] = f"late usage from cycle {event['late_from_cycle']}, billed in {event.get('cycle')}"
     return {
         label: str(values[column])
         for label, column in EXPLANATION_FIELDS

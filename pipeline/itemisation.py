@@ -5,7 +5,8 @@ Billing rules applied here:
 * an account whose itemisation level is ``csv`` (its preference, or a full itemisation over the row cap) gets
   every rated event of the cycle in ``<invoice>-usage.csv`` beside the PDF, for delivery to attach;
 * the CSV carries the same values as the printed detail would: charges exact as rated (6 decimals), called
-  numbers masked when the account asks for it, times in the line's local time;
+  numbers masked when the account asks for it, times in the line's local time, late usage flagged with the
+  cycle it belongs to;
 * the file is written aside and moved into place (a crash never leaves half a CSV); rewriting gives the
   same bytes.
 """
@@ -33,6 +34,7 @@ CSV_COLUMNS = (
     "billed_units",
     "included_units",
     "charge",
+    "late_from_cycle",  # late usage: the earlier cycle the call belongs to (empty when on time)
 )
 
 
@@ -53,6 +55,7 @@ def itemisation_csv_bytes(doc: InvoiceDocument) -> bytes:
                 item.billed_seconds if item.billed_units is None else item.billed_units,
                 item.included_units,
                 f"{item.charge:f}",
+                item.late_from_cycle or "",
             )
         )
     return out.getvalue().encode("utf-8")

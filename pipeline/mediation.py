@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from pipeline.engine import parquet_glob, scalar
 from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import PARQUET_CODEC, ROW_GROUP_ROWS, StagedPartition, partition_dir, replace_partition
+from pipeline.late_usage import routed_records_sql, routes_path
 from pipeline.normalise import NORMALISED_SCHEMA
 from pipeline.sql import read_sql
 
@@ -38,18 +39,23 @@ def record_files(lake: Path) -> list[Path]:
 
 
 def cycle_records(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> duckdb.DuckDBPyRelation:
-    """The records of one bill cycle from every loaded file, as the view ``cycle_records``."""
+    """The records of one bill cycle from every loaded file, as the view ``cycle_records``: the calls that fall
+    in it, less those that arrived after it was final, plus the late usage it bills (``late_from_cycle``)."""
     files = record_files(lake)
     if files:
+        # the cycle's own calls less its late ones, plus the late calls it bills (pipeline/late_usage.py)
         con.execute(
-            f"create or replace temp view cycle_records as select * from read_parquet({parquet_glob(files)}) "
-            f"where cycle = '{cycle}'"
+            "create or replace temp view cycle_records as "
+            + routed_records_sql(f"read_parquet({parquet_glob(files)})", cycle, routes_path(lake, cycle))
         )
     else:
         columns = ", ".join(
             f"null::{_DUCKDB_TYPES[dtype.base_type()]} as {name}" for name, dtype in NORMALISED_SCHEMA.items()
         )
-        con.execute(f"create or replace temp view cycle_records as select {columns} where false")
+        con.execute(
+            f"create or replace temp view cycle_records as select {columns}, null::varchar as late_from_cycle "
+            "where false"
+        )
     return con.table("cycle_records")
 
 

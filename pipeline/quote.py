@@ -27,6 +27,7 @@ NORMALISED_EVENT = {
     "sms_chars": pl.Int32(),
     "event_code": pl.String(),
     "visited_country": pl.String(),
+    "late_from_cycle": pl.String(),  # a quote is never late usage
 }
 
 

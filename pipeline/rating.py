@@ -34,8 +34,11 @@ FINAL_SELECT = "select * from outcomes"
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
-    "call_date", "billsec", "service", "units", "sms_chars", "event_code", "visited_country",
+    "call_date", "billsec", "service", "units", "sms_chars", "event_code", "visited_country", "late_from_cycle",
 )  # fmt: skip
+
+# input columns a mediated cycle written before they existed lacks (read as null)
+OPTIONAL_INPUT_COLUMNS = {"late_from_cycle": "varchar"}
 
 # every normalised event with its outcome: the normalised columns, rating_reason (null: rated; an event whose
 # account is unknown to rating has no price book) and how it was priced (the narrow ``rating_core``)
@@ -77,7 +80,10 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
     slices = max(1, -(-events // slice_events))
-    columns = ", ".join(RATING_INPUT_COLUMNS)
+    present = set(con.table("normalised").columns)
+    columns = ", ".join(
+        c if c in present else f"null::{OPTIONAL_INPUT_COLUMNS[c]} as {c}" for c in RATING_INPUT_COLUMNS
+    )
     if slices == 1:
         con.execute(f"create or replace temp view rating_input as select {columns} from normalised")
         _rate_pass(con, "create or replace temp table rating_core as ")

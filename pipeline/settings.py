@@ -28,6 +28,9 @@ class Settings:
     duplicate_window_days: int = 90  # a call already billed this many days before is still found a duplicate
     billing_window_days: int = 180  # a call older than this before its file's cycle is too old to bill
     duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
+    # late usage (pipeline/late_usage.py): a call of a finalised cycle is billed in the next open cycle unless it
+    # is older than this many days before that cycle's first day (then suspense LATE_USAGE_TOO_OLD)
+    late_usage_max_age_days: int = 90
     # print batches and dunning (issue 6)
     print_duplex: bool = False  # printed on both sides: each document padded to an even page count
     # payment reminder levels: days past the due date → level (each sent once per invoice, ever)
@@ -86,5 +89,10 @@ def load_settings(reference_dir: Path) -> Settings:
         raise ValueError(
             f"{path}: market_shards={settings.market_shards}, market_by={settings.market_by!r}. Fix: market_shards "
             "≥ 1 and market_by = 'account_hash' or 'state'"
+        )
+    if settings.late_usage_max_age_days < 0:
+        raise ValueError(
+            f"{path}: late_usage_max_age_days={settings.late_usage_max_age_days}. Fix: a number of days ≥ 0 "
+            "(0 suspends all late usage)"
         )
     return settings

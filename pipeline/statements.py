@@ -58,6 +58,7 @@ _OPTIONAL_ITEM_COLUMNS: dict[str, pl.DataType] = {
     "units": pl.Int64(),
     "billed_units": pl.Int64(),
     "included_units": pl.Int64(),
+    "late_from_cycle": pl.String(),
 }
 
 
@@ -197,6 +198,7 @@ def invoice_documents(
             units=r["units"],
             billed_units=r["billed_units"],
             included_units=r["included_units"] or 0,
+            late_from_cycle=r["late_from_cycle"],
         )
         for r in items.iter_rows(named=True)
     ]

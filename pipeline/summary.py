@@ -7,6 +7,7 @@ from pipeline.approval import current_approval
 from pipeline.engine import session
 from pipeline.home import Home
 from pipeline.lake import partition_dir
+from pipeline.late_usage import late_usage_counts
 from pipeline.rating import RATED
 from pipeline.state import open_state
 
@@ -34,6 +35,7 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         "cycle": cycle,
         "files": files,
         "records": records,
+        "late_usage": late_usage_counts(home.lake, cycle),
         "invoices": int(invoices),
         "total_billed": total,
         "deliveries": deliveries,
@@ -53,6 +55,7 @@ def format_summary(s: dict) -> str:
         f"  records:  {rec.get('records_in', 0)} in = {rec.get('rated', 0)} rated + "
         f"{rec.get('suspended', 0) + rec.get('suspended_in_rating', 0)} suspended + "
         f"{rec.get('duplicate', 0)} duplicate + {rec.get('discarded', 0)} discarded",
+        *_late_usage_lines(s),
         f"  invoices: {s['invoices']}, total billed {s['total_billed']} USD",
         f"  delivery: {s['deliveries'].get('email', 0)} e-mailed, {s['deliveries'].get('print', 0)} to print",
         _approval_line(s),
@@ -61,6 +64,23 @@ def format_summary(s: dict) -> str:
         f"            warehouse {home.warehouse_db} (open read-only with duckdb)",
     ]
     return "\n".join(lines)
+
+
+def _late_usage_lines(s: dict) -> list[str]:
+    """Late usage in the summary, only when the cycle has some (billed here, or its own billed elsewhere)."""
+    late = s.get("late_usage") or {}
+    lines = []
+    if late.get("billed_here"):
+        lines.append(
+            f"  late:     {late['billed_here']} records of final cycles {', '.join(late['from_cycles'])} billed here"
+            f" (in the records above; {late['too_old']} too old: suspended)"
+        )
+    if late.get("billed_later") or late.get("waiting"):
+        lines.append(
+            f"  late:     {late['billed_later']} records arrived after this cycle was final: billed in a later "
+            f"cycle; {late['waiting']} waiting for the next open cycle to run"
+        )
+    return lines
 
 
 def _approval_line(s: dict) -> str:

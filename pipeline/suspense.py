@@ -30,6 +30,9 @@ SUSPENSE_REASONS: tuple[tuple[str, str, str, str], ...] = (
      "check the source's default_region, or the switch's number format"),
     ("BAD_CALLED_NUMBER", "normalise", "the called number is not a valid number in the source's region",
      "check the source's default_region, or the switch's number format"),
+    ("LATE_USAGE_TOO_OLD", "mediation", "late usage (its cycle was final when it arrived) older than "
+     "late_usage_max_age_days before the first day of the next open cycle: too old to bill late",
+     "raise late_usage_max_age_days in settings.toml and re-run the cycle if it must be billed"),
     ("UNKNOWN_SUBSCRIBER", "mediation", "the charged number has never been any account's service number",
      "add the number to service_numbers.csv"),
     ("NOT_IN_SERVICE", "mediation", "the charged number is known but no account held it on the call date",

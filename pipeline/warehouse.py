@@ -40,6 +40,8 @@ OPTIONAL_LEDGERS = (
     "payment_reminders",
     # recycling (issue 7): the suspended records each recycle run resubmitted
     "recycled_records",
+    # late usage (pipeline/late_usage.py): each late record and the cycle that bills it
+    "late_usage",
 )
 
 

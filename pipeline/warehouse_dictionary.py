@@ -66,6 +66,8 @@ TABLE_NOTES: dict[str, str] = {
     "recycled_records": "Recycled suspense: each suspended record a recycle run resubmitted, with the reason it was "
     "suspended for (one row per record and reason).",
     "published": "When this warehouse was published and the latest final cycle in it.",
+    "late_usage": "Late usage: each record whose cycle was already final when it arrived, and the next open cycle "
+    "that bills it (rated_usage.late_from_cycle flags the events).",
 }
 
 COLUMN_NOTES: dict[str, str] = {
@@ -80,6 +82,13 @@ COLUMN_NOTES: dict[str, str] = {
     "revenue_lines.call_jurisdiction": "a usage line's call jurisdiction (voice) or service; '(not usage)' for "
     "other lines",
     "revenue_lines.service_state": "the account's service state (reference data as published)",
+    "late_from_cycle": "late usage: the final cycle the call falls in, billed in this cycle instead (null: on time)",
+    "usage_records.cycle": "bill cycle YYYY-MM that counts the record: its call's, or for late usage the one that "
+    "bills it",
+    "late_usage.call_cycle": "the cycle the call falls in (already final when the record arrived)",
+    "late_usage.billed_cycle": "the next open cycle, which bills it (or suspends it LATE_USAGE_TOO_OLD)",
+    "late_usage.route": "late_file (its file registered after call_cycle was final) | recycled (recycled after)",
+    "late_usage.routed_at": "when that cycle's mediation routed it (once, ever)",
     "recycled_records.previous_stage": "stage of the previous reason (parse, normalise, mediation, rating)",
     "recycled_records.previous_reason": "the suspense reason code the record was suspended for",
     "recycled_records.new_status": "ok | suspended | discarded (the fresh reading) | resubmitted (a mediation or "

@@ -43,6 +43,7 @@ events as (
         end as allowance_zone,
         normalised.account_id,
         normalised.cycle,
+        normalised.late_from_cycle,  -- late usage of a closed cycle (pipeline/late_usage.py): no allowance
         -- the units the service is priced in: voice seconds; SMS messages, or segments of 153 characters
         -- for a message longer than 160 (plan setting); MMS messages; data bytes, rounded up per session
         -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB); value-added events
@@ -318,6 +319,7 @@ destination_ranked as (
         events_with_book.visited_country,
         events_with_book.allowance_zone,
         events_with_book.cycle,
+        events_with_book.late_from_cycle,
         destination_by_key.destination_key
     from events_with_book
     join destination_by_key
@@ -462,6 +464,8 @@ allowance_consumed as (
             (strptime(billed_units.cycle || '-01', '%Y-%m-%d') + interval 1 month)::date as cycle_next_day
         from billed_units
         join allowance_by_zone using (plan_id, service, allowance_zone)
+        -- late usage is charged without allowance: the closed cycle's is not re-opened, the current one is not its
+        where billed_units.late_from_cycle is null
     ) as consuming
     join accounts using (account_id)
 ),

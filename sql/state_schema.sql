@@ -289,3 +289,18 @@ create table if not exists recycled_records (
     recycled_at      timestamp not null,
     primary key (file_id, line_no, previous_reason)
 );
+
+-- --- late usage (pipeline/late_usage.py) ---
+-- Late usage: records whose call falls in a cycle that was already final when they reached the pipeline (their
+-- file registered, or the record recycled, after the cycle's finalisation), each routed once to the next open
+-- cycle, which bills it. Inserted (never updated) by that cycle's mediation, in one transaction, before the
+-- cycle's records are read: a re-run of either cycle finds the same row and routes nothing again.
+create table if not exists late_usage (
+    file_id       bigint not null,
+    line_no       bigint not null,
+    call_cycle    varchar not null,      -- the finalised cycle the call falls in
+    billed_cycle  varchar not null,      -- the next open cycle, which bills it (or suspends it as too old)
+    route         varchar not null,      -- late_file (registered after call_cycle was final) | recycled
+    routed_at     timestamp not null,
+    primary key (file_id, line_no)
+);

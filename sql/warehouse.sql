@@ -14,18 +14,23 @@ select file_id, source_id, file_name, sha256, size_bytes, registered_at, registe
        reason_detail, duplicate_of, records, control_records
 from ledger.usage_files;
 
+-- cycle: the cycle that counts the record — for late usage (ledger late_usage) the next open cycle that bills
+-- it, with the cycle its call falls in as late_from_cycle, as in rated_usage and suspense
 create table usage_records as
-select * exclude (raw)
-from lake_usage_records;
+select
+    records.* exclude (raw) replace (coalesce(late.billed_cycle, records.cycle) as cycle),
+    late.call_cycle as late_from_cycle
+from lake_usage_records as records
+left join ledger.late_usage as late using (file_id, line_no);
 
 create table suspense as
 with suspended as (
     select cycle, file_id, line_no, source_id, 'mediation' as stage, reason, raw, charged_number, called_number,
-           start_utc, billsec
+           start_utc, billsec, late_from_cycle
     from lake_mediated_suspended
     union all
     select cycle, file_id, line_no, source_id, 'rating' as stage, reason, raw, charged_number, called_number,
-           start_utc, billsec
+           start_utc, billsec, late_from_cycle
     from lake_rated_suspended
 )
 select
@@ -44,7 +49,8 @@ select cycle, file_id, line_no, source_id, reason, disposition, charged_number, 
 from lake_mediated_discarded;
 
 create table rated_usage as
--- (rated events carry no raw text since the rating speed work; a cycle rated before still has it: left out)
+-- (rated events carry no raw text since the rating speed work; a cycle rated before still has it: left out;
+-- union_by_name: cycles rated before a column existed, e.g. late_from_cycle, read it as null)
 select columns(lambda c: c not in ('raw', 'status', 'disposition'))
 from lake_rated;
 

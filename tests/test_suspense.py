@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import normalise
+from pipeline import late_usage, normalise
 from pipeline.suspense import QUARANTINE_REASONS, catalogue, suspense_by_reason_and_age
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "suspense.md"
@@ -19,6 +19,7 @@ def test_every_reason_the_code_sets_is_in_the_catalogue_and_the_docs():
         normalise.FUTURE_CALL, normalise.OUTSIDE_BILLING_WINDOW, normalise.DAMAGED_NUMBER,
         normalise.BAD_CHARGED_NUMBER, normalise.BAD_CALLED_NUMBER, "UNPARSEABLE", "BAD_RECORD_LENGTH",
         "UNKNOWN_RECORD_TYPE", "UNKNOWN_SUBSCRIBER", "NOT_IN_SERVICE", "NO_PRICE_BOOK", "NO_RATE",
+        late_usage.LATE_USAGE_TOO_OLD,
     }  # fmt: skip
     assert set_by_code == codes
     documented = re.findall(r"^\| `([A-Z_]+)` \|", DOCS.read_text(), flags=re.MULTILINE)
