@@ -57,7 +57,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
     # mediation suspense
     "mediated_suspended": LakeDataset(
         "mediated/*/suspended.parquet",
-        False,
+        True,  # cycles mediated before late usage lack late_from_cycle
         (
             ("file_id", "BIGINT"),
             ("line_no", "UINTEGER"),
@@ -81,6 +81,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             ("event_code", "VARCHAR"),
             ("visited_country", "VARCHAR"),
             ("disposition", "VARCHAR"),
+            ("late_from_cycle", "VARCHAR"),
             ("account_id", "VARCHAR"),
             ("service_state", "VARCHAR"),
             ("duplicate_of_file_id", "INTEGER"),
@@ -93,7 +94,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
     # duplicates found by mediation
     "mediated_duplicate": LakeDataset(
         "mediated/*/duplicate.parquet",
-        False,
+        True,  # cycles mediated before late usage lack late_from_cycle
         (
             ("file_id", "BIGINT"),
             ("line_no", "UINTEGER"),
@@ -117,6 +118,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             ("event_code", "VARCHAR"),
             ("visited_country", "VARCHAR"),
             ("disposition", "VARCHAR"),
+            ("late_from_cycle", "VARCHAR"),
             ("account_id", "VARCHAR"),
             ("service_state", "VARCHAR"),
             ("duplicate_of_file_id", "INTEGER"),
@@ -129,7 +131,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
     # records discarded by a written rule
     "mediated_discarded": LakeDataset(
         "mediated/*/discarded.parquet",
-        False,
+        True,  # cycles mediated before late usage lack late_from_cycle
         (
             ("file_id", "BIGINT"),
             ("line_no", "UINTEGER"),
@@ -153,6 +155,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             ("event_code", "VARCHAR"),
             ("visited_country", "VARCHAR"),
             ("disposition", "VARCHAR"),
+            ("late_from_cycle", "VARCHAR"),
             ("account_id", "VARCHAR"),
             ("service_state", "VARCHAR"),
             ("duplicate_of_file_id", "INTEGER"),
@@ -188,6 +191,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             ("event_code", "VARCHAR"),
             ("visited_country", "VARCHAR"),
             ("disposition", "VARCHAR"),
+            ("late_from_cycle", "VARCHAR"),
             ("account_id", "VARCHAR"),
             ("service_state", "VARCHAR"),
             ("duplicate_of_file_id", "INTEGER"),
@@ -229,7 +233,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
     # rating suspense
     "rated_suspended": LakeDataset(
         "rated/*/suspended.parquet",
-        False,
+        True,  # cycles mediated before late usage lack late_from_cycle
         (
             ("file_id", "BIGINT"),
             ("line_no", "UINTEGER"),
@@ -252,6 +256,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             ("event_code", "VARCHAR"),
             ("visited_country", "VARCHAR"),
             ("disposition", "VARCHAR"),
+            ("late_from_cycle", "VARCHAR"),
             ("account_id", "VARCHAR"),
             ("service_state", "VARCHAR"),
             ("duplicate_of_file_id", "INTEGER"),
