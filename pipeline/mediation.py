@@ -5,6 +5,7 @@ duplicate, discarded (``sql/mediation.sql``)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -96,6 +97,7 @@ def mediate_cycle(
     input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much.
     Out of core: the outcomes go to a Parquet file aside and the streams are written ``stream_chunk_lines``
     lines of a file at a time, so DuckDB's memory limit bounds the step (it spills past it)."""
+    remove_stale_versions(lake, cycle)
     cycle_records(con, lake, cycle)
     prior_call_keys(con, lake, cycle)
     con.execute(f"set variable duplicate_window_days = {int(duplicate_window_days)}")
@@ -135,6 +137,24 @@ def mediate_cycle(
     )
     counts["records_in"] = int(scalar(con, "select count(*) from cycle_records"))
     return counts
+
+
+def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
+    """Remove what a mediation of ``cycle`` killed mid-way left under ``lake/.versions/``: its work folder
+    (the outcomes while the streams were written) and any version of its mediated partition written aside but
+    never swapped in. Safe because one run holds the home at a time (``pipeline.locks``) and a version is
+    only ever read through the partition's link; returns the folders removed."""
+    removed = []
+    current = partition_dir(lake, MEDIATED, cycle=cycle)
+    live = current.resolve() if current.is_symlink() else None
+    for target in (partition_dir(lake, MEDIATION_WORK, cycle=cycle), current):
+        prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
+        versions = lake / ".versions"
+        for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
+            if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
 
 
 def _quoted(path: Path) -> str:

@@ -5,6 +5,10 @@ streams written in chunks of lines are the streams written whole."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -157,3 +161,29 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
     # the demo's conservation: 940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded after rating;
     # here, before rating, the four streams of mediation add up to every record of the cycle
     assert streams["chunked"]["duplicate"].height == 7
+
+
+def test_a_mediation_killed_mid_way_leaves_nothing_the_next_run_keeps(tmp_path: Path):
+    """Killed after the outcomes were written aside and the streams staged (at the mediated partition's swap),
+    the run leaves ``lake/.versions/mediation_work~…`` and an unswapped ``mediated~…`` version behind; the next
+    mediation removes both and keeps only the version it swaps in."""
+    home = stage_sample(tmp_path / "home")
+    reference = load_reference(home.reference)
+    with open_state(home.state_db) as state:
+        register_landed_files(home, state, reference.sources, cycle="2026-10", billing_timezone="America/Chicago")
+    script = (
+        "import sys; from pathlib import Path; from pipeline.engine import session; "
+        "from pipeline.mediation import mediate_cycle; from pipeline.reference import load_reference; "
+        "home = Path(sys.argv[1]); con_ctx = session(load_reference(home / 'reference')); "
+        "con = con_ctx.__enter__(); mediate_cycle(con, home / 'lake', '2026-10')"
+    )
+    env = {**os.environ, "CDRBILL_CRASH_AT": "lake.version_written@1"}
+    killed = subprocess.run([sys.executable, "-c", script, str(home.root)], env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    versions = home.lake / ".versions"
+    assert list(versions.glob("mediation_work~cycle=2026-10.*")) and list(versions.glob("mediated~cycle=2026-10.*"))
+    with session(reference) as con:
+        mediate_cycle(con, home.lake, "2026-10")
+    assert not list(versions.glob("mediation_work*"))
+    live = (home.lake / "mediated" / "cycle=2026-10").resolve()
+    assert list(versions.glob("mediated~cycle=2026-10.*")) == [live]
