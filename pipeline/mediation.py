@@ -10,7 +10,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.engine import parquet_glob, scalar
@@ -102,32 +101,22 @@ def mediate_cycle(
     prior_call_keys(con, lake, cycle)
     con.execute(f"set variable duplicate_window_days = {int(duplicate_window_days)}")
     con.execute(f"set variable duplicate_tolerance_seconds = {int(duplicate_tolerance_seconds)}")
-    # the outcomes, without the raw text, go to a Parquet file aside (written as they are produced, read back
-    # lazily: a temp table of every record must fit DuckDB's memory, 10M did not); each stream then takes its
-    # records' raw text back from the usage records as it is written
+    # the outcomes — narrow: key and decision, in file and line order — go to a Parquet file aside (written
+    # as they are produced: a temp table of every record must fit DuckDB's memory, 10M did not); each file's
+    # usage records are then read once, a chunk of lines at a time, with their outcomes laid beside them
     work = StagedPartition(lake, partition_dir(lake, MEDIATION_WORK, cycle=cycle))
     staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
     try:
-        outcomes = _quoted(work.path("outcomes"))
-        con.execute(f"copy ({read_sql('mediation.sql')}) to {outcomes} (format parquet)")
-        con.execute(
-            "create or replace temp view mediation_outcomes as "
-            f"select * from read_parquet({outcomes}, hive_partitioning = false)"
-        )
-        counts = _write_streams(con, staged, stream_chunk_lines)
+        outcomes = work.path("outcomes")
+        con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
+        counts = _write_streams(con, lake, cycle, outcomes, staged, stream_chunk_lines)
     except BaseException:
         staged.abort()
         work.abort()
         raise
     staged.commit()
-    try:
-        keys = con.sql(
-            f"select {', '.join(CALL_KEY_COLUMNS)} from mediation_outcomes where status = 'normalised'"
-        )
-        replace_partition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle), {"keys": keys})
-    finally:
-        work.abort()
-    # from here on (``file_counts``, the asset's metadata) the outcomes are the four streams as written
+    # from here on (the call-key index, ``file_counts``, the asset's metadata) the outcomes are the four
+    # streams as written
     con.execute(
         "create or replace temp view mediation_outcomes as "
         + " union all by name ".join(
@@ -135,6 +124,14 @@ def mediate_cycle(
             for stream in STREAMS
         )
     )
+    try:
+        keys = con.sql(
+            f"select {', '.join(CALL_KEY_COLUMNS)} from read_parquet({_quoted(staged.path('normalised'))}, "
+            "hive_partitioning = false)"
+        )
+        replace_partition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle), {"keys": keys})
+    finally:
+        work.abort()
     counts["records_in"] = int(scalar(con, "select count(*) from cycle_records"))
     return counts
 
@@ -161,35 +158,63 @@ def _quoted(path: Path) -> str:
     return "'" + path.as_posix().replace("'", "''") + "'"
 
 
-def _write_streams(con: duckdb.DuckDBPyConnection, staged: StagedPartition, chunk_lines: int) -> dict[str, int]:
-    """Write the four output streams, each in file and line order with its records' raw text, a chunk of
-    ``chunk_lines`` lines of one file at a time (the usage records are stored in line order, so a
-    chunk reads only its row groups): memory is bounded by the chunk, not by the cycle."""
-    select = (
-        "select outcomes.*, cycle_records.raw from mediation_outcomes as outcomes "
-        "join cycle_records using (file_id, line_no) "
-    )
-    schema = con.sql(select + "where false").to_arrow_table().schema
+# What mediation decides for a record (``sql/mediation.sql``'s outcome): it replaces the record's own
+# status, reason, billed seconds and units, and adds the account and the record it duplicates or was merged into.
+DECIDED = ("status", "reason", "billsec", "units")
+ADDED: dict[str, pl.DataType] = {
+    "account_id": pl.String(),
+    "service_state": pl.String(),
+    "duplicate_of_file_id": pl.Int32(),
+    "duplicate_of_line_no": pl.UInt32(),
+    "merged_into_file_id": pl.Int32(),
+    "merged_into_line_no": pl.UInt32(),
+}
+# a stream's columns: the usage record's (file_id as the lake's partition key gives it), the added ones, raw
+STREAM_SCHEMA: dict[str, pl.DataType] = {
+    **{name: dtype for name, dtype in NORMALISED_SCHEMA.items() if name != "raw"},
+    "file_id": pl.Int64(),
+    **ADDED,
+    "raw": pl.String(),
+}
+
+
+def _write_streams(
+    con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: Path, staged: StagedPartition,
+    chunk_lines: int,
+) -> dict[str, int]:  # fmt: skip
+    """Write the four output streams, each in file and line order with every column of its usage records
+    (the raw text too). The outcomes are in file and line order, like each file's usage records: a chunk of
+    ``chunk_lines`` lines of a file is read from both and laid side by side, row for row (a positional
+    match, checked line by line — no join, no sort), so memory is bounded by the chunk, not by the cycle."""
+    schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
     writers = {
         stream: pq.ParquetWriter(staged.path(stream), schema, compression=PARQUET_CODEC) for stream in STREAMS
     }
     counts = dict.fromkeys(STREAMS, 0)
+    decided = pl.scan_parquet(outcomes)
     try:
         files = con.execute(
-            "select file_id, min(line_no), max(line_no) from mediation_outcomes group by all order by file_id"
+            f"select file_id, min(line_no), max(line_no) from read_parquet({_quoted(outcomes)}) "
+            "group by all order by file_id"
         ).fetchall()
         for file_id, first_line, last_line in files:
+            records = pl.scan_parquet(
+                partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet", hive_partitioning=False
+            ).filter(pl.col("cycle") == cycle)
+            of_file = decided.filter(pl.col("file_id") == file_id)
             for start in range(int(first_line), int(last_line) + 1, chunk_lines):
-                bounds = f"file_id = {int(file_id)} and line_no >= {start} and line_no < {start + chunk_lines}"
-                chunk = con.sql(
-                    select + f"where outcomes.{bounds} and cycle_records.{bounds} order by line_no"
-                ).to_arrow_table()
-                status = chunk.column("status")
-                for stream in STREAMS:
-                    part = chunk.filter(pc.equal(status, stream))
-                    if part.num_rows:
-                        writers[stream].write_table(part, row_group_size=ROW_GROUP_ROWS)
-                        counts[stream] += part.num_rows
+                lines = pl.col("line_no").is_between(start, start + chunk_lines, closed="left")
+                record, outcome = pl.collect_all([records.filter(lines), of_file.filter(lines)])
+                if not record["line_no"].equals(outcome["line_no"]):
+                    raise RuntimeError(f"file {file_id}: the outcomes do not match its usage records line by line")
+                chunk = record.with_columns(outcome.select(*DECIDED, *ADDED).get_columns()).select(
+                    pl.col(name).cast(dtype) for name, dtype in STREAM_SCHEMA.items()
+                )
+                for (stream,), part in chunk.partition_by("status", as_dict=True, maintain_order=True).items():
+                    if stream not in writers:
+                        raise RuntimeError(f"file {file_id}: mediation gave an unknown status {stream!r}")
+                    writers[str(stream)].write_table(part.to_arrow(), row_group_size=ROW_GROUP_ROWS)
+                    counts[str(stream)] += part.height
     finally:
         for writer in writers.values():
             writer.close()

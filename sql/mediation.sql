@@ -1,17 +1,34 @@
 -- mediation.sql: the cycle's usage records (normalised per file) → one mediation outcome per record:
 -- normalised (billable, with its account), suspended (reason), duplicate (of which record) or discarded
--- (by a written rule, including the legs and partial records merged into the one event of their call), without
--- the raw text (pipeline/mediation.py joins it back per stream).
+-- (by a written rule, including the legs and partial records merged into the one event of their call). The
+-- outcome is narrow — the record's key (file_id, line_no) and what mediation decides: status, reason, billed
+-- seconds and units (a stitched call's total), account, and the record it duplicates or was merged into;
+-- pipeline/mediation.py puts each outcome beside its usage record (every column, the raw text) per stream.
 -- Inputs: cycle_records (lake/usage_records of the cycle), service_numbers (reference), prior_call_keys (the
 -- call-key index of the other cycles: records already billed, within the duplicate window), and the
 -- variable duplicate_tolerance_seconds (0 = exact start time; > 0 = the same call seen by two switches).
 
 with
 
--- the raw text stays out of the heavy steps (it is joined back at the end)
+-- only the columns the rules read: the raw text and the descriptive columns stay in the usage records
 records as (
     select
-        * exclude (raw),
+        file_id,
+        line_no,
+        status,
+        reason,
+        source_id,
+        source_record_id,
+        call_id,
+        peer_record_id,
+        record_sequence,
+        charged_number,
+        called_number,
+        start_utc,
+        call_date,
+        billsec,
+        service,
+        units,
         file_id::bigint * 4294967296 + line_no as record_ordinal  -- file then line: earliest wins
     from cycle_records
 ),
@@ -178,29 +195,29 @@ duplicates as (
 ),
 
 outcomes as (
-    select * exclude (record_ordinal),
+    select file_id, line_no, status, reason, billsec, units,
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
     from records where status <> 'ok'
-    union all by name
-    select * exclude (record_ordinal, a_leg_ordinal, legs_in_call, is_partial_call, call_billsec,
-                      longest_leg_ordinal, first_leg_ordinal, leg_reason, merged_into_ordinal)
-               replace ('discarded' as status, leg_reason as reason),
+    union all
+    select file_id, line_no, 'discarded' as status, leg_reason as reason, billsec, units,
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            (merged_into_ordinal // 4294967296)::integer as merged_into_file_id,
            (merged_into_ordinal % 4294967296)::uinteger as merged_into_line_no
     from with_leg_rule where leg_reason is not null
-    union all by name
-    select * exclude (record_ordinal, resolve_reason) replace ('suspended' as status, resolve_reason as reason),
+    union all
+    select file_id, line_no, 'suspended' as status, resolve_reason as reason, billsec, units,
+           account_id, service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
     from with_account where resolve_reason is not null
-    union all by name
-    select billable.* exclude (record_ordinal)
-               replace (case when duplicates.reason is null then 'normalised' else 'duplicate' end as status,
-                        duplicates.reason as reason),
+    union all
+    select billable.file_id, billable.line_no,
+           case when duplicates.reason is null then 'normalised' else 'duplicate' end as status,
+           duplicates.reason as reason, billable.billsec, billable.units,
+           billable.account_id, billable.service_state,
            (duplicates.first_ordinal // 4294967296)::integer as duplicate_of_file_id,
            (duplicates.first_ordinal % 4294967296)::uinteger as duplicate_of_line_no,
            null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
@@ -209,6 +226,6 @@ outcomes as (
 )
 
 select * from outcomes
--- no raw text and no order here: each stream takes its records' raw text back and is sorted by file and line
--- as it is written (pipeline/mediation.py); the raw text of every record carried through the steps (or one
--- sort of every record with it) does not fit a small memory limit, the per-stream joins and sorts spill
+order by file_id, line_no
+-- in file and line order, as the usage records are stored: pipeline/mediation.py lays each file's outcomes
+-- beside its records a chunk of lines at a time, row for row, and splits them into the four streams
