@@ -99,38 +99,35 @@ calls as (
 -- the account that owned the charged number on the day of the call (numbers are reassigned: dates matter)
 resolved as (
     select
-        calls.file_id,
-        calls.line_no,
+        calls.*,
         service_numbers.account_id,
         service_numbers.service_state
     from calls
-    join service_numbers
+    left join service_numbers
         on service_numbers.service_number = calls.charged_number
         and calls.call_date >= service_numbers.valid_from
         and (service_numbers.valid_to is null or calls.call_date < service_numbers.valid_to)
+),
+
+billable as (
+    select * from resolved where account_id is not null
 ),
 
 known_numbers as (
     select distinct service_number from service_numbers
 ),
 
-with_account as (
+-- the few calls no account held at the call time: a number nobody has, or one not in service that day
+unresolved as (
     select
-        calls.*,
-        resolved.account_id,
-        resolved.service_state,
+        resolved.*,
         case
-            when resolved.account_id is not null then null
             when known_numbers.service_number is null then 'UNKNOWN_SUBSCRIBER'
             else 'NOT_IN_SERVICE'
         end as resolve_reason
-    from calls
-    left join resolved using (file_id, line_no)
-    left join known_numbers on known_numbers.service_number = calls.charged_number
-),
-
-billable as (
-    select * exclude (resolve_reason) from with_account where resolve_reason is null
+    from resolved
+    left join known_numbers on known_numbers.service_number = resolved.charged_number
+    where resolved.account_id is null
 ),
 
 prior as (
@@ -209,10 +206,10 @@ outcomes as (
     from with_leg_rule where leg_reason is not null
     union all
     select file_id, line_no, 'suspended' as status, resolve_reason as reason, billsec, units,
-           account_id, service_state,
+           null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
-    from with_account where resolve_reason is not null
+    from unresolved
     union all
     select billable.file_id, billable.line_no,
            case when duplicates.reason is null then 'normalised' else 'duplicate' end as status,
