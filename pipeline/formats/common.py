@@ -84,7 +84,8 @@ def split_lines(text: str, data: bytes | None = None) -> pl.DataFrame:
     expected = data.count(b"\n") + (0 if data.endswith(b"\n") or data == b"" else 1)
     raw = None
     # the reader drops every CR before a newline: used only where each CR is one of a CRLF (or there is none)
-    if data and _NOT_A_SEPARATOR.encode() not in data and data.count(b"\r") == data.count(b"\r\n"):
+    crlf_only = b"\r" not in data or data.count(b"\r") == data.count(b"\r\n")
+    if data and _NOT_A_SEPARATOR.encode() not in data and crlf_only:
         try:
             raw = pl.read_csv(
                 io.BytesIO(data),
@@ -185,7 +186,9 @@ def _fields_by_reader(lines: pl.DataFrame, columns: list[str], text: str | bytes
     if isinstance(text, bytes) and b"\r" not in text:
         # the lines are the text's lines: the end field goes before each newline, one C-level pass
         end = end_field.encode()
-        body = text.removesuffix(b"\n").replace(b"\n", end + b"\n") + end
+        body = text.replace(b"\n", end + b"\n")  # a final newline stays: the reader reads no row after it
+        if not text.endswith(b"\n"):
+            body += end
     elif isinstance(text, str) and "\r" not in text:
         body = (text.removesuffix("\n").replace("\n", end_field + "\n") + end_field).encode()
     else:
