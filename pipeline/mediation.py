@@ -10,11 +10,13 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.engine import parquet_glob, scalar
+from pipeline.faults import crash_point
 from pipeline.intake import USAGE_RECORDS
-from pipeline.lake import ROW_GROUP_ROWS, StagedPartition, parquet_writer, partition_dir, replace_partition
+from pipeline.lake import ROW_GROUP_ROWS, StagedPartition, parquet_writer, partition_dir
 from pipeline.normalise import NORMALISED_SCHEMA
 from pipeline.sql import read_sql
 
@@ -106,18 +108,22 @@ def mediate_cycle(
     # usage records are then read once, a chunk of lines at a time, with their outcomes laid beside them
     work = StagedPartition(lake, partition_dir(lake, MEDIATION_WORK, cycle=cycle))
     staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
+    keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
         outcomes = work.path("outcomes")
         con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
-        counts = _write_streams(con, lake, cycle, outcomes, staged, stream_chunk_lines)
+        crash_point("mediation.outcomes_written")
+        counts = _write_streams(con, lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines)
     except BaseException:
         staged.abort()
-        work.abort()
+        keys.abort()
         raise
+    finally:
+        work.abort()
     staged.commit()
-    # from here on (the call-key index, ``file_counts``, the asset's metadata) the outcomes are the four
-    # streams as written
+    keys.commit()  # after the streams (a version a kill leaves unswapped is removed by the next run)
+    # from here on (``file_counts``, the asset's metadata) the outcomes are the four streams as written
     con.execute(
         "create or replace temp view mediation_outcomes as "
         + " union all by name ".join(
@@ -125,27 +131,19 @@ def mediate_cycle(
             for stream in STREAMS
         )
     )
-    try:
-        keys = con.sql(
-            f"select {', '.join(CALL_KEY_COLUMNS)} from read_parquet({_quoted(staged.path('normalised'))}, "
-            "hive_partitioning = false)"
-        )
-        replace_partition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle), {"keys": keys})
-    finally:
-        work.abort()
-    counts["records_in"] = int(scalar(con, "select count(*) from cycle_records"))
+    counts["records_in"] = sum(counts[stream] for stream in STREAMS)  # each record of the cycle in one stream
     return counts
 
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
     """Remove what a mediation of ``cycle`` killed mid-way left under ``lake/.versions/``: its work folder
-    (the outcomes while the streams were written) and any version of its mediated partition written aside but
-    never swapped in. Safe because one run holds the home at a time (``pipeline.locks``) and a version is
+    (the outcomes while the streams were written) and any version of its mediated partition or call-key index
+    written aside but never swapped in. Safe because one run holds the home at a time (``pipeline.locks``) and a version is
     only ever read through the partition's link; returns the folders removed."""
     removed = []
     current = partition_dir(lake, MEDIATED, cycle=cycle)
-    live = current.resolve() if current.is_symlink() else None
-    for target in (partition_dir(lake, MEDIATION_WORK, cycle=cycle), current):
+    for target in (partition_dir(lake, MEDIATION_WORK, cycle=cycle), current, partition_dir(lake, CALL_KEYS, cycle=cycle)):
+        live = target.resolve() if target.is_symlink() else None
         prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
         versions = lake / ".versions"
         for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
@@ -190,14 +188,16 @@ STREAM_SCHEMA: dict[str, pl.DataType] = {
 
 def _write_streams(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: Path, staged: StagedPartition,
-    chunk_lines: int,
+    keys: Path, chunk_lines: int,
 ) -> dict[str, int]:  # fmt: skip
     """Write the four output streams, each in file and line order with every column of its usage records
     (the raw text too). The outcomes are in file and line order, like each file's usage records: a chunk of
     ``chunk_lines`` lines of a file is read from both and laid side by side, row for row (a positional
-    match, checked line by line — no join, no sort), so memory is bounded by the chunk, not by the cycle."""
+    match, checked line by line — no join, no sort), so memory is bounded by the chunk, not by the cycle.
+    The normalised records' call keys go to ``keys`` as they pass (the call-key index of the cycle)."""
     schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
     writers = {stream: parquet_writer(staged.path(stream), schema) for stream in STREAMS}
+    writers[CALL_KEYS] = parquet_writer(keys, pa.schema([schema.field(name) for name in CALL_KEY_COLUMNS]))
     counts = dict.fromkeys(STREAMS, 0)
     decided = pl.scan_parquet(outcomes)
     try:
@@ -217,10 +217,13 @@ def _write_streams(
                     pl.col(name).cast(dtype) for name, dtype in STREAM_SCHEMA.items()
                 )
                 for (stream,), part in chunk.partition_by("status", as_dict=True, maintain_order=True).items():
-                    if stream not in writers:
+                    if stream not in STREAMS:
                         raise RuntimeError(f"file {file_id}: mediation gave an unknown status {stream!r}")
-                    writers[str(stream)].write_table(part.to_arrow(), row_group_size=ROW_GROUP_ROWS)
+                    table = part.to_arrow()
+                    writers[str(stream)].write_table(table, row_group_size=ROW_GROUP_ROWS)
                     counts[str(stream)] += part.height
+                    if stream == "normalised":
+                        writers[CALL_KEYS].write_table(table.select(CALL_KEY_COLUMNS), row_group_size=ROW_GROUP_ROWS)
     finally:
         for writer in writers.values():
             writer.close()

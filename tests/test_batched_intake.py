@@ -164,9 +164,9 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
 
 
 def test_a_mediation_killed_mid_way_leaves_nothing_the_next_run_keeps(tmp_path: Path):
-    """Killed after the outcomes were written aside and the streams staged (at the mediated partition's swap),
-    the run leaves ``lake/.versions/mediation_work~…`` and an unswapped ``mediated~…`` version behind; the next
-    mediation removes both and keeps only the version it swaps in."""
+    """Killed once its outcomes are written aside (the streams and the call-key index staged, empty), a
+    mediation leaves ``lake/.versions/mediation_work~…`` and unswapped ``mediated~…`` and ``call_keys~…``
+    versions behind; the next mediation removes them all and keeps only the versions it swaps in."""
     home = stage_sample(tmp_path / "home")
     reference = load_reference(home.reference)
     with open_state(home.state_db) as state:
@@ -177,13 +177,15 @@ def test_a_mediation_killed_mid_way_leaves_nothing_the_next_run_keeps(tmp_path: 
         "home = Path(sys.argv[1]); con_ctx = session(load_reference(home / 'reference')); "
         "con = con_ctx.__enter__(); mediate_cycle(con, home / 'lake', '2026-10')"
     )
-    env = {**os.environ, "CDRBILL_CRASH_AT": "lake.version_written@1"}
+    env = {**os.environ, "CDRBILL_CRASH_AT": "mediation.outcomes_written"}
     killed = subprocess.run([sys.executable, "-c", script, str(home.root)], env=env, check=False)
     assert killed.returncode == -signal.SIGKILL
     versions = home.lake / ".versions"
-    assert list(versions.glob("mediation_work~cycle=2026-10.*")) and list(versions.glob("mediated~cycle=2026-10.*"))
+    left = ("mediation_work", "mediated", "call_keys")
+    assert all(list(versions.glob(f"{name}~cycle=2026-10.*")) for name in left)
     with session(reference) as con:
         mediate_cycle(con, home.lake, "2026-10")
     assert not list(versions.glob("mediation_work*"))
-    live = (home.lake / "mediated" / "cycle=2026-10").resolve()
-    assert list(versions.glob("mediated~cycle=2026-10.*")) == [live]
+    for name in ("mediated", "call_keys"):
+        live = (home.lake / name / "cycle=2026-10").resolve()
+        assert list(versions.glob(f"{name}~cycle=2026-10.*")) == [live]
