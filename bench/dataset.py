@@ -130,9 +130,12 @@ def inject_bad_records(landing: Path, every: int) -> int:
     the byte-identical resend must hold). Returns the number of lines changed."""
     changed = 0
     for path in sorted(landing.glob("*/*.csv")):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        for i in range(every - 1, len(lines), every):
-            lines[i], n = _ANSWERED_BILLSEC.subn(r',\1,abc,"ANSWERED",', lines[i], count=1)
-            changed += n
-        path.write_text("".join(lines), encoding="utf-8")
+        rewritten = path.with_name(path.name + ".tmp")  # line by line: a 10m month's files do not fit in memory
+        with path.open(encoding="utf-8", newline="") as src, rewritten.open("w", encoding="utf-8", newline="") as out:
+            for i, line in enumerate(src):
+                if i % every == every - 1:
+                    line, n = _ANSWERED_BILLSEC.subn(r',\1,abc,"ANSWERED",', line, count=1)
+                    changed += n
+                out.write(line)
+        rewritten.replace(path)
     return changed
