@@ -138,14 +138,14 @@ def mediate_cycle(
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
     """Remove what a mediation of ``cycle`` killed mid-way left under ``lake/.versions/``: its work folder
     (the outcomes while the streams were written) and any version of its mediated partition or call-key index
-    written aside but never swapped in. Safe because one run holds the home at a time (``pipeline.locks``) and a version is
-    only ever read through the partition's link; returns the folders removed."""
+    written aside but never swapped in. Safe because one run holds the home at a time (``pipeline.locks``)
+    and a version is only ever read through the partition's link; returns the folders removed."""
     removed = []
-    current = partition_dir(lake, MEDIATED, cycle=cycle)
-    for target in (partition_dir(lake, MEDIATION_WORK, cycle=cycle), current, partition_dir(lake, CALL_KEYS, cycle=cycle)):
+    versions = lake / ".versions"
+    for dataset in (MEDIATION_WORK, MEDIATED, CALL_KEYS):
+        target = partition_dir(lake, dataset, cycle=cycle)
         live = target.resolve() if target.is_symlink() else None
         prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
-        versions = lake / ".versions"
         for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
             if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live:
                 shutil.rmtree(folder, ignore_errors=True)
