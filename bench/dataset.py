@@ -79,8 +79,8 @@ def ensure_dataset(
     staging = folder.with_name(folder.name + ".part")
     shutil.rmtree(staging, ignore_errors=True)
     started = time.perf_counter()
-    # in a child process: the generator holds the month in memory (~1.3 GB per 1M CDRs), and a parent that
-    # grew that large would lend its size to every stage process it starts afterwards
+    # in a child process: the generator holds the month's columns in memory (~270 MB per 1M CDRs), and a
+    # parent that grew that large would lend its size to every stage process it starts afterwards
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         summary = pool.submit(
             generate_month, staging, CYCLE, size.accounts, size.calls_per_account, seed
