@@ -7,11 +7,14 @@
 -- Inputs: cycle_records (lake/usage_records of the cycle), service_numbers (reference), prior_call_keys (the
 -- call-key index of the other cycles: records already billed, within the duplicate window), and the
 -- variable duplicate_tolerance_seconds (0 = exact start time; > 0 = the same call seen by two switches).
+-- Every step is "not materialized": a step read twice is computed twice rather than held whole in memory (a
+-- materialised step of every record does not spill: 10M records ran out of a 1 GB limit; not materialised, the
+-- 1M month needs less CPU, 1.72 -> 1.48 s, and less memory, 1,156 -> 866 MiB peak).
 
 with
 
 -- only the columns the rules read: the raw text and the descriptive columns stay in the usage records
-records as (
+records as not materialized (
     select
         file_id,
         line_no,
@@ -33,24 +36,24 @@ records as (
     from cycle_records
 ),
 
-candidates as (
+candidates as not materialized (
     select * from records where status = 'ok'
 ),
 
 -- only records that name a call (legs, partials) need the leg rules; the others are one event each
-linked as (
+linked as not materialized (
     select * from candidates where call_id is not null and call_id <> ''
 ),
 
 -- FreeSWITCH b-legs: a record whose id another record of its source names as its b-leg belongs to that call
-a_legs as (
+a_legs as not materialized (
     select source_id, peer_record_id, min(record_ordinal) as a_leg_ordinal
     from records
     where peer_record_id is not null and peer_record_id <> ''
     group by all
 ),
 
-legs as (
+legs as not materialized (
     select
         linked.*,
         a_legs.a_leg_ordinal,
@@ -68,7 +71,7 @@ legs as (
     window call as (partition by linked.source_id, linked.call_id)
 ),
 
-with_leg_rule as (
+with_leg_rule as not materialized (
     select
         *,
         case
@@ -84,7 +87,7 @@ with_leg_rule as (
     from legs
 ),
 
-calls as (
+calls as not materialized (
     select
         * exclude (a_leg_ordinal, legs_in_call, is_partial_call, call_billsec, longest_leg_ordinal,
                    first_leg_ordinal, leg_reason, merged_into_ordinal)
@@ -97,7 +100,7 @@ calls as (
 ),
 
 -- the account that owned the charged number on the day of the call (numbers are reassigned: dates matter)
-resolved as (
+resolved as not materialized (
     select
         calls.*,
         service_numbers.account_id,
@@ -109,16 +112,16 @@ resolved as (
         and (service_numbers.valid_to is null or calls.call_date < service_numbers.valid_to)
 ),
 
-billable as (
+billable as not materialized (
     select * from resolved where account_id is not null
 ),
 
-known_numbers as (
+known_numbers as not materialized (
     select distinct service_number from service_numbers
 ),
 
 -- the few calls no account held at the call time: a number nobody has, or one not in service that day
-unresolved as (
+unresolved as not materialized (
     select
         resolved.*,
         case
@@ -130,14 +133,14 @@ unresolved as (
     where resolved.account_id is null
 ),
 
-prior as (
+prior as not materialized (
     select * from prior_call_keys
     where start_utc >= (select min(start_utc) from cycle_records) - to_days(getvariable('duplicate_window_days'))
 ),
 
 -- duplicate calls, first by the source's own unique id: the earliest file and line wins, this cycle's or
 -- an earlier one's (the call-key index)
-source_id_matches as (
+source_id_matches as not materialized (
     select later.record_ordinal, min(earlier.record_ordinal) as first_ordinal
     from billable as later
     join (
@@ -152,7 +155,7 @@ source_id_matches as (
     group by all
 ),
 
-unique_by_source_id as (
+unique_by_source_id as not materialized (
     select billable.*
     from billable
     anti join source_id_matches using (record_ordinal)
@@ -160,7 +163,7 @@ unique_by_source_id as (
 
 -- then by content, across files and switches: same charged and called number, start, billed seconds and
 -- service; with a tolerance, the start may differ by that many seconds between two sources
-content_matches as (
+content_matches as not materialized (
     select later.record_ordinal, min(earlier.record_ordinal) as first_ordinal
     from unique_by_source_id as later
     join (
@@ -185,13 +188,13 @@ content_matches as (
     group by all
 ),
 
-duplicates as (
+duplicates as not materialized (
     select record_ordinal, first_ordinal, 'DUPLICATE_SOURCE_ID' as reason from source_id_matches
     union all
     select record_ordinal, first_ordinal, 'DUPLICATE_CONTENT' as reason from content_matches
 ),
 
-outcomes as (
+outcomes as not materialized (
     select file_id, line_no, status, reason, billsec, units,
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
