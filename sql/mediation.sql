@@ -8,8 +8,8 @@
 -- call-key index of the other cycles: records already billed, within the duplicate window), and the
 -- variable duplicate_tolerance_seconds (0 = exact start time; > 0 = the same call seen by two switches).
 -- Every step is "not materialized": a step read twice is computed twice rather than held whole in memory (a
--- materialised step of every record does not spill: 10M records ran out of a 1 GB limit; not materialised, the
--- 1M month needs less CPU, 1.72 -> 1.48 s, and less memory, 1,156 -> 866 MiB peak).
+-- materialised step does not spill; at 1M this needs less CPU, 1.72 -> 1.48 s, and memory, 1,156 -> 866 MiB
+-- peak). DuckDB 2.0.1 still materialises `resolved`, which at 10M does not fit 1 GB (docs/SCALE.md).
 
 with
 
