@@ -18,8 +18,10 @@ import calendar
 import csv
 import json
 import random
+import shutil
 import unicodedata
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -734,6 +736,67 @@ def _emi_control(record_id: str, created: str, count: int | None = None) -> str:
     return rec.ljust(EMI_RECORD_LEN) + "\n"
 
 
+WRITE_LINES = 65_536  # landing-file lines built in memory at a time
+_KEY_SPAN = 1 << 32  # a sort key is start * 2^32 + sequence (or call index): sequences stay below 2^32
+
+
+def _sort_key(start: int, sequence: int) -> int:
+    """One integer ordered like the pair (start, sequence)."""
+    return start * _KEY_SPAN + sequence
+
+
+class _Entries:
+    """The lines of one landing file before it is written, compactly: a sort key each, and either a random
+    call's index (its line is built when the file is written) or a hand-placed line's text."""
+
+    def __init__(self) -> None:
+        self.keys = array("q")
+        self.items = array("q")  # >= 0: a random call's index; < 0: -1 - position in `lines`
+        self.lines: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, key: int, item: int | str) -> None:
+        """Add a random call (its index) or a line (its text) under a sort key."""
+        self.keys.append(key)
+        if isinstance(item, str):
+            self.lines.append(item)
+            self.items.append(-len(self.lines))
+        else:
+            self.items.append(item)
+
+    def in_order(self, call_line: Callable[[int], str]) -> Iterator[str]:
+        """The lines by sort key; entries with equal keys in the order they were added (a stable sort)."""
+        for i in sorted(range(len(self.keys)), key=self.keys.__getitem__):
+            item = self.items[i]
+            yield call_line(item) if item >= 0 else self.lines[-1 - item]
+
+
+def _write_entries(
+    path: Path,
+    entries: _Entries,
+    call_line: Callable[[int], str],
+    write_lines: int,
+    head: Sequence[str] = (),
+    tail: Sequence[str] = (),
+) -> int:
+    """Write a landing file's lines in sort order, ``write_lines`` at a time (bounded memory); return the
+    line count, head and tail included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("".join(head))
+        batch: list[str] = []
+        for line in entries.in_order(call_line):
+            batch.append(line)
+            if len(batch) >= write_lines:
+                fh.write("".join(batch))
+                batch.clear()
+        fh.write("".join(batch))
+        fh.write("".join(tail))
+    return len(head) + len(entries) + len(tail)
+
+
 class _Clock:
     """Turns (day index, seconds) into local timestamps and epochs for one source time zone."""
 
@@ -774,7 +837,12 @@ def _parse_cycle(cycle: str) -> tuple[date, int]:
 
 
 def generate_month(
-    out_dir: Path, cycle: str = "2026-10", accounts: int = 50, calls_per_account: int = 20, seed: int = 2026
+    out_dir: Path,
+    cycle: str = "2026-10",
+    accounts: int = 50,
+    calls_per_account: int = 20,
+    seed: int = 2026,
+    write_lines: int = WRITE_LINES,
 ) -> dict[str, Any]:
     """Write one billing cycle of sample data under ``out_dir`` and return a summary.
 
@@ -790,6 +858,8 @@ def generate_month(
         accounts: total number of accounts including the three golden ones (at least 8).
         calls_per_account: average number of random calls per random account.
         seed: seed of the random generator.
+        write_lines: lines of a landing file built and written at a time (memory, not content: the files are
+            the same whatever it is).
 
     Returns:
         ``{"cycle", "seed", "accounts", "service_numbers", "files": {relative path: rows or lines},
@@ -938,30 +1008,39 @@ def generate_month(
         c_num.extend(picks)
         c_day.extend([rng.randrange(*windows[n]) for n in picks])
     n_calls = len(c_num)
+    # the columns are kept compact (arrays of machine integers, not lists of Python objects): at 10M calls the
+    # month must fit in a few GB; the draws are the same, in the same order, as ever (same seed, same bytes)
+    c_num_a, c_day_a = array("l", c_num), array("l", c_day)
+    del c_num, c_day
     src_of = [row[5] for row in num_rows]
-    c_src = [src_of[n] for n in c_num]
-    is_duf = [s == "ilec-duf" for s in c_src]
+    c_src = [src_of[n] for n in c_num_a]
+    is_duf = bytes(s == "ilec-duf" for s in c_src)
     hours = rng.choices(range(24), weights=HOUR_WEIGHTS, k=n_calls)
-    c_sod = [h * 3600 + rng.randrange(3600) for h in hours]
+    c_sod = array("l", [h * 3600 + rng.randrange(3600) for h in hours])
+    del hours
     disp_u = [rng.random() for _ in range(n_calls)]
     c_disp = [
         "ANSWERED" if (u < 0.92 or duf) else "NO ANSWER" if u < 0.968 else "BUSY" if u < 0.988 else "FAILED"
         for u, duf in zip(disp_u, is_duf, strict=True)
     ]
-    c_bill = [min(1800, 1 + int(rng.expovariate(1 / 150))) if d == "ANSWERED" else 0 for d in c_disp]
-    c_ring = [
-        rng.randint(3, 20)
-        if d == "ANSWERED"
-        else rng.randint(15, 45)
-        if d == "NO ANSWER"
-        else rng.randint(1, 5)
-        if d == "BUSY"
-        else 0
-        for d in c_disp
-    ]
-    c_dur = [b + r for b, r in zip(c_bill, c_ring, strict=True)]
-    dst_u = [rng.random() for _ in range(n_calls)]
-    dst_r = [rng.randrange(10000) for _ in range(n_calls)]
+    del disp_u
+    c_bill = array("l", [min(1800, 1 + int(rng.expovariate(1 / 150))) if d == "ANSWERED" else 0 for d in c_disp])
+    c_ring = array(
+        "l",
+        [
+            rng.randint(3, 20)
+            if d == "ANSWERED"
+            else rng.randint(15, 45)
+            if d == "NO ANSWER"
+            else rng.randint(1, 5)
+            if d == "BUSY"
+            else 0
+            for d in c_disp
+        ],
+    )
+    c_dur = array("l", [b + r for b, r in zip(c_bill, c_ring, strict=True)])
+    dst_u = array("d", [rng.random() for _ in range(n_calls)])
+    dst_r = array("l", [rng.randrange(10000) for _ in range(n_calls)])
     dom_npa = rng.choices(DOMESTIC_NPAS, k=n_calls)
     intl = rng.choices(INTL_KINDS, weights=INTL_WEIGHTS, k=n_calls)
 
@@ -986,28 +1065,29 @@ def generate_month(
             return f"1{npa}5550{r % 100 + 100:03d}"
         return f"{npa}5550{r % 100 + 100:03d}"
 
-    c_dst = [
-        make_dst(u, r, npa, kind, duf)
-        for u, r, npa, kind, duf in zip(dst_u, dst_r, dom_npa, intl, is_duf, strict=True)
-    ]
-    emi_tenths_off = [rng.randrange(10) if duf else 0 for duf in is_duf]
+    def c_dst(j: int) -> str:
+        """Call ``j``'s dialled number (drawn above; written out only when its line is)."""
+        return make_dst(dst_u[j], dst_r[j], dom_npa[j], intl[j], bool(is_duf[j]))
+
+    emi_tenths_off = array("l", [rng.randrange(10) if duf else 0 for duf in is_duf])
 
     # ---- uniqueids: per switch, sequence in start order ---------------------------------------------------
     clocks = {s["source_id"]: _Clock(first, n_days, s["timezone"]) for s in SOURCES}
-    order = sorted(range(n_calls), key=lambda j: (c_day[j] * 86400 + c_sod[j], j))
+    # start order, ties by call index: one integer key per call (the same order as the pair)
+    order = sorted(range(n_calls), key=lambda j: (c_day_a[j] * 86400 + c_sod[j]) * _KEY_SPAN + j)
     next_seq = {"switch-chi": 1000, "switch-nyc": 1000, "ilec-duf": 1000}
-    c_seq = [0] * n_calls
+    c_seq = array("l", bytes(8 * n_calls)) if n_calls else array("l")
     for j in order:
         s = c_src[j]
         c_seq[j] = next_seq[s]
         next_seq[s] += 1
+    del order
 
-    # entries: (sort key, line)
-    chi_a: list[tuple[tuple[int, int], str]] = []  # days 1..15
-    chi_b: list[tuple[tuple[int, int], str]] = []  # days 16..end
-    nyc: list[tuple[tuple[int, int], str]] = []
-    emi: list[tuple[tuple[int, int], str]] = []
-    chi_answered: list[tuple[int, tuple[tuple[int, int], str]]] = []  # (file 0/1, entry)
+    # each file's entries: a sort key (start, then sequence number, as one integer) and either a random call's
+    # index (its line is written out only when the file is) or the text of a hand-placed line
+    chi_a, chi_b, nyc, emi = _Entries(), _Entries(), _Entries(), _Entries()  # chi_a: days 1..15, chi_b: 16..end
+    chi_answered = _Entries()  # answered switch-chi calls: key, call index, and which file (0 or 1) in `targets`
+    chi_targets = array("b")
 
     def asterisk_entry(
         src_id: str,
@@ -1023,7 +1103,7 @@ def generate_month(
         seq: int,
         columns: int = 18,
         bad_time: str = "",
-    ) -> tuple[tuple[int, int], str]:
+    ) -> tuple[int, str]:
         clock = clocks[src_id]
         start = bad_time or clock.stamp(day, sod)
         answer = "" if ring is None else (bad_time or clock.stamp(day, sod + ring))
@@ -1032,43 +1112,39 @@ def generate_month(
         line = _ast_line(
             src10, name, dst, start, answer, end, duration, billsec, disposition, uid, seq, columns
         )
-        return ((10**9 if bad_time else day * 86400 + sod), seq), line
+        return _sort_key(10**9 if bad_time else day * 86400 + sod, seq), line
 
-    def route(src_id: str, day: int, entry: tuple[tuple[int, int], str]) -> int:
+    def route(src_id: str, day: int, key: int, item: int | str) -> int:
         if src_id == "switch-nyc":
-            nyc.append(entry)
+            nyc.add(key, item)
             return -1
         target = 0 if day < 15 else 1
-        (chi_a if target == 0 else chi_b).append(entry)
+        (chi_a if target == 0 else chi_b).add(key, item)
         return target
 
     clock_duf = clocks["ilec-duf"]
-    for j in range(n_calls):
-        row = num_rows[c_num[j]]
-        day, sod = c_day[j], c_sod[j]
+
+    def call_line(j: int) -> str:
+        """The line of random call ``j``: an EMI detail record or an Asterisk line."""
+        row = num_rows[c_num_a[j]]
+        day, sod = c_day_a[j], c_sod[j]
         if is_duf[j]:
             tenths = c_bill[j] * 10 - emi_tenths_off[j]
             elapsed = f"{tenths // 600:04d}{tenths % 600 // 10:02d}{tenths % 10}"
             stamp = clock_duf.stamp(day, sod)
-            emi.append(
-                (
-                    (day * 86400 + sod, c_seq[j]),
-                    _emi_detail(
-                        stamp[2:4] + stamp[5:7] + stamp[8:10],
-                        row[0][2:],
-                        c_dst[j],
-                        stamp[11:13] + stamp[14:16] + stamp[17:19],
-                        elapsed,
-                    ),
-                )
+            return _emi_detail(
+                stamp[2:4] + stamp[5:7] + stamp[8:10],
+                row[0][2:],
+                c_dst(j),
+                stamp[11:13] + stamp[14:16] + stamp[17:19],
+                elapsed,
             )
-            continue
         answered = c_disp[j] == "ANSWERED"
-        entry = asterisk_entry(
+        return asterisk_entry(
             c_src[j],
             row[0][2:],
             row[6],
-            c_dst[j],
+            c_dst(j),
             day,
             sod,
             c_ring[j] if answered else None,
@@ -1076,10 +1152,18 @@ def generate_month(
             c_bill[j],
             c_disp[j],
             c_seq[j],
-        )
-        target = route(c_src[j], day, entry)
-        if answered and target >= 0:
-            chi_answered.append((target, entry))
+        )[1]
+
+    for j in range(n_calls):
+        day = c_day_a[j]
+        key = _sort_key(day * 86400 + c_sod[j], c_seq[j])
+        if is_duf[j]:
+            emi.add(key, j)
+            continue
+        target = route(c_src[j], day, key, j)
+        if c_disp[j] == "ANSWERED" and target >= 0:
+            chi_answered.add(key, j)
+            chi_targets.append(target)
 
     # ---- anomalies in the random part ----
     anomalies = {
@@ -1092,8 +1176,10 @@ def generate_month(
         "resent_files": 0,
     }
     n_dup = max(1, round(len(chi_answered) * 0.01))
-    for target, entry in sorted(rng.sample(chi_answered, n_dup), key=lambda te: te[1][0]):
-        (chi_b if target == 0 else chi_a).append(entry)
+    # the same picks as sampling the (file, entry) pairs themselves: sample() draws by position
+    for i in sorted(rng.sample(range(len(chi_answered)), n_dup), key=chi_answered.keys.__getitem__):
+        (chi_b if chi_targets[i] == 0 else chi_a).add(chi_answered.keys[i], chi_answered.items[i])
+    del chi_answered, chi_targets
     anomalies["cross_file_duplicates"] = n_dup
 
     special = {mid_activated, mid_deactivated, last}
@@ -1128,9 +1214,9 @@ def generate_month(
             bad_time,
         )
         if bad_time:
-            chi_b.append(entry)
+            chi_b.add(*entry)
         else:
-            route("switch-chi", day, entry)
+            route("switch-chi", day, *entry)
 
     for _ in range(3):
         extra_call(UNKNOWN_NUMBER[2:], "WIRELESS CALLER")
@@ -1147,9 +1233,9 @@ def generate_month(
     host = rng.choice(hosts_duf)
     day, sod = rng.randrange(n_days), rng.randrange(8 * 3600, 20 * 3600)
     stamp = clock_duf.stamp(day, sod)
-    emi.append(
-        (
-            (day * 86400 + sod, next_seq["ilec-duf"]),
+    emi.add(
+        *(
+            _sort_key(day * 86400 + sod, next_seq["ilec-duf"]),
             _emi_detail(
                 stamp[2:4] + stamp[5:7] + stamp[8:10],
                 host[0][2:],
@@ -1170,14 +1256,14 @@ def generate_month(
         entry = asterisk_entry(
             row[5], src10, row[6], dst, gday - 1, h * 3600 + m * 60 + s, ring, duration, billsec, disp, seq
         )
-        route(row[5], gday - 1, entry)
+        route(row[5], gday - 1, *entry)
         if twice:
-            chi_b.append(entry)
+            chi_b.add(*entry)
     g_from, g_day, g_time, g_to, g_elapsed = GOLDEN_EMI
     g_date = cday(g_day)
-    emi.append(
-        (
-            ((g_day - 1) * 86400 + int(g_time[:2]) * 3600 + int(g_time[2:4]) * 60 + int(g_time[4:]), 108),
+    emi.add(
+        *(
+            _sort_key((g_day - 1) * 86400 + int(g_time[:2]) * 3600 + int(g_time[2:4]) * 60 + int(g_time[4:]), 108),
             _emi_detail(g_date[2:4] + g_date[5:7] + g_date[8:10], g_from, g_to, g_time, g_elapsed),
         )
     )
@@ -1238,17 +1324,20 @@ def generate_month(
         (f"switch-chi/Master-{last_day}.csv", chi_b),
         (f"switch-nyc/Master-{last_day}.csv", nyc),
     ):
-        entries.sort(key=lambda e: e[0])
-        files[f"landing/{rel}"] = _write_lines(land / rel, [e[1] for e in entries])
-    emi.sort(key=lambda e: e[0])
+        files[f"landing/{rel}"] = _write_entries(land / rel, entries, call_line, write_lines)
     created = last_day[2:]
-    emi_lines = [
-        _emi_control("202001", created),
-        *[e[1] for e in emi],
-        _emi_control("202002", created, len(emi)),
-    ]
-    for rel in (f"ilec-duf/DUF-{last_day}.emi", f"ilec-duf/DUF-{last_day}-resend.emi"):
-        files[f"landing/{rel}"] = _write_lines(land / rel, emi_lines)
+    first_emi = f"ilec-duf/DUF-{last_day}.emi"
+    files[f"landing/{first_emi}"] = _write_entries(
+        land / first_emi,
+        emi,
+        call_line,
+        write_lines,
+        head=[_emi_control("202001", created)],
+        tail=[_emi_control("202002", created, len(emi))],
+    )
+    resend = f"ilec-duf/DUF-{last_day}-resend.emi"
+    shutil.copyfile(land / first_emi, land / resend)  # the byte-identical resend
+    files[f"landing/{resend}"] = files[f"landing/{first_emi}"]
 
     def tally(values: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.durable import fsync_path
@@ -19,7 +20,12 @@ from pipeline.faults import crash_point
 
 Table = pl.DataFrame | duckdb.DuckDBPyRelation
 PARQUET_CODEC = "zstd"  # polars' default too: the batches of a file read back like a file written whole
+# zstd level 1: the usage records (raw text included) come out the same size as at pyarrow's default level,
+# for ~30 % less CPU (measured on a 389,296-line Asterisk file: 29 MB either way, 0.50 -> 0.36 CPU s)
+PARQUET_CODEC_LEVEL = 1
 ROW_GROUP_ROWS = 128 * 1024
+# a usage record's raw text is unique to it: a dictionary page never pays and costs time to build
+NO_DICTIONARY = ("raw",)
 
 
 def partition_dir(lake: Path, dataset: str, **keys: str | int) -> Path:
@@ -65,6 +71,18 @@ class StagedPartition:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet writer for lake tables written batch by batch: the lake's codec and level, no dictionary for
+    the raw text."""
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression=PARQUET_CODEC,
+        compression_level=PARQUET_CODEC_LEVEL,
+        use_dictionary=[name for name in schema.names if name not in NO_DICTIONARY],
+    )
+
+
 def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
     """Write frames of one schema into one Parquet file, a row group (or more) per frame, holding one frame
     in memory at a time; returns the rows written. At least one frame is needed (for the schema)."""
@@ -74,7 +92,7 @@ def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
         for frame in batches:
             table = frame.to_arrow()
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema, compression=PARQUET_CODEC)
+                writer = parquet_writer(path, table.schema)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows += frame.height
     finally:

@@ -5,23 +5,32 @@ duplicate, discarded (``sql/mediation.sql``)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.engine import parquet_glob, scalar
+from pipeline.faults import crash_point
 from pipeline.intake import USAGE_RECORDS
-from pipeline.lake import PARQUET_CODEC, ROW_GROUP_ROWS, StagedPartition, partition_dir, replace_partition
+from pipeline.lake import (
+    ROW_GROUP_ROWS,
+    StagedPartition,
+    parquet_writer,
+    partition_dir,
+)
 from pipeline.late_usage import routed_records_sql, routes_path
 from pipeline.normalise import NORMALISED_SCHEMA
 from pipeline.sql import read_sql
 
 MEDIATED = "mediated"
-MEDIATION_WORK = "mediation_work"  # a staged version never swapped in: the outcomes while the streams are written
-STREAM_CHUNK_LINES = 256 * 1024  # lines of one file per chunk when the streams are written
+MEDIATION_WORK = (
+    "mediation_work"  # a staged version never swapped in: the outcomes while the streams are written
+)
+STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per chunk of the streams
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
@@ -102,35 +111,31 @@ def mediate_cycle(
     input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much.
     Out of core: the outcomes go to a Parquet file aside and the streams are written ``stream_chunk_lines``
     lines of a file at a time, so DuckDB's memory limit bounds the step (it spills past it)."""
+    remove_stale_versions(lake, cycle)
     cycle_records(con, lake, cycle)
     prior_call_keys(con, lake, cycle)
     con.execute(f"set variable duplicate_window_days = {int(duplicate_window_days)}")
     con.execute(f"set variable duplicate_tolerance_seconds = {int(duplicate_tolerance_seconds)}")
-    # the outcomes, without the raw text, go to a Parquet file aside (written as they are produced, read back
-    # lazily: a temp table of every record must fit DuckDB's memory, 10M did not); each stream then takes its
-    # records' raw text back from the usage records as it is written
+    # the outcomes — narrow: key and decision, in file and line order — go to a Parquet file aside (written
+    # as they are produced: a temp table of every record must fit DuckDB's memory, 10M did not); each file's
+    # usage records are then read once, a chunk of lines at a time, with their outcomes laid beside them
     work = StagedPartition(lake, partition_dir(lake, MEDIATION_WORK, cycle=cycle))
     staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
+    keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
-        outcomes = _quoted(work.path("outcomes"))
-        con.execute(f"copy ({read_sql('mediation.sql')}) to {outcomes} (format parquet)")
-        con.execute(
-            "create or replace temp view mediation_outcomes as "
-            f"select * from read_parquet({outcomes}, hive_partitioning = false)"
-        )
-        counts = _write_streams(con, staged, stream_chunk_lines)
+        outcomes = work.path("outcomes")
+        con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
+        release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
+        crash_point("mediation.outcomes_written")
+        counts = _write_streams(con, lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines)
     except BaseException:
         staged.abort()
-        work.abort()
+        keys.abort()
         raise
-    staged.commit()
-    try:
-        keys = con.sql(
-            f"select {', '.join(CALL_KEY_COLUMNS)} from mediation_outcomes where status = 'normalised'"
-        )
-        replace_partition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle), {"keys": keys})
     finally:
         work.abort()
+    staged.commit()
+    keys.commit()  # after the streams (a version a kill leaves unswapped is removed by the next run)
     # from here on (``file_counts``, the asset's metadata) the outcomes are the four streams as written
     con.execute(
         "create or replace temp view mediation_outcomes as "
@@ -139,47 +144,171 @@ def mediate_cycle(
             for stream in STREAMS
         )
     )
-    counts["records_in"] = int(scalar(con, "select count(*) from cycle_records"))
+    counts["records_in"] = sum(counts[stream] for stream in STREAMS)  # each record of the cycle in one stream
     return counts
+
+
+def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
+    """Remove what a mediation of ``cycle`` killed mid-way left under ``lake/.versions/``: its work folder
+    (the outcomes while the streams were written) and any version of its mediated partition or call-key index
+    written aside but never swapped in. Safe because one run holds the home at a time (``pipeline.locks``)
+    and a version is only ever read through the partition's link; returns the folders removed."""
+    removed = []
+    versions = lake / ".versions"
+    for dataset in (MEDIATION_WORK, MEDIATED, CALL_KEYS):
+        target = partition_dir(lake, dataset, cycle=cycle)
+        live = target.resolve() if target.is_symlink() else None
+        prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
+        for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
+            if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def release_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the memory DuckDB's allocator keeps cached after a query back to the system (a memory limit lowered
+    for a moment flushes it; measured at 1M CDRs: 1,016 -> 339 MiB RSS), so that work done outside DuckDB
+    next does not add its peak on top of DuckDB's."""
+    limit = scalar(con, "select current_setting('memory_limit')")
+    con.execute("set memory_limit = '64MB'")
+    con.execute(f"set memory_limit = '{limit}'")
 
 
 def _quoted(path: Path) -> str:
     return "'" + path.as_posix().replace("'", "''") + "'"
 
 
-def _write_streams(con: duckdb.DuckDBPyConnection, staged: StagedPartition, chunk_lines: int) -> dict[str, int]:
-    """Write the four output streams, each in file and line order with its records' raw text, a chunk of
-    ``chunk_lines`` lines of one file at a time (the usage records are stored in line order, so a
-    chunk reads only its row groups): memory is bounded by the chunk, not by the cycle."""
-    select = (
-        "select outcomes.*, cycle_records.raw from mediation_outcomes as outcomes "
-        "join cycle_records using (file_id, line_no) "
-    )
-    schema = con.sql(select + "where false").to_arrow_table().schema
-    writers = {
-        stream: pq.ParquetWriter(staged.path(stream), schema, compression=PARQUET_CODEC) for stream in STREAMS
-    }
+# What mediation decides for a record (``sql/mediation.sql``'s outcome): it replaces the record's own
+# status, reason, billed seconds and units, and adds the account and the record it duplicates or was merged into.
+DECIDED = ("status", "reason", "billsec", "units")
+ADDED: dict[str, pl.DataType] = {
+    "account_id": pl.String(),
+    "service_state": pl.String(),
+    "duplicate_of_file_id": pl.Int32(),
+    "duplicate_of_line_no": pl.UInt32(),
+    "merged_into_file_id": pl.Int32(),
+    "merged_into_line_no": pl.UInt32(),
+}
+# a stream's columns: the usage record's (file_id as the lake's partition key gives it), the added ones, raw
+STREAM_SCHEMA: dict[str, pl.DataType] = {
+    **{name: dtype for name, dtype in NORMALISED_SCHEMA.items() if name != "raw"},
+    "file_id": pl.Int64(),
+    "late_from_cycle": pl.String(),  # late usage billed in this cycle: the cycle its call falls in
+    **ADDED,
+    "raw": pl.String(),
+}
+
+
+def _write_streams(
+    con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: Path, staged: StagedPartition,
+    keys: Path, chunk_lines: int,
+) -> dict[str, int]:  # fmt: skip
+    """Write the four output streams, each in file and line order with every column of its usage records
+    (the raw text too). The outcomes are in file and line order, like each file's usage records: a chunk of
+    ``chunk_lines`` lines of a file is read from both and laid side by side, row for row (a positional
+    match, checked line by line — no join, no sort), so memory is bounded by the chunk, not by the cycle.
+    The normalised records' call keys go to ``keys`` as they pass (the call-key index of the cycle)."""
+    schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
+    writers = {stream: parquet_writer(staged.path(stream), schema) for stream in STREAMS}
+    writers[CALL_KEYS] = parquet_writer(keys, pa.schema([schema.field(name) for name in CALL_KEY_COLUMNS]))
     counts = dict.fromkeys(STREAMS, 0)
+    decided = pl.scan_parquet(outcomes)
+    routes = _routes(lake, cycle)
     try:
         files = con.execute(
-            "select file_id, min(line_no), max(line_no) from mediation_outcomes group by all order by file_id"
+            f"select distinct file_id from read_parquet({_quoted(outcomes)}) order by file_id"
         ).fetchall()
-        for file_id, first_line, last_line in files:
-            for start in range(int(first_line), int(last_line) + 1, chunk_lines):
-                bounds = f"file_id = {int(file_id)} and line_no >= {start} and line_no < {start + chunk_lines}"
-                chunk = con.sql(
-                    select + f"where outcomes.{bounds} and cycle_records.{bounds} order by line_no"
-                ).to_arrow_table()
-                status = chunk.column("status")
-                for stream in STREAMS:
-                    part = chunk.filter(pc.equal(status, stream))
-                    if part.num_rows:
-                        writers[stream].write_table(part, row_group_size=ROW_GROUP_ROWS)
-                        counts[stream] += part.num_rows
+        for (file_id,) in files:
+            path = partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet"
+            records = _file_records(pl.scan_parquet(path, hive_partitioning=False), file_id, cycle, routes)
+            of_file = decided.filter(pl.col("file_id") == file_id)
+            for first_line, last_line in _line_ranges(path, chunk_lines):
+                lines = pl.col("line_no").is_between(first_line, last_line)
+                record, outcome = pl.collect_all([records.filter(lines), of_file.filter(lines)])
+                if not record["line_no"].equals(outcome["line_no"]):
+                    raise RuntimeError(
+                        f"file {file_id}: the outcomes do not match its usage records line by line"
+                    )
+                chunk = record.with_columns(outcome.select(*DECIDED, *ADDED).get_columns()).select(
+                    pl.col(name).cast(dtype) for name, dtype in STREAM_SCHEMA.items()
+                )
+                for (stream,), part in chunk.partition_by(
+                    "status", as_dict=True, maintain_order=True
+                ).items():
+                    if stream not in STREAMS:
+                        raise RuntimeError(f"file {file_id}: mediation gave an unknown status {stream!r}")
+                    table = part.to_arrow()
+                    writers[str(stream)].write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    counts[str(stream)] += part.height
+                    if stream == "normalised":
+                        writers[CALL_KEYS].write_table(
+                            table.select(CALL_KEY_COLUMNS), row_group_size=ROW_GROUP_ROWS
+                        )
     finally:
         for writer in writers.values():
             writer.close()
     return counts
+
+
+def _routes(lake: Path, cycle: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The cycle's late-usage routes (pipeline/late_usage.py): the records of its calls billed in a later cycle
+    (moved out), and the late records of earlier cycles it bills (moved in, with the cycle of their call)."""
+    path = routes_path(lake, cycle)
+    if path is None:
+        empty = pl.DataFrame(
+            schema={"file_id": pl.Int64(), "line_no": pl.UInt32(), "call_cycle": pl.String()}
+        )
+        return empty, empty
+    routes = pl.read_parquet(path, hive_partitioning=False).with_columns(
+        pl.col("file_id").cast(pl.Int64), pl.col("line_no").cast(pl.UInt32)
+    )
+    moved_out = routes.filter(pl.col("call_cycle") == cycle).select("file_id", "line_no", "call_cycle")
+    moved_in = routes.filter(pl.col("billed_cycle") == cycle).select("file_id", "line_no", "call_cycle")
+    return moved_out, moved_in
+
+
+def _file_records(
+    records: pl.LazyFrame, file_id: int, cycle: str, routes: tuple[pl.DataFrame, pl.DataFrame]
+) -> pl.LazyFrame:
+    """One file's usage records of ``cycle`` in line order, as ``cycle_records`` (``late_usage.routed_records_sql``)
+    gives them to mediation: its own calls less the late ones, plus the late calls it bills, those with ``cycle``
+    the billing cycle and ``late_from_cycle`` the cycle of the call (their status and reason come from the
+    outcome)."""
+    moved_out, moved_in = (frame.filter(pl.col("file_id") == file_id).lazy() for frame in routes)
+    own = records.filter(pl.col("cycle") == cycle).join(moved_out, on="line_no", how="anti")
+    late = records.join(moved_in.select("line_no", "call_cycle"), on="line_no", how="inner")
+    return pl.concat(
+        [
+            own.with_columns(pl.lit(None, pl.String()).alias("late_from_cycle")),
+            late.with_columns(
+                pl.lit(cycle).alias("cycle"), pl.col("call_cycle").alias("late_from_cycle")
+            ).drop("call_cycle"),
+        ],
+        how="vertical_relaxed",
+    ).sort("line_no")
+
+
+def _line_ranges(path: Path, chunk_lines: int) -> list[tuple[int, int]]:
+    """The line ranges (first, last) of a usage-records file's row groups, each cut into at most
+    ``chunk_lines`` lines: a chunk reads one row group (pruned by its line-number statistics), never two."""
+    meta = pq.ParquetFile(path).metadata
+    column = meta.schema.to_arrow_schema().get_field_index("line_no")
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    stats = [group.column(column).statistics for group in groups if group.num_rows]
+    if not all(s is not None and s.has_min_max for s in stats):
+        lines = pl.scan_parquet(path, hive_partitioning=False).select(
+            pl.col("line_no").min().alias("min"), pl.col("line_no").max().alias("max")
+        )
+        first, last = lines.collect().row(0)
+        bounds = [(first, last)] if first is not None else []
+    else:
+        bounds = [(s.min, s.max) for s in stats if s is not None]
+    return [
+        (start, min(start + chunk_lines - 1, last))
+        for first, last in bounds
+        for start in range(int(first), int(last) + 1, chunk_lines)
+    ]
 
 
 def file_counts(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:

@@ -99,22 +99,30 @@ def to_e164(text: str, region: str) -> str | None:
     return e164 if known and 8 <= len(e164) - 1 <= 15 else None
 
 
+def e164_table(numbers: pl.Series, region: str) -> pl.DataFrame:
+    """Raw number → E.164 (columns ``raw``, ``e164``) for the DISTINCT raw numbers of a batch: in a NANP region
+    the plain 10-digit and 1 + 10-digit dial strings — nearly all of them — are written ``+1…`` by string
+    operations, which is what ``phonenumbers`` gives for them (a hypothesis test holds the two together); only
+    the distinct rest goes through ``to_e164`` (cached across batches and files). Records take their numbers
+    from it with a vectorised ``replace_strict``, never a Python call per record."""
+    distinct = pl.DataFrame({"raw": numbers.drop_nulls().unique()})
+    nanp = phonenumbers.country_code_for_region(region) == 1
+    plain = pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$") if nanp else pl.lit(value=False)
+    distinct = distinct.with_columns(plain=plain)
+    rest = distinct.filter(~pl.col("plain"))["raw"].to_list()
+    converted = pl.Series([to_e164(text, region) for text in rest], dtype=pl.String)
+    return distinct.select(
+        "raw",
+        e164=pl.when("plain")
+        .then("+1" + pl.col("raw").str.slice(-10))
+        .otherwise(pl.col("raw").replace_strict(rest, converted, default=None, return_dtype=pl.String)),
+    )
+
+
 def e164_lookup(numbers: pl.Series, region: str) -> dict[str, str | None]:
-    """Raw number → E.164 for the DISTINCT raw numbers of a file (``to_e164`` runs once per distinct number,
-    never per record); records take their numbers from it with a vectorised ``replace_strict``. In a NANP
-    region the plain 10-digit and 1 + 10-digit dial strings — nearly all of them — are written ``+1…``
-    directly, which is what ``phonenumbers`` gives for them (a hypothesis test holds the two together)."""
-    distinct = numbers.drop_nulls().unique()
-    lookup: dict[str, str | None] = {}
-    if phonenumbers.country_code_for_region(region) == 1:
-        plain = pl.DataFrame({"raw": distinct}).filter(
-            pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$")
-        )
-        lookup = dict(
-            zip(plain["raw"].to_list(), ("+1" + plain["raw"].str.slice(-10)).to_list(), strict=True)
-        )
-    lookup.update({text: to_e164(text, region) for text in distinct.to_list() if text not in lookup})
-    return lookup
+    """``e164_table`` as a dict: raw number → E.164 (or None), for the distinct raw numbers."""
+    table = e164_table(numbers, region)
+    return dict(zip(table["raw"].to_list(), table["e164"].to_list(), strict=True))
 
 
 def spreadsheet_damaged(raw: pl.Expr) -> pl.Expr:
@@ -176,12 +184,12 @@ def normalise(
     last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
     latest_call_day = max(received_on or datetime.now(UTC).date(), last_day) + timedelta(days=1)
     earliest_call_day = first_day - timedelta(days=billing_window_days)
-    lookup = e164_lookup(
+    lookup = e164_table(
         pl.concat([records["charged_raw"], records["calling_raw"], records["called_raw"]]), region
     )
 
     def e164(column: str) -> pl.Expr:
-        return pl.col(column).replace_strict(lookup, default=None, return_dtype=pl.String)
+        return pl.col(column).replace_strict(lookup["raw"], lookup["e164"], default=None, return_dtype=pl.String)
 
     # the values the rules and the output share, computed once (time zones and number lookups are the cost)
     records = records.with_columns(

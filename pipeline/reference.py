@@ -632,10 +632,12 @@ def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
     exists, the destination columns (name, unit, fees, limits, rounding) are the same on every step, and a
     step that another follows is billed in whole increments (its length = first increment + k increments)."""
     rows = frame.with_row_index("_row", offset=2)
-    unequal = rows.filter(
-        pl.any_horizontal(
-            [pl.col(c).n_unique().over(RATE_KEY, order_by="from_second") > 1 for c in DESTINATION_COLUMNS]
-        )
+    # one group-by of the destinations (not a window per column): the first row of a destination that differs
+    unequal = (
+        rows.group_by(RATE_KEY)
+        .agg(pl.min("_row"), *[pl.col(c).n_unique() for c in DESTINATION_COLUMNS])
+        .filter(pl.any_horizontal([pl.col(c) > 1 for c in DESTINATION_COLUMNS]))
+        .sort("_row")
     )
     if unequal.height:
         raise ReferenceDataError(

@@ -48,7 +48,8 @@ class Settings:
     smtp_attempts: int = 3
     smtp_retry_delay_s: float = 2.0
     soft_bounce_limit: int = 3
-    # mediation (intake's batches, sql/mediation.sql) spills past this: its peak stays ~1.3 GiB at 1M CDRs
+    # mediation (sql/mediation.sql) spills past this: its peak is ~1.15 GiB at 1M CDRs; at 10M it runs out of
+    # 1GB (docs/SCALE.md: 2GB runs, peak 2.4 GiB)
     mediation_memory_limit: str = "1GB"
     # scale-out (issue 8, docs/SCALE.md "Scale-out"): rating, account charges and invoice documents fan out over
     # the cycle's market shards, one step each (1: one shard, today's behaviour); a shard is the accounts whose

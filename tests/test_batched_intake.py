@@ -5,6 +5,10 @@ streams written in chunks of lines are the streams written whole."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -157,3 +161,31 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
     # the demo's conservation: 940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded after rating;
     # here, before rating, the four streams of mediation add up to every record of the cycle
     assert streams["chunked"]["duplicate"].height == 7
+
+
+def test_a_mediation_killed_mid_way_leaves_nothing_the_next_run_keeps(tmp_path: Path):
+    """Killed once its outcomes are written aside (the streams and the call-key index staged, empty), a
+    mediation leaves ``lake/.versions/mediation_work~…`` and unswapped ``mediated~…`` and ``call_keys~…``
+    versions behind; the next mediation removes them all and keeps only the versions it swaps in."""
+    home = stage_sample(tmp_path / "home")
+    reference = load_reference(home.reference)
+    with open_state(home.state_db) as state:
+        register_landed_files(home, state, reference.sources, cycle="2026-10", billing_timezone="America/Chicago")
+    script = (
+        "import sys; from pathlib import Path; from pipeline.engine import session; "
+        "from pipeline.mediation import mediate_cycle; from pipeline.reference import load_reference; "
+        "home = Path(sys.argv[1]); con_ctx = session(load_reference(home / 'reference')); "
+        "con = con_ctx.__enter__(); mediate_cycle(con, home / 'lake', '2026-10')"
+    )
+    env = {**os.environ, "CDRBILL_CRASH_AT": "mediation.outcomes_written"}
+    killed = subprocess.run([sys.executable, "-c", script, str(home.root)], env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    versions = home.lake / ".versions"
+    left = ("mediation_work", "mediated", "call_keys")
+    assert all(list(versions.glob(f"{name}~cycle=2026-10.*")) for name in left)
+    with session(reference) as con:
+        mediate_cycle(con, home.lake, "2026-10")
+    assert not list(versions.glob("mediation_work*"))
+    for name in ("mediated", "call_keys"):
+        live = (home.lake / name / "cycle=2026-10").resolve()
+        assert list(versions.glob(f"{name}~cycle=2026-10.*")) == [live]

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.formats.common import UNPARSEABLE, ParsedFile, conform, decode, read_csv_lines, split_lines
+from pipeline.formats.common import (
+    UNPARSEABLE,
+    ParsedFile,
+    conform,
+    decode_with_bytes,
+    read_csv_lines,
+    split_lines,
+)
 
 COLUMNS = (
     "accountcode",
@@ -38,8 +45,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read every line of a Master.csv; a line with fewer than 16 columns, more than 21, or broken quoting is
     kept with reason UNPARSEABLE for suspense. Forked legs share ``linkedid`` (the call id); ``sequence`` is a
     CDR counter, not a partial-record marker, so it stays in the raw text only."""
-    text = decode(data)
-    lines = read_csv_lines(split_lines(text), len(COLUMNS), MIN_COLUMNS, len(COLUMNS), text)
+    text, utf8 = decode_with_bytes(data)
+    lines = read_csv_lines(split_lines(text, utf8), len(COLUMNS), MIN_COLUMNS, len(COLUMNS), utf8)
     n_fields = pl.col("n_fields")
     field = {name: pl.col(f"f{i}") for i, name in enumerate(COLUMNS)}
     records = lines.select(

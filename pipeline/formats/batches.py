@@ -179,7 +179,7 @@ def _header_first(batches: Iterator[bytes], header_lines: int) -> Iterator[bytes
             yield batch
             continue
         first += batch
-        if first.count(b"\n") >= header_lines:
+        if header_lines == 0 or first.count(b"\n") >= header_lines:
             yield first
             first = None
     if first is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from dataclasses import dataclass, field
 
@@ -57,20 +58,34 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def decode_with_bytes(data: bytes) -> tuple[str, bytes]:
+    """``decode(data)`` and the UTF-8 bytes of that text: ``data`` itself (without its BOM) when it is UTF-8,
+    so the line and field readers take bytes without a second encoding of the whole text."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+        return text, text.encode()
+    return text, data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+
+
 _NOT_A_SEPARATOR = (
     "\x1f"  # the unit separator: when a file holds none, a line is one "field" of the CSV reader
 )
 
 
-def split_lines(text: str) -> pl.DataFrame:
+def split_lines(text: str, data: bytes | None = None) -> pl.DataFrame:
     """One row per physical line (CRLF or LF), numbered from 1; the empty remainder after a final newline is
     not a line. polars' CSV reader splits the lines (no quoting, a separator the text does not hold, every CR
-    part of a CRLF); otherwise, or when its row count is not the newline count, one C-level ``str.split``."""
-    data = text.encode()  # the counts below are byte scans (memchr), far cheaper than on a wide str
+    part of a CRLF); otherwise, or when its row count is not the newline count, one C-level ``str.split``.
+    ``data``: the text's UTF-8 bytes when at hand (``decode_with_bytes``), else they are encoded here."""
+    if data is None:
+        data = text.encode()  # the counts below are byte scans (memchr), far cheaper than on a wide str
     expected = data.count(b"\n") + (0 if data.endswith(b"\n") or data == b"" else 1)
     raw = None
     # the reader drops every CR before a newline: used only where each CR is one of a CRLF (or there is none)
-    if data and _NOT_A_SEPARATOR.encode() not in data and data.count(b"\r") == data.count(b"\r\n"):
+    crlf_only = b"\r" not in data or data.count(b"\r") == data.count(b"\r\n")
+    if data and _NOT_A_SEPARATOR.encode() not in data and crlf_only:
         try:
             raw = pl.read_csv(
                 io.BytesIO(data),
@@ -121,7 +136,7 @@ _END_OF_LINE = "\x02cdrbill:end-of-line\x03"
 
 
 def read_csv_lines(
-    lines: pl.DataFrame, width: int, min_fields: int, max_fields: int, text: str | None = None
+    lines: pl.DataFrame, width: int, min_fields: int, max_fields: int, text: str | bytes | None = None
 ) -> pl.DataFrame:
     """The fields of quoted CSV lines (``""`` escapes a quote) as columns ``f0`` … ``f{width-1}`` (text; a
     field the line does not have is null), with ``well_formed`` (the quoting covers the whole line) and
@@ -131,16 +146,17 @@ def read_csv_lines(
     through the regex. Same result as ``split_csv_fields``, several times faster on big files. ``text``: the
     text ``lines`` was split from (``split_lines``), when it is at hand: the reader's input is then made from
     it in one pass instead of joining the lines again."""
+    with_cr = pl.col("raw").str.contains("\r", literal=True)
     lines = lines.with_columns(well_formed=pl.col("raw").str.contains(_QUOTED_LINE))
     columns = [f"f{i}" for i in range(max(width, max_fields) + 2)]  # room for max_fields + the end field
-    well_formed = lines.filter(pl.col("well_formed")).select("line_no", "raw")
-    with_cr = pl.col("raw").str.contains("\r", literal=True)
-    fast = well_formed.filter(~with_cr)
-    if fast.height == lines.height:
-        # every line goes to the reader (the usual file): its rows are the lines, in order — no join
-        fields = _fields_by_reader(fast, columns, text)
+    usual = lines.select(pl.col("well_formed").all() & ~with_cr.any()).item()
+    if usual:
+        # every line goes to the reader (the usual file): its rows are the lines, in order — no filter, no join
+        fields = _fields_by_reader(lines.select("line_no", "raw"), columns, text)
         lines = pl.concat([lines, fields.drop("line_no")], how="horizontal")
     else:
+        well_formed = lines.filter(pl.col("well_formed")).select("line_no", "raw")
+        fast = well_formed.filter(~with_cr)
         parts = [_fields_by_reader(fast, columns), _fields_by_regex(well_formed.filter(with_cr), columns)]
         lines = lines.join(pl.concat(parts), on="line_no", how="left")
     # broken lines and lines too long to hold the end field: their field count by the quoted spans (few lines)
@@ -159,7 +175,7 @@ def read_csv_lines(
     )
 
 
-def _fields_by_reader(lines: pl.DataFrame, columns: list[str], text: str | None = None) -> pl.DataFrame:
+def _fields_by_reader(lines: pl.DataFrame, columns: list[str], text: str | bytes | None = None) -> pl.DataFrame:
     """polars' CSV reader over the lines joined by newlines, each ending with the end-of-line field; the
     column holding it gives ``n_fields`` (null for a line too long to hold it). Falls back to the regex when
     rows disagree. ``text``: the text of exactly these lines (all of them, none holding a CR), or None."""
@@ -167,8 +183,13 @@ def _fields_by_reader(lines: pl.DataFrame, columns: list[str], text: str | None 
     if lines.height == 0:
         return pl.DataFrame(schema={"line_no": pl.UInt32(), **schema, "n_fields": pl.Int64()})
     end_field = f',"{_END_OF_LINE}"'
-    if text is not None and "\r" not in text:
+    if isinstance(text, bytes) and b"\r" not in text:
         # the lines are the text's lines: the end field goes before each newline, one C-level pass
+        end = end_field.encode()
+        body = text.replace(b"\n", end + b"\n")  # a final newline stays: the reader reads no row after it
+        if not text.endswith(b"\n"):
+            body += end
+    elif isinstance(text, str) and "\r" not in text:
         body = (text.removesuffix("\n").replace("\n", end_field + "\n") + end_field).encode()
     else:
         body = lines.select((pl.col("raw") + pl.lit(end_field)).str.join("\n")).item().encode()

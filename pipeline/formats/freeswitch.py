@@ -11,7 +11,7 @@ from pipeline.formats.common import (
     FileRejected,
     ParsedFile,
     conform,
-    decode,
+    decode_with_bytes,
     read_csv_lines,
     split_lines,
 )
@@ -70,8 +70,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     if name not in TEMPLATES:
         raise FileRejected("UNKNOWN_TEMPLATE", f"FreeSWITCH template {name!r}; known: {', '.join(TEMPLATES)}")
     columns = TEMPLATES[name]
-    text = decode(data)
-    lines = read_csv_lines(split_lines(text), len(columns), len(columns), len(columns), text)
+    text, utf8 = decode_with_bytes(data)
+    lines = read_csv_lines(split_lines(text, utf8), len(columns), len(columns), len(columns), utf8)
     field = {name: pl.col(f"f{i}") for i, name in enumerate(columns)}
     records = lines.select(
         "line_no",
