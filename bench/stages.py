@@ -25,6 +25,7 @@ from pipeline.documents import render_invoice_html
 from pipeline.engine import scalar, session
 from pipeline.home import TEMPLATES_DIR, Home
 from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
+from pipeline.itemisation import write_itemisation_csvs
 from pipeline.lake import partition_dir
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import RATED, rate_cycle
@@ -167,6 +168,8 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     # CPU of its own render, added to this process's (building the HTML, hashing, the pool's bookkeeping)
     render_cpu_s = _cpu_s() - cpu + sum(r.render_cpu_s for r in rendered)
     worker_rss = max((r.peak_rss_mib for r in rendered), default=0.0)
+    # the CSV itemisation of the accounts that ask for it, as the asset writes it: deliveries attach it
+    rendered = write_itemisation_csvs(chosen, rendered, home.documents / cycle)
     again = time.perf_counter()
     render_invoice_pdfs(chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers)
     rerun_s = time.perf_counter() - again
