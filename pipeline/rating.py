@@ -177,6 +177,14 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     counts = replace_partition(
         lake, target, {"rated": rated, "suspended": suspended, "tier_charges": tier_charges}
     )
+    rating_outcomes_view(con, lake, cycle)
+    return counts
+
+
+def rating_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
+    """The view ``rating_outcomes`` over the cycle's written rating: every rated and suspended event with
+    ``rating_reason`` (null: rated) — what rerating compares and the asset's metadata reads."""
+    target = partition_dir(lake, RATED, cycle=cycle)
     con.execute(
         f"""
         create or replace temp view rating_outcomes as
@@ -186,4 +194,3 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         from read_parquet('{(target / "suspended.parquet").as_posix()}')
         """
     )
-    return counts

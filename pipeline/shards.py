@@ -29,7 +29,7 @@ from pipeline.cycles import BillCycle
 from pipeline.engine import parquet_glob
 from pipeline.lake import StagedPartition, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
-from pipeline.rating import RATED, rate_cycle
+from pipeline.rating import RATED, rate_cycle, rating_outcomes_view
 from pipeline.reference import Reference
 from pipeline.settings import Settings
 
@@ -228,26 +228,11 @@ def remove_parts(lake: Path, dataset: str, cycle: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def rated_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
-    """The view ``rating_outcomes`` over the written partition, as ``rating.rate_cycle`` leaves it: every rated
-    and suspended event with ``rating_reason`` (null: rated)."""
-    target = partition_dir(lake, RATED, cycle=cycle)
-    con.execute(
-        f"""
-        create or replace temp view rating_outcomes as
-        select *, null::varchar as rating_reason from read_parquet('{(target / "rated.parquet").as_posix()}')
-        union all by name
-        select * exclude (reason), reason as rating_reason
-        from read_parquet('{(target / "suspended.parquet").as_posix()}')
-        """
-    )
-
-
 def collect_rated(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, shards: list[Shard]
 ) -> dict[str, int]:
     """The rating of the whole cycle from its shards' parts: ``lake/rated/cycle=C`` in one swap and the view
     ``rating_outcomes`` over it (what ``rating.rate_cycle`` returns and leaves, for ``rerating.rerate_cycle``)."""
     counts = collect_parts(con, lake, RATED, cycle, shards, RATED_TABLES)
-    rated_outcomes_view(con, lake, cycle)
+    rating_outcomes_view(con, lake, cycle)
     return counts
