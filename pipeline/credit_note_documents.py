@@ -38,7 +38,7 @@ import duckdb
 import polars as pl
 from babel.dates import format_date
 
-from pipeline.delivery import MESSAGE_ID_DOMAIN, parse_recipient, record_delivery, send_once
+from pipeline.delivery import MESSAGE_ID_DOMAIN, ledger_status, parse_recipient, record_delivery, send_once
 from pipeline.documents import INVOICE_CSS, format_money, load_strings, template_environment
 from pipeline.durable import write_atomically
 from pipeline.mail import display_name, sender_address
@@ -285,15 +285,6 @@ def build_credit_note_email(
     return msg
 
 
-def _delivered(state: duckdb.DuckDBPyConnection, numbers: Sequence[str]) -> dict[tuple[str, str], str]:
-    rows = state.execute(
-        "select invoice_number, channel, status from delivery_ledger "
-        "where invoice_number in (select unnest(?::varchar[])) and channel in (?, ?)",
-        [list(numbers), EMAIL_CHANNEL, PRINT_CHANNEL],
-    ).fetchall()
-    return {(str(r[0]), str(r[1])): str(r[2]) for r in rows}
-
-
 def deliver_credit_notes(
     state: duckdb.DuckDBPyConnection,
     docs: Sequence[CreditNoteDocument],
@@ -309,7 +300,7 @@ def deliver_credit_notes(
     over the account's preference."""
     report = CreditNoteDeliveryReport()
     overrides = overrides or {}
-    status = _delivered(state, [doc.credit_note_number for doc in docs])
+    status = ledger_status(state, [doc.credit_note_number for doc in docs])
     try:
         for doc in docs:
             number = doc.credit_note_number

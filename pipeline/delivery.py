@@ -102,7 +102,9 @@ def delivery_items(
                 channel=channel,
                 email=by_id[doc.account_id]["email"],
                 switched_to_paper=chosen == "email" and channel == "paper",
-                attachments=(folder / itemisation_csv_name(doc.invoice_number),) if doc.itemisation == "csv" else (),
+                attachments=(folder / itemisation_csv_name(doc.invoice_number),)
+                if doc.itemisation == "csv"
+                else (),
             )
         )
     return items
@@ -141,9 +143,10 @@ def ensure_delivery_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(read_sql("state_schema.sql"))
 
 
-def _ledger_status(
+def ledger_status(
     con: duckdb.DuckDBPyConnection, invoice_numbers: Sequence[str]
 ) -> dict[tuple[str, str], str]:
+    """The delivery ledger's status per (document number, channel) of these documents (rule: one row per key)."""
     if not invoice_numbers:
         return {}
     rows = con.execute(
@@ -235,7 +238,7 @@ def send_once(
     (rule: intent committed before the hand-over, outcome after; a crash in between is resolved by the
     Message-ID)."""
     message_id = str(message["Message-ID"])
-    previous = _ledger_status(con, [key[0]]).get(key)
+    previous = ledger_status(con, [key[0]]).get(key)
     if previous in (DONE, "rejected"):  # delivered, or refused for good (a hard bounce): never again
         return SendOutcome(previous, skipped=True)
     if transport.find_sent(message_id):
@@ -312,7 +315,7 @@ def deliver_invoices(
 
     transport = transport if transport is not None else MaildirTransport(Path(outbox_dir))
     report = DeliveryReport(transport=transport.name)
-    status = _ledger_status(con, sorted({item.doc.invoice_number for item in items}))
+    status = ledger_status(con, sorted({item.doc.invoice_number for item in items}))
     server_down: str | None = None
     try:
         for item in items:
@@ -339,7 +342,9 @@ def deliver_invoices(
                     templates_dir,
                     attachments=item.attachments,
                 )
-                outcome = send_once(con, transport, email_key, doc.cycle, doc.account_id, msg, recipient.addr_spec)
+                outcome = send_once(
+                    con, transport, email_key, doc.cycle, doc.account_id, msg, recipient.addr_spec
+                )
                 status[email_key] = outcome.status
                 if outcome.status == DONE:
                     report.emailed += 1
