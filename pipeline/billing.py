@@ -25,6 +25,13 @@ RATED_DEFAULTS = {"service": "'voice'", "jurisdiction": "null::varchar", "includ
 TIER_CHARGES_SCHEMA = {"account_id": "varchar", "tier_id": "varchar", "mode": "varchar", "plan_id": "varchar",
                        "service": "varchar", "total_units": "bigint", "tier_breakdown": "varchar",
                        "charge_amount": "decimal(18, 2)"}  # fmt: skip
+# The cycle's data rounding of plans that round data per cycle (``sql/data_rounding.sql``); none before it existed.
+DATA_ROUNDING_SCHEMA = {"account_id": "varchar", "charged_number": "varchar", "service_state": "varchar",
+                        "plan_id": "varchar", "rate_card_id": "varchar", "prefix": "varchar",
+                        "destination": "varchar", "data_unit": "varchar", "sessions": "bigint",
+                        "charged_bytes": "bigint", "rounded_bytes": "bigint", "rounding_bytes": "bigint",
+                        "rate_per_unit": "decimal(18, 6)", "rate_unit": "bigint",
+                        "roaming_surcharge": "decimal(18, 6)", "charge_amount": "decimal(18, 2)"}  # fmt: skip
 SECTIONS = ("recurring", "one_time", "usage", "discounts", "carrier_fees", "taxes", "adjustments", "late_fees")
 
 
@@ -71,12 +78,25 @@ def tier_charges_view(con: duckdb.DuckDBPyConnection, source: str | None) -> Non
         con.execute(f"create or replace temp view tier_charges as select * from {source}")
 
 
+def data_rounding_view(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
+    """The view ``data_rounding`` over a relation or Parquet path (the cycle's charged data bytes of a service
+    number rounded up once to its plan's unit, priced by rating), or an empty one when the cycle has none."""
+    if source is None:
+        columns = ", ".join(f"null::{kind} as {name}" for name, kind in DATA_ROUNDING_SCHEMA.items())
+        con.execute(f"create or replace temp view data_rounding as select {columns} limit 0")
+    else:
+        con.execute(f"create or replace temp view data_rounding as select * from {source}")
+
+
 def charge_lines(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The charge lines of every billable account from the views ``rated`` and ``cycle_params`` and the
-    reference tables: recurring, one-time and usage charges (rated events and tier charges), discounts, then
-    taxes level by level, each rounded to the minor units of its account's currency (ISO 4217). Without a ``tier_charges`` view the cycle has no tier charges."""
+    reference tables: recurring, one-time and usage charges (rated events, tier charges and data rounded per
+    cycle), discounts, then taxes level by level, each rounded to the minor units of its account's currency
+    (ISO 4217). Without a ``tier_charges`` / ``data_rounding`` view the cycle has none of them."""
     if not con.sql("select 1 from duckdb_views() where view_name = 'tier_charges' and temporary").fetchall():
         tier_charges_view(con, None)
+    if not con.sql("select 1 from duckdb_views() where view_name = 'data_rounding' and temporary").fetchall():
+        data_rounding_view(con, None)
     currencies = account_currencies(con.sql("select account_id, currency from accounts").pl())  # noqa: F841
     con.execute("create or replace temp table account_currency as select * from currencies")
     con.execute(read_sql("billing_charges.sql"))
@@ -89,11 +109,13 @@ def compute_charges(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycle, carrier_name: str = DEFAULT_CARRIER
 ) -> dict[str, int]:
     """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account, from
-    the cycle's rated events and tier charges (reference tables registered on ``con``)."""
+    the cycle's rated events, tier charges and data rounding (reference tables registered on ``con``)."""
     rated = partition_dir(lake, RATED, cycle=cycle.key) / "rated.parquet"
     rated_view(con, f"read_parquet('{rated.as_posix()}')")
     tiers = rated.with_name("tier_charges.parquet")
     tier_charges_view(con, f"read_parquet('{tiers.as_posix()}')" if tiers.exists() else None)
+    rounding = rated.with_name("data_rounding.parquet")
+    data_rounding_view(con, f"read_parquet('{rounding.as_posix()}')" if rounding.exists() else None)
     cycle_params(con, cycle, carrier_name)
     lines = charge_lines(con)
     return replace_partition(lake, partition_dir(lake, CHARGES, cycle=cycle.key), {"charge_lines": lines})

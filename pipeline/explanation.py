@@ -46,7 +46,24 @@ EXPLANATION_FIELDS = (
     ("rounding", "rounding_rule"),
     ("minimum / maximum applied", "charge_limit"),
     ("charge", "charge_amount"),
+    ("data rounding", "data_rounding_note"),
 )
+
+# a data session of a plan that rounds per cycle meets its service number's cycle rounding
+# (``sql/data_rounding.sql``) on these columns; the rounding's own columns are read under the names on the right
+DATA_ROUNDING_GROUP = (
+    "account_id", "charged_number", "service_state", "plan_id", "rate_card_id", "prefix", "destination",
+    "rate_per_unit",
+)  # fmt: skip
+DATA_ROUNDING_COLUMNS = {
+    "sessions": "data_sessions",
+    "charged_bytes": "data_charged_bytes",
+    "rounded_bytes": "data_rounded_bytes",
+    "rounding_bytes": "data_rounding_bytes",
+    "data_unit": "data_unit",
+    "charge_amount": "data_rounding_charge",
+}
+DATA_UNIT_BYTES = {"MB": 1_048_576, "KB": 1024, "byte": 1}
 
 
 def find_events(
@@ -62,6 +79,8 @@ def find_events(
     folder = partition_dir(lake, RATED, cycle=cycle)
     frames = [pl.scan_parquet(folder / f"{name}.parquet") for name in ("rated", "suspended")]
     events = pl.concat(frames, how="diagonal_relaxed")
+    if (folder / "data_rounding.parquet").exists():
+        events = with_data_rounding(events, pl.scan_parquet(folder / "data_rounding.parquet"))
     if file_id is not None:
         events = events.filter(pl.col("file_id") == file_id)
     if line_no is not None:
@@ -73,9 +92,45 @@ def find_events(
     return events.sort("start_utc", "file_id", "line_no").collect()
 
 
+def with_data_rounding(events: pl.LazyFrame, rounding: pl.LazyFrame) -> pl.LazyFrame:
+    """Each rated data session of a plan that rounds data per cycle with its service number's cycle rounding at
+    its price (the group ``sql/data_rounding.sql`` rounds up once); other events get nulls."""
+    rounding = rounding.select(
+        *DATA_ROUNDING_GROUP,
+        pl.col("roaming_surcharge").alias("_surcharge"),
+        pl.lit("data").alias("service"),
+        *(pl.col(column).alias(name) for column, name in DATA_ROUNDING_COLUMNS.items()),
+    )
+    keyed = events.with_columns(
+        _surcharge=pl.col("roaming_surcharge").fill_null(0).cast(pl.Decimal(18, 6))
+        if "roaming_surcharge" in events.collect_schema().names()
+        else pl.lit(0, pl.Decimal(18, 6))
+    )
+    return keyed.join(
+        rounding, on=[*DATA_ROUNDING_GROUP, "service", "_surcharge"], how="left", nulls_equal=True
+    ).drop("_surcharge")
+
+
+def data_rounding_note(event: dict[str, Any]) -> str | None:
+    """How the cycle rounding of data applies to a session (docs/GLOSSARY.md, "Data rounding"): rated on its exact
+    bytes, its service number's charged bytes at this price rounded up once to the plan's unit."""
+    if event.get("data_rounded_bytes") is None:
+        return None
+    unit = event["data_unit"]
+    units = event["data_rounded_bytes"] // DATA_UNIT_BYTES.get(unit, 1)
+    sessions = event["data_sessions"]
+    return (
+        f"per cycle: this session is rated on its exact bytes; {event['data_charged_bytes']} bytes charged "
+        f"this cycle ({sessions} session{'s' if sessions != 1 else ''} of {event.get('charged_number')} at this "
+        f"price) are rounded up once to {units} {unit}: {event['data_rounding_bytes']} bytes added, "
+        f"{event['data_rounding_charge']} on the invoice's data rounding line"
+    )
+
+
 def explanation(event: dict[str, Any]) -> dict[str, Any]:
     """One event's explanation: label → value, only the fields that apply to it (JSON-ready strings)."""
     values = {**event, "event": f"file {event.get('file_id')} line {event.get('line_no')}"}
+    values["data_rounding_note"] = data_rounding_note(event)
     if event.get("late_from_cycle"):  # late usage (pipeline/late_usage.py): billed after its cycle was final
         values["late_usage"] = f"late usage from cycle {event['late_from_cycle']}, billed in {event.get('cycle')}"
     return {

@@ -1,6 +1,7 @@
 """Quote: price a hypothetical event — for an account, or directly by a price book or rate card — with the
 SAME rating SQL the cycle uses (``rating.rate_events``), so a quote and a bill can never disagree. A quote
-prices one event alone: allowances and tiers (which depend on the rest of the cycle) are not applied."""
+prices one event alone: allowances and tiers (which depend on the rest of the cycle) are not applied; a data
+session of a plan that rounds per cycle is rounded as if it were its number's only session of the cycle."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from pipeline.engine import session
-from pipeline.explanation import explanation
+from pipeline.explanation import DATA_ROUNDING_COLUMNS, explanation
 from pipeline.normalise import NORMALISED_SCHEMA
 from pipeline.rating import rate_events
 from pipeline.reference import Reference
+from pipeline.sql import read_sql
 
 QUOTE_ACCOUNT = "QUOTE"
 # a normalised event as mediation hands it to rating (with the shared-contract columns)
@@ -136,6 +138,10 @@ def quote(reference: Reference, request: QuoteRequest) -> dict[str, Any]:
             con.register(name, frame)
         con.register("normalised", pl.DataFrame([event], schema=NORMALISED_EVENT))
         row = rate_events(con).pl().row(0, named=True)
+        # a plan that rounds data per cycle: the session alone is its number's whole cycle (sql/data_rounding.sql)
+        rounding = con.sql(read_sql("data_rounding.sql")).pl()
+    if rounding.height:
+        row |= {name: rounding[column][0] for column, name in DATA_ROUNDING_COLUMNS.items()}
     row["reason"] = row.pop("rating_reason")
     row["status"] = "rated" if row["reason"] is None else "suspended"
     return explanation(row)

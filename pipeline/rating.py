@@ -129,9 +129,11 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
 
 
 def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[str, int]:
-    """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended,tier_charges}.parquet``; reference
-    tables must be registered on ``con``. ``tier_charges`` holds the graduated / volume tier charges on the
-    cycle's totals (``sql/tiers.sql``), one per account and tier table, for the bill run. The normalised
+    """Rate one mediated cycle into ``lake/rated/cycle=C/{rated,suspended,tier_charges,data_rounding}.parquet``;
+    reference tables must be registered on ``con``. ``tier_charges`` holds the graduated / volume tier charges on
+    the cycle's totals (``sql/tiers.sql``), one per account and tier table, for the bill run; ``data_rounding``
+    the cycle's data rounding of plans that round data per cycle (``sql/data_rounding.sql``), one per account,
+    service number and price. The normalised
     columns are joined to the outcomes once, as the rated events are written; afterwards ``rating_outcomes``
     reads the written partition (every outcome column, the normalised ones but the mediation ``reason``)."""
     normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
@@ -159,6 +161,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         )
     )
     tier_charges = con.sql(read_sql("tiers.sql"))
+    data_rounding = con.sql(read_sql("data_rounding.sql"))
     suspended = con.sql(
         """
         select
@@ -175,7 +178,9 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     )
     target = partition_dir(lake, RATED, cycle=cycle)
     counts = replace_partition(
-        lake, target, {"rated": rated, "suspended": suspended, "tier_charges": tier_charges}
+        lake,
+        target,
+        {"rated": rated, "suspended": suspended, "tier_charges": tier_charges, "data_rounding": data_rounding},
     )
     rating_outcomes_view(con, lake, cycle)
     return counts

@@ -42,13 +42,19 @@ def cycle_reconciliation(
     """Revenue proof of a cycle: Σ invoice totals = Σ recurring + one-time + usage − discounts + carrier fees +
     taxes (the
     cycle's charge lines) + adjustments + late fees (added at finalisation); and the usage lines differ from the
-    exact rated charges plus the cycle's tier charges by no more than their rounding (half a cent per line of
-    rated events; a tier charge is already in whole cents)."""
+    exact rated charges plus the cycle's tier charges and data rounding by no more than their rounding (half a
+    cent per line of rated events; a tier charge and a data rounding charge are already in whole cents)."""
     rated = partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"
     tiers = rated.with_name("tier_charges.parquet")
     tier_amount = (
         f"(select coalesce(sum(charge_amount), 0) from read_parquet('{tiers.as_posix()}'))"
         if tiers.exists()
+        else "0::decimal(18, 2)"
+    )
+    rounding = rated.with_name("data_rounding.parquet")
+    data_rounding_amount = (
+        f"(select coalesce(sum(charge_amount), 0) from read_parquet('{rounding.as_posix()}'))"
+        if rounding.exists()
         else "0::decimal(18, 2)"
     )
     charges = partition_dir(lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
@@ -64,7 +70,10 @@ def cycle_reconciliation(
         select
             (select coalesce(sum(charge_amount), 0) from read_parquet('{rated.as_posix()}')) as rated_amount,
             {tier_amount} as tier_amount,
-            count(*) filter (where section = 'usage' and not ends_with(category, '_tier')) as usage_line_count,
+            {data_rounding_amount} as data_rounding_amount,
+            count(*) filter (
+                where section = 'usage' and not ends_with(category, '_tier') and category <> 'data_rounding'
+            ) as usage_line_count,
             {sums},
             (select struct_pack({balance}) from read_parquet('{(folder / "invoice_lines.parquet").as_posix()}'))
                 as balance,
@@ -73,14 +82,15 @@ def cycle_reconciliation(
         from read_parquet('{charges.as_posix()}')
         """
     ).fetchall()[0]
-    rated_amount, tier_amount, usage_count, *sections, balance, invoiced = row
+    rated_amount, tier_amount, data_rounding_amount, usage_count, *sections, balance, invoiced = row
     parts: dict[str, Decimal] = dict(zip(CHARGE_SECTIONS, sections, strict=True)) | balance
     rounding_bound = Decimal("0.005") * usage_count
     expected = sum(parts.values(), Decimal("0"))
-    usage_difference = parts["usage"] - rated_amount - tier_amount
+    usage_difference = parts["usage"] - rated_amount - tier_amount - data_rounding_amount
     return {
         "rated_amount": rated_amount,
         "tier_amount": tier_amount,
+        "data_rounding_amount": data_rounding_amount,
         **{f"{name}_lines": amount for name, amount in parts.items()},
         "invoiced_total": invoiced,
         "usage_rounding_difference": usage_difference,

@@ -224,7 +224,7 @@ TABLES: dict[str, dict[str, str]] = {
     "plan_usage_settings": {
         "plan_id": "str",
         "sms_charging": "choice:message|segment",
-        "data_rounding": "choice:session|none",
+        "data_rounding": "choice:session|cycle|none",
         "data_unit": "choice:byte|KB|MB",
     },
     "allowances": {

@@ -4,7 +4,8 @@ each account's usage difference to the ``adjustments`` ledger (category ``rerate
 carry. A final invoice never changes.
 
 Rule of the adjustment: the account's usage as the bill run would now compute it (Σ per service number and
-state, rounded half_up to cents) − the usage its final invoice carried − the rerate adjustments already posted
+state, rounded half_up to cents, plus the cycle-level usage lines rating priced in whole cents: tier charges and
+data rounded per cycle) − the usage its final invoice carried − the rerate adjustments already posted
 for that cycle. It is posted only when not zero, with the id ``RR-<cycle>-<account>-<n>`` (n = the account's
 n-th rerate of the cycle), in one transaction: re-running a rerate with nothing changed posts nothing."""
 
@@ -37,6 +38,21 @@ PREVIOUS_COLUMNS = {
               "charge_amount", "rate_card_id", "prefix"),
     "suspended": ("file_id", "line_no", "account_id", "charged_number"),
 }  # fmt: skip
+# the cycle-level usage charges rating writes beside the rated events, in whole cents (sql/tiers.sql,
+# sql/data_rounding.sql): each becomes a usage line of its own on the invoice
+CYCLE_LEVEL_CHARGES = ("tier_charges", "data_rounding")
+NO_CYCLE_LEVEL_CHARGES = "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
+
+
+def cycle_level_charges(folder: Path) -> str:
+    """A query of the cycle-level usage charges (tier charges, data rounding) of a written rated partition:
+    ``account_id``, ``charge_amount`` — what the bill run adds to the rated events' usage lines."""
+    parts = [
+        f"select account_id, charge_amount from read_parquet('{(folder / f'{name}.parquet').as_posix()}')"
+        for name in CYCLE_LEVEL_CHARGES
+        if (folder / f"{name}.parquet").exists()
+    ]
+    return "\nunion all\n".join(parts) or NO_CYCLE_LEVEL_CHARGES
 
 
 def rerate_cycle(
@@ -66,11 +82,14 @@ def rerate_cycle(
         con.execute(f"create or replace temp table previous_{name} as {source}")
     counts = rate(con, lake, cycle)
     events = con.sql(read_sql("rerate_deltas.sql")).pl()
-    accounts = account_deltas(con)
+    cycle_level = cycle_level_charges(folder)
+    accounts = account_deltas(con, cycle_level)
     replace_partition(
         lake, partition_dir(lake, RERATE, cycle=cycle), {"events": events, "accounts": accounts}
     )
-    posted = post_rerate_adjustments(state, con, cycle, posted_at=posted_at, approved_by=approved_by)
+    posted = post_rerate_adjustments(
+        state, con, cycle, posted_at=posted_at, approved_by=approved_by, cycle_level=cycle_level
+    )
     return {
         "rated": counts["rated"],
         "suspended": counts["suspended"],
@@ -80,11 +99,12 @@ def rerate_cycle(
     }
 
 
-def account_deltas(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def account_deltas(con: duckdb.DuckDBPyConnection, cycle_level: str = NO_CYCLE_LEVEL_CHARGES) -> pl.DataFrame:
     """Per account: the previous and new rated usage (exact) and its usage in cents as the bill run rounds it
-    (Σ per service number, state, service and call jurisdiction, half_up — the usage lines)."""
+    (Σ per service number, state, service and call jurisdiction, half_up — the usage lines — plus the new
+    cycle-level usage charges ``cycle_level`` (tier charges, data rounding: whole cents, their own lines))."""
     return con.sql(
-        """
+        f"""
         with sides as (
             select 'previous' as side, account_id, charged_number, service_state, service, jurisdiction,
                    charge_amount
@@ -105,13 +125,19 @@ def account_deltas(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                    sum(exact) filter (where side = 'new') as new_usage,
                    sum(cents) filter (where side = 'new') as new_usage_cents
             from lines group by account_id
+        ),
+        cycle_level as (  -- whole cents already (rounded once, half_up, by rating)
+            select account_id, sum(micros(charge_amount)) // 10000 as cents
+            from ({cycle_level})
+            group by account_id
         )
         select account_id,
                coalesce(previous_usage, 0)::decimal(18, 6) as previous_usage,
                coalesce(new_usage, 0)::decimal(18, 6) as new_usage,
                (coalesce(new_usage, 0) - coalesce(previous_usage, 0))::decimal(18, 6) as delta,
-               from_cents(coalesce(new_usage_cents, 0)) as new_usage_billed
+               from_cents(coalesce(new_usage_cents, 0) + coalesce(cycle_level.cents, 0)) as new_usage_billed
         from accounts
+        left join cycle_level using (account_id)
         order by account_id
         """
     ).pl()
@@ -124,6 +150,7 @@ def post_rerate_adjustments(
     *,
     posted_at: datetime,
     approved_by: str,
+    cycle_level: str = NO_CYCLE_LEVEL_CHARGES,
 ) -> int:
     """When ``cycle`` is final, post each account's usage difference (new billed usage − invoiced usage −
     rerate adjustments already posted) to ``adjustments``; returns how many were posted."""
@@ -146,7 +173,7 @@ def post_rerate_adjustments(
         """,
         params=[cycle, cycle],
     ).pl()
-    new_usage = account_deltas(con).select("account_id", "new_usage_billed")
+    new_usage = account_deltas(con, cycle_level).select("account_id", "new_usage_billed")
     due = (
         invoiced.join(new_usage, on="account_id", how="left")
         .with_columns(

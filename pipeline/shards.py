@@ -34,7 +34,7 @@ from pipeline.reference import Reference
 from pipeline.settings import Settings
 
 SHARDS = ".shards"
-RATED_TABLES = ("rated", "suspended", "tier_charges")
+RATED_TABLES = ("rated", "suspended", "tier_charges", "data_rounding")
 CHARGES_TABLES = ("charge_lines",)
 
 
@@ -145,7 +145,7 @@ def charge_shard(
     staged = StagedPartition(lake, shard_dir(lake, CHARGES, cycle.key, shard))
     try:
         rated = partition_dir(lake, RATED, cycle=cycle.key)
-        for name in ("rated", "tier_charges"):
+        for name in ("rated", "tier_charges", "data_rounding"):
             if (rated / f"{name}.parquet").exists():
                 _slice_into(
                     con,

@@ -15,8 +15,12 @@
 --     service: tax category '<service>'), the amount rating priced on the cycle total (whole cents, rounded
 --     half_up in sql/tiers.sql; half_up again to the account's minor unit, a no-op unless it is coarser than a
 --     cent, e.g. JPY), sourced to the account's service state.
+--   data rounding: one usage line per account, service number and price of a plan that rounds data per cycle
+--     (category 'data_rounding', tax category 'data'): the remainder of the cycle's charged bytes rounded up
+--     to the plan's unit, as rating priced it (whole cents, half_up in sql/data_rounding.sql; half_up again to
+--     the account's minor unit), sourced to the number's service state.
 -- Inputs: cycle_params (cycle, period_start, period_end, cycle_days, next_start, next_end, next_days,
--- carrier_name), rated, tier_charges, account_currency, accounts, service_numbers, plans, plan_changes, products, subscriptions, orders,
+-- carrier_name), rated, tier_charges, data_rounding, account_currency, accounts, service_numbers, plans, plan_changes, products, subscriptions, orders,
 -- equipment.
 
 create or replace temp table charges as
@@ -321,6 +325,40 @@ tier_lines as (
     from tier_charges
     join accounts using (account_id)
     join account_currency using (account_id)
+),
+
+data_rounding_lines as (
+    select
+        data_rounding.account_id,
+        'usage' as section,
+        'data_rounding' as category,
+        'data' as tax_category,
+        (select carrier_name from cycle) as provider,
+        data_rounding.charged_number as service_number,
+        coalesce(data_rounding.service_state, accounts.service_state) as jurisdiction,
+        data_rounding.rate_card_id as code,
+        'Data rounding from '
+            || case when data_rounding.charged_number like '+1%' and length(data_rounding.charged_number) = 12
+                    then '+1 ' || substr(data_rounding.charged_number, 3, 3) || '-'
+                         || substr(data_rounding.charged_number, 6, 3) || '-' || substr(data_rounding.charged_number, 9, 4)
+                    else data_rounding.charged_number end
+            || coalesce(' (' || data_rounding.destination || ')', '') || ': ' || data_rounding.charged_bytes
+            || ' bytes charged this cycle rounded up once to ' || data_rounding.rounded_bytes // data_unit_bytes
+            || ' ' || data_rounding.data_unit || ', ' || data_rounding.rounding_bytes || ' bytes added'
+            as description,
+        data_rounding.rounding_bytes::decimal(18, 6) as quantity,
+        'byte' as unit,
+        null::decimal(18, 6) as rate,
+        round_div(micros(data_rounding.charge_amount), account_currency.unit_micros, 'half_up') as amount_minor
+    from (
+        select
+            *,
+            case data_unit when 'MB' then 1048576 when 'KB' then 1024 else 1 end as data_unit_bytes
+        from data_rounding
+    ) as data_rounding
+    join accounts using (account_id)
+    join account_currency using (account_id)
+    where data_rounding.rounding_bytes > 0
 )
 
 select * from account_lines
@@ -328,3 +366,5 @@ union all by name
 select * from usage_lines
 union all by name
 select * from tier_lines
+union all by name
+select * from data_rounding_lines

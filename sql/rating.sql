@@ -46,7 +46,8 @@ events as (
         normalised.late_from_cycle,  -- late usage of a closed cycle (pipeline/late_usage.py): no allowance
         -- the units the service is priced in: voice seconds; SMS messages, or segments of 153 characters
         -- for a message longer than 160 (plan setting); MMS messages; data bytes, rounded up per session
-        -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB); value-added events
+        -- to the plan's unit (1 KB = 1024 bytes, 1 MB = 1024 KB), or exact bytes when the plan rounds per
+        -- cycle ('cycle': the cycle's rounding is a step after rating, sql/data_rounding.sql); value-added events
         case normalised.service
             when 'voice' then coalesce(normalised.units, normalised.billsec)
             when 'sms' then coalesce(normalised.units, 1) * case

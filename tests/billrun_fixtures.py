@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.billing import charge_lines, cycle_params, rated_view, tier_charges_view
+from pipeline.billing import charge_lines, cycle_params, data_rounding_view, rated_view, tier_charges_view
 from pipeline.cycles import BillCycle
 from pipeline.engine import session
 from pipeline.reference import MONEY, TABLES
@@ -66,8 +66,10 @@ def rated(*events: tuple) -> pl.DataFrame:
 
 
 def bill(tables: dict[str, pl.DataFrame], events: pl.DataFrame | None = None,
-         cycle: BillCycle = OCTOBER, tier_charges: pl.DataFrame | None = None) -> pl.DataFrame:  # fmt: skip
-    """The charge lines of a cycle for these reference tables (others empty), rated events and tier charges."""
+         cycle: BillCycle = OCTOBER, tier_charges: pl.DataFrame | None = None,
+         data_rounding: pl.DataFrame | None = None) -> pl.DataFrame:  # fmt: skip
+    """The charge lines of a cycle for these reference tables (others empty), rated events, tier charges and data
+    rounding (``sql/data_rounding.sql``)."""
     frames = {name: table(name) for name in TABLES} | {"plans": table("plans", plan())} | tables
     with session() as con:
         for name, frame in frames.items():
@@ -77,6 +79,9 @@ def bill(tables: dict[str, pl.DataFrame], events: pl.DataFrame | None = None,
         if tier_charges is not None:
             con.register("tier_charges_input", tier_charges)
         tier_charges_view(con, "tier_charges_input" if tier_charges is not None else None)
+        if data_rounding is not None:
+            con.register("data_rounding_input", data_rounding)
+        data_rounding_view(con, "data_rounding_input" if data_rounding is not None else None)
         cycle_params(con, cycle)
         return charge_lines(con).pl()
 

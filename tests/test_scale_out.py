@@ -25,6 +25,7 @@ COMPARED = {
     "rated/rated": ("file_id", "line_no"),
     "rated/suspended": ("file_id", "line_no"),
     "rated/tier_charges": ("account_id", "tier_id"),
+    "rated/data_rounding": ("account_id", "charged_number", "rate_card_id", "prefix"),
     "charges/charge_lines": ("account_id", "line_no"),
     "invoices/invoices": ("invoice_number",),
     "invoices/invoice_lines": ("invoice_number", "line_no"),
