@@ -112,23 +112,26 @@ def stage_sample(home: Home) -> None:
 
 
 def issue_credit_note_command(home: Home, args: argparse.Namespace) -> int:
-    """``cdrbill credit-note``: issue one credit note in the state ledger and print its number."""
-    from pipeline.credit_notes import CreditNoteError, issue_credit_note
+    """``cdrbill credit-note``: issue one credit note (one amount, or several lines) in the state ledger and
+    print its number."""
+    from pipeline.credit_notes import CreditLine, CreditNoteError, issue_credit_note_lines
     from pipeline.engine import scalar
     from pipeline.settings import load_settings
     from pipeline.state import open_state
 
     try:
-        amount = Decimal(args.amount)
+        lines = ([CreditLine(Decimal(args.amount))] if args.amount else []) + list(args.lines or [])
+        if args.amount and args.lines:
+            raise CreditNoteError("give --amount, or --line / --invoice-line, not both")
         with open_state(home.state_db) as state:
-            note = issue_credit_note(
-                state, args.invoice, amount, args.reason, args.approved_by, load_settings(home.reference)
+            note = issue_credit_note_lines(
+                state, args.invoice, lines, args.reason, args.approved_by, load_settings(home.reference)
             )
     except (CreditNoteError, InvalidOperation) as error:
         print(f"cdrbill: credit note refused: {error}", file=sys.stderr)
         return 2
     print(f"credit note {note.credit_note_number}: {note.amount} {note.currency} on {note.invoice_number} "
-          f"({note.account_id})")  # fmt: skip
+          f"({note.account_id}){f' in {len(note.lines)} lines' if len(note.lines) > 1 else ''}")  # fmt: skip
     if args.no_deliver:
         return 0
     with open_state(home.state_db) as state:
@@ -161,6 +164,26 @@ def preview_command(home: Home, args: argparse.Namespace) -> int:
     return 0
 
 
+def _credit_line(text: str) -> object:
+    """argparse type of ``--line DESCRIPTION=AMOUNT`` (a refused line is a usage error)."""
+    from pipeline.credit_notes import CreditNoteError, parse_credit_line
+
+    try:
+        return parse_credit_line(text)
+    except CreditNoteError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _invoice_line_credit(text: str) -> object:
+    """argparse type of ``--invoice-line LINE_NO=AMOUNT``."""
+    from pipeline.credit_notes import CreditNoteError, parse_invoice_line_credit
+
+    try:
+        return parse_invoice_line_credit(text)
+    except CreditNoteError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cdrbill", description=__doc__)
     parser.add_argument("--home", help="home directory (default: $CDRBILL_HOME or .cdrbill in the checkout)")
@@ -190,7 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--cycle", required=True)
     credit = commands.add_parser("credit-note", help="issue a credit note against a finalised invoice")
     credit.add_argument("--invoice", required=True, help="the invoice number it credits, e.g. INV-00000012")
-    credit.add_argument("--amount", required=True, help="amount credited, e.g. 12.50")
+    credit.add_argument("--amount", help="amount credited in one line, e.g. 12.50")
+    credit.add_argument(
+        "--line", dest="lines", action="append", type=_credit_line, metavar="DESCRIPTION=AMOUNT",
+        help="a line of the credit, e.g. 'Usage credit, outage Oct 8=10.00' (repeat for several lines)",
+    )  # fmt: skip
+    credit.add_argument(
+        "--invoice-line", dest="lines", action="append", type=_invoice_line_credit, metavar="LINE_NO=AMOUNT",
+        help="credit part of a line of the invoice, e.g. 7=0.70 (its tax line; repeatable, in order with --line)",
+    )  # fmt: skip
     credit.add_argument("--reason", required=True, help="why (printed on the credit note)")
     credit.add_argument("--approved-by", required=True, help="who approved it")
     credit.add_argument(

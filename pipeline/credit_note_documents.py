@@ -3,8 +3,10 @@ own PDF, delivered once like the invoice it corrects.
 
 Billing rules applied here:
 
-* a credit note shows its number, the invoice it corrects (number, issue date, total), the reason, its line
-  (the credit, negative), the amount credited and the **new balance of the invoice**: invoice total − payments
+* a credit note shows its number, the invoice it corrects (number, issue date, total), the reason, its lines
+  (each a credit, negative: ``credit_note_lines``, e.g. a usage credit and its tax; a line against an invoice
+  line names it, with that line's description when it has none of its own; a credit note issued before lines
+  existed has one line, the whole amount) and their total, the amount credited and the **new balance of the invoice**: invoice total − payments
   applied to it by cycles finalised before the credit note was issued − credit notes issued before it − this
   credit (a negative balance is money owed to the customer); every figure comes from the state ledgers, which
   never change, so the document is the same however often it is rendered;
@@ -139,6 +141,7 @@ def credit_note_documents(
     ).pl()
     if notes.is_empty():
         return []
+    lines_by_note = _credit_note_lines(state, cycle)
     by_id = {
         row["account_id"]: row
         for row in accounts.filter(
@@ -179,7 +182,11 @@ def credit_note_documents(
                 credited_before=note["credited_before"],
                 delivery_preference=account["delivery_preference"],
                 email=account["email"],
-                lines=(
+                lines=tuple(
+                    CreditNoteLine(_line_text(strings, line, note["invoice_number"], reason), -line["amount"])
+                    for line in lines_by_note.get(note["credit_note_number"], [])
+                )
+                or (  # issued before credit notes had lines: one line, the whole amount
                     CreditNoteLine(
                         str(strings["line_credit"]).format(
                             invoice_number=note["invoice_number"], reason=reason
@@ -190,6 +197,42 @@ def credit_note_documents(
             )
         )
     return docs
+
+
+def _credit_note_lines(state: duckdb.DuckDBPyConnection, cycle: str) -> dict[str, list[dict[str, Any]]]:
+    """The lines of the credit notes on ``cycle``'s invoices, in line order, each with the description of the
+    invoice line it corrects (invoice lines never change, so neither does the text)."""
+    rows = state.sql(
+        """
+        select l.credit_note_number, l.line_no, l.description, l.invoice_line_no, l.amount,
+               invoice_lines.description as invoice_line_description
+        from credit_note_lines l
+        join credit_notes c using (credit_note_number)
+        join invoices i using (invoice_number)
+        left join invoice_lines on invoice_lines.invoice_number = c.invoice_number
+            and invoice_lines.line_no = l.invoice_line_no
+        where i.cycle = $cycle
+        order by l.credit_note_number, l.line_no
+        """,
+        params={"cycle": cycle},
+    ).pl()
+    by_note: dict[str, list[dict[str, Any]]] = {}
+    for row in rows.iter_rows(named=True):
+        by_note.setdefault(row["credit_note_number"], []).append(row)
+    return by_note
+
+
+def _line_text(strings: Mapping[str, Any], line: Mapping[str, Any], invoice_number: str, reason: str) -> str:
+    """A credit line as printed: its own description, the invoice line it corrects, both (tax ids hidden), or
+    neither (the only line of a credit note: the credit on the invoice for the reason)."""
+    own = redact_tax_ids(str(line["description"])) if line["description"] else None
+    if line["invoice_line_no"] is None:
+        return own or str(strings["line_credit"]).format(invoice_number=invoice_number, reason=reason)
+    if own:
+        return str(strings["line_with_invoice_line"]).format(description=own, line_no=line["invoice_line_no"])
+    return str(strings["line_invoice_line"]).format(
+        line_no=line["invoice_line_no"], description=redact_tax_ids(str(line["invoice_line_description"] or ""))
+    )
 
 
 def load_strings_for(language: str, templates_dir: Path) -> dict[str, Any]:

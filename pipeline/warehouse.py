@@ -42,6 +42,8 @@ OPTIONAL_LEDGERS = (
     "recycled_records",
     # late usage (pipeline/late_usage.py): each late record and the cycle that bills it
     "late_usage",
+    # the lines of each credit note (pipeline/credit_notes.py)
+    "credit_note_lines",
 )
 
 

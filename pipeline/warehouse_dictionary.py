@@ -38,6 +38,8 @@ TABLE_NOTES: dict[str, str] = {
     "payment_allocations": "Payments applied to invoices, oldest invoice first.",
     "disputes": "Disputed invoice amounts and their resolution.",
     "credit_notes": "Credit notes issued against finalised invoices (own series, CN-…).",
+    "credit_note_lines": "The lines of each credit note (e.g. a usage credit and its tax); a credit note's amount "
+    "is the sum of its lines. A credit note issued before lines existed has none.",
     "invoice_balances": "The balance block of each invoice (previous balance, payments, amount due, past due).",
     "suppressed_bills": "Accounts with charges but no invoice in a cycle, and why.",
     "commission_lines": "Commissions: one row per agent and account per cycle.",
@@ -71,6 +73,11 @@ TABLE_NOTES: dict[str, str] = {
 }
 
 COLUMN_NOTES: dict[str, str] = {
+    "credit_note_lines.line_no": "line of the credit note (1-based)",
+    "credit_note_lines.description": "the line's own text; null: the corrected invoice line's description (or, "
+    "for the only line of a credit note, the credit on the invoice for its reason)",
+    "credit_note_lines.invoice_line_no": "the line of the original invoice (invoice_lines.line_no) it credits, if any",
+    "credit_note_lines.amount": "amount credited by the line (> 0)",
     "deliveries.channel": "email | print (invoices); reminder (payment reminder e-mails); credit_note | "
     "credit_note_print (credit notes by e-mail or paper)",
     "deliveries.invoice_number": "the document delivered: invoice (INV-…), payment reminder (REM-…) or credit note "

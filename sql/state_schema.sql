@@ -158,6 +158,18 @@ create table if not exists credit_notes (
     carried_on_invoice  varchar                     -- the later invoice whose balance shows it
 );
 
+-- The lines of a credit note (a credit of several lines, e.g. a usage credit and its tax): each credits an
+-- amount > 0, with its own description or the invoice line it corrects; credit_notes.amount = Σ amount.
+-- Credit notes issued before this table existed have no rows here: their one line is the whole amount.
+create table if not exists credit_note_lines (
+    credit_note_number  varchar not null,
+    line_no             integer not null,
+    description         varchar,                    -- null: the corrected invoice line's description
+    invoice_line_no     integer,                    -- the line of the original invoice it corrects, if any
+    amount              decimal(18, 2) not null,    -- > 0: the amount credited by this line
+    primary key (credit_note_number, line_no)
+);
+
 -- Accounts that had charges in a cycle but no invoice, and why (e.g. ZERO_AMOUNT under zero_bill_policy).
 create table if not exists suppressed_bills (
     cycle       varchar not null,
