@@ -4,7 +4,9 @@ e-mail keeps failing switched to paper with a notice mailed to their postal addr
 Billing rules applied here:
 
 * a report (pipeline/dsn.py) is matched to the invoice by the original Message-ID, else to the latest e-mail
-  sent to its recipient (``matched_by``); unmatched reports are kept, counted, and change nothing;
+  sent to its recipient (``matched_by``), both addresses in canonical form (``dsn.canonical_address``: an
+  internationalised address, RFC 6531/6533, matches whether the report writes it in UTF-8, ``\\x{…}``-escaped or
+  with the domain's A-label); unmatched reports are kept, counted, and change nothing;
 * reading the same report twice records nothing new (``bounce_id``);
 * an account is switched to paper after one hard bounce (5.x.x), or after ``soft_bounce_limit`` different
   messages soft-bounced (4.x.x) in a row — only bounces after the account's latest success report count, and
@@ -33,7 +35,7 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from pipeline.documents import template_environment
-from pipeline.dsn import parse_dsn
+from pipeline.dsn import canonical_address, parse_dsn
 from pipeline.durable import write_atomically
 from pipeline.mail import clean_header_text
 
@@ -129,6 +131,7 @@ def read_bounces(con: duckdb.DuckDBPyConnection, folder: Path) -> BounceReport:
     report = BounceReport()
     parsed = _parse_mailbox(Path(folder), report)
     con.register("parsed_bounces", parsed)
+    con.register("destination_forms", _destination_forms(con))
     try:
         con.execute("begin transaction")
         new = con.execute(
@@ -143,9 +146,11 @@ def read_bounces(con: duckdb.DuckDBPyConnection, folder: Path) -> BounceReport:
                 from delivery_ledger where message_id is not null group by message_id
             ),
             by_recipient as (
-                select lower(destination) as recipient, arg_max(invoice_number, delivered_at) as invoice_number,
+                select coalesce(forms.recipient, lower(delivery_ledger.destination)) as recipient,
+                       arg_max(invoice_number, delivered_at) as invoice_number,
                        arg_max(account_id, delivered_at) as account_id
                 from delivery_ledger
+                left join destination_forms as forms using (destination)
                 where message_id is not null and status in ('sent', 'rejected')
                 group by all
             )
@@ -170,11 +175,28 @@ def read_bounces(con: duckdb.DuckDBPyConnection, folder: Path) -> BounceReport:
         raise
     finally:
         con.unregister("parsed_bounces")
+        con.unregister("destination_forms")
     report.already_recorded = parsed.height - len(new)
     for kind, matched_by in new:
         setattr(report, str(kind), getattr(report, str(kind)) + 1)
         report.unmatched += matched_by == "none"
     return report
+
+
+def _destination_forms(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The canonical form (``dsn.canonical_address``) of each e-mail destination in the delivery ledger that is
+    not plain ASCII or names an IDNA A-label; every other address's canonical form is its lower case (SQL)."""
+    destinations = con.sql(  # strlen counts bytes, length characters: they differ when not ASCII
+        """
+        select distinct destination from delivery_ledger
+        where destination is not null and message_id is not null
+            and (strlen(destination) <> length(destination) or contains(lower(destination), 'xn--'))
+        """
+    ).pl()["destination"]
+    return pl.DataFrame(
+        {"destination": destinations, "recipient": [canonical_address(d) for d in destinations]},
+        schema={"destination": pl.String, "recipient": pl.String},
+    )
 
 
 def record_refusal(

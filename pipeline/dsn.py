@@ -8,19 +8,29 @@ Billing rules applied here:
   part, RFC 3464 §2 / RFC 6522 §3), else by the report's ``In-Reply-To`` / ``References``;
 * the kind comes from the ``Status`` class (RFC 3463): 5.x.x is hard (permanent), 4.x.x soft (transient),
   2.x.x a success (``Action: delivered`` / ``relayed`` / ``expanded``);
+* a recipient is named in one canonical form, so a report matches the address the e-mail went to however the
+  reporting MTA wrote it (``canonical_address``): an RFC 6533 ``utf-8`` address (raw UTF-8 in a
+  ``message/global-delivery-status`` part, or ``\\x{HEX}``-escaped in a plain ``message/delivery-status``) is
+  decoded, the domain is its Unicode form (IDNA 2008 U-label, UTS 46 mapping: an MTA that reports the A-label
+  ``xn--…`` names the same domain), and the address is lower case;
 * anything else in the bounce mailbox (an auto-reply, spam) is not a report and changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
 from dataclasses import dataclass
 from email.message import Message
 
+import idna
+
 _STATUS = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}$")
 _MSGID = re.compile(r"<[^<>\s]+>")
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")  # RFC 6533 EmbeddedUnicodeChar: \x{HEXPOINT}
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 KINDS = {"5": "hard", "4": "soft", "2": "success"}
 
 
@@ -37,13 +47,31 @@ class DsnRecipient:
     arrival: str | None  # Arrival-Date of the per-message block, else the report's Date
 
 
-def _address(value: str | None) -> str | None:
-    """``rfc822; ana@example.com`` → ``ana@example.com`` (RFC 3464 §2.3.2: address-type ; address)."""
+def canonical_address(address: str | None) -> str | None:
+    """An e-mail address in the one form bounces are matched in: lower case, the domain as its Unicode U-label
+    (``zoe@XN--BCHER-KVA.example`` and ``Zoe@bücher.example`` → ``zoe@bücher.example``); an address whose
+    domain is not a valid IDNA name is only lower-cased."""
+    if not address:
+        return None
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return address.strip().lower() or None
+    if domain and (not domain.isascii() or "xn--" in domain.lower()):
+        with contextlib.suppress(idna.IDNAError, UnicodeError):  # not a valid IDNA name: as written
+            domain = str(idna.decode(idna.encode(domain, uts46=True)))
+    return f"{local.lower()}@{domain.lower()}"
+
+
+def _address(value: object) -> str | None:
+    """``rfc822; ana@example.com`` → ``ana@example.com`` (RFC 3464 §2.3.2: address-type ; address); an RFC 6533
+    ``utf-8; jos\\x{E9}@example.com`` → ``josé@example.com``; in canonical form (``canonical_address``)."""
     if not value:
         return None
-    _, _, address = str(value).partition(";")
+    address_type, _, address = str(value).partition(";")
     address = address.strip().strip("<>").strip() or str(value).strip()
-    return address.lower() or None
+    if address_type.strip().lower() == "utf-8":
+        address = _EMBEDDED_UNICODE.sub(lambda m: chr(int(m.group(1), 16)), address)
+    return canonical_address(address)
 
 
 def _first_message_id(*values: object) -> str | None:
@@ -74,7 +102,17 @@ def _returned_message_id(report: Message) -> str | None:
 
 def _status_blocks(report: Message) -> list[Message] | None:
     for part in report.walk():
-        if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+        if part.get_content_type() == "message/global-delivery-status":
+            # UTF-8 fields (RFC 6533): the email package reads the part as one message whose body holds the
+            # recipient blocks, so its bytes are split into blocks again and each is read as UTF-8 text
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if not isinstance(inner, Message):
+                return None
+            text = inner.as_bytes().decode("utf-8", errors="replace")
+            blocks = [block for block in _BLANK_LINE.split(text.strip()) if block.strip()]
+            return [email.message_from_string(block + "\n", policy=email.policy.compat32) for block in blocks]
+        if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             if isinstance(payload, list):
                 return [block for block in payload if isinstance(block, Message)]
