@@ -33,7 +33,7 @@ import duckdb
 import polars as pl
 
 from pipeline.cycles import BillCycle
-from pipeline.engine import parquet_glob
+from pipeline.faults import crash_point
 from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import partition_dir, replace_partition
 
@@ -71,44 +71,75 @@ def next_open_cycle(call_cycle: str, finalized: set[str]) -> str:
 
 def late_records(state: duckdb.DuckDBPyConnection, lake: Path) -> pl.DataFrame:
     """Every late record in the lake (file_id, line_no, call_cycle, call_date, route): its call's cycle is
-    final and its file was registered, or the record recycled, after that cycle was finalised."""
-    files = sorted((lake / USAGE_RECORDS).glob("file_id=*/records.parquet"))
-    if not files or not state.sql("select 1 from finalized_cycles limit 1").fetchall():
-        return pl.DataFrame(schema={**{k: ROUTE_SCHEMA[k] for k in ("file_id", "line_no")},
-                                    "call_cycle": pl.String(), "call_date": pl.Date(), "route": pl.String()})  # fmt: skip
-    return state.sql(
-        f"""
-        with records as (
-            select file_id, line_no, cycle, call_date
-            from read_parquet({parquet_glob(files)}, hive_partitioning = false)
-            where cycle in (select cycle from finalized_cycles)
-        ),
-        late as (
-            select records.*, 'late_file' as route
-            from records
-            join usage_files using (file_id)
-            join finalized_cycles using (cycle)
-            where usage_files.registered_at > finalized_cycles.finalized_at
-            union all
-            select records.*, 'recycled' as route
-            from records
-            join (
-                -- records a recycle run read again and found clean (parse/normalise suspense left behind);
-                -- mediation and rating suspense resubmitted to a rebuild is re-decided in its own cycle
-                select file_id, line_no, max(recycled_at) as recycled_at
-                from recycled_records
-                where new_status = 'ok'
-                group by all
-            ) as recycled using (file_id, line_no)
-            join finalized_cycles using (cycle)
-            where recycled.recycled_at > finalized_cycles.finalized_at
-        )
-        select file_id, line_no, cycle as call_cycle, call_date, min(route) as route  -- late_file before recycled
-        from late
+    final and its file was registered, or the record recycled, after that cycle was finalised. Only the files
+    that can hold late records are read — a file registered after some cycle was final, for the records of
+    the cycles final before it (a predicate on ``cycle`` in each file's scan: row groups of later calls are
+    skipped), and the lines a recycle run found clean after their cycle was final — never the whole lake."""
+    empty = pl.DataFrame(schema={**{k: ROUTE_SCHEMA[k] for k in ("file_id", "line_no")},
+                                 "call_cycle": pl.String(), "call_date": pl.Date(), "route": pl.String()})  # fmt: skip
+    late_files = state.sql(
+        """
+        select usage_files.file_id, list(finalized_cycles.cycle order by finalized_cycles.cycle) as cycles
+        from usage_files
+        join finalized_cycles on usage_files.registered_at > finalized_cycles.finalized_at
+        where usage_files.status = 'loaded'
+        group by usage_files.file_id
+        order by usage_files.file_id
+        """
+    ).fetchall()
+    recycled = state.sql(
+        """
+        -- records a recycle run read again and found clean (parse/normalise suspense left behind) after their
+        -- cycle was final; mediation and rating suspense resubmitted to a rebuild is re-decided in its own cycle
+        select recycled_records.file_id::integer as file_id, recycled_records.line_no::uinteger as line_no
+        from recycled_records
+        join finalized_cycles using (cycle)
+        where recycled_records.new_status = 'ok'
         group by all
-        order by file_id, line_no
+        having max(recycled_records.recycled_at) > any_value(finalized_cycles.finalized_at)
         """
     ).pl()
+    parts = []
+    for file_id, cycles in late_files:
+        path = _records_path(lake, file_id)
+        if path is not None:
+            listed = ", ".join("'" + c.replace("'", "''") + "'" for c in cycles)
+            parts.append(
+                f"select file_id, line_no, cycle, call_date, 'late_file' as route "
+                f"from read_parquet('{path.as_posix()}', hive_partitioning = false) where cycle in ({listed})"
+            )
+    for file_id in sorted(set(recycled["file_id"].to_list())):
+        path = _records_path(lake, file_id)
+        if path is not None:
+            parts.append(
+                f"select file_id, line_no, cycle, call_date, 'recycled' as route "
+                f"from read_parquet('{path.as_posix()}', hive_partitioning = false) "
+                f"semi join recycled_ok using (file_id, line_no) "
+                f"where cycle in (select cycle from finalized_cycles)"
+            )
+    if not parts:
+        return empty
+    state.register("recycled_ok", recycled)
+    try:
+        return state.sql(
+            f"""
+            with late as (
+                {" union all ".join(parts)}
+            )
+            select file_id, line_no, cycle as call_cycle, call_date, min(route) as route  -- late_file first
+            from late
+            group by all
+            order by file_id, line_no
+            """
+        ).pl()
+    finally:
+        state.unregister("recycled_ok")
+
+
+def _records_path(lake: Path, file_id: int) -> Path | None:
+    """A loaded file's usage records, if its partition exists."""
+    path = partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet"
+    return path if path.exists() else None
 
 
 def route_late_usage(
@@ -122,8 +153,11 @@ def route_late_usage(
     """Route late usage for ``cycle`` before it is mediated: when the cycle is open, record in ``late_usage``
     (one transaction, insert-once) the late records it is the next open cycle for; then write the cycle's
     routes (``lake/late_usage/cycle=C/routes.parquet``): the records it bills late, too-old ones marked
-    ``LATE_USAGE_TOO_OLD``, and its own late records, which it leaves out. The routes of every other cycle
-    late usage concerns are rewritten too (from the same ledger), so each cycle's records in stay true."""
+    ``LATE_USAGE_TOO_OLD``, and its own late records, which it leaves out. The routes of every cycle with
+    late calls are rewritten too (from the same ledger, read for those cycles only), so each cycle's records
+    in stay true. A kill between the ledger's commit and the routes' swap (fail point
+    ``late_usage.ledger_written``) leaves the ledger deciding: the next run routes nothing again and writes the
+    same routes."""
     finalized = {row[0] for row in state.sql("select cycle from finalized_cycles").fetchall()}
     late = late_records(state, lake)
     if cycle not in finalized and late.height:
@@ -150,15 +184,26 @@ def route_late_usage(
                 raise
             finally:
                 state.unregister("late_due")
+            crash_point("late_usage.ledger_written")  # routed in the ledger, the routes not yet in the lake
     routed_now = int(
         state.sql(
             "select count(*) from late_usage where billed_cycle = ? and routed_at = ?",
             params=[cycle, routed_at],
         ).fetchall()[0][0]
     )
-    # every cycle's routes from the ledger and the late records, so that a closed cycle's records in stop counting
-    # its late calls as soon as any cycle is mediated (a closed cycle is not necessarily run again)
-    ledger = state.sql("select file_id, line_no, call_cycle, billed_cycle, route from late_usage").pl()
+    # the routes of every cycle this run can change, from the ledger and the late records, so that a closed
+    # cycle's records in stop counting its late calls as soon as any cycle is mediated (a closed cycle is not
+    # necessarily run again): this cycle, and each cycle with late calls (routed now, waiting, or routed before).
+    # Only their ledger rows are read; another cycle's routes cannot change (its rows and late calls are not new)
+    concerned = sorted({cycle} | set(late["call_cycle"].to_list()))
+    ledger = state.sql(
+        """
+        select file_id, line_no, call_cycle, billed_cycle, route
+        from late_usage
+        where list_contains($cycles, billed_cycle) or list_contains($cycles, call_cycle)
+        """,
+        params={"cycles": concerned},
+    ).pl()
     billed = ledger.join(
         late.select("file_id", "line_no", "call_date"), on=["file_id", "line_no"], how="left"
     )
@@ -173,7 +218,7 @@ def route_late_usage(
         ledger.select("file_id", "line_no", "billed_cycle"), on=["file_id", "line_no"], how="left"
     ).with_columns(late_reason=pl.lit(None, pl.String()))
     written = {}
-    for each in sorted(set(ledger["billed_cycle"]) | set(late["call_cycle"]) | {cycle}):
+    for each in concerned:
         routes = pl.concat(
             [
                 frame.filter(pl.col(column) == each).select(
