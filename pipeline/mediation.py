@@ -124,7 +124,7 @@ def mediate_cycle(
     keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
         outcomes = work.path("outcomes")
-        con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
+        mediation_rules(con, work.path("calls"), outcomes)
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
         crash_point("mediation.outcomes_written")
         counts = _write_streams(con, lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines)
@@ -146,6 +146,17 @@ def mediate_cycle(
     )
     counts["records_in"] = sum(counts[stream] for stream in STREAMS)  # each record of the cycle in one stream
     return counts
+
+
+def mediation_rules(con: duckdb.DuckDBPyConnection, calls: Path, outcomes: Path) -> None:
+    """Apply mediation's rules to the view ``cycle_records`` in two statements, each streamed to a Parquet file
+    so that DuckDB can spill past its memory limit: the call rules (one event per call, the account at the call
+    time: ``sql/mediation_calls.sql``) to ``calls``, then the duplicate and suspense rules over that file
+    (``sql/mediation.sql``) to ``outcomes`` in file and line order. One statement would hold every call in
+    memory: DuckDB materialises a step read several times, and a materialised step cannot spill."""
+    con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
+    con.execute(f"create or replace temp view mediation_calls as select * from read_parquet({_quoted(calls)})")
+    con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
 
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
