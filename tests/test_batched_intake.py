@@ -30,9 +30,7 @@ from pipeline.state import open_state
 BATCH_SIZES = (64, 257, 4096)
 
 
-def batched(
-    format_name: str, path: Path, template: str | None, batch_bytes: int
-) -> tuple[pl.DataFrame, BatchedParse]:
+def batched(format_name: str, path: Path, template: str | None, batch_bytes: int) -> tuple[pl.DataFrame, BatchedParse]:
     scan = scan_file(path)
     assert scan is not None
     summary = BatchedParse()

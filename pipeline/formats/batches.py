@@ -177,9 +177,7 @@ def parse_batches(
         yield records
 
 
-def _emi_batches(
-    path: Path, scan: FileScan, summary: BatchedParse, batch_bytes: int
-) -> Iterator[pl.DataFrame]:
+def _emi_batches(path: Path, scan: FileScan, summary: BatchedParse, batch_bytes: int) -> Iterator[pl.DataFrame]:
     """An EMI file's detail records batch by batch (line numbers of the whole file); after the last batch its
     packs are checked (``emi.PackCounts.check``: ``FileRejected`` on a control-total mismatch or a missing
     header or trailer) and their sequence numbers noted in ``summary``."""

@@ -175,9 +175,7 @@ def read_csv_lines(
     )
 
 
-def _fields_by_reader(
-    lines: pl.DataFrame, columns: list[str], text: str | bytes | None = None
-) -> pl.DataFrame:
+def _fields_by_reader(lines: pl.DataFrame, columns: list[str], text: str | bytes | None = None) -> pl.DataFrame:
     """polars' CSV reader over the lines joined by newlines, each ending with the end-of-line field; the
     column holding it gives ``n_fields`` (null for a line too long to hold it). Falls back to the regex when
     rows disagree. ``text``: the text of exactly these lines (all of them, none holding a CR), or None."""
