@@ -104,9 +104,10 @@ def line_batches(path: Path, expected_sha256: str, batch_bytes: int = BATCH_BYTE
     pending = b""
     yielded = False
     with os.fdopen(fd, "rb") as f:
-        while chunk := f.read(READ_BYTES):
+        # each read fills the batch (the bytes are copied once into it, not once per read)
+        while chunk := f.read(max(batch_bytes - len(pending), READ_BYTES)):
             digest.update(chunk)
-            pending += chunk
+            pending = pending + chunk if pending else chunk
             while len(pending) >= batch_bytes:
                 cut = _cut(pending, batch_bytes)
                 if cut is None:
