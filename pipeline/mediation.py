@@ -124,7 +124,7 @@ def mediate_cycle(
     keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
         outcomes = work.path("outcomes")
-        mediation_rules(con, work.path("calls"), outcomes)
+        mediation_rules(con, work, outcomes)
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
         crash_point("mediation.outcomes_written")
         counts = _write_streams(con, lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines)
@@ -148,14 +148,34 @@ def mediate_cycle(
     return counts
 
 
-def mediation_rules(con: duckdb.DuckDBPyConnection, calls: Path, outcomes: Path) -> None:
-    """Apply mediation's rules to the view ``cycle_records`` in two statements, each streamed to a Parquet file
-    so that DuckDB can spill past its memory limit: the call rules (one event per call, the account at the call
-    time: ``sql/mediation_calls.sql``) to ``calls``, then the duplicate and suspense rules over that file
-    (``sql/mediation.sql``) to ``outcomes`` in file and line order. One statement would hold every call in
-    memory: DuckDB materialises a step read several times, and a materialised step cannot spill."""
+def mediation_rules(con: duckdb.DuckDBPyConnection, work: StagedPartition, outcomes: Path) -> None:
+    """Apply mediation's rules to the view ``cycle_records`` in four statements, each streamed to a Parquet file
+    of ``work`` so that DuckDB can spill past its memory limit, each with at most one join of every call: the
+    call rules (one event per call, the account at the call time: ``sql/mediation_calls.sql``), the duplicates
+    by source id, then by content (``sql/mediation_*_duplicates.sql``), and the outcome of every record in file
+    and line order (``sql/mediation.sql``) to ``outcomes``. One statement held every call in memory (DuckDB
+    materialises a step read several times, and a materialised step cannot spill) and, split in two, still ran
+    out of 1 GB at 10M CDRs with its joins' hash tables side by side (docs/SCALE.md)."""
+    calls = work.path("calls")
     con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
-    con.execute(f"create or replace temp view mediation_calls as select * from read_parquet({_quoted(calls)})")
+    con.execute(
+        "create or replace temp view mediation_calls as select *, "
+        "file_id::bigint * 4294967296 + line_no as record_ordinal "  # file then line: the earliest wins
+        f"from read_parquet({_quoted(calls)})"
+    )
+    con.execute(
+        "create or replace temp view billable_calls as select * from mediation_calls "
+        "where status = 'ok' and leg_reason is null and account_id is not null"
+    )
+    # the call keys of the other cycles within the duplicate window before this cycle's first call
+    con.execute(
+        "create or replace temp view prior_calls as select * from prior_call_keys where start_utc >= "
+        "(select min(start_utc) from mediation_calls) - to_days(getvariable('duplicate_window_days'))"
+    )
+    for name in ("source_id_duplicates", "content_duplicates"):
+        path = work.path(name)
+        con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
+        con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
     con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
 
 

@@ -1,29 +1,24 @@
--- mediation.sql: the cycle's calls (sql/mediation_calls.sql: the leg rules applied, the account resolved at
--- the call time) → one mediation outcome per record: normalised (billable, with its account), suspended
--- (reason), duplicate (of which record) or discarded (by a written rule, including the legs and partial records
--- merged into the one event of their call). The outcome is narrow — the record's key (file_id, line_no) and
--- what mediation decides: status, reason, billed seconds and units (a stitched call's total), account, and the
--- record it duplicates or was merged into; pipeline/mediation.py puts each outcome beside its usage record
--- (every column, the raw text) per stream.
--- Inputs: mediation_calls (the Parquet file sql/mediation_calls.sql wrote), service_numbers (reference),
--- prior_call_keys (the call-key index of the other cycles: records already billed, within the duplicate
--- window), and the variable duplicate_tolerance_seconds (0 = exact start time; > 0 = the same call seen by two
--- switches).
--- Every step is "not materialized": a step read twice is computed twice (a scan of the calls file) rather than
--- held whole in memory (a materialised step does not spill).
+-- mediation.sql: the cycle's calls (view mediation_calls: sql/mediation_calls.sql's file, the leg rules applied
+-- and the account resolved at the call time) and their duplicates (views source_id_duplicates,
+-- content_duplicates: sql/mediation_*_duplicates.sql) → one mediation outcome per record, in file and line
+-- order: normalised (billable, with its account), suspended (reason), duplicate (of which record) or discarded
+-- (by a written rule, including the legs and partial records merged into the one event of their call). The
+-- outcome is narrow — the record's key (file_id, line_no) and what mediation decides: status, reason, billed
+-- seconds and units (a stitched call's total), account, and the record it duplicates or was merged into;
+-- pipeline/mediation.py puts each outcome beside its usage record (every column, the raw text) per stream.
+-- Inputs: those views and service_numbers (reference). Every step is "not materialized": a step read twice is
+-- computed twice (a scan of the calls file) rather than held whole in memory (a materialised step does not
+-- spill); the large joins of duplicate detection run before, each in its own statement.
 
 with
 
 calls as not materialized (
-    select
-        *,
-        file_id::bigint * 4294967296 + line_no as record_ordinal  -- file then line: earliest wins
-    from mediation_calls
+    select * from mediation_calls
 ),
 
 -- the calls an account held at the call time
 billable as not materialized (
-    select * from calls where status = 'ok' and leg_reason is null and account_id is not null
+    select * from billable_calls
 ),
 
 known_numbers as not materialized (
@@ -43,65 +38,10 @@ unresolved as not materialized (
     where calls.status = 'ok' and calls.leg_reason is null and calls.account_id is null
 ),
 
-prior as not materialized (
-    select * from prior_call_keys
-    where start_utc >= (select min(start_utc) from mediation_calls) - to_days(getvariable('duplicate_window_days'))
-),
-
--- duplicate calls, first by the source's own unique id: the earliest file and line wins, this cycle's or
--- an earlier one's (the call-key index)
-source_id_matches as not materialized (
-    select later.record_ordinal, min(earlier.record_ordinal) as first_ordinal
-    from billable as later
-    join (
-        select source_id, source_record_id, record_ordinal from billable
-        union all
-        select source_id, source_record_id, record_ordinal from prior
-    ) as earlier
-        on earlier.source_id = later.source_id
-        and earlier.source_record_id = later.source_record_id
-        and earlier.record_ordinal < later.record_ordinal
-    where later.source_record_id is not null and later.source_record_id <> ''
-    group by all
-),
-
-unique_by_source_id as not materialized (
-    select billable.*
-    from billable
-    anti join source_id_matches using (record_ordinal)
-),
-
--- then by content, across files and switches: same charged and called number, start, billed seconds and
--- service; with a tolerance, the start may differ by that many seconds between two sources
-content_matches as not materialized (
-    select later.record_ordinal, min(earlier.record_ordinal) as first_ordinal
-    from unique_by_source_id as later
-    join (
-        select source_id, charged_number, called_number, start_utc, billsec, service, record_ordinal
-        from unique_by_source_id
-        union all
-        select source_id, charged_number, called_number, start_utc, billsec, service, record_ordinal from prior
-    ) as earlier
-        on earlier.charged_number = later.charged_number
-        and earlier.called_number is not distinct from later.called_number
-        and earlier.billsec = later.billsec
-        and earlier.service = later.service
-        and earlier.record_ordinal < later.record_ordinal
-        and (
-            earlier.start_utc = later.start_utc
-            or (
-                earlier.source_id <> later.source_id
-                and abs(epoch(earlier.start_utc) - epoch(later.start_utc))
-                    <= getvariable('duplicate_tolerance_seconds')
-            )
-        )
-    group by all
-),
-
 duplicates as not materialized (
-    select record_ordinal, first_ordinal, 'DUPLICATE_SOURCE_ID' as reason from source_id_matches
+    select record_ordinal, first_ordinal, 'DUPLICATE_SOURCE_ID' as reason from source_id_duplicates
     union all
-    select record_ordinal, first_ordinal, 'DUPLICATE_CONTENT' as reason from content_matches
+    select record_ordinal, first_ordinal, 'DUPLICATE_CONTENT' as reason from content_duplicates
 ),
 
 outcomes as not materialized (
