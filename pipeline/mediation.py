@@ -306,9 +306,13 @@ def _file_records(
     gives them to mediation: its own calls less the late ones, plus the late calls it bills, those with ``cycle``
     the billing cycle and ``late_from_cycle`` the cycle of the call (their status and reason come from the
     outcome)."""
-    moved_out, moved_in = (frame.filter(pl.col("file_id") == file_id).lazy() for frame in routes)
-    own = records.filter(pl.col("cycle") == cycle).join(moved_out, on="line_no", how="anti")
-    late = records.join(moved_in.select("line_no", "call_cycle"), on="line_no", how="inner")
+    moved_out, moved_in = (frame.filter(pl.col("file_id") == file_id) for frame in routes)
+    own = records.filter(pl.col("cycle") == cycle)
+    if moved_out.height:  # a filter keeps the line order (a join need not)
+        own = own.filter(~pl.col("line_no").is_in(moved_out["line_no"].implode()))
+    if not moved_in.height:  # the usual file: its own calls, already in line order (no second read, no sort)
+        return own.with_columns(pl.lit(None, pl.String()).alias("late_from_cycle"))
+    late = records.join(moved_in.lazy().select("line_no", "call_cycle"), on="line_no", how="inner")
     return pl.concat(
         [
             own.with_columns(pl.lit(None, pl.String()).alias("late_from_cycle")),
