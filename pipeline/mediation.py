@@ -31,7 +31,7 @@ MEDIATION_WORK = (
     "mediation_work"  # a staged version never swapped in: the outcomes while the streams are written
 )
 STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per chunk of the streams
-OUTCOME_BLOCK_LINES = ROW_GROUP_ROWS  # the outcomes aside: a folder per file and block of this many lines
+OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: sorted per file and block of this many lines
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
@@ -156,9 +156,9 @@ def mediation_rules(con: duckdb.DuckDBPyConnection, work: StagedPartition, outco
     of ``work`` so that DuckDB can spill past its memory limit, each with at most one join of every call: the
     call rules (one event per call, the account at the call time: ``sql/mediation_calls.sql``), the duplicates
     by source id, then by content (``sql/mediation_*_duplicates.sql``), and the outcome of every record
-    (``sql/mediation.sql``) to the folder ``outcomes``, one Parquet file or more per file and block of
-    ``OUTCOME_BLOCK_LINES`` lines (``file_id=F/block=B/``; unsorted: at 10M a sort of every outcome ran out of
-    1 GB). One statement held every call in memory (DuckDB materialises a step read several times, and a
+    (``sql/mediation.sql``), then sorted by line into the folder ``outcomes``, one Parquet file per file and
+    block of ``OUTCOME_BLOCK_LINES`` lines (``file_id=F/block=B/``: at 10M one sort of every outcome ran out of
+    1 GB; a block's sort is bounded by the block). One statement held every call in memory (DuckDB materialises a step read several times, and a
     materialised step cannot spill) and, split in two, still ran out of 1 GB at 10M CDRs (docs/SCALE.md)."""
     calls = work.path("calls")
     con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
@@ -180,10 +180,23 @@ def mediation_rules(con: duckdb.DuckDBPyConnection, work: StagedPartition, outco
         path = work.path(name)
         con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
         con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
-    con.execute(
-        f"copy (select *, line_no // {OUTCOME_BLOCK_LINES} as block from ({read_sql('mediation.sql')})) "
-        f"to {_quoted(outcomes)} (format parquet, partition_by (file_id, block))"
-    )
+    unsorted = work.path("outcomes_unsorted")
+    con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(unsorted)} (format parquet)")
+    # then one sort per file and block of lines, each bounded by the block (DuckDB's partitioned COPY holds
+    # every partition's rows in memory, and one sort of every outcome did not spill: both failed at 10M)
+    blocks = con.execute(
+        f"select distinct file_id, line_no // {OUTCOME_BLOCK_LINES} as block from read_parquet({_quoted(unsorted)}) "
+        "order by all"
+    ).fetchall()
+    for file_id, block in blocks:
+        folder = outcomes / f"file_id={file_id}" / f"block={block}"
+        folder.mkdir(parents=True)
+        first = block * OUTCOME_BLOCK_LINES
+        con.execute(
+            f"copy (select * from read_parquet({_quoted(unsorted)}) where file_id = {int(file_id)} "
+            f"and line_no >= {first} and line_no < {first + OUTCOME_BLOCK_LINES} order by line_no) "
+            f"to {_quoted(folder / 'outcomes.parquet')} (format parquet)"
+        )
 
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:

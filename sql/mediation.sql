@@ -75,7 +75,7 @@ outcomes as not materialized (
     left join duplicates using (record_ordinal)
 )
 
+-- in no particular order (a sort of every outcome does not spill: at 10M it ran out of 1 GB): pipeline/mediation.py
+-- sorts them by file and block of lines, then lays each file's outcomes beside its records a chunk of lines at
+-- a time, row for row, and splits them into the four streams
 select * from outcomes
-order by file_id, line_no
--- in file and line order, as the usage records are stored: pipeline/mediation.py lays each file's outcomes
--- beside its records a chunk of lines at a time, row for row, and splits them into the four streams
