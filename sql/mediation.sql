@@ -1,7 +1,7 @@
 -- mediation.sql: the cycle's calls (view mediation_calls: sql/mediation_calls.sql's file, the leg rules applied
 -- and the account resolved at the call time) and their duplicates (views source_id_duplicates,
--- content_duplicates: sql/mediation_*_duplicates.sql) → one mediation outcome per record, in file and line
--- order: normalised (billable, with its account), suspended (reason), duplicate (of which record) or discarded
+-- content_duplicates: sql/mediation_*_duplicates.sql) → one mediation outcome per record, unsorted:
+-- normalised (billable, with its account), suspended (reason), duplicate (of which record) or discarded
 -- (by a written rule, including the legs and partial records merged into the one event of their call). The
 -- outcome is narrow — the record's key (file_id, line_no) and what mediation decides: status, reason, billed
 -- seconds and units (a stitched call's total), account, and the record it duplicates or was merged into;
