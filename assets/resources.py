@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from pipeline.cycles import BillCycle
 from pipeline.home import Home
 from pipeline.locks import HOME_LOCK, held_by, hold, is_held
-from pipeline.reference import Reference, load_reference
+from pipeline.reference import Reference, load_reference, load_usage_reference
 from pipeline.settings import Settings, load_settings
 
 EXECUTOR_ENV = "CDRBILL_EXECUTOR"  # k8s: every step its own pod (assets/executors.py, deploy/README.md)
@@ -37,6 +37,10 @@ class CdrbillHome(dg.ConfigurableResource):
 
     def reference(self) -> Reference:
         return load_reference(self.home().reference)
+
+    def usage_reference(self) -> Reference:
+        """Mediation's tables only (sources, accounts, service numbers): see ``load_usage_reference``."""
+        return load_usage_reference(self.home().reference)
 
     def settings(self) -> Settings:
         return load_settings(self.home().reference)

@@ -24,10 +24,9 @@ from pipeline import normalise as rules
 from pipeline.engine import session
 from pipeline.formats import parse_file
 from pipeline.formats.batches import LINE_FORMATS, line_batches, scan_file
-from pipeline.lake import parquet_writer
-from pipeline.mediation import cycle_records, mediate_cycle, prior_call_keys, release_memory
-from pipeline.reference import load_reference
-from pipeline.sql import read_sql
+from pipeline.lake import StagedPartition, parquet_writer, partition_dir
+from pipeline.mediation import cycle_records, mediate_cycle, mediation_rules, prior_call_keys, release_memory
+from pipeline.reference import load_reference, load_usage_reference
 
 CPU: dict[str, float] = defaultdict(float)
 
@@ -82,16 +81,22 @@ def profile_intake(dataset: Path, out: Path) -> None:
 
 
 def profile_mediation(home: Path) -> None:
-    """The rules SQL alone, then ``mediate_cycle`` whole (rules + streams + call keys) on an intake's lake."""
-    reference = load_reference(home / "reference")
+    """The rules SQL alone (its four statements), then ``mediate_cycle`` whole (rules + streams + call keys)
+    on an intake's lake, with the reference tables mediation loads."""
+    with step("mediation: load_usage_reference"):
+        reference = load_usage_reference(home / "reference")
     lake = home / "lake"
     with session(reference, memory_limit="1GB", spill_dir=home / "tmp") as con:
         cycle_records(con, lake, CYCLE)
         prior_call_keys(con, lake, CYCLE)
         con.execute("set variable duplicate_window_days = 90")
         con.execute("set variable duplicate_tolerance_seconds = 0")
-        with step("mediation: rules SQL (sql/mediation.sql → outcomes Parquet)"):
-            con.execute(f"copy ({read_sql('mediation.sql')}) to '{home / 'outcomes.parquet'}' (format parquet)")
+        work = StagedPartition(lake, partition_dir(lake, "profile_work", cycle=CYCLE))
+        try:
+            with step("mediation: rules SQL (sql/mediation*.sql → outcomes Parquet)"):
+                mediation_rules(con, work, work.folder / "outcomes")
+        finally:
+            work.abort()
         release_memory(con)
         with step("mediation: mediate_cycle whole (rules + streams + call keys)"):
             mediate_cycle(con, lake, CYCLE)

@@ -30,7 +30,7 @@ from pipeline.lake import partition_dir
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import RATED, rate_cycle
 from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
-from pipeline.reference import load_reference
+from pipeline.reference import load_reference, load_usage_reference
 from pipeline.rendering import render_invoice_pdfs
 from pipeline.settings import load_settings
 from pipeline.state import open_state
@@ -78,7 +78,7 @@ def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Mediate the cycle and prove its record accounting (asset ``mediated_usage`` and its check)."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference, settings = load_usage_reference(home.reference), load_settings(home.reference)
     with session(reference, memory_limit=settings.mediation_memory_limit, spill_dir=home.root / "tmp") as con:
         counts = mediate_cycle(
             con,

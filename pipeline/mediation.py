@@ -31,6 +31,7 @@ MEDIATION_WORK = (
     "mediation_work"  # a staged version never swapped in: the outcomes while the streams are written
 )
 STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per chunk of the streams
+OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: sorted per file and block of this many lines
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
@@ -109,22 +110,24 @@ def mediate_cycle(
     and record its billed calls in the call-key index (``lake/call_keys/cycle=C``) so that later cycles find
     them as duplicates within ``duplicate_window_days``; returns the record count of each stream and of the
     input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much.
-    Out of core: the outcomes go to a Parquet file aside and the streams are written ``stream_chunk_lines``
-    lines of a file at a time, so DuckDB's memory limit bounds the step (it spills past it)."""
+    Out of core: the outcomes go to Parquet files aside, by file and block of lines, and the streams are
+    written ``stream_chunk_lines`` lines of a file at a time, so DuckDB's memory limit bounds the step (it
+    spills past it)."""
     remove_stale_versions(lake, cycle)
     cycle_records(con, lake, cycle)
     prior_call_keys(con, lake, cycle)
     con.execute(f"set variable duplicate_window_days = {int(duplicate_window_days)}")
     con.execute(f"set variable duplicate_tolerance_seconds = {int(duplicate_tolerance_seconds)}")
-    # the outcomes — narrow: key and decision, in file and line order — go to a Parquet file aside (written
-    # as they are produced: a temp table of every record must fit DuckDB's memory, 10M did not); each file's
-    # usage records are then read once, a chunk of lines at a time, with their outcomes laid beside them
+    # the outcomes — narrow: key and decision — go to Parquet files aside by file and block of lines (written
+    # as they are produced: a temp table of every record, or one sort of them, must fit DuckDB's memory, 10M did
+    # not); each file's usage records are then read once, a chunk of lines at a time, with their outcomes
+    # (the chunk's blocks, sorted) laid beside them
     work = StagedPartition(lake, partition_dir(lake, MEDIATION_WORK, cycle=cycle))
     staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
     keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
-        outcomes = work.path("outcomes")
-        con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(outcomes)} (format parquet)")
+        outcomes = work.folder / "outcomes"
+        mediation_rules(con, work, outcomes)
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
         crash_point("mediation.outcomes_written")
         counts = _write_streams(con, lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines)
@@ -146,6 +149,54 @@ def mediate_cycle(
     )
     counts["records_in"] = sum(counts[stream] for stream in STREAMS)  # each record of the cycle in one stream
     return counts
+
+
+def mediation_rules(con: duckdb.DuckDBPyConnection, work: StagedPartition, outcomes: Path) -> None:
+    """Apply mediation's rules to the view ``cycle_records`` in four statements, each streamed to a Parquet file
+    of ``work`` so that DuckDB can spill past its memory limit, each with at most one join of every call: the
+    call rules (one event per call, the account at the call time: ``sql/mediation_calls.sql``), the duplicates
+    by source id, then by content (``sql/mediation_*_duplicates.sql``), and the outcome of every record
+    (``sql/mediation.sql``), then sorted by line into the folder ``outcomes``, one Parquet file per file and
+    block of ``OUTCOME_BLOCK_LINES`` lines (``file_id=F/block=B/``: at 10M one sort of every outcome ran out of
+    1 GB; a block's sort is bounded by the block). One statement held every call in memory (DuckDB materialises a step read several times, and a
+    materialised step cannot spill) and, split in two, still ran out of 1 GB at 10M CDRs (docs/SCALE.md)."""
+    calls = work.path("calls")
+    con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
+    con.execute(
+        "create or replace temp view mediation_calls as select *, "
+        "file_id::bigint * 4294967296 + line_no as record_ordinal "  # file then line: the earliest wins
+        f"from read_parquet({_quoted(calls)})"
+    )
+    con.execute(
+        "create or replace temp view billable_calls as select * from mediation_calls "
+        "where status = 'ok' and leg_reason is null and account_id is not null"
+    )
+    # the call keys of the other cycles within the duplicate window before this cycle's first call
+    con.execute(
+        "create or replace temp view prior_calls as select * from prior_call_keys where start_utc >= "
+        "(select min(start_utc) from mediation_calls) - to_days(getvariable('duplicate_window_days'))"
+    )
+    for name in ("source_id_duplicates", "content_duplicates"):
+        path = work.path(name)
+        con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
+        con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
+    unsorted = work.path("outcomes_unsorted")
+    con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(unsorted)} (format parquet)")
+    # then one sort per file and block of lines, each bounded by the block (DuckDB's partitioned COPY holds
+    # every partition's rows in memory, and one sort of every outcome did not spill: both failed at 10M)
+    blocks = con.execute(
+        f"select distinct file_id, line_no // {OUTCOME_BLOCK_LINES} as block from read_parquet({_quoted(unsorted)}) "
+        "order by all"
+    ).fetchall()
+    for file_id, block in blocks:
+        folder = outcomes / f"file_id={file_id}" / f"block={block}"
+        folder.mkdir(parents=True)
+        first = block * OUTCOME_BLOCK_LINES
+        con.execute(
+            f"copy (select * from read_parquet({_quoted(unsorted)}) where file_id = {int(file_id)} "
+            f"and line_no >= {first} and line_no < {first + OUTCOME_BLOCK_LINES} order by line_no) "
+            f"to {_quoted(folder / 'outcomes.parquet')} (format parquet)"
+        )
 
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
@@ -205,27 +256,36 @@ def _write_streams(
     keys: Path, chunk_lines: int,
 ) -> dict[str, int]:  # fmt: skip
     """Write the four output streams, each in file and line order with every column of its usage records
-    (the raw text too). The outcomes are in file and line order, like each file's usage records: a chunk of
-    ``chunk_lines`` lines of a file is read from both and laid side by side, row for row (a positional
-    match, checked line by line — no join, no sort), so memory is bounded by the chunk, not by the cycle.
-    The normalised records' call keys go to ``keys`` as they pass (the call-key index of the cycle)."""
+    (the raw text too). A chunk of ``chunk_lines`` lines of a file is read from its usage records (in line
+    order) and from the outcomes of the blocks it spans (``outcomes/file_id=F/block=B``, sorted by line), and
+    the two are laid side by side, row for row (a positional match, checked line by line — no join), so
+    memory is bounded by the chunk, not by the cycle. The normalised records' call keys go to ``keys`` as they
+    pass (the call-key index of the cycle)."""
     schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
     writers = {stream: parquet_writer(staged.path(stream), schema) for stream in STREAMS}
     writers[CALL_KEYS] = parquet_writer(keys, pa.schema([schema.field(name) for name in CALL_KEY_COLUMNS]))
     counts = dict.fromkeys(STREAMS, 0)
-    decided = pl.scan_parquet(outcomes)
     routes = _routes(lake, cycle)
+    folders = sorted(outcomes.glob("file_id=*"), key=lambda folder: int(folder.name.partition("=")[2]))
     try:
-        files = con.execute(
-            f"select distinct file_id from read_parquet({_quoted(outcomes)}) order by file_id"
-        ).fetchall()
-        for (file_id,) in files:
+        for folder in folders:
+            file_id = int(folder.name.partition("=")[2])
             path = partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet"
             records = _file_records(pl.scan_parquet(path, hive_partitioning=False), file_id, cycle, routes)
-            of_file = decided.filter(pl.col("file_id") == file_id)
+            outcome_schema = pl.read_parquet_schema(next(folder.glob("block=*/*.parquet")))
             for first_line, last_line in _line_ranges(path, chunk_lines):
                 lines = pl.col("line_no").is_between(first_line, last_line)
-                record, outcome = pl.collect_all([records.filter(lines), of_file.filter(lines)])
+                parts = [
+                    part
+                    for block in range(first_line // OUTCOME_BLOCK_LINES, last_line // OUTCOME_BLOCK_LINES + 1)
+                    for part in sorted((folder / f"block={block}").glob("*.parquet"))
+                ]
+                decided = (
+                    pl.scan_parquet(parts, hive_partitioning=False)
+                    if parts
+                    else pl.LazyFrame(schema=outcome_schema)
+                )
+                record, outcome = pl.collect_all([records.filter(lines), decided.filter(lines).sort("line_no")])
                 if not record["line_no"].equals(outcome["line_no"]):
                     raise RuntimeError(
                         f"file {file_id}: the outcomes do not match its usage records line by line"
@@ -275,9 +335,13 @@ def _file_records(
     gives them to mediation: its own calls less the late ones, plus the late calls it bills, those with ``cycle``
     the billing cycle and ``late_from_cycle`` the cycle of the call (their status and reason come from the
     outcome)."""
-    moved_out, moved_in = (frame.filter(pl.col("file_id") == file_id).lazy() for frame in routes)
-    own = records.filter(pl.col("cycle") == cycle).join(moved_out, on="line_no", how="anti")
-    late = records.join(moved_in.select("line_no", "call_cycle"), on="line_no", how="inner")
+    moved_out, moved_in = (frame.filter(pl.col("file_id") == file_id) for frame in routes)
+    own = records.filter(pl.col("cycle") == cycle)
+    if moved_out.height:  # a filter keeps the line order (a join need not)
+        own = own.filter(~pl.col("line_no").is_in(moved_out["line_no"].implode()))
+    if not moved_in.height:  # the usual file: its own calls, already in line order (no second read, no sort)
+        return own.with_columns(pl.lit(None, pl.String()).alias("late_from_cycle"))
+    late = records.join(moved_in.lazy().select("line_no", "call_cycle"), on="line_no", how="inner")
     return pl.concat(
         [
             own.with_columns(pl.lit(None, pl.String()).alias("late_from_cycle")),

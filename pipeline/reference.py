@@ -858,3 +858,23 @@ def _check_priced_plans(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
             f"add a row for plan {row['plan_id']} to price_books.csv (agent and state empty to price all its "
             "numbers), or move the account to a priced plan",
         )
+
+
+# --- intake and mediation: their own tables only ---
+USAGE_TABLES = ("sources", "accounts", "service_numbers")
+
+
+def load_usage_reference(folder: Path) -> Reference:
+    """The reference tables intake and mediation read — the sources, and the service numbers with the accounts
+    that hold them — checked by ``load_reference``'s rules for them (unique keys, every number's account
+    known, no overlapping validity periods of a number: the account that held a number at the call time is the
+    one billed). The other tables (the rate deck above all) are read and checked by the stages that use them."""
+    frames = {
+        name: READERS[name](folder) if name in READERS else _read_table(folder / f"{name}.csv", TABLES[name])
+        for name in USAGE_TABLES
+    }
+    for name in USAGE_TABLES:
+        _check_unique(folder / f"{name}.csv", frames[name], KEYS[name])
+    _check_foreign(folder, frames, "service_numbers", "account_id", "accounts")
+    _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
+    return Reference(frames)

@@ -48,9 +48,9 @@ class Settings:
     smtp_attempts: int = 3
     smtp_retry_delay_s: float = 2.0
     soft_bounce_limit: int = 3
-    # mediation (sql/mediation.sql) spills past this: its peak is ~1.15 GiB at 1M CDRs; at 10M it runs out of
-    # 1GB (docs/SCALE.md: 2GB runs, peak 2.4 GiB)
-    mediation_memory_limit: str = "1GB"
+    # mediation (sql/mediation*.sql, statement by statement) spills past this: at 10M CDRs 512MB gives a
+    # process peak of 804 MiB for the same CPU as 1GB (1,369 MiB); docs/SCALE.md "third pass"
+    mediation_memory_limit: str = "512MB"
     # scale-out (issue 8, docs/SCALE.md "Scale-out"): rating, account charges and invoice documents fan out over
     # the cycle's market shards, one step each (1: one shard, today's behaviour); a shard is the accounts whose
     # md5(account_id) mod market_shards = k ("account_hash"), or the accounts of one service state ("state")

@@ -4,8 +4,10 @@ row for row, as one ``parse_file`` of the whole file; memory is bounded by the b
 
 Only formats whose records are lines and whose rules hold line by line are read this way
 (``LINE_FORMATS``: Asterisk, FreeSWITCH, BroadWorks; CUCM with its two header lines given again to each
-batch). EMI is read whole: its pack control totals are a rule over the whole file. A file that is not UTF-8
-throughout is read whole too: the Latin-1 fallback of ``decode`` is a decision about the whole file.
+batch). EMI files with one record per line are read the same way, their pack control totals counted batch by
+batch (``emi.PackCounts``) and checked after the last one: a mismatch still rejects the whole file, whose
+records are then discarded with the staged partition. A blocked EMI file (no newlines) is one batch. A file that
+is not UTF-8 throughout is read whole: the Latin-1 fallback of ``decode`` is a decision about the whole file.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.formats import parse_file
-from pipeline.formats.common import ParsedFile
+from pipeline.formats import emi, parse_file
+from pipeline.formats.common import ParsedFile, decode
 
 # format → the header lines at the top of a file that every batch needs to be read (CUCM: names, types)
 LINE_FORMATS: dict[str, int] = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
+EMI_FORMAT = "emi_duf"  # records are lines (or fixed blocks); its pack totals are counted across batches
 BATCH_BYTES = 32 * 1024 * 1024  # ~100,000 CDR lines: a few hundred MiB of frames at most
 READ_BYTES = 8 * 1024 * 1024
 
@@ -101,9 +104,10 @@ def line_batches(path: Path, expected_sha256: str, batch_bytes: int = BATCH_BYTE
     pending = b""
     yielded = False
     with os.fdopen(fd, "rb") as f:
-        while chunk := f.read(READ_BYTES):
+        # each read fills the batch (the bytes are copied once into it, not once per read)
+        while chunk := f.read(max(batch_bytes - len(pending), READ_BYTES)):
             digest.update(chunk)
-            pending += chunk
+            pending = pending + chunk if pending else chunk
             while len(pending) >= batch_bytes:
                 cut = _cut(pending, batch_bytes)
                 if cut is None:
@@ -139,6 +143,9 @@ def parse_batches(
     line format in UTF-8, else in one piece; ``summary`` gets the file's control records, notes and time zone.
     A ``FileRejected`` from the parser stops the iteration (nothing of the file may be kept)."""
     header_lines = LINE_FORMATS.get(format_name)
+    if format_name == EMI_FORMAT and scan.utf8:
+        yield from _emi_batches(path, scan, summary, batch_bytes)
+        return
     if header_lines is None or not scan.utf8:
         fd = open_regular_file(path)
         if fd is None:
@@ -169,6 +176,24 @@ def parse_batches(
             )
         lines_before += batch.count(b"\n")
         yield records
+
+
+def _emi_batches(path: Path, scan: FileScan, summary: BatchedParse, batch_bytes: int) -> Iterator[pl.DataFrame]:
+    """An EMI file's detail records batch by batch (line numbers of the whole file); after the last batch its
+    packs are checked (``emi.PackCounts.check``: ``FileRejected`` on a control-total mismatch or a missing
+    header or trailer) and their sequence numbers noted in ``summary``."""
+    packs = emi.PackCounts()
+    lines_before = 0
+    for index, batch in enumerate(line_batches(path, scan.sha256, batch_bytes)):
+        # a second batch exists only where the file has newlines: the first batch tells its own layout
+        parsed = packs.add(decode(batch), newline_separated=True if index else None)
+        _add(summary, parsed, 0)
+        records = parsed.records
+        if index:
+            records = records.with_columns((pl.col("line_no").cast(pl.Int64) + lines_before).cast(pl.UInt32))
+        lines_before += batch.count(b"\n")
+        yield records
+    summary.notes.update({k: v for k, v in packs.check().items() if v})
 
 
 def _header_first(batches: Iterator[bytes], header_lines: int) -> Iterator[bytes]:

@@ -49,11 +49,79 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read packs of EMI records; a trailer whose count differs from the detail records read in its pack
     (or a missing trailer: a truncated file) rejects the whole file, so nothing of it is half-loaded. The
     pack sequence numbers read and any gap between them are noted (``notes``)."""
-    lines = records_of(decode(data)).with_columns(record_id=_field(1, 6))
-    lines = lines.with_columns(pack=(pl.col("record_id") == PACK_HEADER).cum_sum())
-    control = pl.col("record_id").is_in([PACK_HEADER, PACK_TRAILER])
-    notes = _check_packs(lines, control)
+    packs = PackCounts()
+    parsed = packs.add(decode(data), newline_separated=None)
+    parsed.notes = packs.check()
+    return parsed
 
+
+class PackCounts:
+    """The pack control totals of one EMI file read in batches of whole records (``pipeline.formats.batches``):
+    each batch adds its packs' detail counts, trailers and control fields (a pack may span batches);
+    ``check`` then applies the pack rules to the whole file. Memory is one row per pack, not per record."""
+
+    def __init__(self) -> None:
+        self.parts: list[pl.DataFrame] = []
+        self.packs_before = 0  # pack headers in the batches already read
+        self.first_record_id: str | None = None
+        self.records = 0
+
+    def add(self, text: str, newline_separated: bool | None) -> ParsedFile:
+        """The records of one batch of whole records (line numbers from 1 within the batch); its packs are
+        counted. ``newline_separated``: the file is known to be one record per line (else: told from ``text``,
+        as ``records_of`` does)."""
+        frame = split_lines(text) if newline_separated else records_of(text)
+        lines = frame.with_columns(record_id=_field(1, 6))
+        lines = lines.with_columns(
+            pack=(pl.col("record_id") == PACK_HEADER).cum_sum().cast(pl.Int64) + self.packs_before
+        )
+        control = pl.col("record_id").is_in([PACK_HEADER, PACK_TRAILER])
+        if lines.height:
+            if self.records == 0:
+                self.first_record_id = lines["record_id"][0]
+            self.records += lines.height
+            self.packs_before = int(lines["pack"][-1])
+            self.parts.append(_pack_parts(lines, control))
+        return ParsedFile(records=_details(lines, control), control_records=int(lines.filter(control).height))
+
+    def check(self) -> dict[str, str]:
+        """Every pack opens with a header and closes with a trailer whose count equals its detail records;
+        returns the pack sequence numbers read and the gaps between them (``FileRejected`` otherwise)."""
+        if self.records == 0:
+            raise FileRejected("EMPTY_FILE", "no records")
+        if self.first_record_id != PACK_HEADER:
+            raise FileRejected("MISSING_PACK_HEADER", "the first record is not a pack header 20-20-01")
+        packs = (
+            pl.concat(self.parts)
+            .group_by("pack", maintain_order=True)
+            .agg(
+                pl.col("details").sum(),
+                pl.col("trailers").sum(),
+                pl.col("trailer_last").last(),
+                pl.col("sequence").first(),
+                pl.col("created").first(),
+                pl.col("declared").drop_nulls().first(),
+            )
+            .sort("pack")
+        )
+        return _check_packs(packs)
+
+
+def _pack_parts(lines: pl.DataFrame, control: pl.Expr) -> pl.DataFrame:
+    """One batch's share of each pack it holds: detail records, trailers, whether its last record is a
+    trailer, the header's sequence and creation date (a pack's first record), the trailer's declared count."""
+    return lines.group_by("pack", maintain_order=True).agg(
+        details=(~control).sum(),
+        trailers=(pl.col("record_id") == PACK_TRAILER).sum(),
+        trailer_last=pl.col("record_id").last() == PACK_TRAILER,
+        sequence=pl.col("raw").first().str.slice(16, 4),
+        created=pl.col("raw").first().str.slice(6, 6),
+        declared=pl.col("raw").filter(pl.col("record_id") == PACK_TRAILER).first().str.slice(20, 7),
+    )
+
+
+def _details(lines: pl.DataFrame, control: pl.Expr) -> pl.DataFrame:
+    """The usage records (every record that is not a pack header or trailer) in the shared raw schema."""
     elapsed = _field(61, 67)
     valid_elapsed = elapsed.str.contains(r"^\d{7}$")
     tenths = (
@@ -94,30 +162,12 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
         .then(pl.lit("UNKNOWN_RECORD_TYPE"))
         .otherwise(pl.lit(None)),
     )
-    return ParsedFile(
-        records=conform(records), control_records=int(lines.filter(control).height), notes=notes
-    )
+    return conform(records)
 
 
-def _check_packs(lines: pl.DataFrame, control: pl.Expr) -> dict[str, str]:
-    """Every pack opens with a header and closes with a trailer whose count equals its detail records;
-    returns the pack sequence numbers read and the gaps between them."""
-    if lines.height == 0:
-        raise FileRejected("EMPTY_FILE", "no records")
-    if lines["record_id"][0] != PACK_HEADER:
-        raise FileRejected("MISSING_PACK_HEADER", "the first record is not a pack header 20-20-01")
-    packs = (
-        lines.group_by("pack")
-        .agg(
-            details=(~control).sum(),
-            trailers=(pl.col("record_id") == PACK_TRAILER).sum(),
-            trailer_last=pl.col("record_id").last() == PACK_TRAILER,
-            sequence=pl.col("raw").first().str.slice(16, 4),
-            created=pl.col("raw").first().str.slice(6, 6),
-            declared=pl.col("raw").filter(pl.col("record_id") == PACK_TRAILER).first().str.slice(20, 7),
-        )
-        .sort("pack")
-    )
+def _check_packs(packs: pl.DataFrame) -> dict[str, str]:
+    """Every pack closes with a single trailer whose count equals its detail records; returns the pack sequence
+    numbers read and the gaps between them."""
     for pack in packs.iter_rows(named=True):  # one row per pack, not per record
         if pack["trailers"] != 1 or not pack["trailer_last"]:
             raise FileRejected(

@@ -1,0 +1,40 @@
+-- mediation_content_duplicates.sql: the cycle's billable calls that are not duplicates by source id (views
+-- billable_calls, source_id_duplicates) → the duplicate calls by content, across files and switches: same
+-- charged and called number, start, billed seconds and service, each with the record it duplicates (the
+-- earliest file and line wins, this cycle's or an earlier one's: prior_calls). With the variable
+-- duplicate_tolerance_seconds > 0 the start may differ by that many seconds between two sources (the same call
+-- seen by two switches). One join, streamed to a Parquet file by pipeline/mediation.py.
+
+with
+
+unique_by_source_id as not materialized (
+    select billable_calls.*
+    from billable_calls
+    anti join source_id_duplicates using (record_ordinal)
+)
+
+select
+    later.record_ordinal,
+    min(earlier.record_ordinal) as first_ordinal
+from unique_by_source_id as later
+join (
+    select source_id, charged_number, called_number, start_utc, billsec, service, record_ordinal
+    from unique_by_source_id
+    union all
+    select source_id, charged_number, called_number, start_utc, billsec, service, record_ordinal
+    from prior_calls
+) as earlier
+    on earlier.charged_number = later.charged_number
+    and earlier.called_number is not distinct from later.called_number
+    and earlier.billsec = later.billsec
+    and earlier.service = later.service
+    and earlier.record_ordinal < later.record_ordinal
+    and (
+        earlier.start_utc = later.start_utc
+        or (
+            earlier.source_id <> later.source_id
+            and abs(epoch(earlier.start_utc) - epoch(later.start_utc))
+                <= getvariable('duplicate_tolerance_seconds')
+        )
+    )
+group by all
