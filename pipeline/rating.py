@@ -23,9 +23,9 @@ RATED = "rated"
 # slice holds every event any of its accounts' charges depend on.
 SLICE_EVENTS = 500_000
 
-# rated events joined to their normalised columns in one part when written (bounded memory, see rate_cycle):
-# without the raw text a part of 1M events fits the 1 GB limit (one part at 1m: 2.5–2.9 CPU s to write
-# rated.parquet where 4 parts of 250k took 3.4–3.5)
+# rated events joined to their normalised columns in parts of at most about this many when written (bounded
+# memory, see write_parts): without the raw text a part of 1M events fits the 1 GB limit (one part at 1m:
+# 2.5–2.9 CPU s to write rated.parquet where 4 parts of 250k by key hash took 3.4–3.5)
 WRITE_PART_EVENTS = 1_000_000
 
 # how sql/rating.sql ends: every event's outcome, priced or with its reason (see _rate_pass)
@@ -142,22 +142,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     # each output joins the normalised columns to its own outcomes only (the same columns, in the same order,
     # as ``rating_outcomes`` less ``rating_reason`` and the mediation ``reason``); a rated event does not carry
     # the raw record text: it stays in the mediated partition, by the same key (file_id, line_no)
-    # in parts of about WRITE_PART_EVENTS events (by a hash of the event key), so each join's hash table is
-    # small: one join of the whole cycle spills under a tight memory limit and is several times slower
-    parts = max(1, -(-(scalar(con, "select count(*) from rating_core") or 0) // WRITE_PART_EVENTS))
-    rated = con.sql(
-        "\nunion all\n".join(
-            f"""
-            select
-                normalised.* exclude (reason, raw) replace ('rated' as status),
-                rating_core.* exclude (file_id, line_no, rating_reason)
-            from normalised
-            join rating_core using (file_id, line_no)
-            where rating_core.rating_reason is null and hash(file_id, line_no) % {parts} = {part}
-            """
-            for part in range(parts)
-        )
-    )
+    rated = con.sql("\nunion all\n".join(RATED_PART.format(where=where) for where in write_parts(con)))
     tier_charges = con.sql(read_sql("tiers.sql"))
     suspended = con.sql(
         """
@@ -179,6 +164,40 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     )
     rating_outcomes_view(con, lake, cycle)
     return counts
+
+
+# the rated events of one write part: the normalised columns joined to the outcome of each priced event
+RATED_PART = """
+select
+    normalised.* exclude (reason, raw) replace ('rated' as status),
+    rating_core.* exclude (file_id, line_no, rating_reason)
+from normalised
+join rating_core using (file_id, line_no)
+where rating_core.rating_reason is null{where}
+"""
+
+
+def write_parts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The priced events of ``rating_core`` in parts of about ``WRITE_PART_EVENTS`` or fewer (bounded memory:
+    each part's join holds its part only), as SQL conditions on the event key: a file's contiguous line ranges,
+    in the order ``normalised.parquet`` is written (file, line), so each part reads only its own row groups of
+    the mediated file by their statistics (parts by a hash of the key read the whole file once per part).
+    One part: no condition."""
+    files = con.execute(
+        "select file_id, count(*), min(line_no), max(line_no) from rating_core "
+        "where rating_reason is null group by file_id order by file_id"
+    ).fetchall()
+    if sum(count for _, count, _, _ in files) <= WRITE_PART_EVENTS:
+        return [""]
+    conditions = []
+    for file_id, count, first_line, last_line in files:
+        pieces = -(-count // WRITE_PART_EVENTS)
+        width = -(-(last_line - first_line + 1) // pieces)
+        for low in range(first_line, last_line + 1, width):
+            conditions.append(
+                f" and normalised.file_id = {file_id} and normalised.line_no between {low} and {low + width - 1}"
+            )
+    return conditions
 
 
 def rating_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
