@@ -23,6 +23,9 @@ RATED = "rated"
 # slice holds every event any of its accounts' charges depend on.
 SLICE_EVENTS = 500_000
 
+# from this many slices on, the events copied for slicing are ordered by slice (see rate_events)
+CLUSTER_SLICES = 3
+
 # rated events joined to their normalised columns in parts of at most about this many when written (bounded
 # memory, see write_parts): without the raw text a part of 1M events fits the 1 GB limit (one part at 1m:
 # 2.5–2.9 CPU s to write rated.parquet where 4 parts of 250k by key hash took 3.4–3.5)
@@ -88,12 +91,20 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
         con.execute(f"create or replace temp view rating_input as select {columns} from normalised")
         _rate_pass(con, "create or replace temp table rating_core as ")
     else:
-        # only the columns rating reads are copied, once; ``rating_input`` shows one slice at a time
-        con.execute(f"create or replace temp table rating_events as select {columns} from normalised")
+        # only the columns rating reads are copied, once; ``rating_input`` shows one slice at a time. From
+        # CLUSTER_SLICES slices on the copy no longer fits the memory limit and each slice's scan read all of it
+        # back (10M events: 1.6 CPU s a slice, 20 slices): the copy is then ordered by slice, and a slice reads
+        # its own row groups only (0.16 CPU s) for the price of the sort (+4 CPU s)
+        slice_of = f"(hash(account_id) % {slices})::uinteger"
+        order = f" order by {slice_of}" if slices >= CLUSTER_SLICES else ""
+        con.execute(
+            "create or replace temp table rating_events as "
+            f"select {columns}, {slice_of} as rating_slice from normalised{order}"
+        )
         for index in range(slices):
             con.execute(
-                "create or replace temp view rating_input as select * from rating_events "
-                f"where hash(account_id) % {slices} = {index}"
+                "create or replace temp view rating_input as select * exclude (rating_slice) from rating_events "
+                f"where rating_slice = {index}"
             )
             _rate_pass(
                 con,
