@@ -190,10 +190,10 @@ where rating_core.rating_reason is null{where}
 
 def write_parts(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The priced events of ``rating_core`` in parts of about ``WRITE_PART_EVENTS`` or fewer (bounded memory:
-    each part's join holds its part only), as SQL conditions on the event key: a file's contiguous line ranges,
-    in the order ``normalised.parquet`` is written (file, line), so each part reads only its own row groups of
-    the mediated file by their statistics (parts by a hash of the key read the whole file once per part).
-    One part: no condition."""
+    each part's join holds its part only), as SQL conditions on the event key — consecutive whole files, or a
+    large file's contiguous line ranges — in the order ``normalised.parquet`` is written (file, line), so each
+    part reads only its own row groups of the mediated file by their statistics (parts by a hash of the key
+    read the whole file once per part). One part: no condition."""
     files = con.execute(
         "select file_id, count(*), min(line_no), max(line_no) from rating_core "
         "where rating_reason is null group by file_id order by file_id"
@@ -201,9 +201,18 @@ def write_parts(con: duckdb.DuckDBPyConnection) -> list[str]:
     if sum(count for _, count, _, _ in files) <= WRITE_PART_EVENTS:
         return [""]
     conditions = []
-    for file_id, count, first_line, last_line in files:
-        pieces = -(-count // WRITE_PART_EVENTS)
-        width = -(-(last_line - first_line + 1) // pieces)
+    group: list[tuple[int, int]] = []  # consecutive whole files that fit one part together: (file_id, events)
+    for file_id, count, first_line, last_line in [*files, (None, 0, 0, 0)]:
+        if group and (file_id is None or sum(n for _, n in group) + count > WRITE_PART_EVENTS):
+            conditions.append(f" and normalised.file_id between {group[0][0]} and {group[-1][0]}")
+            group = []
+        if file_id is None:
+            break
+        if count <= WRITE_PART_EVENTS:
+            group.append((file_id, count))
+            continue
+        # a file larger than a part: cut in line ranges of about WRITE_PART_EVENTS events
+        width = -(-(last_line - first_line + 1) // -(-count // WRITE_PART_EVENTS))
         for low in range(first_line, last_line + 1, width):
             conditions.append(
                 f" and normalised.file_id = {file_id} and normalised.line_no between {low} and {low + width - 1}"
