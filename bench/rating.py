@@ -4,6 +4,7 @@ destination prefixes) and time bands split at boundaries, and print events/s. No
     .venv/bin/python -m bench.rating --home /tmp/bench-home            # generate, mediate, then rate
     .venv/bin/python -m bench.rating --home /tmp/bench-home --prefixes 0 --no-bands
     .venv/bin/python -m bench.rating --home /tmp/bench-home --rerate   # then rerate after a rate correction
+    .venv/bin/python -m bench.rating --home /tmp/bench-10m --size 10m --rerate   # 50,000 accounts × 200 calls
 
 It prints wall and CPU seconds (user + system of the process, every DuckDB thread: the number to compare on a
 shared machine) of ``rate_cycle`` and ``rerate_cycle``, the rated Parquet size and the peak RSS of the process.
@@ -35,6 +36,9 @@ from pipeline.settings import Settings
 from pipeline.state import open_state
 
 CYCLE = "2026-10"
+# month sizes: (accounts, random calls per account), as bench/ generates them (the generator's numbering caps a
+# month near 100k service numbers, so 10m is 50,000 accounts × 200 calls)
+SIZES = {"1m": (20000, 50), "10m": (50000, 200)}
 
 
 def cpu_seconds() -> float:
@@ -89,6 +93,7 @@ def enlarge(reference: Reference, prefixes: int, bands: bool) -> Reference:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", required=True)
+    parser.add_argument("--size", choices=sorted(SIZES), help="a preset month size (sets the two below)")
     parser.add_argument("--accounts", type=int, default=20000)
     parser.add_argument("--calls-per-account", type=int, default=50)
     parser.add_argument("--prefixes", type=int, default=50000)
@@ -96,6 +101,8 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="1GB")
     parser.add_argument("--rerate", action="store_true", help="then rerate with every rate 0.001 higher")
     args = parser.parse_args()
+    if args.size:
+        args.accounts, args.calls_per_account = SIZES[args.size]
     home = Home(Path(args.home)).ensure()
     started = time.perf_counter()
     prepare(home, args.accounts, args.calls_per_account)

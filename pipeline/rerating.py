@@ -81,10 +81,12 @@ def rerate_cycle(
         source = f"select {columns} from read_parquet('{path.as_posix()}')" if path.exists() else empty
         con.execute(f"create or replace temp table previous_{name} as {source}")
     counts = rate(con, lake, cycle)
-    events = con.sql(read_sql("rerate_deltas.sql")).pl()
+    # the per-event report is written from DuckDB as it is computed (every event of a 10M cycle can change:
+    # held in Python it would be the largest thing in memory)
+    events = con.sql(read_sql("rerate_deltas.sql"))
     cycle_level = cycle_level_charges(folder)
     accounts = account_deltas(con, cycle_level)
-    replace_partition(
+    written = replace_partition(
         lake, partition_dir(lake, RERATE, cycle=cycle), {"events": events, "accounts": accounts}
     )
     posted = post_rerate_adjustments(
@@ -93,7 +95,7 @@ def rerate_cycle(
     return {
         "rated": counts["rated"],
         "suspended": counts["suspended"],
-        "changed_events": events.height,
+        "changed_events": written["events"],
         "accounts_changed": accounts.filter(pl.col("delta") != 0).height,
         "adjustments_posted": posted,
     }

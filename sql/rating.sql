@@ -304,6 +304,22 @@ destination_dim as materialized (
     join destination_terms using (destination_no)
 ),
 
+-- the band rates of the one-step destinations, one row per (destination, band): a piece finds its rate by
+-- destination number and band, so no event carries its destination's map of band rates
+destination_band_rates as (
+    select
+        destination_no,
+        band_rate.key as time_band,
+        band_rate.value as rate_micros
+    from (
+        select
+            destination_no,
+            unnest(map_entries(step_band_rates)) as band_rate
+        from destination_dim
+        where step_count = 1
+    )
+),
+
 destination_ranked as (
     select
         events_with_book.file_id,
@@ -342,7 +358,6 @@ destination_chosen as (
         destination_dim.step_first_increment,
         destination_dim.step_increment,
         destination_dim.step_rate_micros,
-        destination_dim.step_band_rates,
         destination_dim.multi_steps as steps,
         destination_dim.unit_seconds,
         destination_dim.rounding_method,
@@ -505,28 +520,77 @@ unbanded_charges as (
 
 -- a call with time bands: the billed time line cut at band boundaries (policy split) or all in the start
 -- band (policy start); band periods come from the precomputed calendar (pipeline/bands.py), in the line's
--- state's local time
+-- state's local time. The calendar is keyed by the UTC days each period overlaps, and a call meets a period on
+-- the first UTC day both overlap (the later of their first days), so each call is compared with the few periods
+-- of its days, not with every period of the cycle, and each (call, period) pair is met once
+band_periods as materialized (
+    select
+        band_set,
+        holidays,
+        state,
+        period_start_utc,
+        period_end_utc,
+        time_band,
+        period_start_utc::date as period_first_day,
+        unnest(generate_series(
+            period_start_utc::date, (period_end_utc - interval 1 microsecond)::date, interval 1 day
+        ))::date as utc_day
+    from band_calendar
+),
+
+banded_calls as (
+    select
+        file_id,
+        line_no,
+        band_set,
+        holidays,
+        service_state,
+        band_policy,
+        start_utc,
+        billed_units,
+        start_utc::date as call_first_day,
+        (start_utc + to_seconds(greatest(billed_units, 1)) - interval 1 microsecond)::date as call_last_day
+    from billed_calls
+    where band_set is not null
+),
+
+-- the call's first day, and (a split call that runs past midnight UTC) each later day it overlaps
+call_days as (
+    select
+        *,
+        call_first_day as call_day
+    from banded_calls
+    union all
+    select
+        *,
+        unnest(generate_series(call_first_day + 1, call_last_day, interval 1 day))::date as call_day
+    from banded_calls
+    where band_policy = 'split' and call_last_day > call_first_day
+),
+
 pieces as (
     select
-        billed_calls.file_id,
-        billed_calls.line_no,
-        band_calendar.time_band,
-        case when billed_calls.band_policy = 'split'
-            then greatest(date_diff('second', billed_calls.start_utc, band_calendar.period_start_utc), 0)
+        call_days.file_id,
+        call_days.line_no,
+        band_periods.time_band,
+        case when call_days.band_policy = 'split'
+            then greatest(date_diff('second', call_days.start_utc, band_periods.period_start_utc), 0)
             else 0 end as piece_from,
-        case when billed_calls.band_policy = 'split'
-            then least(date_diff('second', billed_calls.start_utc, band_calendar.period_end_utc),
-                       billed_calls.billed_units)
-            else billed_calls.billed_units end as piece_to
-    from billed_calls
-    join band_calendar
-        on band_calendar.band_set = billed_calls.band_set
-        and band_calendar.holidays = billed_calls.holidays
-        and band_calendar.state = billed_calls.service_state
-        and band_calendar.period_end_utc > billed_calls.start_utc
-        and band_calendar.period_start_utc
-            < billed_calls.start_utc + to_seconds(greatest(billed_calls.billed_units, 1))
-        and (billed_calls.band_policy = 'split' or band_calendar.period_start_utc <= billed_calls.start_utc)
+        case when call_days.band_policy = 'split'
+            then least(date_diff('second', call_days.start_utc, band_periods.period_end_utc),
+                       call_days.billed_units)
+            else call_days.billed_units end as piece_to
+    from call_days
+    join band_periods
+        on band_periods.band_set = call_days.band_set
+        and band_periods.holidays = call_days.holidays
+        and band_periods.state = call_days.service_state
+        and band_periods.utc_day = call_days.call_day
+        and band_periods.utc_day = greatest(call_days.call_first_day, band_periods.period_first_day)
+        and band_periods.period_end_utc > call_days.start_utc
+        and band_periods.period_start_utc
+            < call_days.start_utc + to_seconds(greatest(call_days.billed_units, 1))
+        and (call_days.band_policy = 'split' or band_periods.period_start_utc <= call_days.start_utc)
 ),
 
 -- each piece: Σ over steps of (units of the step inside the piece) × (the step's rate in the piece's band)
@@ -549,11 +613,14 @@ piece_charges as (
             least(pieces.piece_to, billed_calls.billed_units)
                 - greatest(pieces.piece_from, 0, billed_calls.included_units),
             0
-        ) * coalesce(billed_calls.step_band_rates[pieces.time_band], billed_calls.step_rate_micros)
+        ) * coalesce(destination_band_rates.rate_micros, billed_calls.step_rate_micros)
         end as piece_numerator,
         coalesce(pieces.piece_from = 0 and pieces.piece_to = billed_calls.billed_units, false) as is_whole_call
     from pieces
     join billed_calls using (file_id, line_no)
+    left join destination_band_rates
+        on destination_band_rates.destination_no = billed_calls.destination_no
+        and destination_band_rates.time_band = pieces.time_band
 ),
 
 -- a piece that is the whole billed time line is its call's only piece (a band set's periods neither overlap nor
