@@ -14,8 +14,8 @@ Speed (docs/SCALE.md, "Documents"): the stylesheet is parsed and its two shipped
 process (``_prepared``), not once per invoice; the pool's workers are forked from a fork server that has
 imported WeasyPrint, started before the first HTML is built; chunks of invoices go to the pool as soon as
 their HTML is built, so building and rendering overlap; in a worker a writer thread stores each PDF (its
-disk flushes) while the next invoice is laid out; the shipped fonts are a 33 KB Latin subset, so
-WeasyPrint's per-invoice font subsetting costs little; each invoice is read through
+disk flushes) while the next invoice is laid out; the shipped fonts are a 33 KB Latin subset, cut down
+again per invoice by HarfBuzz (``font_subsetting``) instead of fontTools; each invoice is read through
 ``html_document.InvoiceHTML`` (XHTML parsed by the C XML parser, a user-agent stylesheet without the note
 rules invoices never use: the same PDF for ~15 % less CPU).
 """
@@ -85,15 +85,17 @@ def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
 
 def renderer_fingerprint(templates_dir: Path) -> str:
     """SHA-256 over what shapes a PDF besides its HTML: the stylesheet, the user-agent stylesheet, the shipped
-    fonts and the WeasyPrint version (rule: a new font or renderer renders every invoice again; nothing else
-    does)."""
+    fonts, the WeasyPrint version and the font subsetter (rule: a new font or renderer renders every invoice
+    again; nothing else does)."""
     import weasyprint
 
+    from pipeline.font_subsetting import subsetter
     from pipeline.html_document import invoice_ua_stylesheet_text
 
     templates_dir = Path(templates_dir).resolve()
     files = [templates_dir / INVOICE_CSS, *sorted((templates_dir / FONTS_DIR).glob("*.ttf"))]
     digest = hashlib.sha256(f"weasyprint {weasyprint.__version__}\n".encode())
+    digest.update(f"font subsetting {subsetter()}\n".encode())
     digest.update(
         f"user agent {hashlib.sha256(invoice_ua_stylesheet_text().encode()).hexdigest()}\n".encode()
     )
@@ -118,11 +120,15 @@ atexit.register(_PREPARED.clear)
 
 def _prepared(templates_dir: str) -> tuple[Any, Any]:
     """The parsed invoice stylesheet and the FontConfiguration holding its ``@font-face`` fonts, made once per
-    process."""
+    process, with WeasyPrint subsetting fonts through HarfBuzz (``font_subsetting``)."""
     ready = _PREPARED.get(templates_dir)
     if ready is None:
         import weasyprint
         from weasyprint.text.fonts import FontConfiguration
+
+        from pipeline.font_subsetting import install
+
+        install()
 
         font_config = FontConfiguration()
         css = weasyprint.CSS(filename=str(Path(templates_dir) / INVOICE_CSS), font_config=font_config)
@@ -222,7 +228,9 @@ def _pool_context() -> Any:
     if "forkserver" not in get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["weasyprint", "pipeline.rendering", "pipeline.html_document"])
+    context.set_forkserver_preload(
+        ["weasyprint", "pipeline.rendering", "pipeline.html_document", "pipeline.font_subsetting", "uharfbuzz"]
+    )
     return context
 
 
