@@ -150,10 +150,29 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _fork_server_cpu_s() -> float | None:
+    """CPU seconds of the render pool's fork server and of every worker it has reaped (``/proc/<pid>/stat``:
+    utime + stime + cutime + cstime), or None without a fork server. The workers are the fork server's
+    children, not this process's: this is how their whole CPU (start-up, stylesheet, rendering, writing) is
+    counted, where each document's ``render_cpu_s`` covers its own layout and writing only."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    stat = Path(f"/proc/{pid}/stat")
+    if pid is None or not stat.is_file():
+        return None
+    fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    # after the command name: state is field 3, utime … cstime fields 14-17 (1-based)
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Build every invoice's document model and render the first ``--documents`` of them with our renderer
     (asset ``invoice_documents``, limited to N PDFs so a large cycle stays measurable); then render the same
-    invoices again, which must skip every one of them (unchanged content)."""
+    invoices again, which must skip every one of them (unchanged content).
+
+    CPU per invoice is all in: this process (HTML, hashing, feeding the pool) plus the pool's fork server and
+    its workers, all their CPU from start-up on (``_fork_server_cpu_s``)."""
     reference, settings = load_reference(home.reference), load_settings(home.reference)
     started = time.perf_counter()
     docs = invoice_documents(home.lake, cycle, reference)
@@ -164,27 +183,35 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
         chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers
     )
     render_s = time.perf_counter() - built
-    # the workers are children of the pool's fork server, not of this process: each document reports the
-    # CPU of its own render, added to this process's (building the HTML, hashing, the pool's bookkeeping)
-    render_cpu_s = _cpu_s() - cpu + sum(r.render_cpu_s for r in rendered)
+    parent_cpu_s = _cpu_s() - cpu
+    worker_render_cpu_s = sum(r.render_cpu_s for r in rendered)
+    # the pool has been shut down (its workers joined and reaped by the fork server): count them whole,
+    # else (no fork server: spawned workers) the documents' own render CPU
+    pool_cpu_s = _fork_server_cpu_s()
+    render_cpu_s = parent_cpu_s + (worker_render_cpu_s if pool_cpu_s is None else pool_cpu_s)
     worker_rss = max((r.peak_rss_mib for r in rendered), default=0.0)
     # the CSV itemisation of the accounts that ask for it, as the asset writes it: deliveries attach it
     rendered = write_itemisation_csvs(chosen, rendered, home.documents / cycle)
     again = time.perf_counter()
     render_invoice_pdfs(chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers)
     rerun_s = time.perf_counter() - again
+    n = len(rendered)
     return {
-        "records": len(rendered),
+        "records": n,
         "models_built": len(docs),
         "models_s": round(built - started, 3),
         "render_s": round(render_s, 3),
         "render_cpu_s": round(render_cpu_s, 3),
-        "cpu_s_per_invoice": round(render_cpu_s / len(rendered), 4) if rendered else None,
+        "cpu_s_per_invoice": round(render_cpu_s / n, 4) if n else None,
+        "parent_cpu_s_per_invoice": round(parent_cpu_s / n, 4) if n else None,
+        "pool_cpu_s_per_invoice": round(pool_cpu_s / n, 4) if n and pool_cpu_s is not None else None,
+        "worker_render_cpu_s_per_invoice": round(worker_render_cpu_s / n, 4) if n else None,
         "rerun_unchanged_s": round(rerun_s, 3),
         "render_worker_peak_rss_mib": round(worker_rss, 1),
         "pages": sum(r.pages for r in rendered),
         "render_workers": settings.render_workers,
-        "invoices_per_s": round(len(rendered) / render_s, 2) if render_s else None,
+        "invoices_per_s": round(n / render_s, 2) if render_s else None,
+        "load_average": list(os.getloadavg()),
     }
 
 

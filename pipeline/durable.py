@@ -17,14 +17,18 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(target: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``target``, flush it, and rename it over ``target``."""
+def write_atomically(target: Path, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to a temporary file beside ``target``, flush it, and rename it over ``target``.
+
+    ``durable=False`` skips the flush to disk (still never half a file under ``target``): for files whose loss
+    in a power cut only costs work done again, like a rendered PDF's content-hash sidecar."""
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -1,17 +1,21 @@
 """Invoice PDFs from invoice HTML: WeasyPrint with its stylesheet and fonts prepared once per process, a
-process pool over the cores, and no work at all for an invoice whose content has not changed.
+process pool over the cores fed as the HTML is built, and no work at all for an invoice whose content has not
+changed.
 
 Billing rules applied here:
 
-* each invoice is its own PDF, written aside and moved into place (``os.replace``), so a crash never leaves
-  half a PDF; its content-hash sidecar is written after it, so a matching sidecar always means a complete PDF;
+* each invoice is its own PDF, written aside, flushed to disk and moved into place (``os.replace``), so a crash
+  never leaves half a PDF; its content-hash sidecar is written after the PDF's rename is on disk, so a
+  matching sidecar always means a complete PDF;
 * an invoice whose content hash (its HTML plus the renderer's inputs: stylesheet, fonts, WeasyPrint version)
   matches its sidecar is not rendered again: re-running a cycle rewrites no document.
 
 Speed (docs/SCALE.md, "Documents"): the stylesheet is parsed and its two shipped fonts registered once per
 process (``_prepared``), not once per invoice; the pool's workers are forked from a fork server that has
-imported WeasyPrint, so they start at once; the shipped fonts are a 33 KB Latin subset, so WeasyPrint's
-per-invoice font subsetting (fontTools) costs ~5 ms instead of ~250 ms; each invoice is read through
+imported WeasyPrint, started before the first HTML is built; chunks of invoices go to the pool as soon as
+their HTML is built, so building and rendering overlap; in a worker a writer thread stores each PDF (its
+disk flushes) while the next invoice is laid out; the shipped fonts are a 33 KB Latin subset, cut down
+again per invoice by HarfBuzz (``font_subsetting``) instead of fontTools; each invoice is read through
 ``html_document.InvoiceHTML`` (XHTML parsed by the C XML parser, a user-agent stylesheet without the note
 rules invoices never use: the same PDF for ~15 % less CPU).
 """
@@ -23,17 +27,19 @@ import gc
 import hashlib
 import resource
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 from pipeline.documents import INVOICE_CSS, InvoiceDocument, html_sha256, render_invoice_html
-from pipeline.durable import write_atomically
+from pipeline.durable import fsync_path, write_atomically
 from pipeline.faults import crash_point
 
 FONTS_DIR = "fonts"
@@ -79,15 +85,17 @@ def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
 
 def renderer_fingerprint(templates_dir: Path) -> str:
     """SHA-256 over what shapes a PDF besides its HTML: the stylesheet, the user-agent stylesheet, the shipped
-    fonts and the WeasyPrint version (rule: a new font or renderer renders every invoice again; nothing else
-    does)."""
+    fonts, the WeasyPrint version and the font subsetter (rule: a new font or renderer renders every invoice
+    again; nothing else does)."""
     import weasyprint
 
+    from pipeline.font_subsetting import subsetter
     from pipeline.html_document import invoice_ua_stylesheet_text
 
     templates_dir = Path(templates_dir).resolve()
     files = [templates_dir / INVOICE_CSS, *sorted((templates_dir / FONTS_DIR).glob("*.ttf"))]
     digest = hashlib.sha256(f"weasyprint {weasyprint.__version__}\n".encode())
+    digest.update(f"font subsetting {subsetter()}\n".encode())
     digest.update(
         f"user agent {hashlib.sha256(invoice_ua_stylesheet_text().encode()).hexdigest()}\n".encode()
     )
@@ -112,11 +120,15 @@ atexit.register(_PREPARED.clear)
 
 def _prepared(templates_dir: str) -> tuple[Any, Any]:
     """The parsed invoice stylesheet and the FontConfiguration holding its ``@font-face`` fonts, made once per
-    process."""
+    process, with WeasyPrint subsetting fonts through HarfBuzz (``font_subsetting``)."""
     ready = _PREPARED.get(templates_dir)
     if ready is None:
         import weasyprint
         from weasyprint.text.fonts import FontConfiguration
+
+        from pipeline.font_subsetting import install
+
+        install()
 
         font_config = FontConfiguration()
         css = weasyprint.CSS(filename=str(Path(templates_dir) / INVOICE_CSS), font_config=font_config)
@@ -148,22 +160,47 @@ def _batched_gc() -> Iterator[None]:
 RenderOutcome = tuple[str, str, int, str, float, float]
 
 
-def _render_pdf_job(job: RenderJob) -> RenderOutcome:
-    """Worker: lay out one invoice, write its PDF aside then into place, then its content-hash sidecar."""
+def _lay_out(job: RenderJob) -> tuple[bytes, int]:
+    """One invoice's PDF bytes and page count, with this process's prepared stylesheet and fonts."""
     from pipeline.html_document import InvoiceHTML
 
-    started = time.process_time()
-    invoice_number, html, sha, pdf_path, sidecar_path, templates_dir = job
+    _, html, _, _, _, templates_dir = job
     css, font_config = _prepared(templates_dir)
     document = InvoiceHTML(html, base_url=templates_dir).render(stylesheets=[css], font_config=font_config)
-    pages = len(document.pages)
     pdf = document.write_pdf()
     assert pdf is not None
-    write_atomically(Path(pdf_path), pdf)
-    # The sidecar goes last: a matching sidecar therefore always means a complete PDF of that content.
-    write_atomically(Path(sidecar_path), f"{sha}\n{pages}\n".encode())
+    return pdf, len(document.pages)
+
+
+def _store(job: RenderJob, pdf: bytes, pages: int) -> float:
+    """Put one rendered invoice in place (rule: a matching sidecar always means a complete PDF): the PDF
+    written aside, flushed to disk and renamed into place, the folder flushed so the rename is on disk too, and
+    only then the sidecar naming its content hash. The sidecar is not flushed: losing it in a power cut only
+    renders the invoice again. Returns the CPU seconds of this thread."""
+    started = time.thread_time()
+    _, _, sha, pdf_path, sidecar_path, _ = job
+    target = write_atomically(Path(pdf_path), pdf)
+    fsync_path(target.parent)
+    write_atomically(Path(sidecar_path), f"{sha}\n{pages}\n".encode(), durable=False)
+    return time.thread_time() - started
+
+
+def _render_chunk(jobs: list[RenderJob]) -> list[RenderOutcome]:
+    """Worker: lay out a chunk of invoices one after the other while a writer thread stores each finished
+    one (``_store``: its disk flushes wait on the disk, not on the CPU, and overlap the next layout); returns
+    once every PDF and sidecar of the chunk is in place, in the chunk's order."""
+    stored = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-writer") as writer:
+        for job in jobs:
+            started = time.thread_time()
+            pdf, pages = _lay_out(job)
+            stored.append((job, pages, time.thread_time() - started, writer.submit(_store, job, pdf, pages)))
+        outcomes = [
+            (job[0], job[3], pages, job[2], layout_s + future.result())
+            for job, pages, layout_s, future in stored
+        ]
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return invoice_number, pdf_path, pages, sha, time.process_time() - started, peak_rss_mib
+    return [(*outcome, peak_rss_mib) for outcome in outcomes]
 
 
 def _existing_pdf_pages(pdf_path: Path, sidecar_path: Path, sha: str) -> int | None:
@@ -191,25 +228,91 @@ def _pool_context() -> Any:
     if "forkserver" not in get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["weasyprint", "pipeline.rendering", "pipeline.html_document"])
+    context.set_forkserver_preload(
+        ["weasyprint", "pipeline.rendering", "pipeline.html_document", "pipeline.font_subsetting", "uharfbuzz"]
+    )
     return context
 
 
-def _render_jobs(jobs: list[RenderJob], workers: int, templates_dir: str) -> Iterator[RenderOutcome]:
-    if workers <= 1 or len(jobs) <= POOL_MIN_DOCUMENTS:
+def _start_fork_server() -> None:
+    """Start the pool's fork server now, so that it imports WeasyPrint (~1 s) while this process fingerprints
+    the renderer and builds the first invoices' HTML, instead of after."""
+    if _pool_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _chunk_size(remaining: int, workers: int) -> int:
+    """Invoices per chunk when ``remaining`` invoices are left: at most MAX_CHUNK, and smaller towards the end
+    so that the workers finish together."""
+    return max(1, min(MAX_CHUNK, remaining // (workers * 4)))
+
+
+def _chunks(jobs: Iterator[tuple[int, RenderJob]], total: int, workers: int) -> Iterator[list[RenderJob]]:
+    """Group ``(position, job)`` pairs (position: the invoice's place among ``total``) into chunks, each handed
+    on as soon as it is complete."""
+    chunk: list[RenderJob] = []
+    size = 0
+    for position, job in jobs:
+        if not chunk:
+            size = _chunk_size(total - position, workers)
+        chunk.append(job)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _render_jobs(
+    jobs: Iterator[tuple[int, RenderJob]], total: int, workers: int, templates_dir: str
+) -> Iterator[RenderOutcome]:
+    """Render the jobs as they come: in this process when there are few, else chunk by chunk in a pool of
+    ``workers`` processes started on the first chunk, each chunk submitted as soon as its invoices' HTML is
+    built (the pool renders while this process builds the next ones). At most ``3 × workers`` chunks are in
+    flight, so the HTML of a large cycle is never all in memory; outcomes come in input order."""
+    head = list(islice(jobs, POOL_MIN_DOCUMENTS + 1))
+    if workers <= 1 or len(head) <= POOL_MIN_DOCUMENTS:
         _prepared(templates_dir)
         with _batched_gc():
-            yield from map(_render_pdf_job, jobs)
+            for chunk in _chunks(chain(head, jobs), total, 1):
+                yield from _render_chunk(chunk)
         return
-    workers = min(workers, len(jobs))
-    chunk = max(1, min(MAX_CHUNK, len(jobs) // (workers * 4)))
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=_pool_context(),
         initializer=_init_worker,
         initargs=(templates_dir,),
     ) as pool:
-        yield from pool.map(_render_pdf_job, jobs, chunksize=chunk)
+        in_flight: deque[Future[list[RenderOutcome]]] = deque()
+        for chunk in _chunks(chain(head, jobs), total, workers):
+            in_flight.append(pool.submit(_render_chunk, chunk))
+            while in_flight and (in_flight[0].done() or len(in_flight) > 3 * workers):
+                yield from in_flight.popleft().result()
+        while in_flight:
+            yield from in_flight.popleft().result()
+
+
+def _jobs_to_render(
+    docs: list[InvoiceDocument],
+    out_dir: Path,
+    templates_dir: Path,
+    skipped: dict[str, RenderedDocument],
+) -> Iterator[tuple[int, RenderJob]]:
+    """Build each invoice's HTML and content hash in turn; an invoice whose sidecar holds that hash goes to
+    ``skipped`` (rule: unchanged content is not rendered again), the others are yielded with their position."""
+    fingerprint = renderer_fingerprint(templates_dir)
+    for position, doc in enumerate(docs):
+        html = render_invoice_html(doc, templates_dir)
+        sha = content_hash(html, fingerprint)
+        pdf_path = out_dir / f"{doc.invoice_number}.pdf"
+        sidecar = out_dir / f"{doc.invoice_number}{SIDECAR_SUFFIX}"
+        pages = _existing_pdf_pages(pdf_path, sidecar, sha)
+        if pages is not None:
+            skipped[doc.invoice_number] = RenderedDocument(doc.invoice_number, pdf_path, pages, sha)
+        else:
+            yield position, (doc.invoice_number, html, sha, str(pdf_path), str(sidecar), str(templates_dir))
 
 
 def render_invoice_pdfs(
@@ -226,30 +329,23 @@ def render_invoice_pdfs(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     templates_dir = Path(templates_dir).resolve()
-    fingerprint = renderer_fingerprint(templates_dir)
-
-    order: list[str] = []
+    docs = list(docs)
     seen: set[str] = set()
-    results: dict[str, RenderedDocument] = {}
-    jobs: list[RenderJob] = []
     for doc in docs:
         if doc.invoice_number in seen:
             raise ValueError(f"invoice {doc.invoice_number} appears twice in one render batch")
         seen.add(doc.invoice_number)
-        order.append(doc.invoice_number)
-        html = render_invoice_html(doc, templates_dir)
-        sha = content_hash(html, fingerprint)
-        pdf_path = out_dir / f"{doc.invoice_number}.pdf"
-        sidecar = out_dir / f"{doc.invoice_number}{SIDECAR_SUFFIX}"
-        pages = _existing_pdf_pages(pdf_path, sidecar, sha)
-        if pages is not None:
-            results[doc.invoice_number] = RenderedDocument(doc.invoice_number, pdf_path, pages, sha)
-        else:
-            jobs.append((doc.invoice_number, html, sha, str(pdf_path), str(sidecar), str(templates_dir)))
+    # invoices never rendered (no sidecar) will be: start the pool's fork server before anything else
+    unrendered = sum(not (out_dir / f"{doc.invoice_number}{SIDECAR_SUFFIX}").exists() for doc in docs)
+    if workers > 1 and unrendered > POOL_MIN_DOCUMENTS:
+        _start_fork_server()
 
-    for invoice_number, path, pages, sha, cpu_s, rss in _render_jobs(jobs, workers, str(templates_dir)):
+    results: dict[str, RenderedDocument] = {}
+    jobs = _jobs_to_render(docs, out_dir, templates_dir, results)
+    outcomes = _render_jobs(jobs, len(docs), workers, str(templates_dir))
+    for invoice_number, path, pages, sha, cpu_s, rss in outcomes:
         results[invoice_number] = RenderedDocument(
             invoice_number, Path(path), pages, sha, render_cpu_s=cpu_s, peak_rss_mib=rss
         )
         crash_point("documents.rendered")
-    return [results[number] for number in order]
+    return [results[doc.invoice_number] for doc in docs]

@@ -10,6 +10,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 from test_documents import TEMPLATES, make_doc, pdf_text
@@ -112,3 +113,39 @@ def test_the_shipped_font_prints_every_string_and_falls_back_beyond_it(tmp_path:
         for font in page["/Resources"]["/Font"].values()
     }
     assert any("Invoice-Sans" in name for name in fonts), fonts
+
+
+def test_a_pool_run_with_unchanged_invoices_between_keeps_the_input_order(tmp_path: Path) -> None:
+    # 12 invoices, every other one already rendered: the six others go through the pool in chunks fed while
+    # the HTML is built, the skipped ones in between are not touched, and the results keep the input order
+    docs = [make_doc(f"INV-0000040{i:02d}", "es" if i % 3 else "en", n_usage=3) for i in range(12)]
+    first = render_invoice_pdfs(docs[::2], tmp_path, TEMPLATES, workers=2)
+    before = snapshot(tmp_path)
+    results = render_invoice_pdfs(docs, tmp_path, TEMPLATES, workers=2)
+    assert [r.invoice_number for r in results] == [d.invoice_number for d in docs]
+    assert results[::2] == first
+    after = snapshot(tmp_path)
+    assert all(after[name] == before[name] for name in before)  # the unchanged six: not one byte written
+    for doc, rendered in zip(docs[1::2], results[1::2], strict=True):
+        assert rendered.render_cpu_s > 0 and rendered.pages == 2
+        assert (tmp_path / f"{doc.invoice_number}{SIDECAR_SUFFIX}").read_text().split() == [
+            rendered.sha256_of_html,
+            "2",
+        ]
+        assert doc.invoice_number in pdf_text(rendered.path)[0]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_no_sidecar_names_a_pdf_that_did_not_land(tmp_path: Path) -> None:
+    # the PDF cannot be moved into place (a folder squats its name): the run fails, and no sidecar claims
+    # that invoice as rendered — a matching sidecar always means a complete PDF
+    docs = [make_doc("INV-00000501", n_usage=3), make_doc("INV-00000502", n_usage=3)]
+    (tmp_path / "INV-00000502.pdf").mkdir()
+    with pytest.raises(OSError):
+        render_invoice_pdfs(docs, tmp_path, TEMPLATES, workers=1)
+    assert not (tmp_path / f"INV-00000502{SIDECAR_SUFFIX}").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+    # once the folder is gone the same call renders it, and leaves the first invoice as it was
+    (tmp_path / "INV-00000502.pdf").rmdir()
+    [one, two] = render_invoice_pdfs(docs, tmp_path, TEMPLATES, workers=1)
+    assert two.pages == 2 and (tmp_path / f"INV-00000502{SIDECAR_SUFFIX}").is_file()
