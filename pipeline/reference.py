@@ -4,7 +4,7 @@ that names the file, the row and the fix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import polars as pl
@@ -347,20 +347,30 @@ READERS: dict[str, Callable[[Path], pl.DataFrame]] = {
 }
 
 
+def _read_frames(folder: Path, names: Iterable[str]) -> dict[str, pl.DataFrame]:
+    return {
+        name: READERS[name](folder) if name in READERS else _read_table(folder / f"{name}.csv", TABLES[name])
+        for name in names
+    }
+
+
+def _check_service_numbers(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
+    """Every service number's account is known and a number's validity periods never overlap (the account that
+    held a number at the call time is the one billed)."""
+    _check_foreign(folder, frames, "service_numbers", "account_id", "accounts")
+    _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
+
+
 def load_reference(folder: Path) -> Reference:
     """Read and validate every reference table in ``folder`` (one ``<table>.csv`` each, sources apart)."""
-    frames = {
-        name: READERS[name](folder) if name in READERS else _read_table(folder / f"{name}.csv", spec)
-        for name, spec in TABLES.items()
-    }
+    frames = _read_frames(folder, TABLES)
     for name, key in KEYS.items():
         _check_unique(folder / f"{name}.csv", frames[name], key)
     _check_foreign(folder, frames, "accounts", "agent_id", "agents")
     _check_foreign(folder, frames, "accounts", "plan_id", "plans")
-    _check_foreign(folder, frames, "service_numbers", "account_id", "accounts")
+    _check_service_numbers(folder, frames)
     _check_foreign(folder, frames, "price_books", "plan_id", "plans")
     _check_foreign(folder, frames, "price_books", "rate_card_id", "rate_cards")
-    _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
     _check_rates(folder / "rate_cards.csv", frames["rate_cards"])
     # --- bill run (issue 5) ---
     for table in ("subscriptions", "plan_changes", "orders", "equipment", "tax_exemptions", "adjustments",
@@ -869,12 +879,8 @@ def load_usage_reference(folder: Path) -> Reference:
     that hold them — checked by ``load_reference``'s rules for them (unique keys, every number's account
     known, no overlapping validity periods of a number: the account that held a number at the call time is the
     one billed). The other tables (the rate deck above all) are read and checked by the stages that use them."""
-    frames = {
-        name: READERS[name](folder) if name in READERS else _read_table(folder / f"{name}.csv", TABLES[name])
-        for name in USAGE_TABLES
-    }
+    frames = _read_frames(folder, USAGE_TABLES)
     for name in USAGE_TABLES:
         _check_unique(folder / f"{name}.csv", frames[name], KEYS[name])
-    _check_foreign(folder, frames, "service_numbers", "account_id", "accounts")
-    _check_periods(folder / "service_numbers.csv", frames["service_numbers"], "service_number")
+    _check_service_numbers(folder, frames)
     return Reference(frames)
