@@ -25,7 +25,7 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
     """Landed usage files registered in the file ledger: new files normalised into the lake, duplicate files
     refused by content hash, unreadable files quarantined with a reason."""
     home, settings = cdrbill.home(), cdrbill.settings()
-    reference = cdrbill.reference()
+    reference = cdrbill.intake_reference()
     with open_state(home.state_db) as state:
         report = register_landed_files(
             home,

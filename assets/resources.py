@@ -17,6 +17,7 @@ from pipeline.cycles import BillCycle
 from pipeline.home import Home
 from pipeline.locks import HOME_LOCK, held_by, hold, is_held
 from pipeline.reference import Reference, load_reference, load_usage_reference
+from pipeline.reference_verdict import VERDICT_FILE, checked_usage_reference
 from pipeline.settings import Settings, load_settings
 
 EXECUTOR_ENV = "CDRBILL_EXECUTOR"  # k8s: every step its own pod (assets/executors.py, deploy/README.md)
@@ -41,6 +42,12 @@ class CdrbillHome(dg.ConfigurableResource):
     def usage_reference(self) -> Reference:
         """Mediation's tables only (sources, accounts, service numbers): see ``load_usage_reference``."""
         return load_usage_reference(self.home().reference)
+
+    def intake_reference(self) -> Reference:
+        """The run's first check of the whole reference, remembered per content (``checked_usage_reference``):
+        a broken table stops the run before any file is registered."""
+        home = self.home()
+        return checked_usage_reference(home.reference, home.root / VERDICT_FILE)
 
     def settings(self) -> Settings:
         return load_settings(self.home().reference)

@@ -57,8 +57,10 @@ def _accounting_balanced(home: Home, cycle: str, outcomes: dict[str, tuple[str, 
 def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Register, parse and normalise every landed file (asset ``usage_files``)."""
     from pipeline.intake import register_landed_files
+    from pipeline.reference_verdict import VERDICT_FILE, checked_usage_reference
 
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference = checked_usage_reference(home.reference, home.root / VERDICT_FILE)
+    settings = load_settings(home.reference)
     with open_state(home.state_db) as state:
         report = register_landed_files(
             home,

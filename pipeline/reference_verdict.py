@@ -1,0 +1,64 @@
+"""The whole-reference check of a run's first stage, remembered per reference content: ``load_reference`` reads
+and checks every table (the 50,000-prefix rate deck alone costs ~1.3 CPU s), so intake runs it only when the
+reference folder — or the rules that check it — changed since the last good check.
+
+The verdict is one small file in the home holding the SHA-256 of the rules' code and of every file under the
+reference folder (relative path and bytes). Any change of any reference file, a file added or removed, or a
+change of the checking code gives another digest, and the whole check runs again; a broken table raises
+``ReferenceDataError`` and leaves the verdict as it was. Only a good check is remembered."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pipeline import currencies, reference, sources
+from pipeline.reference import Reference, load_reference, load_usage_reference
+
+VERDICT_FILE = "reference.checked"  # in the home's root, beside state.duckdb (not in the folder it describes)
+RULES = (reference, sources, currencies)  # the modules whose code decides whether a reference is good
+
+
+def reference_digest(folder: Path) -> str:
+    """SHA-256 of the checking rules' source and of every regular file under ``folder``, in path order (the
+    relative path and the length framed, so no two folders share a digest by moving bytes between files)."""
+    digest = hashlib.sha256()
+    for module in RULES:
+        digest.update(Path(str(module.__file__)).read_bytes())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix().encode()
+        data = path.read_bytes()
+        digest.update(b"%d:%s%d:" % (len(name), name, len(data)))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def checked_usage_reference(folder: Path, verdict: Path) -> Reference:
+    """Intake's reference: the whole reference checked by ``load_reference`` unless ``verdict`` holds this
+    content's digest from an earlier good check, then only the tables intake reads (``load_usage_reference``,
+    whose own checks always run). A content change while it is read means a full check."""
+    before = reference_digest(folder)
+    if _read(verdict) == before:
+        usage = load_usage_reference(folder)
+        if reference_digest(folder) == before:
+            return usage
+    whole = load_reference(folder)  # raises ReferenceDataError on any broken table: nothing is remembered
+    after = reference_digest(folder)
+    if after == before:
+        _write(verdict, after)
+    return whole
+
+
+def _read(verdict: Path) -> str | None:
+    try:
+        return verdict.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write(verdict: Path, digest: str) -> None:
+    """Write the verdict atomically (a crash leaves the old one or none, never half a digest)."""
+    partial = verdict.with_name(verdict.name + ".tmp")
+    partial.write_text(digest + "\n", encoding="ascii")
+    os.replace(partial, verdict)
