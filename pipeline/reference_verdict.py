@@ -13,6 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import polars as pl
+
 from pipeline import currencies, reference, sources
 from pipeline.reference import Reference, load_reference, load_usage_reference
 
@@ -21,9 +23,10 @@ RULES = (reference, sources, currencies)  # the modules whose code decides wheth
 
 
 def reference_digest(folder: Path) -> str:
-    """SHA-256 of the checking rules' source and of every regular file under ``folder``, in path order (the
-    relative path and the length framed, so no two folders share a digest by moving bytes between files)."""
-    digest = hashlib.sha256()
+    """SHA-256 of the checking rules' source (and the polars version that reads the tables) and of every
+    regular file under ``folder``, in path order (the relative path and the length framed, so no two folders
+    share a digest by moving bytes between files)."""
+    digest = hashlib.sha256(f"polars {pl.__version__}\n".encode())
     for module in RULES:
         digest.update(Path(str(module.__file__)).read_bytes())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
