@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib.metadata import version
 from pathlib import Path
 
-import polars as pl
-
-from pipeline import currencies, reference, sources
+import pipeline
 from pipeline.reference import Reference, load_reference, load_usage_reference
 
 VERDICT_FILE = "reference.checked"  # in the home's root, beside state.duckdb (not in the folder it describes)
-RULES = (reference, sources, currencies)  # the modules whose code decides whether a reference is good
+# what decides whether a reference is good: the domain's code (every module, not only reference.py: sources
+# checks formats and templates, currencies reads babel's CLDR data) and the libraries that read and judge it
+RULES = Path(str(pipeline.__file__)).parent
+LIBRARIES = ("polars", "babel", "phonenumbers")
 
 
 def reference_digest(folder: Path) -> str:
-    """SHA-256 of the checking rules' source (and the polars version that reads the tables) and of every
-    regular file under ``folder``, in path order (the relative path and the length framed, so no two folders
-    share a digest by moving bytes between files)."""
-    digest = hashlib.sha256(f"polars {pl.__version__}\n".encode())
-    for module in RULES:
-        digest.update(Path(str(module.__file__)).read_bytes())
+    """SHA-256 of the rules' source (every module of ``pipeline``), the versions of the libraries that read the
+    tables, and every regular file under ``folder``, in path order (the relative path and the length framed, so
+    no two folders share a digest by moving bytes between files)."""
+    digest = hashlib.sha256("".join(f"{name} {version(name)}\n" for name in LIBRARIES).encode())
+    for module in sorted(RULES.rglob("*.py")):
+        digest.update(module.read_bytes())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder).as_posix().encode()
         data = path.read_bytes()
