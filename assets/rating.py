@@ -30,7 +30,7 @@ def rate_market_shard(context: dg.OpExecutionContext, cdrbill: CdrbillHome, shar
     home, settings = cdrbill.home(), cdrbill.settings()
     shard = shard_of(cdrbill, shard_key)  # before the session: its reference load is not held during rating
     with session(
-        cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+        cdrbill.reference(), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
         result = rate_shard(con, home.lake, context.partition_key, shard)
     context.log.info(f"market shard {shard_key}: {result['rated']} rated, {result['suspended']} suspended")
@@ -45,7 +45,7 @@ def collect_rated_usage(context: dg.OpExecutionContext, cdrbill: CdrbillHome, sh
     cycle = context.partition_key
     shards = all_shards(cdrbill, shard_keys)
     with session(
-        cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+        cdrbill.reference(), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
         with open_state(home.state_db) as state:
             result = rerate_cycle(

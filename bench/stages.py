@@ -101,7 +101,7 @@ def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     settings = load_settings(home.reference)
     normalised = partition_dir(home.lake, MEDIATED, cycle=cycle) / "normalised.parquet"
     with session(
-        load_reference(home.reference), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+        load_reference(home.reference), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:  # the reference held by the session only, as the asset does
         records = int(scalar(con, f"select count(*) from read_parquet('{normalised.as_posix()}')"))
         counts = rate_cycle(con, home.lake, cycle)
