@@ -28,10 +28,11 @@ ACCOUNTING_CHECK = dg.AssetCheckSpec(
 def rate_market_shard(context: dg.OpExecutionContext, cdrbill: CdrbillHome, shard_key: str) -> str:
     """Rate the normalised events of one market shard's accounts into the shard's part of the lake."""
     home, settings = cdrbill.home(), cdrbill.settings()
+    shard = shard_of(cdrbill, shard_key)  # before the session: its reference load is not held during rating
     with session(
-        cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+        cdrbill.reference(), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
-        result = rate_shard(con, home.lake, context.partition_key, shard_of(cdrbill, shard_key))
+        result = rate_shard(con, home.lake, context.partition_key, shard)
     context.log.info(f"market shard {shard_key}: {result['rated']} rated, {result['suspended']} suspended")
     return shard_key
 
@@ -44,7 +45,7 @@ def collect_rated_usage(context: dg.OpExecutionContext, cdrbill: CdrbillHome, sh
     cycle = context.partition_key
     shards = all_shards(cdrbill, shard_keys)
     with session(
-        cdrbill.reference(), memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp"
+        cdrbill.reference(), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:
         with open_state(home.state_db) as state:
             result = rerate_cycle(

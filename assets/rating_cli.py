@@ -129,7 +129,7 @@ def _rerate(home: Home, args: argparse.Namespace) -> int:
     with (
         session(
             load_reference(home.reference),
-            memory_limit=settings.duckdb_memory_limit,
+            memory_limit=settings.rating_memory_limit,
             spill_dir=home.root / "tmp",
         ) as con,  # fmt: skip
         open_state(home.state_db) as state,

@@ -41,6 +41,19 @@ CYCLE = "2026-10"
 SIZES = {"1m": (20000, 50), "10m": (50000, 200)}
 
 
+def peak_rss_since_reset_mib() -> int:
+    """This process's peak RSS (``VmHWM``) since the last ``reset_peak_rss`` (or since exec)."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (``VmHWM`` back to the current RSS), so each phase reports its own peak."""
+    Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process so far (all threads)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -107,21 +120,30 @@ def main() -> None:
     started = time.perf_counter()
     prepare(home, args.accounts, args.calls_per_account)
     prepared = time.perf_counter() - started
+    # as a stage does: the reference is handed to the session and not kept (the session holds it in DuckDB)
     reference = enlarge(load_reference(home.reference), args.prefixes, not args.no_bands)
+    rate_card_rows = reference.rate_cards.height
+    reset_peak_rss()
     with session(reference, memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con:
+        del reference
         started, cpu_started = time.perf_counter(), cpu_seconds()
         counts = rate_cycle(con, home.lake, CYCLE)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    rating_peak = peak_rss_since_reset_mib()
     rated_mb = (partition_dir(home.lake, "rated", cycle=CYCLE) / "rated.parquet").stat().st_size / 1e6
     events = counts["rated"] + counts["suspended"]
     rerated = {}
     if args.rerate:
-        frames = reference.tables()
+        frames = enlarge(load_reference(home.reference), args.prefixes, not args.no_bands).tables()
         frames["rate_cards"] = frames["rate_cards"].with_columns(pl.col("rate_per_unit") + Decimal("0.001"))
+        corrected = Reference(frames)
+        del frames
+        reset_peak_rss()
         with (
-            session(Reference(frames), memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con,
+            session(corrected, memory_limit=args.memory_limit, spill_dir=home.root / "tmp") as con,
             open_state(home.state_db) as state,
         ):
+            del corrected
             started, cpu_started = time.perf_counter(), cpu_seconds()
             result = rerate_cycle(
                 con, home.lake, state, CYCLE, posted_at=datetime(2026, 11, 1), approved_by="bench"
@@ -131,11 +153,12 @@ def main() -> None:
                 "rerate_cpu_s": round(cpu_seconds() - cpu_started, 2),
                 "rerate_changed": result["changed_events"],
             }
+        rerated["rerate_peak_rss_mib"] = peak_rss_since_reset_mib()
     print(json.dumps({
-        "events": events, **counts, "rate_card_rows": reference.rate_cards.height,
+        "events": events, **counts, "rate_card_rows": rate_card_rows,
         "bands": not args.no_bands, "prepare_s": round(prepared, 1), "rating_s": round(seconds, 2),
         "rating_cpu_s": round(cpu, 2), "events_per_s": round(events / seconds),
-        "events_per_cpu_s": round(events / cpu), "rated_mb": round(rated_mb, 1), **rerated,
+        "events_per_cpu_s": round(events / cpu), "rated_mb": round(rated_mb, 1), "rating_peak_rss_mib": rating_peak, **rerated,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }))  # fmt: skip
 

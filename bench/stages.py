@@ -80,8 +80,12 @@ def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Mediate the cycle and prove its record accounting (asset ``mediated_usage`` and its check)."""
-    reference, settings = load_usage_reference(home.reference), load_settings(home.reference)
-    with session(reference, memory_limit=settings.mediation_memory_limit, spill_dir=home.root / "tmp") as con:
+    settings = load_settings(home.reference)
+    with session(
+        load_usage_reference(home.reference),
+        memory_limit=settings.mediation_memory_limit,
+        spill_dir=home.root / "tmp",
+    ) as con:
         counts = mediate_cycle(
             con,
             home.lake,
@@ -96,9 +100,11 @@ def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Rate the mediated cycle and prove its record accounting (asset ``rated_usage`` and its check); run a
     second time on the same mediated partition it is the re-rating of the cycle."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    settings = load_settings(home.reference)
     normalised = partition_dir(home.lake, MEDIATED, cycle=cycle) / "normalised.parquet"
-    with session(reference, memory_limit=settings.duckdb_memory_limit, spill_dir=home.root / "tmp") as con:
+    with session(
+        load_reference(home.reference), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
+    ) as con:  # the reference held by the session only, as the asset does
         records = int(scalar(con, f"select count(*) from read_parquet('{normalised.as_posix()}')"))
         counts = rate_cycle(con, home.lake, cycle)
     _accounting_balanced(home, cycle, OUTCOMES)

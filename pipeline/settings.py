@@ -51,6 +51,10 @@ class Settings:
     # mediation (sql/mediation*.sql, statement by statement) spills past this: at 10M CDRs 512MB gives a
     # process peak of 804 MiB for the same CPU as 1GB (1,369 MiB); docs/SCALE.md "third pass"
     mediation_memory_limit: str = "512MB"
+    # rating and rerating (rate shards, the collect / rerate step, `cdrbill rerate`) spill past this: at 10M
+    # events with a 600,117-row deck 1GB peaks at 1,445 / 1,490 MiB of process RSS; 512MB at ~970 MiB for twice
+    # the CPU; the shared 2GB would pass 1.5 GiB (docs/SCALE.md "The reference held once")
+    rating_memory_limit: str = "1GB"
     # scale-out (issue 8, docs/SCALE.md "Scale-out"): rating, account charges and invoice documents fan out over
     # the cycle's market shards, one step each (1: one shard, today's behaviour); a shard is the accounts whose
     # md5(account_id) mod market_shards = k ("account_hash"), or the accounts of one service state ("state")

@@ -163,18 +163,18 @@ def charge_shard(
 
 
 def restrict_reference(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame], shard: Shard) -> None:
-    """Register again, restricted to the shard's accounts, every reference table (registered on ``con`` under
-    its name) with an ``account_id`` column (accounts, subscriptions, orders, discounts…): a shard bills its own
-    accounts only. A row without an account (a discount for every account of a plan) applies in every shard."""
+    """Replace, restricted to the shard's accounts, every reference table (held on ``con`` under its name by
+    ``engine.session``) with an ``account_id`` column (accounts, subscriptions, orders, discounts…): a shard
+    bills its own accounts only. A row without an account (a discount for every account of a plan) applies in
+    every shard. ``accounts`` is replaced last: the state rule reads the whole table."""
     if shard.count == 1:
         return
     names = [name for name, frame in tables.items() if "account_id" in frame.columns]
-    restricted = {
-        name: con.sql(f'select * from "{name}" where account_id is null or {account_predicate(shard)}').pl()
-        for name in names
-    }
-    for name, frame in restricted.items():  # all computed from the full tables first, then registered
-        con.register(name, frame)
+    for name in sorted(names, key=lambda name: name == "accounts"):
+        con.execute(
+            f'create or replace table "{name}" as '
+            f'select * from "{name}" where account_id is null or {account_predicate(shard)}'
+        )
 
 
 def collect_parts(
