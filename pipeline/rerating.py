@@ -20,7 +20,7 @@ import polars as pl
 
 from pipeline.engine import scalar
 from pipeline.lake import partition_dir, replace_partition
-from pipeline.rating import RATED, rate_cycle
+from pipeline.rating import RATED, rate_cycle, rated_events_sql
 from pipeline.sql import read_sql
 
 RERATE = "rerate"
@@ -41,7 +41,9 @@ PREVIOUS_COLUMNS = {
 # the cycle-level usage charges rating writes beside the rated events, in whole cents (sql/tiers.sql,
 # sql/data_rounding.sql): each becomes a usage line of its own on the invoice
 CYCLE_LEVEL_CHARGES = ("tier_charges", "data_rounding")
-NO_CYCLE_LEVEL_CHARGES = "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
+NO_CYCLE_LEVEL_CHARGES = (
+    "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
+)
 
 
 def cycle_level_charges(folder: Path) -> str:
@@ -78,7 +80,13 @@ def rerate_cycle(
         path = folder / f"{name}.parquet"
         # only the columns the delta report and the account deltas compare are kept
         columns = ", ".join(PREVIOUS_COLUMNS[name])
-        source = f"select {columns} from read_parquet('{path.as_posix()}')" if path.exists() else empty
+        # the previous rated events: the narrow fact joined to the normalised columns the report reads
+        read = (
+            rated_events_sql(lake, cycle)
+            if name == "rated"
+            else f"select * from read_parquet('{path.as_posix()}')"
+        )
+        source = f"select {columns} from ({read})" if path.exists() else empty
         con.execute(f"create or replace temp table previous_{name} as {source}")
     counts = rate(con, lake, cycle)
     # the per-event report is written from DuckDB as it is computed (every event of a 10M cycle can change:
