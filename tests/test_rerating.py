@@ -124,3 +124,10 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
     normalised.with_name("kept.parquet").replace(normalised.resolve())
     with session(reference) as con, pytest.raises(duckdb.Error, match=f"rated event {lost['file_id']}:"):
         con.sql(f"select sum(charge_amount) from ({rated_events_sql(sample_home.lake, CYCLE)})").fetchall()
+    # rerating the cycle without the event: the previous charge cannot vanish from the report silently
+    with (
+        session(reference) as con,
+        open_state(sample_home.state_db) as state,
+        pytest.raises(duckdb.Error, match=f"previously rated event {lost['file_id']}:"),
+    ):
+        rerate_cycle(con, sample_home.lake, state, CYCLE, posted_at=datetime(2026, 11, 5))
