@@ -10,7 +10,7 @@ import polars as pl
 
 from pipeline.lake import partition_dir
 from pipeline.mediation import MEDIATED, cycle_records
-from pipeline.rating import RATED
+from pipeline.rating import RATED, rated_events_sql
 
 # where each record of a cycle can leave: outcome name → (lake dataset, table)
 MEDIATION_OUTCOMES = {
@@ -36,8 +36,7 @@ def record_accounting(
     are the final ones (rated + suspended + duplicate + discarded); ``MEDIATION_OUTCOMES`` checks mediation."""
     cycle_records(con, lake, cycle)
     parts = " union all ".join(
-        f"select file_id, line_no, '{name}' as outcome from "
-        f"read_parquet('{(partition_dir(lake, dataset, cycle=cycle) / f'{table}.parquet').as_posix()}')"
+        f"select file_id, line_no, '{name}' as outcome from {_outcome_source(lake, cycle, dataset, table)}"
         for name, (dataset, table) in outcomes.items()
     )
     counts = ", ".join(f"count(*) filter (where outcome = '{name}') as {name}" for name in outcomes)
@@ -74,3 +73,11 @@ def record_accounting(
             & (pl.col("counted_twice") == 0)
         )
     )
+
+
+def _outcome_source(lake: Path, cycle: str, dataset: str, table: str) -> str:
+    """Where one outcome's records are read: the rated events through their one reader (the narrow fact joined
+    to the mediated partition: a rated event missing from it fails the check), any other table as written."""
+    if (dataset, table) == (RATED, "rated"):
+        return f"({rated_events_sql(lake, cycle)})"
+    return f"read_parquet('{(partition_dir(lake, dataset, cycle=cycle) / f'{table}.parquet').as_posix()}')"

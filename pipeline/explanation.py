@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.lake import partition_dir
-from pipeline.rating import RATED
+from pipeline.rating import RATED, rated_events
 
 # (label, column), in the order support reads them
 EXPLANATION_FIELDS = (
@@ -77,7 +77,7 @@ def find_events(
 ) -> pl.DataFrame:
     """The cycle's rated and suspended events that match the given file/line, charged number or account."""
     folder = partition_dir(lake, RATED, cycle=cycle)
-    frames = [pl.scan_parquet(folder / f"{name}.parquet") for name in ("rated", "suspended")]
+    frames = [rated_events(lake, cycle), pl.scan_parquet(folder / "suspended.parquet")]
     events = pl.concat(frames, how="diagonal_relaxed")
     if (folder / "data_rounding.parquet").exists():
         events = with_data_rounding(events, pl.scan_parquet(folder / "data_rounding.parquet"))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.rating import rated_events_sql
+
 
 @dataclass(frozen=True)
 class LakeDataset:
@@ -201,6 +203,10 @@ def dataset_sql(lake: Path, name: str) -> str:
     its columns (rule: a stage not run yet publishes as empty tables)."""
     dataset = LAKE_DATASETS[name]
     pattern = Path(lake) / dataset.glob
+    if name == "rated" and any(Path(lake).glob(dataset.glob)):
+        # the narrow rated facts, each joined to its cycle's normalised columns by the one reader
+        cycles = sorted(path.parent.name.split("=", 1)[1] for path in Path(lake).glob(dataset.glob))
+        return "\nunion all by name\n".join(f"select * from ({rated_events_sql(lake, c)})" for c in cycles)
     if any(Path(lake).glob(dataset.glob)):
         path = pattern.as_posix().replace("'", "''")
         options = ", union_by_name = true" if dataset.union_by_name else ""

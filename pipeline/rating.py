@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline.bands import band_calendar
 from pipeline.engine import first_row, scalar
@@ -25,11 +26,6 @@ SLICE_EVENTS = 500_000
 
 # from this many slices on, the events copied for slicing are ordered by slice (see rate_events)
 CLUSTER_SLICES = 3
-
-# rated events joined to their normalised columns in parts of at most about this many when written (bounded
-# memory, see write_parts): without the raw text a part of 1M events fits the 1 GB limit (one part at 1m:
-# 2.5–2.9 CPU s to write rated.parquet where 4 parts of 250k by key hash took 3.4–3.5)
-WRITE_PART_EVENTS = 1_000_000
 
 # how sql/rating.sql ends: every event's outcome, priced or with its reason (see _rate_pass)
 FINAL_SELECT = "select * from outcomes"
@@ -152,10 +148,9 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
     )
     rate_events(con)
-    # each output joins the normalised columns to its own outcomes only (the same columns, in the same order,
-    # as ``rating_outcomes`` less ``rating_reason`` and the mediation ``reason``); a rated event does not carry
-    # the raw record text: it stays in the mediated partition, by the same key (file_id, line_no)
-    rated = con.sql("\nunion all\n".join(RATED_PART.format(where=where) for where in write_parts(con)))
+    # the rated fact is narrow: the event key and how it was priced; the normalised columns stay in the mediated
+    # partition and are joined back by key by every reader (``rated_events_sql``)
+    rated = con.sql(RATED_FACT)
     tier_charges = con.sql(read_sql("tiers.sql"))
     data_rounding = con.sql(read_sql("data_rounding.sql"))
     suspended = con.sql(
@@ -176,53 +171,64 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     counts = replace_partition(
         lake,
         target,
-        {"rated": rated, "suspended": suspended, "tier_charges": tier_charges, "data_rounding": data_rounding},
+        {
+            "rated": rated,
+            "suspended": suspended,
+            "tier_charges": tier_charges,
+            "data_rounding": data_rounding,
+        },
     )
     rating_outcomes_view(con, lake, cycle)
     return counts
 
 
-# the rated events of one write part: the normalised columns joined to the outcome of each priced event
-RATED_PART = """
+# the rated fact: the key and outcome of every priced event (no normalised column: ``rated_events_sql`` joins them)
+RATED_FACT = """
+select rating_core.* exclude (rating_reason)
+from rating_core
+where rating_core.rating_reason is null
+"""
+
+# a rated partition written before the narrow fact carries the normalised columns itself (this one among them)
+WIDE_RATED_COLUMN = "charged_number"
+
+
+def rated_events_sql(lake: Path, cycle: str) -> str:
+    """A SELECT of the cycle's rated events as the bill run, statements, explanation, reconciliation and the
+    warehouse read them: the narrow fact ``lake/rated/cycle=C/rated.parquet`` joined by key (file_id, line_no)
+    to the cycle's ``normalised.parquet`` — the normalised columns but ``reason`` and ``raw`` (status 'rated'),
+    then the outcome columns. Rule: nothing lost — a rated event whose key is missing from the mediated
+    partition fails the query (its charge would vanish), it is never dropped. A partition written before the
+    narrow fact (normalised columns inside) is read as it is."""
+    fact = partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"
+    if WIDE_RATED_COLUMN in pl.read_parquet_schema(fact):
+        return f"select * from read_parquet('{_quoted(fact)}')"
+    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    cycle_text = cycle.replace("'", "''")
+    lost = (
+        f"error('rated event ' || fact.file_id || ':' || fact.line_no || ' of cycle {cycle_text} is "
+        "missing from its mediated partition: its charge would be lost. Fix: rate the cycle again')"
+    )
+    # the check is the join's filter, not a column: it holds whatever columns the reader selects
+    return f"""
 select
     normalised.* exclude (reason, raw) replace ('rated' as status),
-    rating_core.* exclude (file_id, line_no, rating_reason)
-from normalised
-join rating_core using (file_id, line_no)
-where rating_core.rating_reason is null{where}
+    fact.* exclude (file_id, line_no)
+from read_parquet('{_quoted(fact)}', hive_partitioning = false) as fact
+left join read_parquet('{_quoted(normalised)}') as normalised using (file_id, line_no)
+where case when normalised.file_id is null then {lost} else true end
 """
 
 
-def write_parts(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The priced events of ``rating_core`` in parts of about ``WRITE_PART_EVENTS`` or fewer (bounded memory:
-    each part's join holds its part only), as SQL conditions on the event key — consecutive whole files, or a
-    large file's contiguous line ranges — in the order ``normalised.parquet`` is written (file, line), so each
-    part reads only its own row groups of the mediated file by their statistics (parts by a hash of the key
-    read the whole file once per part). One part: no condition."""
-    files = con.execute(
-        "select file_id, count(*), min(line_no), max(line_no) from rating_core "
-        "where rating_reason is null group by file_id order by file_id"
-    ).fetchall()
-    if sum(count for _, count, _, _ in files) <= WRITE_PART_EVENTS:
-        return [""]
-    conditions = []
-    group: list[tuple[int, int]] = []  # consecutive whole files that fit one part together: (file_id, events)
-    for file_id, count, first_line, last_line in [*files, (None, 0, 0, 0)]:
-        if group and (file_id is None or sum(n for _, n in group) + count > WRITE_PART_EVENTS):
-            conditions.append(f" and normalised.file_id between {group[0][0]} and {group[-1][0]}")
-            group = []
-        if file_id is None:
-            break
-        if count <= WRITE_PART_EVENTS:
-            group.append((file_id, count))
-            continue
-        # a file larger than a part: cut in line ranges of about WRITE_PART_EVENTS events
-        width = -(-(last_line - first_line + 1) // -(-count // WRITE_PART_EVENTS))
-        for low in range(first_line, last_line + 1, width):
-            conditions.append(
-                f" and normalised.file_id = {file_id} and normalised.line_no between {low} and {low + width - 1}"
-            )
-    return conditions
+def rated_events(lake: Path, cycle: str) -> pl.LazyFrame:
+    """The cycle's rated events (``rated_events_sql``: the narrow fact joined to its normalised columns, nothing
+    lost) as a lazy polars frame, for the readers that work in polars (statements, explanation)."""
+    return duckdb.connect().sql(rated_events_sql(lake, cycle)).pl(lazy=True)
+
+
+def _quoted(path: Path) -> str:
+    """A path as the inside of an SQL string literal."""
+    return path.as_posix().replace("'", "''")
 
 
 def rating_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
@@ -232,7 +238,7 @@ def rating_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str)
     con.execute(
         f"""
         create or replace temp view rating_outcomes as
-        select *, null::varchar as rating_reason from read_parquet('{(target / "rated.parquet").as_posix()}')
+        select *, null::varchar as rating_reason from ({rated_events_sql(lake, cycle)})
         union all by name
         select * exclude (reason), reason as rating_reason
         from read_parquet('{(target / "suspended.parquet").as_posix()}')

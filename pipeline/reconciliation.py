@@ -12,7 +12,7 @@ import polars as pl
 from pipeline.billing import CHARGES
 from pipeline.invoicing import INVOICES
 from pipeline.lake import partition_dir
-from pipeline.rating import RATED
+from pipeline.rating import RATED, rated_events_sql
 
 
 def invoice_total_mismatches(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
@@ -68,7 +68,7 @@ def cycle_reconciliation(
     row = con.sql(
         f"""
         select
-            (select coalesce(sum(charge_amount), 0) from read_parquet('{rated.as_posix()}')) as rated_amount,
+            (select coalesce(sum(charge_amount), 0) from ({rated_events_sql(lake, cycle)})) as rated_amount,
             {tier_amount} as tier_amount,
             {data_rounding_amount} as data_rounding_amount,
             count(*) filter (

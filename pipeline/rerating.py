@@ -24,24 +24,45 @@ from pipeline.rating import RATED, rate_cycle
 from pipeline.sql import read_sql
 
 RERATE = "rerate"
-# a cycle never rated before: nothing previous
-EMPTY_PREVIOUS = {
-    "rated": "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
-    "null::varchar as charged_number, null::varchar as service_state, null::decimal(18, 6) as charge_amount, "
-    "null::varchar as rate_card_id, null::varchar as prefix where false",
-    "suspended": "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
-    "null::varchar as charged_number where false",
-}
-# the columns of the previous rating that sql/rerate_deltas.sql and account_deltas() read
+# the previous rating that sql/rerate_deltas.sql and account_deltas() compare: the rated fact's key and outcome
+# columns (no normalised column: the event's account and number are the new rating's, by key), the suspended
+# events as written
 PREVIOUS_COLUMNS = {
-    "rated": ("file_id", "line_no", "account_id", "charged_number", "service_state", "service", "jurisdiction",
-              "charge_amount", "rate_card_id", "prefix"),
+    "fact": ("file_id", "line_no", "jurisdiction", "charge_amount", "rate_card_id", "prefix"),
     "suspended": ("file_id", "line_no", "account_id", "charged_number"),
-}  # fmt: skip
+}
+PREVIOUS_FILES = {"fact": "rated", "suspended": "suspended"}
+EMPTY_SUSPENDED = (
+    "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
+    "null::varchar as charged_number where false"
+)
+# the new rating's outcomes as the report and the account deltas read them, materialised once (one join of the
+# narrow fact to its normalised columns) from ``rating_outcomes``
+OUTCOME_COLUMNS = ("file_id", "line_no", "account_id", "charged_number", "service_state", "service", "jurisdiction",
+                   "rating_reason", "charge_amount", "rate_card_id", "prefix")  # fmt: skip
+# the previous rated events with the columns of their event: the fact joined by key to the new outcomes (every
+# normalised event is there, rated or suspended). Rule: nothing lost — a previously rated event whose key left
+# the mediated partition fails the rerate (its charge would vanish from the report), it is never dropped
+PREVIOUS_RATED = """
+create or replace temp table previous_rated as
+select
+    file_id, line_no, event.account_id, event.charged_number, event.service_state, event.service,
+    previous_fact.jurisdiction, previous_fact.charge_amount, previous_fact.rate_card_id, previous_fact.prefix
+from previous_fact
+left join rerate_outcomes as event using (file_id, line_no)
+where case
+    when event.file_id is null then error(
+        'previously rated event ' || file_id || ':' || line_no || ' is missing from the mediated partition: '
+        || 'its charge would be lost. Fix: restore the cycle''s mediated partition, then rerate')
+    else true
+end
+"""
 # the cycle-level usage charges rating writes beside the rated events, in whole cents (sql/tiers.sql,
 # sql/data_rounding.sql): each becomes a usage line of its own on the invoice
 CYCLE_LEVEL_CHARGES = ("tier_charges", "data_rounding")
-NO_CYCLE_LEVEL_CHARGES = "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
+NO_CYCLE_LEVEL_CHARGES = (
+    "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
+)
 
 
 def cycle_level_charges(folder: Path) -> str:
@@ -74,23 +95,37 @@ def rerate_cycle(
         counts = rate(con, lake, cycle)
         return {"rated": counts["rated"], "suspended": counts["suspended"], "changed_events": 0,
                 "accounts_changed": 0, "adjustments_posted": 0}  # fmt: skip
-    for name, empty in EMPTY_PREVIOUS.items():
-        path = folder / f"{name}.parquet"
-        # only the columns the delta report and the account deltas compare are kept
-        columns = ", ".join(PREVIOUS_COLUMNS[name])
-        source = f"select {columns} from read_parquet('{path.as_posix()}')" if path.exists() else empty
+    # only the columns the delta report and the account deltas compare are kept (the fact's are its outcome)
+    for name, columns in PREVIOUS_COLUMNS.items():
+        path = folder / f"{PREVIOUS_FILES[name]}.parquet"
+        source = (
+            f"select {', '.join(columns)} from read_parquet('{path.as_posix()}', hive_partitioning = false)"
+            if path.exists()
+            else EMPTY_SUSPENDED
+        )
         con.execute(f"create or replace temp table previous_{name} as {source}")
     counts = rate(con, lake, cycle)
+    con.execute(
+        f"create or replace temp table rerate_outcomes as select {', '.join(OUTCOME_COLUMNS)} from rating_outcomes"
+    )
+    con.execute(PREVIOUS_RATED)
+    con.execute("drop table previous_fact")
     # the per-event report is written from DuckDB as it is computed (every event of a 10M cycle can change:
     # held in Python it would be the largest thing in memory)
     events = con.sql(read_sql("rerate_deltas.sql"))
     cycle_level = cycle_level_charges(folder)
-    accounts = account_deltas(con, cycle_level)
+    accounts = account_deltas(con, cycle_level, outcomes="rerate_outcomes")
     written = replace_partition(
         lake, partition_dir(lake, RERATE, cycle=cycle), {"events": events, "accounts": accounts}
     )
     posted = post_rerate_adjustments(
-        state, con, cycle, posted_at=posted_at, approved_by=approved_by, cycle_level=cycle_level
+        state,
+        con,
+        cycle,
+        posted_at=posted_at,
+        approved_by=approved_by,
+        cycle_level=cycle_level,
+        outcomes="rerate_outcomes",
     )
     return {
         "rated": counts["rated"],
@@ -101,10 +136,14 @@ def rerate_cycle(
     }
 
 
-def account_deltas(con: duckdb.DuckDBPyConnection, cycle_level: str = NO_CYCLE_LEVEL_CHARGES) -> pl.DataFrame:
-    """Per account: the previous and new rated usage (exact) and its usage in cents as the bill run rounds it
-    (Σ per service number, state, service and call jurisdiction, half_up — the usage lines — plus the new
-    cycle-level usage charges ``cycle_level`` (tier charges, data rounding: whole cents, their own lines))."""
+def account_deltas(
+    con: duckdb.DuckDBPyConnection,
+    cycle_level: str = NO_CYCLE_LEVEL_CHARGES,
+    outcomes: str = "rating_outcomes",
+) -> pl.DataFrame:
+    """Per account (new rating: the relation ``outcomes``; previous: ``previous_rated``): the previous and new
+    rated usage (exact) and its usage in cents as the bill run rounds it (Σ per service number, state, service
+    and call jurisdiction, half_up — the usage lines — plus the new cycle-level usage charges ``cycle_level`` (tier charges, data rounding: whole cents, their own lines))."""
     return con.sql(
         f"""
         with sides as (
@@ -113,7 +152,7 @@ def account_deltas(con: duckdb.DuckDBPyConnection, cycle_level: str = NO_CYCLE_L
             from previous_rated
             union all
             select 'new', account_id, charged_number, service_state, service, jurisdiction, charge_amount
-            from rating_outcomes where rating_reason is null
+            from {outcomes} where rating_reason is null
         ),
         lines as (  -- the bill run's usage lines: one per number, service and call jurisdiction
             select side, account_id, sum(charge_amount) as exact,
@@ -153,6 +192,7 @@ def post_rerate_adjustments(
     posted_at: datetime,
     approved_by: str,
     cycle_level: str = NO_CYCLE_LEVEL_CHARGES,
+    outcomes: str = "rating_outcomes",
 ) -> int:
     """When ``cycle`` is final, post each account's usage difference (new billed usage − invoiced usage −
     rerate adjustments already posted) to ``adjustments``; returns how many were posted."""
@@ -175,7 +215,7 @@ def post_rerate_adjustments(
         """,
         params=[cycle, cycle],
     ).pl()
-    new_usage = account_deltas(con, cycle_level).select("account_id", "new_usage_billed")
+    new_usage = account_deltas(con, cycle_level, outcomes).select("account_id", "new_usage_billed")
     due = (
         invoiced.join(new_usage, on="account_id", how="left")
         .with_columns(

@@ -29,7 +29,7 @@ from pipeline.cycles import BillCycle
 from pipeline.engine import parquet_glob
 from pipeline.lake import StagedPartition, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
-from pipeline.rating import RATED, rate_cycle, rating_outcomes_view
+from pipeline.rating import RATED, rate_cycle, rated_events_sql, rating_outcomes_view
 from pipeline.reference import Reference
 from pipeline.settings import Settings
 
@@ -114,6 +114,24 @@ def _slice_into(
     )
 
 
+def _slice_rated_events(con: duckdb.DuckDBPyConnection, lake: Path, part: Path, cycle: str, shard: Shard) -> None:
+    """The shard's rated events into the part lake ``part``, readable by ``rating.rated_events_sql`` there: with
+    one shard the narrow fact and the normalised events it joins, linked; else the shard's accounts' events
+    joined once (the one reader, nothing lost) and written with their normalised columns."""
+    target = partition_dir(part, RATED, cycle=cycle) / "rated.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if shard.count == 1:
+        normalised = partition_dir(part, MEDIATED, cycle=cycle) / "normalised.parquet"
+        normalised.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink((partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet").resolve(), normalised)
+        os.symlink((partition_dir(lake, RATED, cycle=cycle) / "rated.parquet").resolve(), target)
+        return
+    con.execute(
+        f"copy (select * from ({rated_events_sql(lake, cycle)}) where {account_predicate(shard)}) "
+        f"to '{target.as_posix()}' (format parquet, compression zstd)"
+    )
+
+
 def rate_shard(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, shard: Shard) -> dict[str, int]:
     """Rate the normalised events of one shard's accounts into its part (``rating.rate_cycle`` on the shard's
     slice: the same rules, the same outputs); reference tables registered on ``con``. Returns the counts."""
@@ -145,7 +163,8 @@ def charge_shard(
     staged = StagedPartition(lake, shard_dir(lake, CHARGES, cycle.key, shard))
     try:
         rated = partition_dir(lake, RATED, cycle=cycle.key)
-        for name in ("rated", "tier_charges", "data_rounding"):
+        _slice_rated_events(con, lake, staged.folder, cycle.key, shard)
+        for name in ("tier_charges", "data_rounding"):
             if (rated / f"{name}.parquet").exists():
                 _slice_into(
                     con,

@@ -28,7 +28,7 @@ from pipeline.documents import (
 )
 from pipeline.invoicing import INVOICES
 from pipeline.lake import partition_dir
-from pipeline.rating import RATED
+from pipeline.rating import RATED, rated_events
 from pipeline.reference import Reference
 from pipeline.settings import Settings
 
@@ -173,7 +173,7 @@ def invoice_documents(
         late_fee_grace_days=settings.late_fee_grace_days,
         questions_phone=settings.billing_questions_phone,
     )
-    items = usage_items_local(pl.scan_parquet(partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"))
+    items = usage_items_local(rated_events(lake, cycle))
     accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
     for column, dtype in (("category", pl.String()), ("taxable_base", pl.Decimal(18, 6)), ("rate", pl.Decimal(18, 6))):
         if column not in lines.columns:  # lakes written before these columns

@@ -1,5 +1,5 @@
 -- rerate_deltas.sql: a cycle's previous rating (previous_rated, previous_suspended) and its new rating
--- (rating_outcomes) → one row per event whose charge, status or rate row changed.
+-- (rerate_outcomes: rating_outcomes as rerating reads it) → one row per event whose charge, status or rate row changed.
 -- Rule: delta = new charge − previous charge (a missing or suspended side counts 0); exact, 6 decimals.
 
 with
@@ -22,7 +22,7 @@ current as (
         charge_amount,
         rate_card_id,
         prefix
-    from rating_outcomes
+    from rerate_outcomes
 )
 
 select

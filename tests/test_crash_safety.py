@@ -19,6 +19,7 @@ import pytest
 from conftest import SAMPLE_CYCLE, stage_sample
 
 from pipeline.home import Home
+from pipeline.rating import rated_events
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,7 @@ def _outputs(home: Home) -> dict[str, object]:
                 "print_batch": "select document_id, batch_id, first_page, pages from print_batch_items order by 1",
             }.items()
         }
-    rated = pl.read_parquet(lake / "rated" / f"cycle={SAMPLE_CYCLE}" / "rated.parquet").sort("file_id", "line_no")
+    rated = rated_events(lake, SAMPLE_CYCLE).collect().sort("file_id", "line_no")
     documents = {
         path.name: path.read_text() for path in (home.documents / SAMPLE_CYCLE).glob("*.html.sha256")
     }

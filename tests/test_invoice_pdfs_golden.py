@@ -18,6 +18,7 @@ from pipeline.einvoice import NS
 from pipeline.home import SAMPLE_DIR
 from pipeline.masking import MASK
 from pipeline.preview import first_page_png
+from pipeline.rating import rated_events
 
 pytestmark = pytest.mark.slow
 CYCLE = "2026-10"
@@ -101,7 +102,7 @@ def test_itemisation_levels_and_page_counts(bills):
     name = f"{invoice_number}-usage.csv"
     assert f"The 18 itemized usage records of this period are in the attached file {name}" in " ".join(pages)
     rows = list(csv.DictReader((folder / name).open(encoding="utf-8")))
-    rated = pl.read_parquet(home.lake / "rated" / f"cycle={CYCLE}" / "rated.parquet")
+    rated = rated_events(home.lake, CYCLE).collect()
     mine = rated.filter(pl.col("account_id") == "ACC-0004")
     assert len(rows) == mine.height == 18
     assert sum(Decimal(r["charge"]) for r in rows) == sum(mine["charge_amount"].to_list())

@@ -27,7 +27,7 @@ from pipeline.home import SAMPLE_DIR, TEMPLATES_DIR, Home
 from pipeline.itemisation import itemisation_csv_bytes
 from pipeline.lake import partition_dir
 from pipeline.late_usage import LATE_USAGE_TOO_OLD, next_open_cycle
-from pipeline.rating import rate_events
+from pipeline.rating import rate_events, rated_events
 from pipeline.reference import load_reference
 from pipeline.reports import catalogue, run_report
 from pipeline.state import open_state
@@ -83,7 +83,7 @@ LATE_FILE = "".join(
 
 
 def _rated(home: Home, cycle: str) -> pl.DataFrame:
-    return pl.read_parquet(partition_dir(home.lake, "rated", cycle=cycle) / "rated.parquet")
+    return rated_events(home.lake, cycle).collect()
 
 
 def _snapshot(home: Home) -> dict[str, object]:

@@ -537,37 +537,3 @@ def test_rating_in_account_slices_gives_the_same_outcomes():
     assert sliced.columns == whole.columns
     assert sliced.to_dicts() == whole.to_dicts()
     assert whole["included_units"].to_list()[:3] == [0, 60, 40]  # the allowance still runs in call order
-
-
-def test_write_parts_cover_every_priced_event_once_in_bounded_parts(monkeypatch):
-    """The rated events are written in parts by (file, line) range: small consecutive files share a part, a file
-    larger than a part is cut in line ranges; every priced event is in exactly one part, no part is much
-    larger than WRITE_PART_EVENTS, and the unpriced events are in none."""
-    import pipeline.rating
-
-    monkeypatch.setattr(pipeline.rating, "WRITE_PART_EVENTS", 100)
-    with session() as con:
-        # files 1 and 2: 30 + 50 events (one part together); file 3: 250 events on lines 1..250 (3 ranges);
-        # file 4: 90 events (80 + 90 > 100: a part of its own); file 4 also has 5 unpriced events
-        con.execute(
-            """
-            create temp table rating_core as
-            select 1 as file_id, range::uinteger as line_no, null::varchar as rating_reason from range(1, 31)
-            union all select 2, range::uinteger, null from range(1, 51)
-            union all select 3, range::uinteger, null from range(1, 251)
-            union all select 4, range::uinteger, null from range(1, 91)
-            union all select 4, range::uinteger, 'NO_RATE' from range(91, 96);
-            create temp view normalised as select file_id, line_no from rating_core
-            """
-        )
-        parts = pipeline.rating.write_parts(con)
-        sizes = [
-            con.execute(
-                "select count(*) from normalised join rating_core using (file_id, line_no) "
-                f"where rating_core.rating_reason is null{where}"
-            ).fetchall()[0][0]
-            for where in parts
-        ]
-    # 1–2 together (80), file 3 in 84 + 84 + 82 (width ceil(250 / 3) = 84 lines), file 4 alone (90)
-    assert sizes == [80, 84, 84, 82, 90]
-    assert sum(sizes) == 30 + 50 + 250 + 90

@@ -19,6 +19,7 @@ from assets.definitions import defs
 from assets.resources import CdrbillHome
 from pipeline.adhoc import open_warehouse
 from pipeline.home import SAMPLE_DIR, Home
+from pipeline.rating import rated_events
 from pipeline.reports import catalogue, run_report
 from pipeline.state import open_state
 
@@ -32,7 +33,7 @@ UNKNOWN = ('"","3125550177","2125550199","ctx","x","SIP/a","SIP/b","Dial","","20
 def streams(home: Home) -> dict[str, pl.DataFrame]:
     return {
         "suspended": pl.read_parquet(home.lake / "mediated" / f"cycle={CYCLE}" / "suspended.parquet"),
-        "rated": pl.read_parquet(home.lake / "rated" / f"cycle={CYCLE}" / "rated.parquet"),
+        "rated": rated_events(home.lake, CYCLE).collect(),
     }
 
 

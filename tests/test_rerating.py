@@ -87,29 +87,47 @@ def test_a_rate_fix_on_a_final_cycle_becomes_adjustments_once(sample_home, capsy
     assert (again["changed_events"], again["adjustments_posted"]) == (0, 0)
 
 
-def test_rated_events_written_in_parts_are_the_same_events(sample_home, monkeypatch):
-    """The join of outcomes to their normalised columns, split by a hash of the key into parts of
-    WRITE_PART_EVENTS events (bounded memory), writes exactly the one-part files: no event lost or twice."""
-    import pipeline.rating
+def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
+    """rated.parquet holds the key and the outcome only; rated_events_sql joins the normalised columns back (the
+    warehouse's columns, in order, status 'rated'), and a rated event whose key left the mediated partition fails
+    the read loudly instead of vanishing with its charge."""
+    import duckdb
+    import pytest
+
+    from pipeline.lake_fallbacks import LAKE_DATASETS
+    from pipeline.rating import rated_events_sql
 
     reference = load_reference(sample_home.reference)
     with open_state(sample_home.state_db) as state:
         register_landed_files(
             sample_home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
         )
-    folder = partition_dir(sample_home.lake, "rated", cycle=CYCLE)
-    written = {}
-    # the sample's 863 rated events: written in 1 part, then in 9
-    for part_events in (pipeline.rating.WRITE_PART_EVENTS, 100):
-        monkeypatch.setattr(pipeline.rating, "WRITE_PART_EVENTS", part_events)
-        with session(reference) as con:
-            mediate_cycle(con, sample_home.lake, CYCLE)
-            counts = rate_cycle(con, sample_home.lake, CYCLE)
-        written[part_events] = (
-            counts,
-            pl.read_parquet(folder / "rated.parquet").sort("file_id", "line_no"),
-            pl.read_parquet(folder / "suspended.parquet").sort("file_id", "line_no"),
-        )
-    one, parts = written.values()
-    assert one[0] == parts[0] and one[0]["rated"] == 863
-    assert one[1].equals(parts[1]) and one[2].equals(parts[2])
+    with session(reference) as con:
+        mediate_cycle(con, sample_home.lake, CYCLE)
+        counts = rate_cycle(con, sample_home.lake, CYCLE)
+        wide = con.sql(rated_events_sql(sample_home.lake, CYCLE)).pl()
+    fact = pl.read_parquet(partition_dir(sample_home.lake, "rated", cycle=CYCLE) / "rated.parquet")
+    assert fact.columns[:2] == ["file_id", "line_no"]
+    assert not {"charged_number", "account_id", "start_utc", "source_id", "cycle", "status"} & set(
+        fact.columns
+    )
+    assert fact.height == wide.height == counts["rated"] == 863
+    assert wide.columns == [name for name, _ in LAKE_DATASETS["rated"].columns]
+    assert set(wide["status"]) == {"rated"} and wide["charged_number"].null_count() == 0
+    assert wide.select(fact.columns).sort("file_id", "line_no").equals(fact.sort("file_id", "line_no"))
+
+    normalised = partition_dir(sample_home.lake, "mediated", cycle=CYCLE) / "normalised.parquet"
+    lost = fact.row(0, named=True)
+    pl.read_parquet(normalised).filter(
+        (pl.col("file_id") != lost["file_id"]) | (pl.col("line_no") != lost["line_no"])
+    ).write_parquet(normalised.with_name("kept.parquet"))
+    normalised.with_name("kept.parquet").replace(normalised.resolve())
+    with session(reference) as con, pytest.raises(duckdb.Error, match=f"rated event {lost['file_id']}:"):
+        con.sql(f"select sum(charge_amount) from ({rated_events_sql(sample_home.lake, CYCLE)})").fetchall()
+    # rerating the cycle without the event: the previous charge cannot vanish from the report silently
+    with (
+        session(reference) as con,
+        open_state(sample_home.state_db) as state,
+        pytest.raises(duckdb.Error, match=f"previously rated event {lost['file_id']}:"),
+    ):
+        rerate_cycle(con, sample_home.lake, state, CYCLE, posted_at=datetime(2026, 11, 5))
