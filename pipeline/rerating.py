@@ -18,8 +18,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.engine import scalar
+from pipeline.engine import first_row, scalar
 from pipeline.lake import partition_dir, replace_partition
+from pipeline.mediation import MEDIATED
 from pipeline.rating import RATED, rate_cycle
 from pipeline.sql import read_sql
 
@@ -104,6 +105,7 @@ def rerate_cycle(
             else EMPTY_SUSPENDED
         )
         con.execute(f"create or replace temp table previous_{name} as {source}")
+    _check_previous_keys(con, lake, cycle)
     counts = rate(con, lake, cycle)
     con.execute(
         f"create or replace temp table rerate_outcomes as select {', '.join(OUTCOME_COLUMNS)} from rating_outcomes"
@@ -134,6 +136,26 @@ def rerate_cycle(
         "accounts_changed": accounts.filter(pl.col("delta") != 0).height,
         "adjustments_posted": posted,
     }
+
+
+class RatedEventLost(RuntimeError):
+    """A previously rated event is missing from the cycle's mediated partition: rerating would drop its charge."""
+
+
+def _check_previous_keys(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
+    """Rule: nothing lost — every previously rated event must still be in the cycle's mediated partition before
+    the cycle is rated again; otherwise the rerate stops with the lake as it was (the previous rating stays)."""
+    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    lost = first_row(
+        con,
+        "select file_id, line_no from previous_fact anti join (select file_id, line_no from "
+        f"read_parquet('{normalised.as_posix()}', hive_partitioning = false)) using (file_id, line_no) limit 1",
+    )
+    if lost:
+        raise RatedEventLost(
+            f"previously rated event {lost[0]}:{lost[1]} is missing from the mediated partition of {cycle}: its "
+            "charge would be lost. Fix: restore the cycle's mediated partition, then rerate"
+        )
 
 
 def account_deltas(

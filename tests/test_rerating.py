@@ -16,7 +16,7 @@ from pipeline.lake import partition_dir
 from pipeline.mediation import mediate_cycle
 from pipeline.rating import rate_cycle
 from pipeline.reference import load_reference
-from pipeline.rerating import RERATE, rerate_cycle
+from pipeline.rerating import RERATE, RatedEventLost, rerate_cycle
 from pipeline.settings import Settings
 from pipeline.state import open_state
 
@@ -124,10 +124,14 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
     normalised.with_name("kept.parquet").replace(normalised.resolve())
     with session(reference) as con, pytest.raises(duckdb.Error, match=f"rated event {lost['file_id']}:"):
         con.sql(f"select sum(charge_amount) from ({rated_events_sql(sample_home.lake, CYCLE)})").fetchall()
-    # rerating the cycle without the event: the previous charge cannot vanish from the report silently
+    # rerating the cycle without the event stops before rating: the previous rating stays as it was
+    rated = partition_dir(sample_home.lake, "rated", cycle=CYCLE)
+    version = rated.resolve()
     with (
         session(reference) as con,
         open_state(sample_home.state_db) as state,
-        pytest.raises(duckdb.Error, match=f"previously rated event {lost['file_id']}:"),
+        pytest.raises(RatedEventLost, match=f"previously rated event {lost['file_id']}:"),
     ):
         rerate_cycle(con, sample_home.lake, state, CYCLE, posted_at=datetime(2026, 11, 5))
+    assert rated.resolve() == version
+    assert pl.read_parquet(rated / "rated.parquet").sort("file_id", "line_no").equals(fact.sort("file_id", "line_no"))
