@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, cycle_records
 from pipeline.rating import RATED
 
@@ -37,7 +37,7 @@ def record_accounting(
     cycle_records(con, lake, cycle)
     parts = " union all ".join(
         f"select file_id, line_no, '{name}' as outcome from "
-        f"read_parquet('{(partition_dir(lake, dataset, cycle=cycle) / f'{table}.parquet').as_posix()}')"
+        f"read_parquet('{lake_table(lake, dataset, table, cycle=cycle).as_posix()}')"
         for name, (dataset, table) in outcomes.items()
     )
     counts = ", ".join(f"count(*) filter (where outcome = '{name}') as {name}" for name in outcomes)

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.engine import parquet_glob
+from pipeline.lake import lake_tables
+
 
 @dataclass(frozen=True)
 class LakeDataset:
@@ -200,10 +203,10 @@ def dataset_sql(lake: Path, name: str) -> str:
     """A SELECT over the dataset ``name``: its Parquet files when the lake has any, else an empty relation with
     its columns (rule: a stage not run yet publishes as empty tables)."""
     dataset = LAKE_DATASETS[name]
-    pattern = Path(lake) / dataset.glob
-    if any(Path(lake).glob(dataset.glob)):
-        path = pattern.as_posix().replace("'", "''")
+    folder, _, table = dataset.glob.partition("/*/")
+    files = lake_tables(Path(lake), folder, table.removesuffix(".parquet"))
+    if files:
         options = ", union_by_name = true" if dataset.union_by_name else ""
-        return f"select * from read_parquet('{path}'{options})"
+        return f"select * from read_parquet({parquet_glob(files)}{options})"
     columns = ", ".join(f'null::{kind} as "{column}"' for column, kind in dataset.columns)
     return f"select {columns} where false"

@@ -11,7 +11,7 @@ import duckdb
 
 from pipeline.bands import band_calendar
 from pipeline.engine import first_row, scalar
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.price_books import price_book_levels
 from pipeline.sql import read_sql
@@ -147,7 +147,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     service number and price. The normalised
     columns are joined to the outcomes once, as the rated events are written; afterwards ``rating_outcomes``
     reads the written partition (every outcome column, the normalised ones but the mediation ``reason``)."""
-    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
     )

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from pipeline.engine import scalar
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_partition, partition_dir, replace_partition
 from pipeline.rating import RATED, rate_cycle
 from pipeline.sql import read_sql
 
@@ -69,7 +69,7 @@ def rerate_cycle(
     counts (rated, suspended, changed events, accounts with a delta, adjustments posted). ``rate`` writes the
     new ``lake/rated/cycle=C`` and leaves the view ``rating_outcomes`` over it (``rating.rate_cycle``, or the
     collect of the market shards' parts, ``shards.collect_rated``)."""
-    folder = partition_dir(lake, RATED, cycle=cycle)
+    folder = lake_partition(lake, RATED, cycle=cycle)
     if not (folder / "rated.parquet").exists():  # rated for the first time: nothing to compare
         counts = rate(con, lake, cycle)
         return {"rated": counts["rated"], "suspended": counts["suspended"], "changed_events": 0,

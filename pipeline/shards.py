@@ -27,7 +27,7 @@ import polars as pl
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.cycles import BillCycle
 from pipeline.engine import parquet_glob
-from pipeline.lake import StagedPartition, partition_dir, replace_partition
+from pipeline.lake import StagedPartition, lake_partition, lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.rating import RATED, rate_cycle, rating_outcomes_view
 from pipeline.reference import Reference
@@ -120,7 +120,7 @@ def rate_shard(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, shard: Sh
     staged = StagedPartition(lake, shard_dir(lake, RATED, cycle, shard))
     try:
         slice_path = partition_dir(staged.folder, MEDIATED, cycle=cycle) / "normalised.parquet"
-        _slice_into(con, partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet", slice_path, shard)
+        _slice_into(con, lake_table(lake, MEDIATED, "normalised", cycle=cycle), slice_path, shard)
         counts = rate_cycle(con, staged.folder, cycle)
         con.execute("drop view if exists rating_outcomes")  # it reads the slice, removed next
         slice_path.unlink()
@@ -144,7 +144,7 @@ def charge_shard(
     reference tables registered on ``con``. Returns the counts."""
     staged = StagedPartition(lake, shard_dir(lake, CHARGES, cycle.key, shard))
     try:
-        rated = partition_dir(lake, RATED, cycle=cycle.key)
+        rated = lake_partition(lake, RATED, cycle=cycle.key)
         for name in ("rated", "tier_charges", "data_rounding"):
             if (rated / f"{name}.parquet").exists():
                 _slice_into(

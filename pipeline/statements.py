@@ -27,7 +27,7 @@ from pipeline.documents import (
     UsageItem,
 )
 from pipeline.invoicing import INVOICES
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_partition, lake_table
 from pipeline.rating import RATED
 from pipeline.reference import Reference
 from pipeline.settings import Settings
@@ -106,7 +106,7 @@ def itemisation_level(preference: str | None, rows: int, max_rows: int) -> str:
 
 
 def _tier_usage(lake: Path, cycle: str) -> dict[str, list[TierUsage]]:
-    path = partition_dir(lake, RATED, cycle=cycle) / "tier_charges.parquet"
+    path = lake_table(lake, RATED, "tier_charges", cycle=cycle)
     if not path.exists():
         return {}
     tiers: dict[str, list[TierUsage]] = {}
@@ -162,7 +162,7 @@ def invoice_documents(
     block, the carrier's terms, its itemisation level and privacy settings, its usage and tier usage (lines and
     calls are built in one pass over each table, then handed to their invoice by row ranges)."""
     settings = settings or Settings()
-    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     invoices = pl.read_parquet(folder / "invoices.parquet").sort("invoice_number")
     lines = pl.read_parquet(folder / "invoice_lines.parquet").sort("invoice_number", "line_no")
     balances = _balances(folder)
@@ -173,7 +173,7 @@ def invoice_documents(
         late_fee_grace_days=settings.late_fee_grace_days,
         questions_phone=settings.billing_questions_phone,
     )
-    items = usage_items_local(pl.scan_parquet(partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"))
+    items = usage_items_local(pl.scan_parquet(lake_table(lake, RATED, "rated", cycle=cycle)))
     accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
     for column, dtype in (("category", pl.String()), ("taxable_base", pl.Decimal(18, 6)), ("rate", pl.Decimal(18, 6))):
         if column not in lines.columns:  # lakes written before these columns
