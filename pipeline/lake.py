@@ -88,6 +88,16 @@ def partition_exists(lake: Path, dataset: str, **keys: str | int) -> bool:
     )
 
 
+def current_version(lake: Path, target: Path) -> Path | None:
+    """The local folder of the partition's current version when it was written on this machine (what the
+    link points at locally; on an object store the written folder its pointer names), else None."""
+    store = object_store(lake)
+    if store is None:
+        return Path(os.path.realpath(target)) if target.is_symlink() else None
+    current = store.pointer(target.relative_to(lake).as_posix())
+    return Path(os.path.realpath(lake / VERSIONS / current[0])) if current else None
+
+
 def object_store(lake: Path) -> ObjectLake | None:
     """The object store the lake lives on, or None for the local folder. The home's lake (a folder named
     ``lake``) moves when ``CDRBILL_LAKE_URL`` or ``lake_url`` in the home's ``reference/settings.toml`` names an
@@ -147,29 +157,34 @@ class ObjectLake:
             return None
         return str(json.loads(body)["version"]), str(info["ETag"])
 
-    def _fetch(self, version: str, relative: str, name: str) -> Path:
-        local = self.cache / version.rpartition(".")[2] / relative / name
-        if not local.exists():
-            local.parent.mkdir(parents=True, exist_ok=True)
-            aside = local.with_name(f".{name}.{uuid.uuid4().hex}")
-            self.fs.get_file(f"{self.root}/{VERSIONS}/{version}/{name}", str(aside))
-            os.replace(aside, local)
-        return local
-
     def table(self, relative: str, name: str) -> Path:
         """Table ``name`` of a partition's current version, read from the cache (the whole version is copied:
         readers find a table's siblings beside it, as in the local lake)."""
         return self.partition(relative) / f"{name}.parquet"
 
     def partition(self, relative: str) -> Path:
-        """Every file of a partition's current version, copied into the read cache; its folder."""
+        """Every file of a partition's current version, copied into the read cache (into a folder aside, then
+        renamed: a cached version is whole); its folder."""
         current = self.pointer(relative)
         if current is None:
             return self.cache / "missing" / relative
-        prefix = f"{self.root}/{VERSIONS}/{current[0]}"
-        for path in self.fs.find(prefix):
-            self._fetch(current[0], relative, path.removeprefix(prefix + "/"))
-        return self.cache / current[0].rpartition(".")[2] / relative
+        cached = self.cache / current[0].rpartition(".")[2] / relative
+        if not cached.exists():
+            prefix = f"{self.root}/{VERSIONS}/{current[0]}"
+            aside = self.cache / f".{uuid.uuid4().hex}"
+            aside.mkdir(parents=True, mode=0o700)
+            for key in self.fs.find(prefix):
+                local = aside / key.removeprefix(prefix + "/")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(key, str(local))
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(aside, cached)
+            except OSError:  # another reader cached it first
+                shutil.rmtree(aside, ignore_errors=True)
+                if not cached.exists():
+                    raise
+        return cached
 
     def tables(self, dataset: str, name: str) -> list[Path]:
         """Table ``name`` of every partition of ``dataset`` that has one (the pointers listed, then resolved)."""
@@ -200,12 +215,14 @@ class ObjectLake:
                 "Fix: run the step again (it reads the new version)"
             ) from error
         crash_point("lake.swapped")
+        # the written folder stays (a writer reads its own version's paths after the commit) and is the cache
         cached = self.cache / version.rpartition(".")[2] / relative
         cached.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(folder, cached)
+        os.symlink(folder, cached)
         if base and base[0] != version:
             self.fs.rm(f"{self.root}/{VERSIONS}/{base[0]}", recursive=True)
             shutil.rmtree(self.cache / base[0].rpartition(".")[2], ignore_errors=True)
+            shutil.rmtree(folder.parent / base[0], ignore_errors=True)
 
 
 class StagedPartition:

@@ -228,7 +228,7 @@ def route_late_usage(
             ]
         ).sort("file_id", "line_no")
         target = partition_dir(lake, LATE_USAGE, cycle=each)
-        current = target / "routes.parquet"
+        current = lake_table(lake, LATE_USAGE, "routes", cycle=each)
         # written aside and swapped in when it changed (a cycle late usage never concerned has no file)
         changed = not pl.read_parquet(current).equals(routes) if current.exists() else routes.height > 0
         if changed:

@@ -19,6 +19,7 @@ from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import (
     ROW_GROUP_ROWS,
     StagedPartition,
+    current_version,
     lake_table,
     lake_tables,
     parquet_writer,
@@ -210,7 +211,7 @@ def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
     versions = lake / ".versions"
     for dataset in (MEDIATION_WORK, MEDIATED, CALL_KEYS):
         target = partition_dir(lake, dataset, cycle=cycle)
-        live = target.resolve() if target.is_symlink() else None
+        live = current_version(lake, target)
         prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
         for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
             if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live:

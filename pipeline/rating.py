@@ -11,7 +11,7 @@ import duckdb
 
 from pipeline.bands import band_calendar
 from pipeline.engine import first_row, scalar
-from pipeline.lake import lake_table, partition_dir, replace_partition
+from pipeline.lake import lake_partition, lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.price_books import price_book_levels
 from pipeline.sql import read_sql
@@ -228,7 +228,7 @@ def write_parts(con: duckdb.DuckDBPyConnection) -> list[str]:
 def rating_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
     """The view ``rating_outcomes`` over the cycle's written rating: every rated and suspended event with
     ``rating_reason`` (null: rated) — what rerating compares and the asset's metadata reads."""
-    target = partition_dir(lake, RATED, cycle=cycle)
+    target = lake_partition(lake, RATED, cycle=cycle)
     con.execute(
         f"""
         create or replace temp view rating_outcomes as
