@@ -1,6 +1,9 @@
 """The Parquet lake. A partition is a symlink (``lake/rated/cycle=2026-10``) to an immutable version folder
 under ``lake/.versions/``; a new version is written aside and the link is swapped with one atomic rename, so a
-crash leaves the old partition or the new one, never half of one, and readers never see a partial write."""
+crash leaves the old partition or the new one, never half of one, and readers never see a partial write.
+With ``lake_url = "s3://bucket/prefix"`` (or ``CDRBILL_LAKE_URL``) the lake is on an object store instead
+(``ObjectLake``: a pointer object per partition in place of the link). Readers find a partition's files
+through ``lake_table`` / ``lake_tables`` / ``lake_partition``, never by building the path themselves."""
 
 from __future__ import annotations
 
@@ -74,8 +77,10 @@ def lake_tables(lake: Path, dataset: str, name: str) -> list[Path]:
     replacement of a glob ``lake/<dataset>/*/<name>.parquet``: each file sits under its ``key=value`` folder,
     so hive partitioning still reads the key)."""
     store = object_store(lake)
-    if store is None:
-        return sorted((lake / dataset).glob(f"*/{name}.parquet"))
+    if store is None:  # partitions only: not a link left aside by a swap a kill interrupted (``.<name>.link``)
+        return sorted(
+            path for path in (lake / dataset).glob(f"*=*/{name}.parquet") if not path.parent.name.startswith(".")
+        )
     return store.tables(dataset, name)
 
 

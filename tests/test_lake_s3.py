@@ -12,6 +12,8 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
 
 from assets.definitions import defs
 from assets.resources import CdrbillHome
@@ -30,16 +32,13 @@ from pipeline.lake import (
 from pipeline.rating import RATED
 from tests.conftest import SAMPLE_CYCLE, stage_sample
 
-moto_server = pytest.importorskip("moto.server")
-s3fs = pytest.importorskip("s3fs")
-
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """A real S3 API (moto's server) on 127.0.0.1, with the AWS variables pointing at it."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     saved = {name: os.environ.get(name) for name in [*AWS, "AWS_ENDPOINT_URL"]}
