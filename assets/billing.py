@@ -9,7 +9,7 @@ from assets.shards import all_shards, cycle_market_shards, shard_of
 from pipeline.billing import CHARGES
 from pipeline.engine import scalar, session
 from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_table
 from pipeline.reconciliation import (
     accounts_without_invoice,
     cycle_reconciliation,
@@ -47,7 +47,7 @@ def collect_account_charges(context: dg.OpExecutionContext, cdrbill: CdrbillHome
     with session(memory_limit=settings.duckdb_memory_limit) as con:
         result = collect_parts(con, home.lake, CHARGES, cycle.key, shards, CHARGES_TABLES)
         remove_parts(home.lake, CHARGES, cycle.key)
-        path = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
+        path = lake_table(home.lake, CHARGES, "charge_lines", cycle=cycle.key)
         by_section = con.sql(
             f"select section, category, count(*) as lines, sum(amount) as amount "
             f"from read_parquet('{path.as_posix()}') group by all order by section, category"
@@ -122,7 +122,7 @@ def invoices(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
     home, settings = cdrbill.home(), cdrbill.settings()
     cycle = cdrbill.cycle(context.partition_key)
     reference = cdrbill.reference()
-    charge_lines = partition_dir(home.lake, CHARGES, cycle=cycle.key) / "charge_lines.parquet"
+    charge_lines = lake_table(home.lake, CHARGES, "charge_lines", cycle=cycle.key)
     with open_state(home.state_db) as state:
         register_inputs(state, reference.tables())
         result = finalize_cycle(state, charge_lines, cycle, settings)

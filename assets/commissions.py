@@ -8,7 +8,7 @@ from assets.partitions import bill_cycles
 from assets.resources import CdrbillHome
 from pipeline.commissions import COMMISSIONS, compute_commissions
 from pipeline.engine import session
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_table
 
 
 @dg.asset(partitions_def=bill_cycles, group_name="billing", kinds={"duckdb", "parquet"}, deps=[invoices])
@@ -19,7 +19,7 @@ def agent_commissions(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -
     cycle = cdrbill.cycle(context.partition_key)
     with session(cdrbill.reference()) as con:
         written = compute_commissions(con, home.lake, cycle)
-        path = partition_dir(home.lake, COMMISSIONS, cycle=cycle.key) / "agent_statements.parquet"
+        path = lake_table(home.lake, COMMISSIONS, "agent_statements", cycle=cycle.key)
         statements = con.sql(f"select * exclude (cycle) from read_parquet('{path.as_posix()}')").pl()
     return dg.MaterializeResult(
         metadata={

@@ -27,7 +27,7 @@ from data_samples.generate import generate_month
 from pipeline.engine import session
 from pipeline.home import Home
 from pipeline.intake import register_landed_files
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import rate_cycle
 from pipeline.reference import Reference, load_reference
@@ -62,7 +62,7 @@ def cpu_seconds() -> float:
 
 def prepare(home: Home, accounts: int, calls: int) -> None:
     """Generate, land and mediate a month once (kept for later runs)."""
-    if (partition_dir(home.lake, MEDIATED, cycle=CYCLE) / "normalised.parquet").exists():
+    if lake_table(home.lake, MEDIATED, "normalised", cycle=CYCLE).exists():
         return
     generate_month(home.root, accounts=accounts, calls_per_account=calls, seed=2026)
     reference = load_reference(home.reference)
@@ -130,7 +130,7 @@ def main() -> None:
         counts = rate_cycle(con, home.lake, CYCLE)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     rating_peak = peak_rss_since_reset_mib()
-    rated_mb = (partition_dir(home.lake, "rated", cycle=CYCLE) / "rated.parquet").stat().st_size / 1e6
+    rated_mb = lake_table(home.lake, "rated", "rated", cycle=CYCLE).stat().st_size / 1e6
     events = counts["rated"] + counts["suspended"]
     rerated = {}
     if args.rerate:

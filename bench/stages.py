@@ -26,7 +26,7 @@ from pipeline.engine import scalar, session
 from pipeline.home import TEMPLATES_DIR, Home
 from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
 from pipeline.itemisation import write_itemisation_csvs
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import RATED, rate_cycle
 from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
@@ -101,7 +101,7 @@ def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Rate the mediated cycle and prove its record accounting (asset ``rated_usage`` and its check); run a
     second time on the same mediated partition it is the re-rating of the cycle."""
     settings = load_settings(home.reference)
-    normalised = partition_dir(home.lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    normalised = lake_table(home.lake, MEDIATED, "normalised", cycle=cycle)
     with session(
         load_reference(home.reference), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:  # the reference held by the session only, as the asset does
@@ -114,7 +114,7 @@ def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 def charges(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Compute the cycle's charge lines (asset ``account_charges``)."""
     reference, settings = load_reference(home.reference), load_settings(home.reference)
-    rated = partition_dir(home.lake, RATED, cycle=cycle) / "rated.parquet"
+    rated = lake_table(home.lake, RATED, "rated", cycle=cycle)
     with session(reference, memory_limit=settings.duckdb_memory_limit) as con:
         records = int(scalar(con, f"select count(*) from read_parquet('{rated.as_posix()}')"))
         result = compute_charges(con, home.lake, BillCycle.parse(cycle, settings.billing_timezone))
@@ -125,7 +125,7 @@ def invoices(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Finalise, number and export the cycle's invoices, then run both blocking checks (asset ``invoices``)."""
     reference, settings = load_reference(home.reference), load_settings(home.reference)
     bill_cycle = BillCycle.parse(cycle, settings.billing_timezone)
-    lines = partition_dir(home.lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
+    lines = lake_table(home.lake, CHARGES, "charge_lines", cycle=cycle)
     with open_state(home.state_db) as state:
         register_inputs(state, reference.tables())
         records = int(scalar(state, f"select count(*) from read_parquet('{lines.as_posix()}')"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, cycle_records
 from pipeline.rating import RATED, rated_events_sql
 
@@ -80,4 +80,4 @@ def _outcome_source(lake: Path, cycle: str, dataset: str, table: str) -> str:
     to the mediated partition: a rated event missing from it fails the check), any other table as written."""
     if (dataset, table) == (RATED, "rated"):
         return f"({rated_events_sql(lake, cycle)})"
-    return f"read_parquet('{(partition_dir(lake, dataset, cycle=cycle) / f'{table}.parquet').as_posix()}')"
+    return f"read_parquet('{lake_table(lake, dataset, table, cycle=cycle).as_posix()}')"

@@ -11,7 +11,7 @@ import duckdb
 
 from pipeline.currencies import account_currencies
 from pipeline.cycles import BillCycle
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_table, partition_dir, replace_partition
 from pipeline.rating import RATED, rated_events_sql
 from pipeline.sql import read_sql
 from pipeline.taxes import compute_tax_lines
@@ -110,7 +110,7 @@ def compute_charges(
 ) -> dict[str, int]:
     """Write ``lake/charges/cycle=C/charge_lines.parquet``: every charge line of every billable account, from
     the cycle's rated events, tier charges and data rounding (reference tables registered on ``con``)."""
-    rated = partition_dir(lake, RATED, cycle=cycle.key) / "rated.parquet"
+    rated = lake_table(lake, RATED, "rated", cycle=cycle.key)
     rated_view(con, f"({rated_events_sql(lake, cycle.key)})")
     tiers = rated.with_name("tier_charges.parquet")
     tier_charges_view(con, f"read_parquet('{tiers.as_posix()}')" if tiers.exists() else None)

@@ -11,7 +11,7 @@ import duckdb
 
 from pipeline.cycles import BillCycle
 from pipeline.invoicing import INVOICES
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_partition, partition_dir, replace_partition
 
 COMMISSIONS = "commissions"
 REVENUE_SECTIONS = "('recurring', 'one_time', 'usage', 'discounts')"
@@ -21,7 +21,7 @@ def commission_lines(con: duckdb.DuckDBPyConnection, lake: Path, cycle: BillCycl
     """One row per invoiced or paying account of the cycle with its agent, the commission plan chosen (agent +
     plan + state, then agent + plan, agent + state, agent alone; a tie by id), the billed and collected revenue
     and the commission. Reference tables ``accounts`` and ``commission_plans`` must be registered."""
-    folder = partition_dir(lake, INVOICES, cycle=cycle.key)
+    folder = lake_partition(lake, INVOICES, cycle=cycle.key)
     return con.sql(
         f"""
         with

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_partition
 from pipeline.rating import RATED, rated_events
 
 # (label, column), in the order support reads them
@@ -76,7 +76,7 @@ def find_events(
     account_id: str | None = None,
 ) -> pl.DataFrame:
     """The cycle's rated and suspended events that match the given file/line, charged number or account."""
-    folder = partition_dir(lake, RATED, cycle=cycle)
+    folder = lake_partition(lake, RATED, cycle=cycle)
     frames = [rated_events(lake, cycle), pl.scan_parquet(folder / "suspended.parquet")]
     events = pl.concat(frames, how="diagonal_relaxed")
     if (folder / "data_rounding.parquet").exists():

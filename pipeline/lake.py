@@ -1,11 +1,17 @@
 """The Parquet lake. A partition is a symlink (``lake/rated/cycle=2026-10``) to an immutable version folder
 under ``lake/.versions/``; a new version is written aside and the link is swapped with one atomic rename, so a
-crash leaves the old partition or the new one, never half of one, and readers never see a partial write."""
+crash leaves the old partition or the new one, never half of one, and readers never see a partial write.
+With ``lake_url = "s3://bucket/prefix"`` (or ``CDRBILL_LAKE_URL``) the lake is on an object store instead
+(``ObjectLake``: a pointer object per partition in place of the link). Readers find a partition's files
+through ``lake_table`` / ``lake_tables`` / ``lake_partition``, never by building the path themselves."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
+import tomllib
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +35,10 @@ NO_DICTIONARY = ("raw",)
 # ... and it is most of a usage record's bytes: LZ4 writes it in ~2/3 of zstd-1's CPU and reads it faster, for
 # a ~1.5x larger file (389,296-line Asterisk file: 0.48 -> 0.33 CPU s to write, 27 -> 40 MiB; docs/SCALE.md)
 RAW_TEXT_CODEC = "lz4"
+LAKE_URL_ENV = "CDRBILL_LAKE_URL"
+POINTER = "_current.json"  # on an object store: the partition's current version
+VERSIONS = ".versions"
+CACHE = ".cache"  # on an object store: the versions read, copied (they never change)
 
 
 def partition_dir(lake: Path, dataset: str, **keys: str | int) -> Path:
@@ -37,6 +47,187 @@ def partition_dir(lake: Path, dataset: str, **keys: str | int) -> Path:
     for name, value in keys.items():
         path = path / f"{name}={value}"
     return path
+
+
+# --- the resolver: every reader asks it where a partition's tables are (local path, or the object store's
+# current version copied into the lake's read cache), so that the lake can move by a setting, not a code change
+
+
+def lake_partition(lake: Path, dataset: str, **keys: str | int) -> Path:
+    """The folder holding the current version of one partition's tables (rule: readers resolve the partition
+    first — the link locally, the ``_current.json`` pointer on an object store); it does not exist when the
+    partition was never written."""
+    store = object_store(lake)
+    target = partition_dir(lake, dataset, **keys)
+    return target if store is None else store.partition(target.relative_to(lake).as_posix())
+
+
+def lake_table(lake: Path, dataset: str, name: str, **keys: str | int) -> Path:
+    """The file of table ``name`` (``<name>.parquet``) in the current version of one partition, for DuckDB and
+    polars to read; a path that does not exist when there is no such table."""
+    store = object_store(lake)
+    target = partition_dir(lake, dataset, **keys)
+    if store is None:
+        return target / f"{name}.parquet"
+    return store.table(target.relative_to(lake).as_posix(), name)
+
+
+def lake_tables(lake: Path, dataset: str, name: str) -> list[Path]:
+    """Table ``name`` of every partition of ``dataset`` that has it, in partition order (the resolved
+    replacement of a glob ``lake/<dataset>/*/<name>.parquet``: each file sits under its ``key=value`` folder,
+    so hive partitioning still reads the key)."""
+    store = object_store(lake)
+    if store is None:  # partitions only: not a link left aside by a swap a kill interrupted (``.<name>.link``)
+        return sorted(
+            path for path in (lake / dataset).glob(f"*=*/{name}.parquet") if not path.parent.name.startswith(".")
+        )
+    return store.tables(dataset, name)
+
+
+def partition_exists(lake: Path, dataset: str, **keys: str | int) -> bool:
+    """Whether the partition has a current version."""
+    store = object_store(lake)
+    target = partition_dir(lake, dataset, **keys)
+    return (
+        target.exists() if store is None else store.pointer(target.relative_to(lake).as_posix()) is not None
+    )
+
+
+def current_version(lake: Path, target: Path) -> Path | None:
+    """The local folder of the partition's current version when it was written on this machine (what the
+    link points at locally; on an object store the written folder its pointer names), else None."""
+    store = object_store(lake)
+    if store is None:
+        return Path(os.path.realpath(target)) if target.is_symlink() else None
+    current = store.pointer(target.relative_to(lake).as_posix())
+    return Path(os.path.realpath(lake / VERSIONS / current[0])) if current else None
+
+
+def object_store(lake: Path) -> ObjectLake | None:
+    """The object store the lake lives on, or None for the local folder. The home's lake (a folder named
+    ``lake``) moves when ``CDRBILL_LAKE_URL`` or ``lake_url`` in the home's ``reference/settings.toml`` names an
+    ``s3://bucket/prefix``; a version folder read as a lake of its own (the market shards) stays local."""
+    if lake.name != "lake":
+        return None
+    url = os.environ.get(LAKE_URL_ENV) or _settings_url(lake.parent / "reference" / "settings.toml")
+    if not url:
+        return None
+    return _open_store(url, str(lake))
+
+
+def _settings_url(path: Path) -> str:
+    if not path.exists():
+        return ""
+    return str(tomllib.loads(path.read_text(encoding="utf-8")).get("lake_url", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _open_store(url: str, lake: str) -> ObjectLake:
+    return ObjectLake(url, Path(lake))
+
+
+class LakeConflict(RuntimeError):
+    """Another writer moved the partition's pointer since this version was started: this one loses."""
+
+
+class ObjectLake:
+    """The lake on an S3-compatible object store (``s3fs``; endpoint and credentials from the usual AWS
+    variables, ``AWS_ENDPOINT_URL`` for a store other than AWS). A version's files go under
+    ``<prefix>/.versions/<partition>.<uuid>/``, then one PUT of ``<prefix>/<partition>/_current.json`` names it,
+    conditional on the pointer's ETag (``If-Match``; ``If-None-Match: *`` for a first version), so of two
+    writers that started from the same pointer one wins. Readers copy a version's files once into
+    ``lake/.cache/<uuid>/<partition>/`` (versions never change) and read them there."""
+
+    def __init__(self, url: str, lake: Path) -> None:
+        import s3fs  # the object-store backend is optional: only a lake on S3 needs it
+
+        if not url.startswith("s3://"):
+            raise ValueError(
+                f"lake_url={url!r}. Fix: an s3://bucket/prefix URL, or unset it for the local lake"
+            )
+        self.root = url.removeprefix("s3://").rstrip("/")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.fs = s3fs.S3FileSystem(
+            client_kwargs={"endpoint_url": endpoint} if endpoint else {}, use_listings_cache=False
+        )
+        self.cache = lake / CACHE
+
+    def pointer(self, relative: str) -> tuple[str, str] | None:
+        """The version named by a partition's pointer and the pointer's ETag, or None when it has none."""
+        key = f"{self.root}/{relative}/{POINTER}"
+        try:
+            info = self.fs.info(key, refresh=True)
+            body = self.fs.cat_file(key)
+        except FileNotFoundError:
+            return None
+        return str(json.loads(body)["version"]), str(info["ETag"])
+
+    def table(self, relative: str, name: str) -> Path:
+        """Table ``name`` of a partition's current version, read from the cache (the whole version is copied:
+        readers find a table's siblings beside it, as in the local lake)."""
+        return self.partition(relative) / f"{name}.parquet"
+
+    def partition(self, relative: str) -> Path:
+        """Every file of a partition's current version, copied into the read cache (into a folder aside, then
+        renamed: a cached version is whole); its folder."""
+        current = self.pointer(relative)
+        if current is None:
+            return self.cache / "missing" / relative
+        cached = self.cache / current[0].rpartition(".")[2] / relative
+        if not cached.exists():
+            prefix = f"{self.root}/{VERSIONS}/{current[0]}"
+            aside = self.cache / f".{uuid.uuid4().hex}"
+            aside.mkdir(parents=True, mode=0o700)
+            for key in self.fs.find(prefix):
+                local = aside / key.removeprefix(prefix + "/")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(key, str(local))
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(aside, cached)
+            except OSError:  # another reader cached it first
+                shutil.rmtree(aside, ignore_errors=True)
+                if not cached.exists():
+                    raise
+        return cached
+
+    def tables(self, dataset: str, name: str) -> list[Path]:
+        """Table ``name`` of every partition of ``dataset`` that has one (the pointers listed, then resolved)."""
+        pointers = sorted(self.fs.glob(f"{self.root}/{dataset}/*/{POINTER}"))
+        paths = (self.table(p.removeprefix(self.root + "/").rpartition("/")[0], name) for p in pointers)
+        return [path for path in paths if path.exists()]
+
+    def publish(self, relative: str, folder: Path, base: tuple[str, str] | None) -> None:
+        """Put every file of a version written in ``folder``, then swing the partition's pointer to it, on
+        the condition that the pointer is still ``base`` (what the writer started from); the version's folder
+        becomes the read cache of it and the previous version is deleted."""
+        version = folder.name
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            self.fs.put_file(
+                str(path), f"{self.root}/{VERSIONS}/{version}/{path.relative_to(folder).as_posix()}"
+            )
+        crash_point("lake.version_written")
+        body = json.dumps({"version": version}).encode()
+        condition = {"IfMatch": base[1]} if base else {"IfNoneMatch": "*"}
+        try:
+            self.fs.pipe_file(f"{self.root}/{relative}/{POINTER}", body, **condition)
+        except OSError as error:  # s3fs: 412 Precondition Failed is FileExistsError or OSError(EINVAL)
+            if not isinstance(error, FileExistsError) and "pre-condition" not in str(error):
+                raise
+            self.fs.rm(f"{self.root}/{VERSIONS}/{version}", recursive=True)
+            raise LakeConflict(
+                f"lake partition {relative}: another writer replaced it since this version began ({error}). "
+                "Fix: run the step again (it reads the new version)"
+            ) from error
+        crash_point("lake.swapped")
+        # the written folder stays (a writer reads its own version's paths after the commit) and is the cache
+        cached = self.cache / version.rpartition(".")[2] / relative
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(folder, cached)
+        if base and base[0] != version:
+            self.fs.rm(f"{self.root}/{VERSIONS}/{base[0]}", recursive=True)
+            shutil.rmtree(self.cache / base[0].rpartition(".")[2], ignore_errors=True)
+            shutil.rmtree(folder.parent / base[0], ignore_errors=True)
 
 
 class StagedPartition:
@@ -48,13 +239,22 @@ class StagedPartition:
         name = target.relative_to(lake).as_posix().replace("/", "~")
         self.folder = lake / ".versions" / f"{name}.{uuid.uuid4().hex}"
         self.folder.mkdir(parents=True, mode=0o700)
+        # on an object store the version is written locally, then published; the market shards' parts
+        # (``lake/.shards``) stay on the home's volume
+        relative = target.relative_to(lake).as_posix()
+        self.store = None if relative.startswith(".") else object_store(lake)
+        self.base = self.store.pointer(relative) if self.store else None
 
     def path(self, name: str) -> Path:
         """Where table ``name`` of this version is written (``<name>.parquet``)."""
         return self.folder / f"{name}.parquet"
 
     def commit(self) -> None:
-        """Make the written files durable and swap the partition's link to this version (the old one goes)."""
+        """Make the written files durable and swap the partition's link to this version (the old one goes);
+        on an object store, publish the version and put its pointer (``ObjectLake.publish``)."""
+        if self.store is not None:
+            self.store.publish(self.target.relative_to(self.lake).as_posix(), self.folder, self.base)
+            return
         for path in sorted(self.folder.glob("*.parquet")):
             fsync_path(path)
         fsync_path(self.folder)

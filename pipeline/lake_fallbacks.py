@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.engine import parquet_glob
+from pipeline.lake import lake_tables
 from pipeline.rating import rated_events_sql
 
 
@@ -202,14 +204,14 @@ def dataset_sql(lake: Path, name: str) -> str:
     """A SELECT over the dataset ``name``: its Parquet files when the lake has any, else an empty relation with
     its columns (rule: a stage not run yet publishes as empty tables)."""
     dataset = LAKE_DATASETS[name]
-    pattern = Path(lake) / dataset.glob
-    if name == "rated" and any(Path(lake).glob(dataset.glob)):
+    folder, _, table = dataset.glob.partition("/*/")
+    files = lake_tables(Path(lake), folder, table.removesuffix(".parquet"))
+    if name == "rated" and files:
         # the narrow rated facts, each joined to its cycle's normalised columns by the one reader
-        cycles = sorted(path.parent.name.split("=", 1)[1] for path in Path(lake).glob(dataset.glob))
+        cycles = [path.parent.name.split("=", 1)[1] for path in files]
         return "\nunion all by name\n".join(f"select * from ({rated_events_sql(lake, c)})" for c in cycles)
-    if any(Path(lake).glob(dataset.glob)):
-        path = pattern.as_posix().replace("'", "''")
+    if files:
         options = ", union_by_name = true" if dataset.union_by_name else ""
-        return f"select * from read_parquet('{path}'{options})"
+        return f"select * from read_parquet({parquet_glob(files)}{options})"
     columns = ", ".join(f'null::{kind} as "{column}"' for column, kind in dataset.columns)
     return f"select {columns} where false"

@@ -35,7 +35,7 @@ import polars as pl
 from pipeline.cycles import BillCycle
 from pipeline.faults import crash_point
 from pipeline.intake import USAGE_RECORDS
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_table, partition_dir, replace_partition
 
 LATE_USAGE = "late_usage"  # lake dataset: lake/late_usage/cycle=C/routes.parquet
 LATE_USAGE_TOO_OLD = "LATE_USAGE_TOO_OLD"
@@ -138,7 +138,7 @@ def late_records(state: duckdb.DuckDBPyConnection, lake: Path) -> pl.DataFrame:
 
 def _records_path(lake: Path, file_id: int) -> Path | None:
     """A loaded file's usage records, if its partition exists."""
-    path = partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet"
+    path = lake_table(lake, USAGE_RECORDS, "records", file_id=file_id)
     return path if path.exists() else None
 
 
@@ -228,7 +228,7 @@ def route_late_usage(
             ]
         ).sort("file_id", "line_no")
         target = partition_dir(lake, LATE_USAGE, cycle=each)
-        current = target / "routes.parquet"
+        current = lake_table(lake, LATE_USAGE, "routes", cycle=each)
         # written aside and swapped in when it changed (a cycle late usage never concerned has no file)
         changed = not pl.read_parquet(current).equals(routes) if current.exists() else routes.height > 0
         if changed:
@@ -245,7 +245,7 @@ def route_late_usage(
 
 def routes_path(lake: Path, cycle: str) -> Path | None:
     """The cycle's routes file, if late usage ever concerned it."""
-    path = partition_dir(lake, LATE_USAGE, cycle=cycle) / "routes.parquet"
+    path = lake_table(lake, LATE_USAGE, "routes", cycle=cycle)
     return path if path.exists() else None
 
 

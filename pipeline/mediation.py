@@ -19,6 +19,9 @@ from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import (
     ROW_GROUP_ROWS,
     StagedPartition,
+    current_version,
+    lake_table,
+    lake_tables,
     parquet_writer,
     partition_dir,
 )
@@ -45,7 +48,7 @@ _DUCKDB_TYPES = {
 
 def record_files(lake: Path) -> list[Path]:
     """Every loaded file's normalised records in the lake."""
-    return sorted((lake / USAGE_RECORDS).glob("file_id=*/records.parquet"))
+    return lake_tables(lake, USAGE_RECORDS, "records")
 
 
 def cycle_records(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> duckdb.DuckDBPyRelation:
@@ -81,7 +84,7 @@ def prior_call_keys(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> N
     ``prior_call_keys`` with each record's ordinal (file, then line: the earlier wins)."""
     files = [
         path
-        for path in sorted((lake / CALL_KEYS).glob("cycle=*/keys.parquet"))
+        for path in lake_tables(lake, CALL_KEYS, "keys")
         if path.parent.name != f"cycle={cycle}"
     ]
     source = (
@@ -208,7 +211,7 @@ def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
     versions = lake / ".versions"
     for dataset in (MEDIATION_WORK, MEDIATED, CALL_KEYS):
         target = partition_dir(lake, dataset, cycle=cycle)
-        live = target.resolve() if target.is_symlink() else None
+        live = current_version(lake, target)
         prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
         for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
             if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live:
@@ -270,7 +273,7 @@ def _write_streams(
     try:
         for folder in folders:
             file_id = int(folder.name.partition("=")[2])
-            path = partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet"
+            path = lake_table(lake, USAGE_RECORDS, "records", file_id=file_id)
             records = _file_records(pl.scan_parquet(path, hive_partitioning=False), file_id, cycle, routes)
             outcome_schema = pl.read_parquet_schema(next(folder.glob("block=*/*.parquet")))
             for first_line, last_line in _line_ranges(path, chunk_lines):

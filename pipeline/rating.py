@@ -12,7 +12,7 @@ import polars as pl
 
 from pipeline.bands import band_calendar
 from pipeline.engine import first_row, scalar
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_partition, lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.price_books import price_book_levels
 from pipeline.sql import read_sql
@@ -143,7 +143,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     service number and price. The normalised
     columns are joined to the outcomes once, as the rated events are written; afterwards ``rating_outcomes``
     reads the written partition (every outcome column, the normalised ones but the mediation ``reason``)."""
-    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
     )
@@ -200,10 +200,10 @@ def rated_events_sql(lake: Path, cycle: str) -> str:
     then the outcome columns. Rule: nothing lost — a rated event whose key is missing from the mediated
     partition fails the query (its charge would vanish), it is never dropped. A partition written before the
     narrow fact (normalised columns inside) is read as it is."""
-    fact = partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"
+    fact = lake_table(lake, RATED, "rated", cycle=cycle)
     if WIDE_RATED_COLUMN in pl.read_parquet_schema(fact):
         return f"select * from read_parquet('{_quoted(fact)}')"
-    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     cycle_text = cycle.replace("'", "''")
     lost = (
         f"error('rated event ' || fact.file_id || ':' || fact.line_no || ' of cycle {cycle_text} is "
@@ -234,7 +234,7 @@ def _quoted(path: Path) -> str:
 def rating_outcomes_view(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
     """The view ``rating_outcomes`` over the cycle's written rating: every rated and suspended event with
     ``rating_reason`` (null: rated) — what rerating compares and the asset's metadata reads."""
-    target = partition_dir(lake, RATED, cycle=cycle)
+    target = lake_partition(lake, RATED, cycle=cycle)
     con.execute(
         f"""
         create or replace temp view rating_outcomes as

@@ -11,13 +11,13 @@ import polars as pl
 
 from pipeline.billing import CHARGES
 from pipeline.invoicing import INVOICES
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_partition, lake_table
 from pipeline.rating import RATED, rated_events_sql
 
 
 def invoice_total_mismatches(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
     """Invoices of the cycle whose total is not exactly the sum of their (rounded) lines."""
-    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     return con.sql(
         f"""
         with totals as (
@@ -44,7 +44,7 @@ def cycle_reconciliation(
     cycle's charge lines) + adjustments + late fees (added at finalisation); and the usage lines differ from the
     exact rated charges plus the cycle's tier charges and data rounding by no more than their rounding (half a
     cent per line of rated events; a tier charge and a data rounding charge are already in whole cents)."""
-    rated = partition_dir(lake, RATED, cycle=cycle) / "rated.parquet"
+    rated = lake_table(lake, RATED, "rated", cycle=cycle)
     tiers = rated.with_name("tier_charges.parquet")
     tier_amount = (
         f"(select coalesce(sum(charge_amount), 0) from read_parquet('{tiers.as_posix()}'))"
@@ -57,8 +57,8 @@ def cycle_reconciliation(
         if rounding.exists()
         else "0::decimal(18, 2)"
     )
-    charges = partition_dir(lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
-    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    charges = lake_table(lake, CHARGES, "charge_lines", cycle=cycle)
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     sums = ", ".join(
         f"coalesce(sum(amount) filter (where section = '{s}'), 0) as {s}" for s in CHARGE_SECTIONS
     )
@@ -102,8 +102,8 @@ def cycle_reconciliation(
 def accounts_without_invoice(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
     """Billable accounts of the cycle (those with charge lines) that have neither an invoice nor a recorded
     reason for having none (a suppressed zero bill)."""
-    charges = partition_dir(lake, CHARGES, cycle=cycle) / "charge_lines.parquet"
-    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    charges = lake_table(lake, CHARGES, "charge_lines", cycle=cycle)
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     return con.sql(
         f"""
         select distinct account_id from read_parquet('{charges.as_posix()}')
@@ -117,7 +117,7 @@ def accounts_without_invoice(con: duckdb.DuckDBPyConnection, lake: Path, cycle: 
 def negative_totals_without_reason(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> pl.DataFrame:
     """Invoices with a negative total that carry no credit with a stated reason (an adjustment line: a credit,
     a dispute resolution or a rerate, each with its reason and approver)."""
-    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     return con.sql(
         f"""
         select invoice_number, account_id, total_amount

@@ -19,7 +19,7 @@ from pipeline.engine import first_row
 from pipeline.faults import crash_point
 from pipeline.formats import FileRejected, parse_file
 from pipeline.intake import USAGE_RECORDS
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_table, partition_dir, replace_partition
 from pipeline.mediation import record_files
 from pipeline.normalise import normalise
 from pipeline.suspense import SUSPENSE_REASONS
@@ -88,7 +88,7 @@ def recycle_suspense(
                 {"file_id": file_id, "examined": 0, "recycled": 0, "skipped": "no source/file"}
             )
             continue
-        old = pl.read_parquet(partition_dir(lake, USAGE_RECORDS, file_id=file_id) / "records.parquet")
+        old = pl.read_parquet(lake_table(lake, USAGE_RECORDS, "records", file_id=file_id))
         try:
             parsed = parse_file(source["format"], Path(ledger[3]).read_bytes(), source.get("template"))
         except FileRejected as rejected:
@@ -154,8 +154,8 @@ def resubmitted_by_rebuild(lake: Path, cycle: str) -> pl.DataFrame:
     """The cycle's records suspended at mediation or rating (unknown subscriber, no rate, …): resubmitted as
     they are, the rebuild of the cycle decides them again with today's reference data."""
     streams = [
-        lake / "mediated" / f"cycle={cycle}" / "suspended.parquet",
-        lake / "rated" / f"cycle={cycle}" / "suspended.parquet",
+        lake_table(lake, "mediated", "suspended", cycle=cycle),
+        lake_table(lake, "rated", "suspended", cycle=cycle),
     ]
     found = [pl.scan_parquet(path).select("file_id", "line_no", "cycle", "reason") for path in streams if path.exists()]
     if not found:

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from pipeline.engine import first_row, scalar
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_partition, lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.rating import RATED, rate_cycle
 from pipeline.sql import read_sql
@@ -91,7 +91,7 @@ def rerate_cycle(
     counts (rated, suspended, changed events, accounts with a delta, adjustments posted). ``rate`` writes the
     new ``lake/rated/cycle=C`` and leaves the view ``rating_outcomes`` over it (``rating.rate_cycle``, or the
     collect of the market shards' parts, ``shards.collect_rated``)."""
-    folder = partition_dir(lake, RATED, cycle=cycle)
+    folder = lake_partition(lake, RATED, cycle=cycle)
     if not (folder / "rated.parquet").exists():  # rated for the first time: nothing to compare
         counts = rate(con, lake, cycle)
         return {"rated": counts["rated"], "suspended": counts["suspended"], "changed_events": 0,
@@ -145,7 +145,7 @@ class RatedEventLost(RuntimeError):
 def _check_previous_keys(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
     """Rule: nothing lost — every previously rated event must still be in the cycle's mediated partition before
     the cycle is rated again; otherwise the rerate stops with the lake as it was (the previous rating stays)."""
-    normalised = partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet"
+    normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     lost = first_row(
         con,
         "select file_id, line_no from previous_fact anti join (select file_id, line_no from "

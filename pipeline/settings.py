@@ -60,6 +60,9 @@ class Settings:
     # md5(account_id) mod market_shards = k ("account_hash"), or the accounts of one service state ("state")
     market_shards: int = 1
     market_by: str = "account_hash"
+    # the lake on object storage (pipeline/lake.py ``ObjectLake``): "s3://bucket/prefix" moves the home's lake
+    # there (CDRBILL_LAKE_URL overrides); empty: the local folder ``lake/``. Endpoint and credentials: AWS_*
+    lake_url: str = ""
 
 
 def load_settings(reference_dir: Path) -> Settings:

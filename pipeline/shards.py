@@ -27,7 +27,7 @@ import polars as pl
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.cycles import BillCycle
 from pipeline.engine import parquet_glob
-from pipeline.lake import StagedPartition, partition_dir, replace_partition
+from pipeline.lake import StagedPartition, lake_partition, lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.rating import RATED, rate_cycle, rated_events_sql, rating_outcomes_view
 from pipeline.reference import Reference
@@ -123,8 +123,8 @@ def _slice_rated_events(con: duckdb.DuckDBPyConnection, lake: Path, part: Path, 
     if shard.count == 1:
         normalised = partition_dir(part, MEDIATED, cycle=cycle) / "normalised.parquet"
         normalised.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink((partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet").resolve(), normalised)
-        os.symlink((partition_dir(lake, RATED, cycle=cycle) / "rated.parquet").resolve(), target)
+        os.symlink(lake_table(lake, MEDIATED, "normalised", cycle=cycle).resolve(), normalised)
+        os.symlink(lake_table(lake, RATED, "rated", cycle=cycle).resolve(), target)
         return
     con.execute(
         f"copy (select * from ({rated_events_sql(lake, cycle)}) where {account_predicate(shard)}) "
@@ -138,7 +138,7 @@ def rate_shard(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, shard: Sh
     staged = StagedPartition(lake, shard_dir(lake, RATED, cycle, shard))
     try:
         slice_path = partition_dir(staged.folder, MEDIATED, cycle=cycle) / "normalised.parquet"
-        _slice_into(con, partition_dir(lake, MEDIATED, cycle=cycle) / "normalised.parquet", slice_path, shard)
+        _slice_into(con, lake_table(lake, MEDIATED, "normalised", cycle=cycle), slice_path, shard)
         counts = rate_cycle(con, staged.folder, cycle)
         con.execute("drop view if exists rating_outcomes")  # it reads the slice, removed next
         slice_path.unlink()
@@ -162,7 +162,7 @@ def charge_shard(
     reference tables registered on ``con``. Returns the counts."""
     staged = StagedPartition(lake, shard_dir(lake, CHARGES, cycle.key, shard))
     try:
-        rated = partition_dir(lake, RATED, cycle=cycle.key)
+        rated = lake_partition(lake, RATED, cycle=cycle.key)
         _slice_rated_events(con, lake, staged.folder, cycle.key, shard)
         for name in ("tier_charges", "data_rounding"):
             if (rated / f"{name}.parquet").exists():

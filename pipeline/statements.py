@@ -27,7 +27,7 @@ from pipeline.documents import (
     UsageItem,
 )
 from pipeline.invoicing import INVOICES
-from pipeline.lake import partition_dir
+from pipeline.lake import lake_partition, lake_table
 from pipeline.rating import RATED, rated_events
 from pipeline.reference import Reference
 from pipeline.settings import Settings
@@ -106,7 +106,7 @@ def itemisation_level(preference: str | None, rows: int, max_rows: int) -> str:
 
 
 def _tier_usage(lake: Path, cycle: str) -> dict[str, list[TierUsage]]:
-    path = partition_dir(lake, RATED, cycle=cycle) / "tier_charges.parquet"
+    path = lake_table(lake, RATED, "tier_charges", cycle=cycle)
     if not path.exists():
         return {}
     tiers: dict[str, list[TierUsage]] = {}
@@ -162,7 +162,7 @@ def invoice_documents(
     block, the carrier's terms, its itemisation level and privacy settings, its usage and tier usage (lines and
     calls are built in one pass over each table, then handed to their invoice by row ranges)."""
     settings = settings or Settings()
-    folder = partition_dir(lake, INVOICES, cycle=cycle)
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     invoices = pl.read_parquet(folder / "invoices.parquet").sort("invoice_number")
     lines = pl.read_parquet(folder / "invoice_lines.parquet").sort("invoice_number", "line_no")
     balances = _balances(folder)

@@ -6,7 +6,7 @@ from pipeline.accounting import record_accounting
 from pipeline.approval import current_approval
 from pipeline.engine import session
 from pipeline.home import Home
-from pipeline.lake import partition_dir
+from pipeline.lake import partition_exists
 from pipeline.late_usage import late_usage_counts
 from pipeline.rating import RATED
 from pipeline.state import open_state
@@ -27,7 +27,7 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         )
         approval = current_approval(state, cycle)
     records: dict[str, int] = {}
-    if partition_dir(home.lake, RATED, cycle=cycle).exists():
+    if partition_exists(home.lake, RATED, cycle=cycle):
         with session() as con:
             table = record_accounting(con, home.lake, cycle)
         records = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}

@@ -11,9 +11,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.engine import first_row
+from pipeline.engine import first_row, parquet_glob
 from pipeline.faults import crash_point
 from pipeline.home import Home
+from pipeline.lake import lake_tables
 from pipeline.lake_fallbacks import LAKE_DATASETS, dataset_sql
 from pipeline.reference import Reference
 from pipeline.sql import read_sql
@@ -58,11 +59,13 @@ def _register_sources(con: duckdb.DuckDBPyConnection, home: Home, reference: Ref
     for name in LAKE_DATASETS:
         con.execute(f"create temp view lake_{name} as {dataset_sql(home.lake, name)}")
     for report, empty in RERATE_REPORTS.items():
-        folder = home.lake / "rerate"
+        files = lake_tables(home.lake, "rerate", report)
         source = empty
-        if any(folder.glob(f"*/{report}.parquet")):
-            glob = (folder / f"*/{report}.parquet").as_posix().replace("'", "''")
-            source = f"select * from read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+        if files:
+            source = (
+                f"select * from read_parquet({parquet_glob(files)}, hive_partitioning = true, "
+                "union_by_name = true)"
+            )
         con.execute(f"create temp view lake_rerate_{report} as {source}")
 
 

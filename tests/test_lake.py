@@ -5,7 +5,7 @@ import os
 import polars as pl
 import pytest
 
-from pipeline.lake import partition_dir, replace_partition
+from pipeline.lake import lake_tables, partition_dir, replace_partition
 
 
 def test_replace_partition_swaps_versions_and_removes_the_old(tmp_path):
@@ -34,3 +34,12 @@ def test_a_failed_write_leaves_the_previous_partition(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         replace_partition(lake, target, {"rated": pl.DataFrame({"x": [2]}), "other": Exploding({"y": [1]})})
     assert pl.read_parquet(target / "rated.parquet")["x"].to_list() == [1]
+
+
+def test_a_glob_across_partitions_skips_a_link_a_killed_swap_left(tmp_path):
+    lake = tmp_path / "lake"
+    target = partition_dir(lake, "call_keys", cycle="2026-10")
+    replace_partition(lake, target, {"keys": pl.DataFrame({"x": [1]})})
+    # a kill between the new link and its rename leaves ``.cycle=2026-10.<uuid>.link`` beside the partition
+    os.symlink(os.path.realpath(target), target.parent / ".cycle=2026-10.0123.link")
+    assert lake_tables(lake, "call_keys", "keys") == [target / "keys.parquet"]

@@ -1,0 +1,24 @@
+# cdrbill's image for the Kubernetes deployment (deploy/README.md). Not built on the build machine (no Docker
+# daemon there): kept minimal. The home (CDRBILL_HOME) is a mounted volume; the lake may be on S3 (lake_url).
+FROM python:3.11-slim
+
+# WeasyPrint renders invoices with Pango (the invoice font ships in templates/fonts)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/cdrbill
+COPY pyproject.toml README.md LICENSE ./
+COPY pipeline ./pipeline
+COPY assets ./assets
+COPY data_samples ./data_samples
+COPY sql ./sql
+COPY templates ./templates
+COPY docs ./docs
+# editable: the code reads templates/, sql/ and docs/ beside itself (pipeline/home.py PROJECT_ROOT)
+RUN pip install --no-cache-dir -e '.[deploy,s3]'
+
+ENV CDRBILL_HOME=/cdrbill
+RUN useradd --uid 1000 --no-create-home cdrbill
+USER cdrbill
+ENTRYPOINT ["cdrbill"]

@@ -1,0 +1,192 @@
+"""The lake on object storage: a real S3 server on loopback (moto's), the lake moved there by a setting. A
+partition's current version is named by its ``_current.json`` pointer; a crash before the pointer's PUT leaves
+the previous version; of two writers that started from the same pointer, the second loses."""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
+
+from assets.definitions import defs
+from assets.resources import CdrbillHome
+from pipeline.invoicing import INVOICES
+from pipeline.lake import (
+    LakeConflict,
+    StagedPartition,
+    lake_partition,
+    lake_table,
+    lake_tables,
+    object_store,
+    partition_dir,
+    partition_exists,
+    replace_partition,
+)
+from pipeline.rating import RATED
+from tests.conftest import SAMPLE_CYCLE, stage_sample
+
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A real S3 API (moto's server) on 127.0.0.1, with the AWS variables pointing at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {name: os.environ.get(name) for name in [*AWS, "AWS_ENDPOINT_URL"]}
+    os.environ.update(AWS | {"AWS_ENDPOINT_URL": f"http://{host}:{port}"})
+    try:
+        yield os.environ["AWS_ENDPOINT_URL"]
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_endpoint, monkeypatch):
+    """A fresh bucket, named as the lake's URL by ``CDRBILL_LAKE_URL``."""
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).mkdir(bucket)
+    monkeypatch.setenv("CDRBILL_LAKE_URL", f"s3://{bucket}/cdrbill")
+    return f"s3://{bucket}/cdrbill"
+
+
+def test_versions_go_to_the_store_and_readers_follow_the_pointer(tmp_path, s3_url):
+    lake = tmp_path / "lake"
+    store = object_store(lake)
+    assert store is not None
+    target = partition_dir(lake, "rated", cycle="2026-10")
+    assert not partition_exists(lake, "rated", cycle="2026-10")
+    replace_partition(lake, target, {"rated": pl.DataFrame({"x": [1, 2]})})
+    first = store.pointer("rated/cycle=2026-10")
+    replace_partition(lake, target, {"rated": pl.DataFrame({"x": [3]})})
+    second = store.pointer("rated/cycle=2026-10")
+    assert first and second and first[0] != second[0]
+    assert not target.exists()  # no link: the pointer is in the bucket
+    assert pl.read_parquet(lake_table(lake, "rated", "rated", cycle="2026-10"))["x"].to_list() == [3]
+    assert not store.fs.exists(f"{store.root}/.versions/{first[0]}")  # the superseded version is gone
+    # a second machine (an empty local cache) reads the same, and a glob across cycles sees every partition
+    other = tmp_path / "other" / "lake"
+    replace_partition(lake, partition_dir(lake, "rated", cycle="2026-11"), {"rated": pl.DataFrame({"x": [4]})})
+    files = lake_tables(other, "rated", "rated")
+    assert [path.parent.name for path in files] == ["cycle=2026-10", "cycle=2026-11"]
+    assert pl.scan_parquet(files, hive_partitioning=True).collect().sort("x").rows() == [
+        (3, "2026-10"),
+        (4, "2026-11"),
+    ]
+    # DuckDB reads the store directly too, through the file system registered on a connection
+    con = duckdb.connect()
+    con.register_filesystem(store.fs)
+    assert con.sql(f"select x from read_parquet('s3://{store.root}/.versions/{second[0]}/rated.parquet')").fetchall() == [
+        (3,)
+    ]
+
+
+def test_a_writer_with_a_stale_pointer_loses(tmp_path, s3_url):
+    lake = tmp_path / "lake"
+    target = partition_dir(lake, "charges", cycle="2026-10")
+    # the first version: both writers saw no pointer, If-None-Match lets one create it
+    a, b = StagedPartition(lake, target), StagedPartition(lake, target)
+    for staged, value in ((a, 1), (b, 2)):
+        pl.DataFrame({"x": [value]}).write_parquet(staged.path("charge_lines"))
+    a.commit()
+    with pytest.raises(LakeConflict, match="another writer"):
+        b.commit()
+    # a later version: both started from a's pointer, If-Match on its ETag lets one move it
+    c, d = StagedPartition(lake, target), StagedPartition(lake, target)
+    for staged, value in ((c, 3), (d, 4)):
+        pl.DataFrame({"x": [value]}).write_parquet(staged.path("charge_lines"))
+    d.commit()
+    with pytest.raises(LakeConflict):
+        c.commit()
+    assert pl.read_parquet(lake_table(lake, "charges", "charge_lines", cycle="2026-10"))["x"].to_list() == [4]
+    store = object_store(lake)
+    assert store is not None
+    versions = store.fs.ls(f"{store.root}/.versions")
+    assert [Path(v).name for v in versions] == [d.folder.name]  # the losers' files were removed
+
+
+CRASHING_WRITER = """
+import sys
+from pathlib import Path
+import polars as pl
+from pipeline.lake import partition_dir, replace_partition
+lake = Path(sys.argv[1])
+replace_partition(lake, partition_dir(lake, "rated", cycle="2026-10"), {"rated": pl.DataFrame({"x": [2]})})
+"""
+
+
+@pytest.mark.parametrize("point", ["lake.version_written", "lake.swapped"])
+def test_a_crash_around_the_pointer_leaves_one_whole_version(tmp_path, s3_url, point):
+    lake = tmp_path / "lake"
+    replace_partition(lake, partition_dir(lake, "rated", cycle="2026-10"), {"rated": pl.DataFrame({"x": [1]})})
+    env = os.environ | {"CDRBILL_CRASH_AT": point}
+    status = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(lake)], env=env, check=False).returncode
+    assert status == -9  # killed at the point, as a power cut would
+    expected = [1] if point == "lake.version_written" else [2]
+    assert pl.read_parquet(lake_table(tmp_path / "reader" / "lake", "rated", "rated", cycle="2026-10"))[
+        "x"
+    ].to_list() == expected
+
+
+BILLED = ["usage_files", "mediated_usage", "rated_usage", "account_charges", "invoices"]
+
+
+def _frame(path: Path) -> pl.DataFrame:
+    """A lake table as written, less the wall-clock time a run stamps (``finalized_at``)."""
+    frame = pl.read_parquet(path, hive_partitioning=False)
+    return frame.drop("finalized_at") if "finalized_at" in frame.columns else frame
+
+
+def _same_rows(left: pl.DataFrame, right: pl.DataFrame) -> bool:
+    con = duckdb.connect()
+    con.register("l", left)
+    con.register("r", right)
+    return not (
+        con.sql("select * from l except all select * from r").fetchall()
+        or con.sql("select * from r except all select * from l").fetchall()
+    )
+
+
+@pytest.mark.slow
+def test_the_sample_cycle_on_s3_bills_as_on_the_local_lake(tmp_path, s3_url, monkeypatch, sample_cycle):
+    local, result = sample_cycle
+    assert result.success
+    monkeypatch.delenv("CDRBILL_LAKE_URL")
+    home = stage_sample(tmp_path / "home")
+    (home.reference / "settings.toml").write_text(f'lake_url = "{s3_url}"\n', encoding="utf-8")
+    assert object_store(home.lake) is not None  # the setting, not the variable, moves this home's lake
+    billed = dg.materialize(
+        list(defs.assets or []),  # type: ignore[arg-type]
+        selection=BILLED,
+        partition_key=SAMPLE_CYCLE,
+        resources={"cdrbill": CdrbillHome(root=str(home.root))},
+    )
+    assert billed.success
+    assert not (home.lake / RATED).exists() and not (home.lake / INVOICES).exists()  # only the read cache
+    for dataset, table in [("mediated", "normalised"), ("mediated", "suspended"), (RATED, "rated"),
+                           (RATED, "suspended"), ("charges", "charge_lines")]:  # fmt: skip
+        ours = _frame(lake_table(home.lake, dataset, table, cycle=SAMPLE_CYCLE))
+        theirs = _frame(lake_table(local.lake, dataset, table, cycle=SAMPLE_CYCLE))
+        assert ours.height == theirs.height and _same_rows(ours, theirs), (dataset, table)
+        assert ours.height > 0 or table == "suspended"
+    ours_folder = lake_partition(home.lake, INVOICES, cycle=SAMPLE_CYCLE)
+    theirs_folder = lake_partition(local.lake, INVOICES, cycle=SAMPLE_CYCLE)
+    names = sorted(path.name for path in theirs_folder.glob("*.parquet"))
+    assert names and sorted(path.name for path in ours_folder.glob("*.parquet")) == names
+    for name in names:
+        assert _same_rows(_frame(ours_folder / name), _frame(theirs_folder / name)), name
+    totals = [_frame(folder / "invoices.parquet")["total_amount"].sum() for folder in (ours_folder, theirs_folder)]
+    assert totals[0] == totals[1] and _frame(ours_folder / "invoices.parquet").height == 49
