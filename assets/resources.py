@@ -16,8 +16,8 @@ from pydantic import PrivateAttr
 from pipeline.cycles import BillCycle
 from pipeline.home import Home
 from pipeline.locks import HOME_LOCK, held_by, hold, is_held
-from pipeline.reference import Reference, load_reference, load_usage_reference
-from pipeline.reference_verdict import VERDICT_FILE, checked_usage_reference
+from pipeline.reference import Reference, load_usage_reference
+from pipeline.reference_verdict import VERDICT_FILE, checked_reference, checked_usage_reference
 from pipeline.settings import Settings, load_settings
 
 EXECUTOR_ENV = "CDRBILL_EXECUTOR"  # k8s: every step its own pod (assets/executors.py, deploy/README.md)
@@ -37,7 +37,9 @@ class CdrbillHome(dg.ConfigurableResource):
         return (Home(Path(self.root)) if self.root else Home.from_env()).ensure()
 
     def reference(self) -> Reference:
-        return load_reference(self.home().reference)
+        """Every reference table, checked unless this content passed the checks before (``checked_reference``)."""
+        home = self.home()
+        return checked_reference(home.reference, home.root / VERDICT_FILE)
 
     def usage_reference(self) -> Reference:
         """Mediation's tables only (sources, accounts, service numbers): see ``load_usage_reference``."""

@@ -30,7 +30,8 @@ from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.rating import RATED, rate_cycle
 from pipeline.reconciliation import cycle_reconciliation, invoice_total_mismatches
-from pipeline.reference import load_reference, load_usage_reference
+from pipeline.reference import Reference, load_usage_reference
+from pipeline.reference_verdict import VERDICT_FILE, checked_reference, checked_usage_reference
 from pipeline.rendering import render_invoice_pdfs
 from pipeline.settings import load_settings
 from pipeline.state import open_state
@@ -54,11 +55,15 @@ def _accounting_balanced(home: Home, cycle: str, outcomes: dict[str, tuple[str, 
     return table.height
 
 
+def _reference(home: Home) -> Reference:
+    """The whole reference as the assets load it after intake (``CdrbillHome.reference``: checked unless intake
+    checked this content already)."""
+    return checked_reference(home.reference, home.root / VERDICT_FILE)
+
+
 def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Register, parse and normalise every landed file (asset ``usage_files``)."""
     from pipeline.intake import register_landed_files
-    from pipeline.reference_verdict import VERDICT_FILE, checked_usage_reference
-
     reference = checked_usage_reference(home.reference, home.root / VERDICT_FILE)
     settings = load_settings(home.reference)
     with open_state(home.state_db) as state:
@@ -103,7 +108,7 @@ def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     settings = load_settings(home.reference)
     normalised = lake_table(home.lake, MEDIATED, "normalised", cycle=cycle)
     with session(
-        load_reference(home.reference), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
+        _reference(home), memory_limit=settings.rating_memory_limit, spill_dir=home.root / "tmp"
     ) as con:  # the reference held by the session only, as the asset does
         records = int(scalar(con, f"select count(*) from read_parquet('{normalised.as_posix()}')"))
         counts = rate_cycle(con, home.lake, cycle)
@@ -113,7 +118,7 @@ def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def charges(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Compute the cycle's charge lines (asset ``account_charges``)."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference, settings = _reference(home), load_settings(home.reference)
     rated = lake_table(home.lake, RATED, "rated", cycle=cycle)
     with session(reference, memory_limit=settings.duckdb_memory_limit) as con:
         records = int(scalar(con, f"select count(*) from read_parquet('{rated.as_posix()}')"))
@@ -123,7 +128,7 @@ def charges(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def invoices(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Finalise, number and export the cycle's invoices, then run both blocking checks (asset ``invoices``)."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference, settings = _reference(home), load_settings(home.reference)
     bill_cycle = BillCycle.parse(cycle, settings.billing_timezone)
     lines = lake_table(home.lake, CHARGES, "charge_lines", cycle=cycle)
     with open_state(home.state_db) as state:
@@ -146,7 +151,7 @@ def invoices(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def commissions(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Agent commissions and statements of the cycle (asset ``agent_commissions``)."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference, settings = _reference(home), load_settings(home.reference)
     with session(reference) as con:
         written = compute_commissions(con, home.lake, BillCycle.parse(cycle, settings.billing_timezone))
     return {"records": written["commission_lines"], **written}
@@ -181,7 +186,7 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
     CPU per invoice is all in: this process (HTML, hashing, feeding the pool) plus the pool's fork server and
     its workers, all their CPU from start-up on (``_fork_server_cpu_s``)."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference, settings = _reference(home), load_settings(home.reference)
     started = time.perf_counter()
     docs = invoice_documents(home.lake, cycle, reference)
     built = time.perf_counter()
@@ -229,7 +234,7 @@ def documents_naive(home: Home, cycle: str, args: argparse.Namespace) -> StageRe
     fonts are ignored and the system's ``sans-serif`` is subset per invoice), no sidecar, no pool."""
     import weasyprint
 
-    reference = load_reference(home.reference)
+    reference = _reference(home)
     docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
     out = home.root / "naive-documents"
     out.mkdir(parents=True, exist_ok=True)
@@ -252,7 +257,7 @@ def documents_naive(home: Home, cycle: str, args: argparse.Namespace) -> StageRe
 
 def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Deliver the rendered invoices by e-mail (Maildir) or paper (asset ``deliveries``, the same N)."""
-    reference, settings = load_reference(home.reference), load_settings(home.reference)
+    reference, settings = _reference(home), load_settings(home.reference)
     docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
     items = delivery_items(docs, reference.accounts, home.documents / cycle)
     with open_state(home.state_db) as state:
@@ -264,7 +269,7 @@ def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def warehouse(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Rebuild and swap in the analysts' warehouse (asset ``warehouse``)."""
-    tables = publish_warehouse(home, load_reference(home.reference))
+    tables = publish_warehouse(home, _reference(home))
     return {"records": sum(tables.values()), "tables": len(tables)}
 
 

@@ -874,6 +874,12 @@ def _check_priced_plans(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
 USAGE_TABLES = ("sources", "accounts", "service_numbers")
 
 
+def read_reference(folder: Path) -> Reference:
+    """Every reference table read and typed (a bad value still raises with its row), without the checks across
+    rows and tables of ``load_reference``: only for a folder whose content passed them (``reference_verdict``)."""
+    return Reference(_read_frames(folder, TABLES))
+
+
 def load_usage_reference(folder: Path) -> Reference:
     """The reference tables intake and mediation read — the sources, and the service numbers with the accounts
     that hold them — checked by ``load_reference``'s rules for them (unique keys, every number's account

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
 import pipeline
-from pipeline.reference import Reference, load_reference, load_usage_reference
+from pipeline.reference import Reference, load_reference, load_usage_reference, read_reference
 
 VERDICT_FILE = "reference.checked"  # in the home's root, beside state.duckdb (not in the folder it describes)
 # what decides whether a reference is good: the domain's code (every module, not only reference.py: sources
@@ -43,12 +44,26 @@ def checked_usage_reference(folder: Path, verdict: Path) -> Reference:
     """Intake's reference: the whole reference checked by ``load_reference`` unless ``verdict`` holds this
     content's digest from an earlier good check, then only the tables intake reads (``load_usage_reference``,
     whose own checks always run). A content change while it is read means a full check."""
+    return _checked(folder, verdict, load_usage_reference)
+
+
+def checked_reference(folder: Path, verdict: Path) -> Reference:
+    """Every reference table, for the stages after intake (rating, charges, invoices, documents…): checked by
+    ``load_reference`` unless ``verdict`` holds this content's digest from an earlier good check, then read and
+    typed only (``read_reference``: ~0.6 CPU s of checks saved per stage with a 50,000-prefix deck)."""
+    return _checked(folder, verdict, read_reference)
+
+
+def _checked(folder: Path, verdict: Path, unchecked: Callable[[Path], Reference]) -> Reference:
+    """``unchecked(folder)`` when the verdict holds the folder's digest before and after the read, else the whole
+    check (``load_reference`` raises ``ReferenceDataError`` on any broken table: nothing is remembered) and the
+    verdict written when the folder did not change while it was checked."""
     before = reference_digest(folder)
     if _read(verdict) == before:
-        usage = load_usage_reference(folder)
+        tables = unchecked(folder)
         if reference_digest(folder) == before:
-            return usage
-    whole = load_reference(folder)  # raises ReferenceDataError on any broken table: nothing is remembered
+            return tables
+    whole = load_reference(folder)
     after = reference_digest(folder)
     if after == before:
         _write(verdict, after)

@@ -7,7 +7,12 @@ import dagster as dg
 import pytest
 
 from pipeline.reference import ReferenceDataError, load_reference
-from pipeline.reference_verdict import VERDICT_FILE, checked_usage_reference, reference_digest
+from pipeline.reference_verdict import (
+    VERDICT_FILE,
+    checked_reference,
+    checked_usage_reference,
+    reference_digest,
+)
 from pipeline.sources import SourceConfigError
 from tests.conftest import SAMPLE_CYCLE, stage_sample
 from tests.test_reference_broken import drop_line
@@ -52,6 +57,22 @@ def test_the_remembered_verdict_is_what_skips_the_check(tmp_path: Path):
         checked_usage_reference(home.reference, verdict)
     verdict.write_text(reference_digest(home.reference) + "\n")
     assert checked_usage_reference(home.reference, verdict).sources.height > 0
+
+
+def test_the_later_stages_read_every_table_and_check_only_new_content(tmp_path: Path):
+    """After a good check the stages after intake get every table, equal to a checked load; a broken table
+    (content the verdict does not name) is checked again and stops them."""
+    home = stage_sample(tmp_path / "home")
+    verdict = home.root / VERDICT_FILE
+    checked = load_reference(home.reference).tables()
+    first = checked_reference(home.reference, verdict)  # no verdict yet: the whole check, then remembered
+    assert verdict.read_text().strip() == reference_digest(home.reference)
+    read = checked_reference(home.reference, verdict).tables()
+    assert read.keys() == checked.keys() == first.tables().keys()
+    assert all(read[name].equals(checked[name]) for name in checked)
+    drop_line("price_books.csv", "PB-RES-STD,")(home.reference)
+    with pytest.raises(ReferenceDataError, match="no price book"):
+        checked_reference(home.reference, verdict)
 
 
 def test_the_dagster_run_still_stops_at_its_first_asset_after_a_cached_good_run(tmp_path: Path):
