@@ -140,9 +140,9 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     reference tables must be registered on ``con``. ``tier_charges`` holds the graduated / volume tier charges on
     the cycle's totals (``sql/tiers.sql``), one per account and tier table, for the bill run; ``data_rounding``
     the cycle's data rounding of plans that round data per cycle (``sql/data_rounding.sql``), one per account,
-    service number and price. The normalised
-    columns are joined to the outcomes once, as the rated events are written; afterwards ``rating_outcomes``
-    reads the written partition (every outcome column, the normalised ones but the mediation ``reason``)."""
+    service number and price. ``rated`` is the narrow fact (key and outcome: ``RATED_FACT``), read through
+    ``rated_events_sql``; afterwards ``rating_outcomes`` reads the written partition (every outcome column, the
+    normalised ones but the mediation ``reason``)."""
     normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
@@ -171,12 +171,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     counts = replace_partition(
         lake,
         target,
-        {
-            "rated": rated,
-            "suspended": suspended,
-            "tier_charges": tier_charges,
-            "data_rounding": data_rounding,
-        },
+        {"rated": rated, "suspended": suspended, "tier_charges": tier_charges, "data_rounding": data_rounding},
     )
     rating_outcomes_view(con, lake, cycle)
     return counts
