@@ -42,8 +42,8 @@ EMPTY_SUSPENDED = (
 OUTCOME_COLUMNS = ("file_id", "line_no", "account_id", "charged_number", "service_state", "service", "jurisdiction",
                    "rating_reason", "charge_amount", "rate_card_id", "prefix")  # fmt: skip
 # the previous rated events with the columns of their event: the fact joined by key to the new outcomes (every
-# normalised event is there, rated or suspended). Rule: nothing lost — a previously rated event whose key left
-# the mediated partition fails the rerate (its charge would vanish from the report), it is never dropped
+# normalised event is there, rated or suspended; ``_check_previous_keys`` proved every previous key is normalised
+# before rating). Rule: nothing lost — a previous event without a new outcome fails, it is never dropped
 PREVIOUS_RATED = """
 create or replace temp table previous_rated as
 select
@@ -53,17 +53,15 @@ from previous_fact
 left join rerate_outcomes as event using (file_id, line_no)
 where case
     when event.file_id is null then error(
-        'previously rated event ' || file_id || ':' || line_no || ' is missing from the mediated partition: '
-        || 'its charge would be lost. Fix: restore the cycle''s mediated partition, then rerate')
+        'previously rated event ' || file_id || ':' || line_no || ' has no outcome in the new rating: '
+        || 'its charge would be lost. Fix: report this, then rerate')
     else true
 end
 """
 # the cycle-level usage charges rating writes beside the rated events, in whole cents (sql/tiers.sql,
 # sql/data_rounding.sql): each becomes a usage line of its own on the invoice
 CYCLE_LEVEL_CHARGES = ("tier_charges", "data_rounding")
-NO_CYCLE_LEVEL_CHARGES = (
-    "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
-)
+NO_CYCLE_LEVEL_CHARGES = "select null::varchar as account_id, null::decimal(18, 2) as charge_amount where false"
 
 
 def cycle_level_charges(folder: Path) -> str:
@@ -165,7 +163,8 @@ def account_deltas(
 ) -> pl.DataFrame:
     """Per account (new rating: the relation ``outcomes``; previous: ``previous_rated``): the previous and new
     rated usage (exact) and its usage in cents as the bill run rounds it (Σ per service number, state, service
-    and call jurisdiction, half_up — the usage lines — plus the new cycle-level usage charges ``cycle_level`` (tier charges, data rounding: whole cents, their own lines))."""
+    and call jurisdiction, half_up — the usage lines — plus the new cycle-level usage charges ``cycle_level``
+    (tier charges, data rounding: whole cents, their own lines))."""
     return con.sql(
         f"""
         with sides as (
