@@ -502,11 +502,11 @@ billed_calls as (
     left join allowance_consumed using (file_id, line_no)
 ),
 
--- a call without time bands: Σ over steps of billed units × the step's rate
+-- a call without time bands: Σ over steps of billed units × the step's rate. Every charge step below carries
+-- the call's columns along (no join back to billed_calls by key)
 unbanded_charges as (
     select
-        file_id,
-        line_no,
+        billed_calls.*,
         case when step_count > 1 then list_sum(list_transform(
             list_zip(steps, step_offsets, step_billed_units),
             lambda z: greatest(z[2] + z[3] - greatest(included_units, z[2]), 0) * z[1].rate_micros
@@ -540,14 +540,7 @@ band_periods as materialized (
 
 banded_calls as (
     select
-        file_id,
-        line_no,
-        band_set,
-        holidays,
-        service_state,
-        band_policy,
-        start_utc,
-        billed_units,
+        *,
         start_utc::date as call_first_day,
         (start_utc + to_seconds(greatest(billed_units, 1)) - interval 1 microsecond)::date as call_last_day
     from billed_calls
@@ -570,8 +563,7 @@ call_days as (
 
 pieces as (
     select
-        call_days.file_id,
-        call_days.line_no,
+        call_days.* exclude (call_first_day, call_last_day, call_day),
         band_periods.time_band,
         case when call_days.band_policy = 'split'
             then greatest(date_diff('second', call_days.start_utc, band_periods.period_start_utc), 0)
@@ -596,30 +588,25 @@ pieces as (
 -- each piece: Σ over steps of (units of the step inside the piece) × (the step's rate in the piece's band)
 piece_charges as (
     select
-        pieces.file_id,
-        pieces.line_no,
-        pieces.time_band,
-        pieces.piece_from,
-        pieces.piece_to,
-        case when billed_calls.step_count > 1 then list_sum(list_transform(
-            list_zip(billed_calls.steps, billed_calls.step_offsets, billed_calls.step_billed_units),
+        pieces.*,
+        case when pieces.step_count > 1 then list_sum(list_transform(
+            list_zip(pieces.steps, pieces.step_offsets, pieces.step_billed_units),
             lambda z: greatest(
                 least(pieces.piece_to, z[2] + z[3])
-                    - greatest(pieces.piece_from, z[2], billed_calls.included_units),
+                    - greatest(pieces.piece_from, z[2], pieces.included_units),
                 0
             )
                 * coalesce(z[1].band_rates[pieces.time_band], z[1].rate_micros)
         )) else greatest(
-            least(pieces.piece_to, billed_calls.billed_units)
-                - greatest(pieces.piece_from, 0, billed_calls.included_units),
+            least(pieces.piece_to, pieces.billed_units)
+                - greatest(pieces.piece_from, 0, pieces.included_units),
             0
-        ) * coalesce(destination_band_rates.rate_micros, billed_calls.step_rate_micros)
+        ) * coalesce(destination_band_rates.rate_micros, pieces.step_rate_micros)
         end as piece_numerator,
-        coalesce(pieces.piece_from = 0 and pieces.piece_to = billed_calls.billed_units, false) as is_whole_call
+        coalesce(pieces.piece_from = 0 and pieces.piece_to = pieces.billed_units, false) as is_whole_call
     from pieces
-    join billed_calls using (file_id, line_no)
     left join destination_band_rates
-        on destination_band_rates.destination_no = billed_calls.destination_no
+        on destination_band_rates.destination_no = pieces.destination_no
         and destination_band_rates.time_band = pieces.time_band
 ),
 
@@ -627,32 +614,36 @@ piece_charges as (
 -- leave gaps: reference.py checks it), so only the calls cut at a boundary are grouped
 call_charges as (
     select * from unbanded_charges
-    union all
+    union all by name
     select
-        file_id,
-        line_no,
-        piece_numerator as usage_numerator,
-        piece_numerator is null as missing_rate,
-        time_band || ' ' || (piece_to - piece_from) || 's' as time_bands
+        piece_charges.* exclude (time_band, piece_from, piece_to, piece_numerator, is_whole_call),
+        piece_charges.piece_numerator as usage_numerator,
+        piece_charges.piece_numerator is null as missing_rate,
+        piece_charges.time_band || ' ' || (piece_charges.piece_to - piece_charges.piece_from) || 's' as time_bands
     from piece_charges
-    where is_whole_call
-    union all
-    select
-        file_id,
-        line_no,
-        sum(piece_numerator) as usage_numerator,
-        bool_or(piece_numerator is null) as missing_rate,
-        -- pieces in call order: a per-call list sort of the (few) pieces, cheaper than an ordered aggregate
-        array_to_string(
-            list_transform(
-                list_sort(list({'piece_from': piece_from, 'label': time_band || ' ' || (piece_to - piece_from) || 's'})),
-                lambda p: p.label
-            ),
-            ', '
-        ) as time_bands
-    from piece_charges
-    where not is_whole_call
-    group by all
+    where piece_charges.is_whole_call
+    union all by name
+    -- the few calls cut at a boundary: their pieces summed over the call (a window, so the call's columns come
+    -- along with its first piece instead of a join back by key)
+    select * exclude (piece_order, pieces)
+        replace (array_to_string(list_transform(list_sort(pieces), lambda p: p.label), ', ') as time_bands)
+    from (
+        select
+            piece_charges.* exclude (time_band, piece_from, piece_to, piece_numerator, is_whole_call),
+            sum(piece_charges.piece_numerator) over call as usage_numerator,
+            bool_or(piece_charges.piece_numerator is null) over call as missing_rate,
+            -- pieces in call order: a per-call list sort of the (few) pieces, cheaper than an ordered aggregate
+            list({
+                'piece_from': piece_charges.piece_from,
+                'label': piece_charges.time_band || ' ' || (piece_charges.piece_to - piece_charges.piece_from) || 's'
+            }) over call as pieces,
+            null::varchar as time_bands,
+            row_number() over (call order by piece_charges.piece_from) as piece_order
+        from piece_charges
+        where not piece_charges.is_whole_call
+        window call as (partition by piece_charges.file_id, piece_charges.line_no)
+    )
+    where piece_order = 1
 ),
 
 -- the exact charge is num / (unit_seconds) micro-units; it is rounded once, to the destination's decimals
@@ -670,41 +661,24 @@ roaming_rates as (
     join roaming_surcharges on roaming_surcharges.zone = roaming_zones.zone
 ),
 
--- each card's surcharges as one map, (card, country) → surcharge, built once and read as a constant: only an
--- event abroad looks it up (most events are at home, and a join would probe every one of them)
-roaming_lookup as (
-    select
-        map_from_entries(
-            list({
-                'key': rate_card_id || chr(31) || country,
-                'value': {
-                    'zone': zone,
-                    'surcharge_per_unit': surcharge_per_unit,
-                    'surcharge_micros': surcharge_micros
-                }
-            })
-        ) as by_card_country
-    from roaming_rates
-),
-
+-- an event abroad finds its card's surcharge for the visited country by a join on (card, country): the surcharge
+-- table is small, so the join builds on it and an event at home (visited country null) matches nothing
 charged_calls as (
     select
-        billed_calls.*,
-        call_charges.time_bands,
-        call_charges.usage_numerator,
-        case when billed_calls.visited_country is not null
-            then (select by_card_country from roaming_lookup)[billed_calls.rate_card_id || chr(31) || billed_calls.visited_country]
-        end as roaming
-    from billed_calls
-    join call_charges using (file_id, line_no)
+        call_charges.* exclude (missing_rate),
+        roaming_rates.zone as roaming_zone,
+        roaming_rates.surcharge_per_unit as roaming_surcharge,
+        roaming_rates.surcharge_micros as roaming_surcharge_micros
+    from call_charges
+    left join roaming_rates
+        on roaming_rates.rate_card_id = call_charges.rate_card_id
+        and roaming_rates.country = call_charges.visited_country
     where not call_charges.missing_rate
 ),
 
 priced as (
     select
-        charged_calls.* exclude (usage_numerator, roaming),
-        charged_calls.roaming.zone as roaming_zone,
-        charged_calls.roaming.surcharge_per_unit as roaming_surcharge,
+        charged_calls.* exclude (usage_numerator, roaming_surcharge_micros),
         -- a call wholly inside the allowance costs nothing (no connect fee, no minimum)
         charged_calls.included_units > 0 and charged_calls.included_units = charged_calls.billed_units
             as wholly_included,
@@ -712,12 +686,12 @@ priced as (
             else charged_calls.connect_fee_micros * charged_calls.unit_seconds + charged_calls.usage_numerator
                 + coalesce(
                     (charged_calls.billed_units - charged_calls.included_units)
-                        * charged_calls.roaming.surcharge_micros,
+                        * charged_calls.roaming_surcharge_micros,
                     0
                 )
         end as charge_numerator
     from charged_calls
-    where charged_calls.visited_country is null or charged_calls.roaming is not null
+    where charged_calls.visited_country is null or charged_calls.roaming_zone is not null
 ),
 
 limited as (
