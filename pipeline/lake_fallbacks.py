@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.engine import parquet_glob
 from pipeline.lake import lake_tables
 from pipeline.rating import rated_events_sql
+from pipeline.raw_text import with_raw_text_sql
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ MEDIATED_STREAM_COLUMNS: tuple[tuple[str, str], ...] = (
     ("duplicate_of_line_no", "UINTEGER"),
     ("merged_into_file_id", "INTEGER"),
     ("merged_into_line_no", "UINTEGER"),
-    ("raw", "VARCHAR"),
 )
+# the raw text of a suspended record, as its readers see it: not in the files, joined back by key from the usage
+# records (pipeline/raw_text.py); the duplicate and discarded streams' readers do not show it
+RAW_TEXT_COLUMN = ("raw", "VARCHAR")
 
 
 # what rating adds to a mediated event: how it was priced (sql/rating.sql)
@@ -131,7 +134,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
     "mediated_suspended": LakeDataset(
         "mediated/*/suspended.parquet",
         True,  # cycles mediated before late usage lack late_from_cycle
-        MEDIATED_STREAM_COLUMNS,
+        (*MEDIATED_STREAM_COLUMNS, RAW_TEXT_COLUMN),
     ),
     # duplicates found by mediation
     "mediated_duplicate": LakeDataset(
@@ -150,7 +153,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
         "rated/*/rated.parquet",
         True,  # a cycle rated before the rating speed work still carries raw text
         (
-            *(column for column in MEDIATED_STREAM_COLUMNS if column[0] not in ("reason", "raw")),
+            *(column for column in MEDIATED_STREAM_COLUMNS if column[0] != "reason"),
             *RATING_COLUMNS,
         ),
     ),
@@ -162,6 +165,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             *(column for column in MEDIATED_STREAM_COLUMNS if column[0] != "reason"),
             *RATING_COLUMNS,
             ("reason", "VARCHAR"),
+            RAW_TEXT_COLUMN,
         ),
     ),
     # agent commission lines
@@ -200,6 +204,10 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
 }
 
 
+# the datasets whose rows show their record's raw text (suspense), read through ``raw_text.with_raw_text_sql``
+RAW_TEXT_DATASETS = ("mediated_suspended", "rated_suspended")
+
+
 def dataset_sql(lake: Path, name: str) -> str:
     """A SELECT over the dataset ``name``: its Parquet files when the lake has any, else an empty relation with
     its columns (rule: a stage not run yet publishes as empty tables)."""
@@ -210,6 +218,9 @@ def dataset_sql(lake: Path, name: str) -> str:
         # the narrow rated facts, each joined to its cycle's normalised columns by the one reader
         cycles = [path.parent.name.split("=", 1)[1] for path in files]
         return "\nunion all by name\n".join(f"select * from ({rated_events_sql(lake, c)})" for c in cycles)
+    if files and name in RAW_TEXT_DATASETS:
+        # suspense keeps the record's key, not its raw text: the one reader joins it back
+        return with_raw_text_sql(lake, files, union_by_name=dataset.union_by_name)
     if files:
         options = ", union_by_name = true" if dataset.union_by_name else ""
         return f"select * from read_parquet({parquet_glob(files)}{options})"

@@ -146,7 +146,7 @@ def mediate_cycle(
     con.execute(
         "create or replace temp view mediation_outcomes as "
         + " union all by name ".join(
-            f"select * exclude (raw) from read_parquet({_quoted(staged.path(stream))}, hive_partitioning = false)"
+            f"select * from read_parquet({_quoted(staged.path(stream))}, hive_partitioning = false)"
             for stream in STREAMS
         )
     )
@@ -244,22 +244,25 @@ ADDED: dict[str, pl.DataType] = {
     "merged_into_file_id": pl.Int32(),
     "merged_into_line_no": pl.UInt32(),
 }
-# a stream's columns: the usage record's (file_id as the lake's partition key gives it), the added ones, raw
+# a stream's columns: the usage record's (file_id as the lake's partition key gives it) but its raw text, and
+# the added ones. The raw text stays in the usage records alone: its readers join it back by (file_id, line_no)
+# (``pipeline.raw_text``); at 1M records it was 81 of the 109 MB the four streams wrote (docs/SCALE.md)
 STREAM_SCHEMA: dict[str, pl.DataType] = {
     **{name: dtype for name, dtype in NORMALISED_SCHEMA.items() if name != "raw"},
     "file_id": pl.Int64(),
     "late_from_cycle": pl.String(),  # late usage billed in this cycle: the cycle its call falls in
     **ADDED,
-    "raw": pl.String(),
 }
+# the usage-record columns a stream takes (the raw text is never read here)
+RECORD_COLUMNS = tuple(name for name in NORMALISED_SCHEMA if name != "raw")
 
 
 def _write_streams(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: Path, staged: StagedPartition,
     keys: Path, chunk_lines: int,
 ) -> dict[str, int]:  # fmt: skip
-    """Write the four output streams, each in file and line order with every column of its usage records
-    (the raw text too). A chunk of ``chunk_lines`` lines of a file is read from its usage records (in line
+    """Write the four output streams, each in file and line order with every column of its usage records but
+    the raw text (which is not even read: ``pipeline.raw_text`` joins it back by key for its readers). A chunk of ``chunk_lines`` lines of a file is read from its usage records (in line
     order) and from the outcomes of the blocks it spans (``outcomes/file_id=F/block=B``, sorted by line), and
     the two are laid side by side, row for row (a positional match, checked line by line — no join), so
     memory is bounded by the chunk, not by the cycle. The normalised records' call keys go to ``keys`` as they
@@ -274,7 +277,9 @@ def _write_streams(
         for folder in folders:
             file_id = int(folder.name.partition("=")[2])
             path = lake_table(lake, USAGE_RECORDS, "records", file_id=file_id)
-            records = _file_records(pl.scan_parquet(path, hive_partitioning=False), file_id, cycle, routes)
+            records = _file_records(
+                pl.scan_parquet(path, hive_partitioning=False).select(RECORD_COLUMNS), file_id, cycle, routes
+            )
             outcome_schema = pl.read_parquet_schema(next(folder.glob("block=*/*.parquet")))
             for first_line, last_line in _line_ranges(path, chunk_lines):
                 lines = pl.col("line_no").is_between(first_line, last_line)
