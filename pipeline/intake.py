@@ -409,9 +409,10 @@ def _load_records(
 ) -> LoadedRecords:
     """Parse and normalise a landed file batch by batch (``pipeline.formats.batches``) into the staged
     ``records.parquet``, the records the same as a whole-file read: the file is read in order on this thread,
-    two batches are parsed and normalised at once on two threads (``INTAKE_THREADS``) while this one writes the
-    one before them, in line order. At most ``INTAKE_THREADS`` batches are in flight (bounded memory); an
-    error of any batch stops the file as a loop would, every thread finished before the caller aborts."""
+    each batch in ``INTAKE_THREADS`` parts parsed and normalised at once on as many threads, while this one
+    writes the batch before them in line order (a batch's parts as one frame: the row groups of a whole
+    batch). At most ``INTAKE_AHEAD`` parts are in flight besides the batch being written (bounded memory); an
+    error of any part stops the file as a loop would, every thread finished before the caller aborts."""
     loaded = LoadedRecords(parse=BatchedParse())
     received_on = datetime.now(UTC).date()
 
@@ -453,6 +454,7 @@ def _load_records(
                     pieces = []
                     crash_point("intake.batch_normalised")
                     yield frame
+                    del frame  # written: not held while the next batch is awaited
 
     with closing(in_line_order()) as frames:
         loaded.records = write_parquet_batches(staged.path("records"), frames)

@@ -211,6 +211,7 @@ def batch_tasks(
         if index == 0:
             header = _first_lines(batch, header_lines)
         pieces = _parts(batch, parts, header_lines if index == 0 else 0)
+        del batch  # held as its pieces only, while their tasks wait
         for number, piece in enumerate(pieces):
             last = number == len(pieces) - 1
             if index == 0 and number == 0:
