@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,18 +25,23 @@ from pipeline.formats import FileRejected
 from pipeline.formats.batches import (
     BATCH_BYTES,
     BatchedParse,
+    BatchTask,
     FileChanged,
     FileScan,
-    parse_batches,
+    ParsedBatch,
+    batch_tasks,
     scan_file,
 )
 from pipeline.home import Home
 from pipeline.lake import StagedPartition, partition_dir, write_parquet_batches
 from pipeline.normalise import normalise
+from pipeline.ordered import ordered_map
 
 USAGE_RECORDS = "usage_records"
 # a stored raw file is named "<file_id:06d>-<name>" and a file name has at most 255 bytes (Linux, macOS)
 MAX_NAME_BYTES = 255 - len("000000-")
+INTAKE_THREADS = 2  # parts of a file's batches parsed and normalised at once (the machine's two cores)
+INTAKE_AHEAD = 3  # parts of batches taken and not yet written: 1.5 batches (and the one being written)
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
@@ -160,125 +166,156 @@ def register_landed_files(
     by_landing = {row["landing"]: row for row in sources.iter_rows(named=True)}
     markers = {folder: row["marker_suffix"] for folder, row in by_landing.items() if row.get("marker_suffix")}
     landed, report.refused = scan_landing(home.landing, markers)
-    for path in landed:
-        size = path.lstat().st_size
-        scan = scan_file(path)
-        if scan is None or scan.size != size or path.lstat().st_size != size:
-            continue  # still growing, or no longer a regular file: a later scan takes it whole or refuses it
-        digest = scan.sha256
-        source = by_landing.get(path.parent.name)
-        source_id = source["source_id"] if source else printable(path.parent.name)
-        name_problem = file_name_problem(path.name)
-        seen = first_row(
-            con,
-            "select file_id, source_id, file_name, stored_path from usage_files "
-            "where sha256 = ? and status = 'loaded' order by file_id limit 1",
-            [digest],
-        )
-        row: dict[str, Any] = {
-            "source_id": source_id,
-            "file_name": printable(path.name),
-            "sha256": digest,
-            "size_bytes": scan.size,
-        }
-        if seen and seen[1] == row["source_id"] and seen[2] == row["file_name"] and not Path(seen[3]).exists():
-            _move(path, Path(seen[3]))  # a crash after the ledger write: finish archiving, load nothing again
-            _remove_marker(path, markers)
-            continue
-        file_id = _next_file_id(con)
-        if seen:
-            stored = _move(path, home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
-            _ledger(con, file_id, cycle, row, "duplicate_file", stored, duplicate_of=seen[0])
-            _remove_marker(path, markers)
-            report.duplicate_files.append({**row, "file_id": file_id, "duplicate_of": seen[0]})
-            continue
-        try:
-            if name_problem:
-                raise FileRejected(
-                    "BAD_FILE_NAME",
-                    f"{name_problem} (stored as {row['file_name']!r}); rename it to printable UTF-8 of at most "
-                    f"{MAX_NAME_BYTES} bytes and land it again",
-                )
-            if source is None:
-                raise FileRejected(
-                    "UNKNOWN_SOURCE",
-                    f"no source claims landing/{path.parent.name}/ "
-                    "(add reference/sources/<source_id>.toml with landing = that folder)",
-                )
-            staged = StagedPartition(home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id))
-            try:
-                loaded = _load_records(
-                    staged,
-                    path,
-                    scan,
-                    source,
-                    file_id=file_id,
-                    billing_timezone=billing_timezone,
-                    registered_cycle=cycle,
-                    billing_window_days=billing_window_days,
+    # the next file is hashed on another thread while this one is loaded; each is decided and loaded in order
+    with closing(ordered_map(_whole_scan, landed, workers=1, ahead=2)) as scans:
+        for path, scan in zip(landed, scans, strict=True):
+            if scan is not None:
+                _register(
+                    home, con, report, path, scan, by_landing, markers, cycle=cycle,
+                    billing_timezone=billing_timezone, billing_window_days=billing_window_days,
                     batch_bytes=batch_bytes,
-                )
-                sequences = file_sequences(path.name, source.get("file_sequence"), loaded.parse.notes)
-                _refuse_conflicting_resend(con, source_id, sequences)
-            except BaseException:
-                staged.abort()
-                raise
-        except FileChanged:
-            continue  # rewritten while it was read: a later scan takes it whole
-        except FileRejected as rejected:
-            stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
-            _ledger(
-                con,
-                file_id,
-                cycle,
-                row,
-                "quarantined",
-                stored,
-                reason=rejected.reason,
-                reason_detail=rejected.detail,
-            )
-            _remove_marker(path, markers)
-            report.quarantined.append(
-                {**row, "file_id": file_id, "reason": rejected.reason, "detail": rejected.detail}
-            )
-            continue
-        staged.commit()
-        crash_point("intake.records_written")
-        stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}"
-        con.execute("begin transaction")
-        try:
-            _ledger(
-                con,
-                file_id,
-                cycle,
-                row,
-                "loaded",
-                stored_path,
-                records=loaded.records,
-                control_records=loaded.parse.control_records,
-            )
-            for kind, qualifier, number in sequences:
-                con.execute(
-                    "insert or ignore into file_sequences values (?, ?, ?, ?, ?)",
-                    [source_id, kind, qualifier, number, file_id],
-                )
-        except BaseException:
-            con.execute("rollback")
-            raise
-        con.execute("commit")
-        crash_point("intake.file_registered")
-        _move(path, stored_path)
-        _remove_marker(path, markers)
-        report.loaded.append(
-            {
-                **row,
-                "file_id": file_id,
-                "records": loaded.records,
-                **{f"status_{k}": v for k, v in sorted(loaded.status_counts.items())},
-                **{k: v for k, v in loaded.parse.notes.items() if v},
-            }
-        )
+                )  # fmt: skip
     return report
+
+
+def _whole_scan(path: Path) -> FileScan | None:
+    """A landed file's ``scan_file``, or None while it is still growing or no longer a regular file (a later
+    scan takes it whole or refuses it)."""
+    size = path.lstat().st_size
+    scan = scan_file(path)
+    if scan is None or scan.size != size or path.lstat().st_size != size:
+        return None
+    return scan
+
+
+def _register(
+    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    report: IntakeReport,
+    path: Path,
+    scan: FileScan,
+    by_landing: dict[str, dict[str, Any]],
+    markers: dict[str, str],
+    *,
+    cycle: str,
+    billing_timezone: str,
+    billing_window_days: int,
+    batch_bytes: int,
+) -> None:
+    """Register one landed file (``register_landed_files``' rules), its outcome added to ``report``."""
+    digest = scan.sha256
+    source = by_landing.get(path.parent.name)
+    source_id = source["source_id"] if source else printable(path.parent.name)
+    name_problem = file_name_problem(path.name)
+    seen = first_row(
+        con,
+        "select file_id, source_id, file_name, stored_path from usage_files "
+        "where sha256 = ? and status = 'loaded' order by file_id limit 1",
+        [digest],
+    )
+    row: dict[str, Any] = {
+        "source_id": source_id,
+        "file_name": printable(path.name),
+        "sha256": digest,
+        "size_bytes": scan.size,
+    }
+    if seen and seen[1] == row["source_id"] and seen[2] == row["file_name"] and not Path(seen[3]).exists():
+        _move(path, Path(seen[3]))  # a crash after the ledger write: finish archiving, load nothing again
+        _remove_marker(path, markers)
+        return
+    file_id = _next_file_id(con)
+    if seen:
+        stored = _move(path, home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
+        _ledger(con, file_id, cycle, row, "duplicate_file", stored, duplicate_of=seen[0])
+        _remove_marker(path, markers)
+        report.duplicate_files.append({**row, "file_id": file_id, "duplicate_of": seen[0]})
+        return
+    try:
+        if name_problem:
+            raise FileRejected(
+                "BAD_FILE_NAME",
+                f"{name_problem} (stored as {row['file_name']!r}); rename it to printable UTF-8 of at most "
+                f"{MAX_NAME_BYTES} bytes and land it again",
+            )
+        if source is None:
+            raise FileRejected(
+                "UNKNOWN_SOURCE",
+                f"no source claims landing/{path.parent.name}/ "
+                "(add reference/sources/<source_id>.toml with landing = that folder)",
+            )
+        staged = StagedPartition(home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id))
+        try:
+            loaded = _load_records(
+                staged,
+                path,
+                scan,
+                source,
+                file_id=file_id,
+                billing_timezone=billing_timezone,
+                registered_cycle=cycle,
+                billing_window_days=billing_window_days,
+                batch_bytes=batch_bytes,
+            )
+            sequences = file_sequences(path.name, source.get("file_sequence"), loaded.parse.notes)
+            _refuse_conflicting_resend(con, source_id, sequences)
+        except BaseException:
+            staged.abort()
+            raise
+    except FileChanged:
+        return  # rewritten while it was read: a later scan takes it whole
+    except FileRejected as rejected:
+        stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
+        _ledger(
+            con,
+            file_id,
+            cycle,
+            row,
+            "quarantined",
+            stored,
+            reason=rejected.reason,
+            reason_detail=rejected.detail,
+        )
+        _remove_marker(path, markers)
+        report.quarantined.append(
+            {**row, "file_id": file_id, "reason": rejected.reason, "detail": rejected.detail}
+        )
+        return
+    staged.commit()
+    crash_point("intake.records_written")
+    stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}"
+    con.execute("begin transaction")
+    try:
+        _ledger(
+            con,
+            file_id,
+            cycle,
+            row,
+            "loaded",
+            stored_path,
+            records=loaded.records,
+            control_records=loaded.parse.control_records,
+        )
+        for kind, qualifier, number in sequences:
+            con.execute(
+                "insert or ignore into file_sequences values (?, ?, ?, ?, ?)",
+                [source_id, kind, qualifier, number, file_id],
+            )
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+    crash_point("intake.file_registered")
+    _move(path, stored_path)
+    _remove_marker(path, markers)
+    report.loaded.append(
+        {
+            **row,
+            "file_id": file_id,
+            "records": loaded.records,
+            **{f"status_{k}": v for k, v in sorted(loaded.status_counts.items())},
+            **{k: v for k, v in loaded.parse.notes.items() if v},
+        }
+    )
 
 
 def file_sequences(file_name: str, pattern: str | None, notes: dict[str, str]) -> list[tuple[str, str, int]]:
@@ -347,6 +384,17 @@ class LoadedRecords:
     status_counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NormalisedBatch:
+    """One batch parsed and normalised (on a worker thread): its parse, its records (None for a note about
+    the whole file), their count by status, and the time zone their local times were read in."""
+
+    parsed: ParsedBatch
+    records: pl.DataFrame | None = None
+    status_counts: dict[str, int] = field(default_factory=dict)
+    timezone: str | None = None
+
+
 def _load_records(
     staged: StagedPartition,
     path: Path,
@@ -360,30 +408,56 @@ def _load_records(
     batch_bytes: int,
 ) -> LoadedRecords:
     """Parse and normalise a landed file batch by batch (``pipeline.formats.batches``) into the staged
-    ``records.parquet``: one batch of lines in memory at a time, the records the same as a whole-file read."""
+    ``records.parquet``, the records the same as a whole-file read: the file is read in order on this thread,
+    each batch in ``INTAKE_THREADS`` parts parsed and normalised at once on as many threads, while this one
+    writes the batch before them in line order (a batch's parts as one frame: the row groups of a whole
+    batch). At most ``INTAKE_AHEAD`` parts are in flight besides the batch being written (bounded memory); an
+    error of any part stops the file as a loop would, every thread finished before the caller aborts."""
     loaded = LoadedRecords(parse=BatchedParse())
     received_on = datetime.now(UTC).date()
 
-    def normalised() -> Iterator[pl.DataFrame]:
-        for raw in parse_batches(
-            source["format"], path, scan, source.get("template"), loaded.parse, batch_bytes
-        ):
-            records = normalise(
-                raw,
-                file_id=file_id,
-                source_id=source["source_id"],
-                timezone=loaded.parse.timezone or source["timezone"],
-                billing_timezone=billing_timezone,
-                registered_cycle=registered_cycle,
-                region=source["default_region"],
-                received_on=received_on,
-                billing_window_days=billing_window_days,
-            )
-            for status, n in records.group_by("status").len().iter_rows():
-                loaded.status_counts[status] = loaded.status_counts.get(status, 0) + int(n)
-            yield records
+    def normalised(task: BatchTask) -> NormalisedBatch:
+        parsed = task()
+        if parsed.records is None:
+            return NormalisedBatch(parsed)
+        # a format that fixes its time zone (CUCM, BroadWorks: UTC) gives it for every batch alike
+        timezone = parsed.timezone or source["timezone"]
+        records = normalise(
+            parsed.records,
+            file_id=file_id,
+            source_id=source["source_id"],
+            timezone=timezone,
+            billing_timezone=billing_timezone,
+            registered_cycle=registered_cycle,
+            region=source["default_region"],
+            received_on=received_on,
+            billing_window_days=billing_window_days,
+        )
+        counts = {str(status): int(n) for status, n in records.group_by("status").len().iter_rows()}
+        return NormalisedBatch(parsed, records, counts, timezone)
 
-    loaded.records = write_parquet_batches(staged.path("records"), normalised())
+    def in_line_order() -> Generator[pl.DataFrame, None, None]:
+        tasks = batch_tasks(source["format"], path, scan, source.get("template"), batch_bytes, INTAKE_THREADS)
+        pieces: list[pl.DataFrame] = []
+        with closing(ordered_map(normalised, tasks, workers=INTAKE_THREADS, ahead=INTAKE_AHEAD)) as batches:
+            for batch in batches:
+                batch.parsed.add_to(loaded.parse)
+                if batch.records is not None:
+                    if batch.timezone != (loaded.parse.timezone or source["timezone"]):
+                        raise RuntimeError(f"{path}: a batch gave another time zone than the file's first batch")
+                    for status, n in batch.status_counts.items():
+                        loaded.status_counts[status] = loaded.status_counts.get(status, 0) + n
+                    pieces.append(batch.records)
+                if batch.parsed.last_part and pieces:
+                    # a batch's parts written as the one frame (row groups) a batch parsed whole would give
+                    frame = pieces[0] if len(pieces) == 1 else pl.concat(pieces)
+                    pieces = []
+                    crash_point("intake.batch_normalised")
+                    yield frame
+                    del frame  # written: not held while the next batch is awaited
+
+    with closing(in_line_order()) as frames:
+        loaded.records = write_parquet_batches(staged.path("records"), frames)
     return loaded
 
 

@@ -298,6 +298,7 @@ def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
                 writer = parquet_writer(path, table.schema)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows += frame.height
+            del frame, table  # written: not held while the next frame is made
     finally:
         if writer is not None:
             writer.close()

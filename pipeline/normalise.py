@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import functools
 import re
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import phonenumbers
@@ -70,6 +71,9 @@ NORMALISED_SCHEMA = {
 _SHORT_CODE = re.compile(r"\d{2,6}")
 _DIAL_STRING = re.compile(r"\+?[0-9()\-.\s/]+")
 _NANP_NATIONAL = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
+# phonenumbers loads a region's metadata on first use (a second thread may load it again meanwhile): the calls
+# are pure Python (the GIL serialises them anyway), so they are taken one batch at a time
+_PHONENUMBERS = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1 << 18)  # the same distinct numbers come again in every batch and file
@@ -110,7 +114,8 @@ def e164_table(numbers: pl.Series, region: str) -> pl.DataFrame:
     plain = pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$") if nanp else pl.lit(value=False)
     distinct = distinct.with_columns(plain=plain)
     rest = distinct.filter(~pl.col("plain"))["raw"].to_list()
-    converted = pl.Series([to_e164(text, region) for text in rest], dtype=pl.String)
+    with _PHONENUMBERS:  # batches normalised on two threads: one at a time through phonenumbers and its cache
+        converted = pl.Series([to_e164(text, region) for text in rest], dtype=pl.String)
     return distinct.select(
         "raw",
         e164=pl.when("plain")

@@ -5,6 +5,7 @@ streams written in chunks of lines are the streams written whole."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -28,20 +29,23 @@ from pipeline.reference import load_reference
 from pipeline.state import open_state
 
 BATCH_SIZES = (64, 257, 4096)
+PARTS = (1, 2, 3)  # each batch parsed whole, or in parts of whole lines (as intake does on two threads)
 
 
-def batched(format_name: str, path: Path, template: str | None, batch_bytes: int) -> tuple[pl.DataFrame, BatchedParse]:
+def batched(
+    format_name: str, path: Path, template: str | None, batch_bytes: int, parts: int = 1
+) -> tuple[pl.DataFrame, BatchedParse]:
     scan = scan_file(path)
     assert scan is not None
     summary = BatchedParse()
-    frames = list(parse_batches(format_name, path, scan, template, summary, batch_bytes))
+    frames = list(parse_batches(format_name, path, scan, template, summary, batch_bytes, parts))
     return pl.concat(frames), summary
 
 
 def assert_same_as_whole(format_name: str, path: Path, template: str | None = None) -> int:
     whole = parse_file(format_name, path.read_bytes(), template)
-    for batch_bytes in BATCH_SIZES:
-        records, summary = batched(format_name, path, template, batch_bytes)
+    for batch_bytes, parts in itertools.product(BATCH_SIZES, PARTS):
+        records, summary = batched(format_name, path, template, batch_bytes, parts)
         assert_frame_equal(records, whole.records)
         assert summary.control_records == whole.control_records
         assert summary.timezone == whole.timezone
@@ -141,13 +145,16 @@ def test_hostile_lines_batched_as_whole(tmp_path: Path, format_name: str):
     lines=st.lists(st.text(alphabet='ab,"\r\ufeff\\é1 ', max_size=30), max_size=40),
     final_newline=st.booleans(),
     batch_bytes=st.integers(min_value=1, max_value=200),
+    parts=st.integers(min_value=1, max_value=3),
 )
-def test_any_lines_batched_as_whole(tmp_path: Path, lines: list[str], final_newline: bool, batch_bytes: int):
+def test_any_lines_batched_as_whole(
+    tmp_path: Path, lines: list[str], final_newline: bool, batch_bytes: int, parts: int
+):
     path = tmp_path / "any.csv"
     path.write_bytes(("\n".join(lines) + ("\n" if final_newline and lines else "")).encode())
     for format_name in ("asterisk_csv", "broadworks_csv"):
         whole = parse_file(format_name, path.read_bytes())
-        records, summary = batched(format_name, path, None, batch_bytes)
+        records, summary = batched(format_name, path, None, batch_bytes, parts)
         assert_frame_equal(records, whole.records)
         assert summary.control_records == whole.control_records
 

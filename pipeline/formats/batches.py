@@ -16,14 +16,15 @@ import codecs
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from pipeline.formats import emi, parse_file
-from pipeline.formats.common import ParsedFile, decode
+from pipeline.formats.common import decode
 
 # format → the header lines at the top of a file that every batch needs to be read (CUCM: names, types)
 LINE_FORMATS: dict[str, int] = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
@@ -135,16 +136,63 @@ def _cut(buffer: bytes, batch_bytes: int) -> int | None:
     return end + 1
 
 
+@dataclass(frozen=True)
+class ParsedBatch:
+    """One batch's records (``RAW_SCHEMA``, line numbers of the whole file; None for a note about the whole
+    file) and what the batch adds to the file's ``BatchedParse``."""
+
+    records: pl.DataFrame | None
+    control_records: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    last_part: bool = True  # False: the next result is more lines of the same batch (``batch_tasks``' parts)
+
+    def add_to(self, summary: BatchedParse) -> None:
+        """Add this batch to the file's summary (in batch order: the first time zone given is the file's)."""
+        summary.control_records += self.control_records
+        summary.notes.update({k: v for k, v in self.notes.items() if v})
+        summary.timezone = summary.timezone or self.timezone
+
+
+BatchTask = Callable[[], ParsedBatch]
+
+
 def parse_batches(
     format_name: str, path: Path, scan: FileScan, template: str | None, summary: BatchedParse,
-    batch_bytes: int = BATCH_BYTES,
+    batch_bytes: int = BATCH_BYTES, parts: int = 1,
 ) -> Iterator[pl.DataFrame]:  # fmt: skip
     """The records of a landed file (``RAW_SCHEMA``, line numbers of the whole file), batch by batch for a
     line format in UTF-8, else in one piece; ``summary`` gets the file's control records, notes and time zone.
-    A ``FileRejected`` from the parser stops the iteration (nothing of the file may be kept)."""
+    A ``FileRejected`` from the parser stops the iteration (nothing of the file may be kept). Each batch is
+    parsed in ``parts`` pieces (``batch_tasks``), given back as one frame."""
+    pieces: list[pl.DataFrame] = []
+    for task in batch_tasks(format_name, path, scan, template, batch_bytes, parts):
+        batch = task()
+        batch.add_to(summary)
+        if batch.records is not None:
+            pieces.append(batch.records)
+        if batch.last_part and pieces:
+            yield pieces[0] if len(pieces) == 1 else pl.concat(pieces)
+            pieces = []
+
+
+def batch_tasks(
+    format_name: str,
+    path: Path,
+    scan: FileScan,
+    template: str | None,
+    batch_bytes: int = BATCH_BYTES,
+    parts: int = 1,
+) -> Iterator[BatchTask]:
+    """``parse_batches`` as tasks: the file is read here, in order, one batch at a time (the read and its
+    SHA-256), and each task parses one batch — or one of its ``parts`` of whole lines, ``ParsedBatch.last_part``
+    marking a batch's last — by itself, so that tasks may run at once on several threads (``pipeline.ordered``).
+    Their results, taken in task order (``ParsedBatch.add_to``, a batch's parts concatenated), are exactly those
+    of ``parse_batches``. A ``FileChanged`` or an EMI ``FileRejected`` of the whole file comes from this
+    iterator, after the last task of the file; a parser's ``FileRejected`` from the task of its batch."""
     header_lines = LINE_FORMATS.get(format_name)
     if format_name == EMI_FORMAT and scan.utf8:
-        yield from _emi_batches(path, scan, summary, batch_bytes)
+        yield from _emi_tasks(path, scan, batch_bytes)
         return
     if header_lines is None or not scan.utf8:
         fd = open_regular_file(path)
@@ -154,46 +202,77 @@ def parse_batches(
             data = f.read()
         if hashlib.sha256(data).hexdigest() != scan.sha256:
             raise FileChanged(f"{path} changed while it was read")
-        parsed = parse_file(format_name, data, template)
-        _add(summary, parsed, 0)
-        yield parsed.records
+        yield partial(_parse_batch, format_name, data, template, 0, None)
         return
     header = b""
-    lines_before = 0  # lines of the file before the current batch
+    lines_before = 0  # lines of the file before the current part
     batches = _header_first(line_batches(path, scan.sha256, batch_bytes), header_lines)
     for index, batch in enumerate(batches):
         if index == 0:
             header = _first_lines(batch, header_lines)
-            parsed = parse_file(format_name, batch, template)
-            _add(summary, parsed, 0)
-            records = parsed.records
-        else:
-            prefix_lines = header.count(b"\n")
-            parsed = parse_file(format_name, header + batch, template)
-            _add(summary, parsed, prefix_lines)
-            records = parsed.records.with_columns(
-                (pl.col("line_no").cast(pl.Int64) - prefix_lines + lines_before).cast(pl.UInt32)
-            )
-        lines_before += batch.count(b"\n")
-        yield records
+        pieces = _parts(batch, parts, header_lines if index == 0 else 0)
+        del batch  # held as its pieces only, while their tasks wait
+        for number, piece in enumerate(pieces):
+            last = number == len(pieces) - 1
+            if index == 0 and number == 0:
+                yield partial(_parse_batch, format_name, piece, template, 0, None, last)
+            else:
+                prefix = header.count(b"\n")
+                yield partial(_parse_batch, format_name, header + piece, template, prefix, lines_before, last)
+            lines_before += piece.count(b"\n")
 
 
-def _emi_batches(path: Path, scan: FileScan, summary: BatchedParse, batch_bytes: int) -> Iterator[pl.DataFrame]:
-    """An EMI file's detail records batch by batch (line numbers of the whole file); after the last batch its
-    packs are checked (``emi.PackCounts.check``: ``FileRejected`` on a control-total mismatch or a missing
-    header or trailer) and their sequence numbers noted in ``summary``."""
+def _parts(batch: bytes, parts: int, header_lines: int) -> list[bytes]:
+    """A batch cut into (at most) ``parts`` pieces of whole lines of about equal size, by the rule that cuts a
+    file into batches (``_cut``: never before a line that starts with a byte-order mark); the first piece
+    keeps the file's ``header_lines`` (a CUCM file's names and types). One piece where no such cut exists."""
+    pieces: list[bytes] = []
+    rest = batch
+    for left in range(parts, 1, -1):
+        cut = _cut(rest, len(rest) // left) if len(rest) >= left else None
+        if cut is None or (not pieces and rest[:cut].count(b"\n") < header_lines):
+            break
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return [*pieces, rest]
+
+
+def _parse_batch(
+    format_name: str,
+    data: bytes,
+    template: str | None,
+    prefix_lines: int,
+    lines_before: int | None,
+    last_part: bool = True,
+) -> ParsedBatch:
+    """Parse one batch or part of one (after ``prefix_lines`` header lines repeated from the top of the
+    file), its line numbers moved to the file's (``lines_before`` lines of the file come before it; None for
+    the file's first part, whose line numbers are the file's)."""
+    parsed = parse_file(format_name, data, template)
+    records = parsed.records
+    if lines_before is not None:
+        records = records.with_columns(
+            (pl.col("line_no").cast(pl.Int64) - prefix_lines + lines_before).cast(pl.UInt32)
+        )
+    return ParsedBatch(records, parsed.control_records - prefix_lines, parsed.notes, parsed.timezone, last_part)
+
+
+def _emi_tasks(path: Path, scan: FileScan, batch_bytes: int) -> Iterator[BatchTask]:
+    """An EMI file's detail records batch by batch (line numbers of the whole file), parsed here in order (a
+    pack may span batches: ``emi.PackCounts`` counts them as they come); after the last batch its packs are
+    checked (``emi.PackCounts.check``: ``FileRejected`` on a control-total mismatch or a missing header or
+    trailer) and their sequence numbers given as a last note of the file."""
     packs = emi.PackCounts()
     lines_before = 0
     for index, batch in enumerate(line_batches(path, scan.sha256, batch_bytes)):
         # a second batch exists only where the file has newlines: the first batch tells its own layout
         parsed = packs.add(decode(batch), newline_separated=True if index else None)
-        _add(summary, parsed, 0)
         records = parsed.records
         if index:
             records = records.with_columns((pl.col("line_no").cast(pl.Int64) + lines_before).cast(pl.UInt32))
         lines_before += batch.count(b"\n")
-        yield records
-    summary.notes.update({k: v for k, v in packs.check().items() if v})
+        yield partial(ParsedBatch, records, parsed.control_records, parsed.notes, parsed.timezone)
+    yield partial(ParsedBatch, None, 0, packs.check())
 
 
 def _header_first(batches: Iterator[bytes], header_lines: int) -> Iterator[bytes]:
@@ -220,9 +299,3 @@ def _first_lines(data: bytes, count: int) -> bytes:
             return data
         end = found + 1
     return data[:end]
-
-
-def _add(summary: BatchedParse, parsed: ParsedFile, repeated_control_lines: int) -> None:
-    summary.control_records += parsed.control_records - repeated_control_lines
-    summary.notes.update({k: v for k, v in parsed.notes.items() if v})
-    summary.timezone = summary.timezone or parsed.timezone
