@@ -36,9 +36,9 @@ from pipeline.settings import Settings
 from pipeline.state import open_state
 
 CYCLE = "2026-10"
-# month sizes: (accounts, random calls per account), as bench/ generates them (the generator's numbering caps a
-# month near 100k service numbers, so 10m is 50,000 accounts × 200 calls)
-SIZES = {"1m": (20000, 50), "10m": (50000, 200)}
+# month sizes: (accounts, random calls per account), as bench/ generates them (bench.dataset.SIZES: 10m is 50,000
+# accounts × 200 calls, 50m its shape × 5)
+SIZES = {"1m": (20000, 50), "10m": (50000, 200), "50m": (250000, 200)}
 
 
 def peak_rss_since_reset_mib() -> int:

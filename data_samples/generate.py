@@ -530,6 +530,11 @@ STREET_KINDS = ("St", "Ave", "Blvd", "Rd", "Ln", "Dr", "Ct", "Way")
 
 # Line numbers never handed out to random subscribers (golden numbers, golden destinations, unknown caller).
 RESERVED_LINES = (100, 111, 123, 199, 200, 201, 202, 300, 999, 9999)
+FIRST_LINE, LAST_LINE = 101, 9998  # the line numbers a service number takes in an exchange, RESERVED_LINES aside
+# the exchanges (NXX) service numbers take in each NPA, in order: 555 (the fictitious exchange) until its lines run
+# out (~9,890 numbers per NPA, ~100k accounts in all), then 556..599 (valid NXX: not N11, not 950/958/959/976), so
+# a month of up to ~4 million numbers can be generated; npa_nxx holds whole NPAs, so every one has a jurisdiction
+SERVICE_EXCHANGES = tuple(str(nxx) for nxx in range(555, 600))
 UNKNOWN_NUMBER = "+13125559999"
 
 # (hour weights) calls skew to daytime and early evening
@@ -890,17 +895,26 @@ def generate_month(
         acc = acc_rows[int(acc_id[-4:]) - 1]
         num_rows.append([e164, acc_id, state, acc["activated_on"], "", source, acc["account_name"]])
 
-    next_line = {npa: 101 for npas in STATE_NPAS.values() for npa in npas}
+    next_line = {npa: FIRST_LINE for npas in STATE_NPAS.values() for npa in npas}
+    next_exchange = {npa: 0 for npa in next_line}  # position in SERVICE_EXCHANGES
 
     def new_number(state: str) -> str:
+        """A new service number in one of the state's NPAs: the next free line of the NPA's current exchange
+        (555 first, the next exchange of SERVICE_EXCHANGES once its lines run out)."""
         npa = rng.choice(STATE_NPAS[state])
         line = next_line[npa]
         while line in RESERVED_LINES:
             line += 1
-        if line > 9998:
-            raise ValueError(f"ran out of fictitious 555 numbers in NPA {npa}; use fewer accounts")
+        if line > LAST_LINE:
+            next_exchange[npa] += 1
+            if next_exchange[npa] == len(SERVICE_EXCHANGES):
+                raise ValueError(
+                    f"ran out of service numbers in NPA {npa} (exchanges {SERVICE_EXCHANGES[0]}-"
+                    f"{SERVICE_EXCHANGES[-1]}); use fewer accounts"
+                )
+            line = FIRST_LINE
         next_line[npa] = line + 1
-        return f"+1{npa}555{line:04d}"
+        return f"+1{npa}{SERVICE_EXCHANGES[next_exchange[npa]]}{line:04d}"
 
     last = accounts
     mid_activated, mid_deactivated = rng.sample(range(6, accounts), 2)

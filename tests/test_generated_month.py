@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from data_samples.generate import generate_month
+from data_samples.generate import RESERVED_LINES, SERVICE_EXCHANGES, generate_month
 from pipeline.accounting import record_accounting
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.cycles import BillCycle
@@ -59,6 +59,30 @@ def test_the_streaming_generator_writes_the_months_of_the_whole_month_generator(
         assert _digest(tmp_path / f"w{write_lines}") == (
             "04f8d7bbacbc0c252a07940ce7d3838406091348d5cc242670149cf5f343a049"
         )
+
+
+def test_service_numbers_take_the_next_exchange_once_the_555_lines_run_out(tmp_path: Path):
+    """80,000 accounts need ~113k service numbers, more than the 555 exchanges of the 11 NPAs hold (9,890 free
+    lines each): an NPA gives out all its 555 lines, then the lines of 556 from the first; every number stays a
+    valid NANP E.164 number, unique, in an NPA that npa_nxx gives a jurisdiction (the whole NPA, any NXX)."""
+    generate_month(tmp_path, accounts=80_000, calls_per_account=1, seed=2026)
+    numbers = pl.read_csv(tmp_path / "reference" / "service_numbers.csv", infer_schema=False)["service_number"]
+    assert numbers.str.contains(r"^\+1[2-9][0-9]{2}[2-9][0-9]{6}$").all()
+    assert numbers.n_unique() == len(numbers) > 110_000
+    npa_nxx = pl.read_csv(tmp_path / "reference" / "npa_nxx.csv", infer_schema=False)
+    whole_npas = set(npa_nxx.filter(pl.col("country") == "US", pl.col("nxx").is_null())["npa"])
+    parts = pl.DataFrame({"npa": numbers.str.slice(2, 3), "nxx": numbers.str.slice(5, 3),
+                          "line": numbers.str.slice(8, 4).cast(pl.Int32)})  # fmt: skip
+    assert set(parts["npa"]) <= whole_npas
+    assert set(parts["nxx"]) == {"555", "556"} == set(SERVICE_EXCHANGES[:2])
+    free_lines = [line for line in range(101, 9999) if line not in RESERVED_LINES]
+    overflowed = parts.filter(pl.col("nxx") == "556")["npa"].unique().sort().to_list()
+    assert len(overflowed) >= 8  # the NPAs of the 2-NPA states at least
+    for npa in overflowed:
+        in_555 = parts.filter(npa=npa, nxx="555")["line"]
+        assert in_555.filter(~in_555.is_in(RESERVED_LINES)).sort().to_list() == free_lines  # golden ones aside
+        in_556 = parts.filter(npa=npa, nxx="556")["line"].sort().to_list()
+        assert in_556 == free_lines[: len(in_556)]
 
 
 def test_a_generated_month_is_fully_accounted_and_reconciled(tmp_path: Path):
