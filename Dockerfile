@@ -21,7 +21,8 @@ COPY docs ./docs
 ARG EXTRAS=deploy,s3
 RUN pip install --no-cache-dir -e ".[${EXTRAS}]"
 
-ENV CDRBILL_HOME=/cdrbill
+# fontconfig (WeasyPrint) needs a writable cache folder: the user has no home (else one error per font lookup)
+ENV CDRBILL_HOME=/cdrbill XDG_CACHE_HOME=/tmp/.cache
 RUN useradd --uid 1000 --no-create-home cdrbill
 USER cdrbill
 ENTRYPOINT ["cdrbill"]
