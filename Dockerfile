@@ -1,5 +1,5 @@
-# cdrbill's image for the Kubernetes deployment (deploy/README.md). Not built on the build machine (no Docker
-# daemon there): kept minimal. The home (CDRBILL_HOME) is a mounted volume; the lake may be on S3 (lake_url).
+# cdrbill's image for the Kubernetes deployment (deploy/README.md; built with buildah, no Docker daemon: docs/SCALE.md
+# "The lake made operable"). The home (CDRBILL_HOME) is a mounted volume; the lake may be on S3 (lake_url).
 FROM python:3.11-slim
 
 # WeasyPrint renders invoices with Pango (the invoice font ships in templates/fonts)
@@ -15,10 +15,14 @@ COPY data_samples ./data_samples
 COPY sql ./sql
 COPY templates ./templates
 COPY docs ./docs
-# editable: the code reads templates/, sql/ and docs/ beside itself (pipeline/home.py PROJECT_ROOT)
-RUN pip install --no-cache-dir -e '.[deploy,s3]'
+# editable: the code reads templates/, sql/ and docs/ beside itself (pipeline/home.py PROJECT_ROOT).
+# EXTRAS=s3 builds an image without the Kubernetes libraries (deploy: dagster-k8s, dagster-postgres, which pin
+# dagster exactly: they must exist for the dagster version pyproject.toml pins; see deploy/README.md, "Docker")
+ARG EXTRAS=deploy,s3
+RUN pip install --no-cache-dir -e ".[${EXTRAS}]"
 
-ENV CDRBILL_HOME=/cdrbill
+# fontconfig (WeasyPrint) needs a writable cache folder: the user has no home (else one error per font lookup)
+ENV CDRBILL_HOME=/cdrbill XDG_CACHE_HOME=/tmp/.cache
 RUN useradd --uid 1000 --no-create-home cdrbill
 USER cdrbill
 ENTRYPOINT ["cdrbill"]

@@ -2,6 +2,7 @@
 print a cycle's summary."""
 
 import argparse
+import functools
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ from assets.rating_cli import RATING_COMMANDS, add_rating_commands, run_rating_c
 from assets.warehouse_cli import WAREHOUSE_COMMANDS, add_warehouse_commands, run_warehouse_command
 from pipeline.cycles import BillCycle
 from pipeline.home import SAMPLE_DIR, Home
-from pipeline.locks import hold
+from pipeline.lake_upkeep import format_removals, sweep_lake
+from pipeline.locks import HOME_LOCK, hold
 from pipeline.summary import cycle_summary, format_summary
 
 SAMPLE_CYCLE = "2026-10"
@@ -232,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--invoice", required=True, help="invoice number, e.g. INV-00000001")
     ui = commands.add_parser("ui", help="open the Dagster UI on 127.0.0.1 with a persistent instance")
     ui.add_argument("--port", type=int, default=3000)
+    lake = commands.add_parser("lake", help="the lake's upkeep")
+    lake_actions = lake.add_subparsers(dest="lake_command", required=True)
+    sweep = lake_actions.add_parser(
+        "sweep", help="remove superseded versions past their grace, orphan versions and excess read cache"
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     add_rating_commands(commands)
     add_warehouse_commands(commands)
     args = parser.parse_args(argv)
@@ -258,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "credit-note":
         return issue_credit_note_command(home, args)
+    if args.command == "lake":
+        waiting = functools.partial(print, "cdrbill lake sweep waits for", file=sys.stderr)
+        with hold(home.root / "locks" / HOME_LOCK, "cdrbill lake sweep", waiting):  # no writer meanwhile
+            print(format_removals(sweep_lake(home.lake, args.dry_run), args.dry_run))
+        return 0
     if args.command == "approve":
         return approve_command(home, args)
     if args.command in RATING_COMMANDS:

@@ -27,6 +27,7 @@ from assets.jobs import (
 from assets.resources import CdrbillHome
 from assets.schedules import daily_payment_reminders, monthly_bill_run
 from assets.sensors import landing_sensor, reports_after_publish
+from assets.upkeep import daily_lake_sweep, lake_sweep
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
@@ -52,9 +53,10 @@ defs = dg.Definitions(
         cycle_reports_job,
         deliver_credit_notes_job,
         daily_payment_reminders_job,
+        lake_sweep,
     ],
     sensors=[landing_sensor, reports_after_publish],
-    schedules=[monthly_bill_run, daily_payment_reminders],
+    schedules=[monthly_bill_run, daily_payment_reminders, daily_lake_sweep],
     resources={"cdrbill": CdrbillHome()},
 )
 

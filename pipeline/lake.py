@@ -7,13 +7,16 @@ through ``lake_table`` / ``lake_tables`` / ``lake_partition``, never by building
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
+import time
 import tomllib
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -23,6 +26,8 @@ import pyarrow.parquet as pq
 
 from pipeline.durable import fsync_path
 from pipeline.faults import crash_point
+from pipeline.lake_cache import MISSING, ReadCache
+from pipeline.settings import Settings, duration_seconds, load_settings, size_bytes
 
 Table = pl.DataFrame | duckdb.DuckDBPyRelation
 PARQUET_CODEC = "zstd"  # polars' default too: the batches of a file read back like a file written whole
@@ -39,6 +44,7 @@ LAKE_URL_ENV = "CDRBILL_LAKE_URL"
 POINTER = "_current.json"  # on an object store: the partition's current version
 VERSIONS = ".versions"
 CACHE = ".cache"  # on an object store: the versions read, copied (they never change)
+RETIRED = ".retired"  # a marker per superseded version kept for the grace: its time is the retirement's
 
 
 def partition_dir(lake: Path, dataset: str, **keys: str | int) -> Path:
@@ -115,6 +121,73 @@ def object_store(lake: Path) -> ObjectLake | None:
     return _open_store(url, str(lake))
 
 
+def lake_settings(lake: Path) -> tuple[int, int]:
+    """The home lake's version grace in seconds and read-cache bound in bytes (``lake_version_grace``,
+    ``lake_cache_bytes`` in the home's settings); a lake that is not the home's (a folder not named ``lake``)
+    keeps no superseded version."""
+    defaults = Settings()
+    if lake.name != "lake":
+        return 0, size_bytes(defaults.lake_cache_bytes)
+    settings = load_settings(lake.parent / "reference")
+    return duration_seconds(settings.lake_version_grace), size_bytes(settings.lake_cache_bytes)
+
+
+def version_partition(version: str) -> str:
+    """The partition path a version folder's name encodes (``rated~cycle=2026-10.<uuid>`` → ``rated/cycle=2026-10``)."""
+    return version.rpartition(".")[0].replace("~", "/")
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A version the upkeep removed (or would remove): ``retired`` (superseded, past the grace), ``orphan`` (a
+    killed writer's, never named) or ``cache`` (evicted from the read cache); its age in seconds."""
+
+    kind: str
+    version: str
+    age_s: float
+
+
+def retire_local(lake: Path, folder: Path) -> None:
+    """Retire a superseded local version (rule: it stays readable for the grace): a marker file
+    ``lake/.retired/<version>`` whose modification time is the retirement's."""
+    (lake / RETIRED).mkdir(exist_ok=True)
+    marker = lake / RETIRED / folder.name
+    marker.touch()
+    os.utime(marker)
+    fsync_path(lake / RETIRED)
+
+
+def expire_local(lake: Path, grace: int, dataset: str | None = None, dry_run: bool = False) -> list[Removal]:
+    """Delete the retired local versions (of ``dataset``, or all) retired at least ``grace`` seconds ago (rule:
+    never a version a partition's link names: its marker only goes); the version first, then its marker, so a
+    crash between the two is finished by the next expiry."""
+    markers = lake / RETIRED
+    if not markers.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for marker in sorted(markers.iterdir()):
+        version = marker.name
+        if dataset is not None and not version.startswith(f"{dataset}~"):
+            continue
+        try:
+            age = now - marker.stat().st_mtime
+        except FileNotFoundError:  # another expiry took it
+            continue
+        if age < grace:
+            continue
+        folder = lake / VERSIONS / version
+        link = lake / version_partition(version)
+        current = link.is_symlink() and os.path.realpath(link) == str(folder)
+        if not current:
+            removed.append(Removal("retired", version, age))
+        if not dry_run:
+            if not current:
+                shutil.rmtree(folder, ignore_errors=True)
+            marker.unlink(missing_ok=True)
+    return removed
+
+
 def _settings_url(path: Path) -> str:
     if not path.exists():
         return ""
@@ -150,7 +223,9 @@ class ObjectLake:
         self.fs = s3fs.S3FileSystem(
             client_kwargs={"endpoint_url": endpoint} if endpoint else {}, use_listings_cache=False
         )
+        self.lake = lake
         self.cache = lake / CACHE
+        self.reads = ReadCache(self.cache)
 
     def pointer(self, relative: str) -> tuple[str, str] | None:
         """The version named by a partition's pointer and the pointer's ETag, or None when it has none."""
@@ -172,24 +247,90 @@ class ObjectLake:
         renamed: a cached version is whole); its folder."""
         current = self.pointer(relative)
         if current is None:
-            return self.cache / "missing" / relative
-        cached = self.cache / current[0].rpartition(".")[2] / relative
-        if not cached.exists():
-            prefix = f"{self.root}/{VERSIONS}/{current[0]}"
-            aside = self.cache / f".{uuid.uuid4().hex}"
-            aside.mkdir(parents=True, mode=0o700)
-            for key in self.fs.find(prefix):
-                local = aside / key.removeprefix(prefix + "/")
-                local.parent.mkdir(parents=True, exist_ok=True)
-                self.fs.get_file(key, str(local))
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(aside, cached)
-            except OSError:  # another reader cached it first
-                shutil.rmtree(aside, ignore_errors=True)
-                if not cached.exists():
-                    raise
+            return self.cache / MISSING / relative
+        key = current[0].rpartition(".")[2]
+        cached = self.cache / key / relative
+        if self.reads.hold(key) and cached.exists():
+            return cached
+        prefix = f"{self.root}/{VERSIONS}/{current[0]}"
+        aside = self.cache / f".{uuid.uuid4().hex}"
+        aside.mkdir(parents=True, mode=0o700)
+        for name in self.fs.find(prefix):
+            local = aside / name.removeprefix(prefix + "/")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(name, str(local))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(aside, cached)
+        except OSError:  # another reader cached it first
+            shutil.rmtree(aside, ignore_errors=True)
+            if not cached.exists():
+                raise
+        self.reads.hold(key)
+        self.trim_cache()
         return cached
+
+    def trim_cache(self, bound: int | None = None) -> list[Removal]:
+        """Keep the read cache within ``lake_cache_bytes`` (``ReadCache.trim``: least recently used first, never
+        a current version nor one a process holds)."""
+        limit = lake_settings(self.lake)[1] if bound is None else bound
+        evicted = self.reads.trim(limit, self._is_current)
+        return [Removal("cache", f"{entry.partition} {entry.key}", 0.0) for entry in evicted]
+
+    def _is_current(self, relative: str, key: str) -> bool:
+        current = self.pointer(relative)
+        return current is not None and current[0].rpartition(".")[2] == key
+
+    def clock(self) -> float:
+        """The store's time now (the LastModified of a small object put for it): retirements are dated by
+        the store, so the writers' and sweepers' clocks never matter."""
+        key = f"{self.root}/.clock"
+        self.fs.pipe_file(key, b"")
+        return float(self.fs.info(key, refresh=True)["LastModified"].timestamp())
+
+    def retire(self, version: str) -> None:
+        """Retire a superseded version (rule: it stays readable for the grace): a marker object
+        ``.retired/<version>`` whose LastModified is the retirement's."""
+        self.fs.pipe_file(f"{self.root}/{RETIRED}/{version}", b"")
+
+    def retired(self) -> list[tuple[str, float]]:
+        """Every retired version and its retirement time (the marker's LastModified)."""
+        try:
+            markers = self.fs.ls(f"{self.root}/{RETIRED}", detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            (str(m["name"]).rpartition("/")[2], float(m["LastModified"].timestamp()))
+            for m in markers
+            if m.get("type") == "file"
+        )
+
+    def expire(self, grace: int, dataset: str | None = None, dry_run: bool = False) -> list[Removal]:
+        """Delete the retired versions (of ``dataset``, or all) retired at least ``grace`` seconds ago by the
+        store's clock (rule: never a version a pointer names: its marker only goes); the version's files first,
+        then its marker, so a crash between the two is finished by the next expiry."""
+        retired = [(v, t) for v, t in self.retired() if dataset is None or v.startswith(f"{dataset}~")]
+        if not retired:
+            return []
+        now = self.clock()
+        removed = []
+        for version, when in retired:
+            if now - when < grace:
+                continue
+            current = self.pointer(version_partition(version))
+            named = current is not None and current[0] == version
+            if not named:
+                removed.append(Removal("retired", version, now - when))
+            if not dry_run:
+                if not named:
+                    self.delete_version(version)
+                self.fs.rm(f"{self.root}/{RETIRED}/{version}")
+        return removed
+
+    def delete_version(self, version: str) -> None:
+        """Delete a version's files from the store (nothing when they are gone already)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(f"{self.root}/{VERSIONS}/{version}", recursive=True)
 
     def tables(self, dataset: str, name: str) -> list[Path]:
         """Table ``name`` of every partition of ``dataset`` that has one (the pointers listed, then resolved)."""
@@ -200,7 +341,8 @@ class ObjectLake:
     def publish(self, relative: str, folder: Path, base: tuple[str, str] | None) -> None:
         """Put every file of a version written in ``folder``, then swing the partition's pointer to it, on
         the condition that the pointer is still ``base`` (what the writer started from); the version's folder
-        becomes the read cache of it and the previous version is deleted."""
+        becomes the read cache of it and the previous version is retired (``lake_version_grace``; deleted at
+        once with a grace of 0), and the dataset's versions retired longer than the grace ago are deleted."""
         version = folder.name
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             self.fs.put_file(
@@ -221,13 +363,21 @@ class ObjectLake:
             ) from error
         crash_point("lake.swapped")
         # the written folder stays (a writer reads its own version's paths after the commit) and is the cache
-        cached = self.cache / version.rpartition(".")[2] / relative
+        key = version.rpartition(".")[2]
+        cached = self.cache / key / relative
         cached.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(folder, cached)
+        self.reads.hold(key)
+        grace = lake_settings(self.lake)[0]
         if base and base[0] != version:
-            self.fs.rm(f"{self.root}/{VERSIONS}/{base[0]}", recursive=True)
-            shutil.rmtree(self.cache / base[0].rpartition(".")[2], ignore_errors=True)
-            shutil.rmtree(folder.parent / base[0], ignore_errors=True)
+            if grace:
+                self.retire(base[0])
+            else:
+                self.delete_version(base[0])
+                shutil.rmtree(self.cache / base[0].rpartition(".")[2], ignore_errors=True)
+                shutil.rmtree(folder.parent / base[0], ignore_errors=True)
+        self.expire(grace, dataset=relative.partition("/")[0])
+        self.trim_cache()
 
 
 class StagedPartition:
@@ -250,8 +400,10 @@ class StagedPartition:
         return self.folder / f"{name}.parquet"
 
     def commit(self) -> None:
-        """Make the written files durable and swap the partition's link to this version (the old one goes);
-        on an object store, publish the version and put its pointer (``ObjectLake.publish``)."""
+        """Make the written files durable and swap the partition's link to this version; the old one is retired
+        for ``lake_version_grace`` (deleted at once with 0, and always for the scratch partitions under
+        ``lake/.shards``), and the dataset's versions retired longer than the grace ago are deleted. On an object
+        store, publish the version and put its pointer (``ObjectLake.publish``)."""
         if self.store is not None:
             self.store.publish(self.target.relative_to(self.lake).as_posix(), self.folder, self.base)
             return
@@ -266,8 +418,15 @@ class StagedPartition:
         os.replace(link, self.target)  # the atomic swap
         fsync_path(self.target.parent)
         crash_point("lake.swapped")
+        relative = self.target.relative_to(self.lake).as_posix()
+        grace = 0 if relative.startswith(".") else lake_settings(self.lake)[0]
         if previous and previous != str(self.folder):
-            shutil.rmtree(previous, ignore_errors=True)
+            if grace and Path(previous).parent == self.lake / VERSIONS:
+                retire_local(self.lake, Path(previous))
+            else:
+                shutil.rmtree(previous, ignore_errors=True)
+        if not relative.startswith("."):
+            expire_local(self.lake, grace, dataset=relative.partition("/")[0])
 
     def abort(self) -> None:
         """Forget this version: the partition keeps what it had."""

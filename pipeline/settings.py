@@ -63,6 +63,37 @@ class Settings:
     # the lake on object storage (pipeline/lake.py ``ObjectLake``): "s3://bucket/prefix" moves the home's lake
     # there (CDRBILL_LAKE_URL overrides); empty: the local folder ``lake/``. Endpoint and credentials: AWS_*
     lake_url: str = ""
+    # a superseded lake version is kept this long after its partition moved on ("90s", "30m", "1h", "2d"; "0":
+    # deleted at once), so a reader that resolved the old pointer or link a moment before still reads it whole;
+    # the next writer of the dataset and `cdrbill lake sweep` delete it after (pipeline/lake_upkeep.py)
+    lake_version_grace: str = "1h"
+    # the read cache of a lake on an object store (lake/.cache/) is trimmed to this, least recently used
+    # versions first, never a current one nor one a process holds ("512MB", "20GB"; docs/SCALE.md)
+    lake_cache_bytes: str = "20GB"
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_BYTES = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30,
+          "TIB": 2**40}  # fmt: skip
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration setting: a whole number and a unit, ``90s``, ``30m``, ``1h``, ``2d``; ``0`` is none."""
+    value = text.strip().lower()
+    number, unit = (value, "s") if value.isdigit() else (value[:-1], value[-1:])
+    if not number.isdigit() or unit not in _SECONDS:
+        raise ValueError(f"duration {text!r}. Fix: a whole number and s, m, h or d, e.g. '1h' (or '0')")
+    return int(number) * _SECONDS[unit]
+
+
+def size_bytes(text: str) -> int:
+    """Bytes of a size setting, as DuckDB writes them: ``512MB``, ``20GB`` (powers of 1000), ``4GiB`` (1024)."""
+    value = text.strip().upper().replace(" ", "")
+    unit = value.lstrip("0123456789")
+    number = value[: len(value) - len(unit)]
+    if not number or (unit or "B") not in _BYTES:
+        raise ValueError(f"size {text!r}. Fix: a whole number and B, KB, MB, GB, TB (or KiB … TiB), e.g. '20GB'")
+    return int(number) * _BYTES[unit or "B"]
 
 
 def load_settings(reference_dir: Path) -> Settings:
@@ -103,4 +134,9 @@ def load_settings(reference_dir: Path) -> Settings:
             f"{path}: late_usage_max_age_days={settings.late_usage_max_age_days}. Fix: a number of days ≥ 0 "
             "(0 suspends all late usage)"
         )
+    for name, parse in (("lake_version_grace", duration_seconds), ("lake_cache_bytes", size_bytes)):
+        try:
+            parse(getattr(settings, name))
+        except ValueError as error:
+            raise ValueError(f"{path}: {name}: {error}") from None
     return settings

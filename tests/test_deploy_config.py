@@ -5,6 +5,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import yaml
+from dagster._core.execution.api import create_execution_plan
 
 from assets.definitions import defs
 from assets.executors import bill_cycle_executor
@@ -43,8 +44,21 @@ def test_the_run_config_names_existing_ops_resources_and_settings():
     assert set(config["resources"]) <= set(job.resource_defs)
     assert set(config["ops"]) <= {node.name for node in job.graph.nodes}
     assert config["execution"]["config"]["max_concurrent"] >= 1
+    # pod sizes per op: every name is an op of the job (dagster-k8s matches a step by its op's name), and a
+    # request never exceeds its limit
+    ops = {step.node_handle.name for step in create_execution_plan(job).steps}
+    per_op = config["execution"]["config"]["per_step_k8s_config"]
+    assert set(per_op) <= ops and {"rate_market_shard", "mediated_usage", "render_market_shard"} <= set(per_op)
+    for pod in [config["execution"]["config"]["step_k8s_config"], *per_op.values()]:
+        resources = pod["container_config"]["resources"]
+        assert _mebibytes(resources["requests"]["memory"]) <= _mebibytes(resources["limits"]["memory"])
     text = (DEPLOY / "run_config.k8s.yaml").read_text() + (DEPLOY / "README.md").read_text()
     assert "market_shards" in text and "market_shards" in {f.name for f in fields(Settings)}
+
+
+def _mebibytes(quantity: str) -> int:
+    """A Kubernetes memory quantity in Mi (``Gi`` or ``Mi`` only: what deploy/ uses)."""
+    return int(quantity.removesuffix("Gi")) * 1024 if quantity.endswith("Gi") else int(quantity.removesuffix("Mi"))
 
 
 def test_the_executor_is_chosen_by_the_environment():

@@ -9,6 +9,9 @@ from pipeline.lake import lake_tables, partition_dir, replace_partition
 
 
 def test_replace_partition_swaps_versions_and_removes_the_old(tmp_path):
+    # no grace: the old version goes with the swap (a grace keeps it a while: tests/test_lake_upkeep.py)
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "settings.toml").write_text('lake_version_grace = "0"\n', encoding="utf-8")
     lake = tmp_path / "lake"
     target = partition_dir(lake, "rated", cycle="2026-10")
     assert not target.exists()
