@@ -16,8 +16,8 @@ COPY sql ./sql
 COPY templates ./templates
 COPY docs ./docs
 # editable: the code reads templates/, sql/ and docs/ beside itself (pipeline/home.py PROJECT_ROOT).
-# EXTRAS=s3 builds an image without the Kubernetes libraries (deploy: dagster-k8s, dagster-postgres, which pin
-# dagster exactly: they must exist for the dagster version pyproject.toml pins; see deploy/README.md, "Docker")
+# EXTRAS=s3 builds an image without the Kubernetes libraries (deploy: dagster-k8s, dagster-postgres, pinned with
+# the dagster family in pyproject.toml; see deploy/README.md, "Docker")
 ARG EXTRAS=deploy,s3
 RUN pip install --no-cache-dir -e ".[${EXTRAS}]"
 

@@ -3,12 +3,10 @@
 that dagster-k8s builds for each step pod (the default and every ``per_step_k8s_config`` entry) against the
 Kubernetes OpenAPI schema (``kubernetes-validate``), with every resource quantity parsed.
 
-The Kubernetes libraries are not in the project's environment (the ``deploy`` extra's dagster-k8s must match
-the pinned dagster exactly); install them aside and name the folder::
+It needs the ``deploy`` extra (dagster-k8s, dagster-postgres) and the schema checker::
 
-    pip install --target /tmp/k8s --no-deps dagster-k8s==0.29.27 dagster-postgres==0.29.27 'kubernetes<37'
-    pip install --target /tmp/k8s kubernetes-validate
-    CDRBILL_K8S_LIBS=/tmp/k8s python deploy/validate_offline.py [--out FOLDER]   # FOLDER: the Jobs as YAML
+    pip install -e '.[deploy]' kubernetes-validate
+    python deploy/validate_offline.py [--out FOLDER]   # FOLDER: the Jobs as YAML
 """
 
 import argparse
@@ -32,7 +30,6 @@ def main() -> int:
     parser.add_argument("--deploy", type=Path, default=DEPLOY, help="the folder of the files checked")
     parser.add_argument("--out", type=Path, help="write each step's Job here as YAML")
     args = parser.parse_args()
-    sys.path.append(os.environ.get("CDRBILL_K8S_LIBS", ""))  # after the project's own packages
     os.environ["CDRBILL_EXECUTOR"] = "k8s"  # the code location picks dagster-k8s's executor
     os.environ.update({f"DAGSTER_PG_{key}": "unset" for key in ("HOST", "DB", "USER", "PASSWORD")})
 

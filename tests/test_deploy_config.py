@@ -1,6 +1,9 @@
 """The Kubernetes deployment files (deploy/) parse and name jobs, settings, tags and resources that exist; no
-cluster is used."""
+cluster is used; dagster-k8s and the Kubernetes schema check the step pods offline."""
 
+import shutil
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -69,3 +72,36 @@ def test_the_executor_is_chosen_by_the_environment():
         assert "CDRBILL_EXECUTOR='slurm'" in str(error)
     else:
         raise AssertionError("an unknown executor must be refused")
+
+
+def offline_check(deploy: Path, out: Path) -> subprocess.CompletedProcess:
+    """deploy/validate_offline.py on a folder of deploy files: dagster-k8s builds each step's Job, the Kubernetes
+    schema checks it (the ``deploy`` extra and kubernetes-validate are in the ``dev`` extra)."""
+    command = [sys.executable, str(DEPLOY / "validate_offline.py"), "--deploy", str(deploy), "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_every_step_pod_is_a_valid_kubernetes_job_sized_as_the_run_config_says(tmp_path):
+    result = offline_check(DEPLOY, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    executor = load("run_config.k8s.yaml")["execution"]["config"]
+    per_step = executor["per_step_k8s_config"]
+    jobs = {path.stem: yaml.safe_load(path.read_text(encoding="utf-8")) for path in tmp_path.glob("*.yaml")}
+    assert set(jobs) == {"dagster-step-default"} | {"dagster-step-" + op.replace("_", "-") for op in per_step}
+    for op, sizes in [("default", executor["step_k8s_config"]), *per_step.items()]:
+        job = jobs["dagster-step-" + op.replace("_", "-")]
+        assert job["kind"] == "Job"
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        assert container["resources"] == sizes["container_config"]["resources"]
+
+
+def test_a_pod_size_kubernetes_cannot_read_fails_the_offline_check(tmp_path):
+    broken = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, broken)
+    run_config = broken / "run_config.k8s.yaml"
+    text = run_config.read_text(encoding="utf-8")
+    assert "limits: {memory: 3Gi}" in text
+    run_config.write_text(text.replace("limits: {memory: 3Gi}", "limits: {memory: 3 GiB}"), encoding="utf-8")
+    result = offline_check(broken, tmp_path / "jobs")
+    assert result.returncode == 1
+    assert "Job for (default): INVALID: resource quantity '3 GiB'" in result.stdout
