@@ -841,6 +841,13 @@ def _parse_cycle(cycle: str) -> tuple[date, int]:
 # ----------------------------------------------------------------------------------------------------
 
 
+def anomaly_hosts(numbers: Sequence[list[str]], source: str, special: set[int]) -> list[list[str]]:
+    """The service numbers of ``source`` that may carry an injected bad line: those of accounts active the whole
+    cycle, so the line is suspended for its own fault (not NOT_IN_SERVICE). ``special``: the numbers (ACC-n) of
+    the accounts activated or deactivated in or before the cycle."""
+    return [row for row in numbers if row[5] == source and int(row[1].removeprefix("ACC-")) not in special]
+
+
 def generate_month(
     out_dir: Path,
     cycle: str = "2026-10",
@@ -1197,12 +1204,8 @@ def generate_month(
     anomalies["cross_file_duplicates"] = n_dup
 
     special = {mid_activated, mid_deactivated, last}
-    hosts_chi = [
-        r for r in num_rows[len(GOLDEN_NUMBERS) :] if r[5] == "switch-chi" and int(r[1][-4:]) not in special
-    ]
-    hosts_duf = [
-        r for r in num_rows[len(GOLDEN_NUMBERS) :] if r[5] == "ilec-duf" and int(r[1][-4:]) not in special
-    ]
+    hosts_chi = anomaly_hosts(num_rows[len(GOLDEN_NUMBERS) :], "switch-chi", special)
+    hosts_duf = anomaly_hosts(num_rows[len(GOLDEN_NUMBERS) :], "ilec-duf", special)
 
     def extra_call(src10: str, name: str, columns: int = 18, billsec: str = "", bad_time: str = "") -> None:
         day = rng.randrange(n_days)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from data_samples.generate import RESERVED_LINES, SERVICE_EXCHANGES, generate_month
+from data_samples.generate import RESERVED_LINES, SERVICE_EXCHANGES, anomaly_hosts, generate_month
 from pipeline.accounting import record_accounting
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.cycles import BillCycle
@@ -114,3 +114,17 @@ def test_a_generated_month_is_fully_accounted_and_reconciled(tmp_path: Path):
         assert invoice_total_mismatches(con, home.lake, cycle.key).height == 0
         proof = cycle_reconciliation(con, home.lake, cycle.key)
     assert proof["invoices_equal_charges"] and proof["usage_within_rounding"]
+
+
+def test_bad_lines_are_hosted_by_accounts_active_the_whole_cycle_past_ten_thousand_accounts():
+    # from ACC-10000 on an account number has five digits: ACC-12345 is not ACC-2345 (a special one here)
+    numbers = [
+        ["+13125550100", "ACC-2345", "IL", "", "", "switch-chi", "a"],
+        ["+13125550101", "ACC-12345", "IL", "", "", "switch-chi", "b"],
+        ["+13125550102", "ACC-20000", "IL", "", "", "switch-chi", "c"],
+        ["+12125550103", "ACC-10007", "NY", "", "", "ilec-duf", "d"],
+        ["+12125550104", "ACC-0007", "NY", "", "", "ilec-duf", "e"],
+    ]
+    special = {2345, 20000, 7}
+    assert [row[1] for row in anomaly_hosts(numbers, "switch-chi", special)] == ["ACC-12345"]
+    assert [row[1] for row in anomaly_hosts(numbers, "ilec-duf", special)] == ["ACC-10007"]
