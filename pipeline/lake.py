@@ -253,29 +253,34 @@ class ObjectLake:
         if self.reads.hold(key) and cached.exists():
             return cached
         prefix = f"{self.root}/{VERSIONS}/{current[0]}"
-        aside = self.cache / f".{uuid.uuid4().hex}"
-        aside.mkdir(parents=True, mode=0o700)
-        for name in self.fs.find(prefix):
-            local = aside / name.removeprefix(prefix + "/")
-            local.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(name, str(local))
-        cached.parent.mkdir(parents=True, exist_ok=True)
+        aside, copying = self.reads.copying()
         try:
-            os.replace(aside, cached)
-        except OSError:  # another reader cached it first
-            shutil.rmtree(aside, ignore_errors=True)
-            if not cached.exists():
-                raise
+            for name in self.fs.find(prefix):
+                local = aside / name.removeprefix(prefix + "/")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(name, str(local))
+                crash_point("lake.cache_copied_file")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(aside, cached)
+            except OSError:  # another reader cached it first
+                shutil.rmtree(aside, ignore_errors=True)
+                if not cached.exists():
+                    raise
+        finally:
+            os.close(copying)
         self.reads.hold(key)
         self.trim_cache()
         return cached
 
     def trim_cache(self, bound: int | None = None) -> list[Removal]:
         """Keep the read cache within ``lake_cache_bytes`` (``ReadCache.trim``: least recently used first, never
-        a current version nor one a process holds)."""
+        a current version nor one a process holds), after removing what killed readers left in it."""
         limit = lake_settings(self.lake)[1] if bound is None else bound
+        interrupted = self.reads.remove_interrupted()
+        left = [Removal("cache", f"{name} (left by a killed reader)", age) for name, age in interrupted]
         evicted = self.reads.trim(limit, self._is_current)
-        return [Removal("cache", f"{entry.partition} {entry.key}", 0.0) for entry in evicted]
+        return left + [Removal("cache", f"{entry.partition} {entry.key}", 0.0) for entry in evicted]
 
     def _is_current(self, relative: str, key: str) -> bool:
         current = self.pointer(relative)

@@ -9,12 +9,17 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 MISSING = "missing"  # where a partition without a version resolves to (never written, never cached)
+EVICTED = ".evicted-"  # a version renamed away by an eviction, being removed
+# a copy's folder (``.<hex>``) is locked by its copier a moment after it is made: one older than this whose lock
+# is free was left by a reader killed mid-copy
+INTERRUPTED_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -101,18 +106,67 @@ class ReadCache:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # a process holds it
                 return False
-            gone = self.root / f".evicted-{uuid.uuid4().hex}"
+            gone = self.root / f"{EVICTED}{uuid.uuid4().hex}"
             try:
                 os.rename(folder, gone)
             except FileNotFoundError:
                 return False
         finally:
             os.close(fd)
-        # a version this machine wrote is cached as a link to its written folder: that folder goes too
-        for link in (path for path in gone.rglob("*") if path.is_symlink()):
-            shutil.rmtree(os.path.realpath(link), ignore_errors=True)
-        shutil.rmtree(gone, ignore_errors=True)
+        _remove_evicted(gone)
         return True
+
+    def copying(self) -> tuple[Path, int]:
+        """A new folder to copy a version into (``.<hex>``), locked for the copy: the folder and the lock's
+        descriptor (close it once the folder is renamed into place). The lock tells ``remove_interrupted`` that
+        the copy is at work."""
+        aside = self.root / f".{uuid.uuid4().hex}"
+        aside.mkdir(parents=True, mode=0o700)
+        fd = os.open(aside, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return aside, fd
+
+    def remove_interrupted(self) -> list[tuple[str, float]]:
+        """Remove what killed processes left in the cache (rule: nothing a live process works in): copies whose
+        copier is gone (``.<hex>`` folders older than ``INTERRUPTED_AFTER_S`` whose lock is free) and evictions
+        renamed away but not removed; their names and ages in seconds."""
+        removed = []
+        for folder in self.root.iterdir() if self.root.is_dir() else []:
+            if not folder.name.startswith(".") or not folder.is_dir():
+                continue
+            try:
+                age = time.time() - folder.stat().st_mtime
+                abandoned = age > INTERRUPTED_AFTER_S and _unlocked(folder)
+                if not (folder.name.startswith(EVICTED) or abandoned):
+                    continue
+            except FileNotFoundError:  # renamed into place or removed meanwhile
+                continue
+            if folder.name.startswith(EVICTED):
+                _remove_evicted(folder)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+            removed.append((folder.name, age))
+        return removed
+
+
+def _remove_evicted(gone: Path) -> None:
+    """Remove an evicted version's folder; a version this machine wrote is cached as a link to its written
+    folder: that folder goes too."""
+    for link in (path for path in gone.rglob("*") if path.is_symlink()):
+        shutil.rmtree(os.path.realpath(link), ignore_errors=True)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def _unlocked(folder: Path) -> bool:
+    """No process holds a lock on ``folder`` (the check takes and drops an exclusive one)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _partition_in(folder: Path) -> str | None:

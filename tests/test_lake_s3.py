@@ -31,6 +31,7 @@ from pipeline.lake import (
     partition_exists,
     replace_partition,
 )
+from pipeline.lake_cache import EVICTED, INTERRUPTED_AFTER_S
 from pipeline.lake_upkeep import sweep_lake
 from pipeline.rating import RATED
 from tests.conftest import SAMPLE_CYCLE, stage_sample
@@ -365,3 +366,28 @@ def test_two_processes_sharing_a_cache_under_a_tiny_bound_read_whole_versions(tm
         replace_partition(lake, partition_dir(lake, "rated", cycle=cycle), {"rated": frame})
     assert [process.wait(timeout=120) for process in readers] == [0, 0]
     assert not [p for p in (reader / ".cache").iterdir() if p.name.startswith(".")]  # no copy or eviction left
+
+
+def test_what_a_reader_killed_mid_copy_leaves_in_the_cache_is_swept_a_live_copy_never(tmp_path, s3_url):
+    lake = tmp_path / "lake"
+    frames = {"rated": pl.DataFrame({"x": [1]}), "suspended": pl.DataFrame({"x": [0]})}
+    replace_partition(lake, partition_dir(lake, "rated", cycle="2026-10"), frames)
+    reader = tmp_path / "reader" / "lake"
+    env = os.environ | {"CDRBILL_CRASH_AT": "lake.cache_copied_file"}  # killed after the version's first file
+    assert subprocess.run([sys.executable, "-c", READER, str(reader), "1"], env=env, check=False).returncode == -9
+    cache = reader / ".cache"
+    (killed,) = [folder for folder in cache.iterdir() if folder.name.startswith(".")]
+    assert len(list(killed.rglob("*.parquet"))) == 1 and not _cached(reader)
+    store = object_store(reader)
+    assert store is not None
+    live, copying = store.reads.copying()  # a copy at work in this process
+    evicted = cache / f"{EVICTED}{uuid.uuid4().hex}"  # an eviction killed between its rename and its removal
+    (evicted / "rated" / "cycle=2026-09").mkdir(parents=True)
+    # the interrupted eviction goes at once; the killed copy only once it is old enough to be no copy at work
+    os.utime(killed)  # (its last file written just now, whatever the machine's load)
+    assert [r.version for r in sweep_lake(reader)] == [f"{evicted.name} (left by a killed reader)"]
+    time.sleep(INTERRUPTED_AFTER_S + 0.5)
+    assert [r.version for r in sweep_lake(reader)] == [f"{killed.name} (left by a killed reader)"]
+    assert live.is_dir() and not killed.exists() and not evicted.exists()  # the live copy is locked: kept
+    os.close(copying)
+    assert pl.read_parquet(lake_table(reader, "rated", "suspended", cycle="2026-10"))["x"].to_list() == [0]
