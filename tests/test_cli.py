@@ -18,7 +18,7 @@ def cdrbill(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("CDRBILL_HOME", "DAGSTER_HOME")}
     return subprocess.run(
         [sys.executable, "-m", "assets.cli", "--home", str(home), *args],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
 

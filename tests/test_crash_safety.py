@@ -219,7 +219,7 @@ def _deliver(server_env: dict[str, str], tmp_path, pdfs, crash_at: str | None) -
         env["CDRBILL_CRASH_AT"] = crash_at
     driver = os.path.join(os.path.dirname(__file__), "smtp_crash_driver.py")
     args = [str(tmp_path / "state.duckdb"), str(pdfs), str(tmp_path), *SMTP_INVOICES]
-    done = subprocess.run([sys.executable, driver, *args], env=env, capture_output=True, timeout=300)
+    done = subprocess.run([sys.executable, driver, *args], env=env, capture_output=True, timeout=900)
     if done.returncode not in (0, -signal.SIGKILL):
         pytest.fail(f"delivery failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
     return done.returncode

@@ -57,7 +57,7 @@ def _route(home: Home, routed_at: str, crash_at: str | None = None) -> subproces
     env["PYTHONPATH"] = str(PROJECT)
     return subprocess.run(
         [sys.executable, str(DRIVER), str(home.root), OCTOBER, routed_at],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 
