@@ -17,6 +17,7 @@ from pipeline.engine import parquet_glob, scalar
 from pipeline.faults import crash_point
 from pipeline.intake import USAGE_RECORDS
 from pipeline.lake import (
+    RETIRED,
     ROW_GROUP_ROWS,
     StagedPartition,
     current_version,
@@ -206,7 +207,9 @@ def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
     """Remove what a mediation of ``cycle`` killed mid-way left under ``lake/.versions/``: its work folder
     (the outcomes while the streams were written) and any version of its mediated partition or call-key index
     written aside but never swapped in. Safe because one run holds the home at a time (``pipeline.locks``)
-    and a version is only ever read through the partition's link; returns the folders removed."""
+    and a version is only ever read through the partition's link; a superseded version (retired, ``lake/
+    .retired/``) is not this step's to remove: a reader may still hold it for ``lake_version_grace``. Returns
+    the folders removed."""
     removed = []
     versions = lake / ".versions"
     for dataset in (MEDIATION_WORK, MEDIATED, CALL_KEYS):
@@ -214,7 +217,8 @@ def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
         live = current_version(lake, target)
         prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
         for folder in sorted(versions.iterdir()) if versions.is_dir() else []:
-            if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live:
+            retired = (lake / RETIRED / folder.name).exists()
+            if folder.name.startswith(prefix) and folder.is_dir() and folder.resolve() != live and not retired:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
     return removed

@@ -1,5 +1,6 @@
 """The local lake's superseded versions kept for a grace (``lake_version_grace``), then deleted by the next
-writer of the dataset or the sweep; a killed writer's orphan versions swept; never a version a link names."""
+writer of the dataset or the sweep (never by mediation's clean-up of a killed run); a killed writer's orphan versions
+swept; never a version a link names."""
 
 import os
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 
 from assets.definitions import defs
 from assets.resources import CdrbillHome
+from pipeline.engine import session
+from pipeline.intake import register_landed_files
 from pipeline.lake import (
     RETIRED,
     StagedPartition,
@@ -22,7 +25,11 @@ from pipeline.lake import (
     replace_partition,
 )
 from pipeline.lake_upkeep import sweep_lake
+from pipeline.mediation import mediate_cycle
+from pipeline.reference import load_reference
 from pipeline.settings import duration_seconds, load_settings, size_bytes
+from pipeline.state import open_state
+from tests.conftest import stage_sample
 from tests.test_lake_s3 import CRASHING_WRITER, _settings
 
 
@@ -110,3 +117,20 @@ def test_the_lake_sweep_job_removes_an_orphan_as_the_homes_writer(tmp_path):
     assert result.success and result.output_for_node("sweep_lake_versions") == 1
     assert not orphan.folder.exists()
     assert pl.read_parquet(lake_table(lake, "rated", "rated", cycle="2026-10"))["x"].to_list() == [1]
+
+
+def test_mediation_leaves_a_superseded_mediated_version_to_its_grace(tmp_path):
+    home = stage_sample(tmp_path / "home")
+    (home.reference / "settings.toml").write_text('lake_version_grace = "1h"\n', encoding="utf-8")
+    reference = load_reference(home.reference)
+    with open_state(home.state_db) as state:
+        register_landed_files(home, state, reference.sources, cycle="2026-10", billing_timezone="America/Chicago")
+    resolved = []
+    for _ in range(3):  # a reader resolves the mediated partition, then the cycle is mediated again
+        with session(reference) as con:
+            mediate_cycle(con, home.lake, "2026-10")
+        resolved.append(lake_table(home.lake, "mediated", "normalised", cycle="2026-10").resolve())
+    # the first version, superseded twice within the grace, is still whole for the reader that resolved it
+    assert len(set(resolved)) == 3 and all(path.exists() for path in resolved)
+    assert pl.read_parquet(resolved[0]).equals(pl.read_parquet(resolved[2]))
+    assert len([m for m in (home.lake / RETIRED).iterdir() if m.name.startswith("mediated~")]) == 2
