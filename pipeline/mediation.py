@@ -36,7 +36,7 @@ MEDIATION_WORK = (
 )
 STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per chunk of the streams
 OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: per file and block of this many lines
-OUTCOME_FLUSH_ROWS = ROW_GROUP_ROWS  # the partitioned write of the outcomes holds at most this many rows a block
+OUTCOME_FLUSH_ROWS = ROW_GROUP_ROWS  # the partitioned write of the outcomes flushes a thread's rows this often
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 # the stream and call-key columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
 # 923,767 normalised records at 1M) are written plain: their dictionary was built and dropped for every row
@@ -196,10 +196,11 @@ def mediation_rules(
         con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
         con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
     # the outcomes split by file and block of lines as they are produced (one partitioned COPY, unsorted within a
-    # block: the streams sort each block once as they read it). Each partition's rows are flushed to its file
-    # every OUTCOME_FLUSH_ROWS rows, so the write holds at most that many rows per open partition, whatever the
-    # month's size; one sort of every outcome did not spill (10M ran out of 1 GB), and a sort per block cost a
-    # scan of every outcome per block (docs/SCALE.md)
+    # block: the streams sort each block once as they read it). DuckDB flushes a thread's partitioned rows to
+    # their files once it holds OUTCOME_FLUSH_ROWS of them (its default: 524,288), so the write's memory does not
+    # grow with the month (10M: process peak 868 MiB at the 512MB limit, as before); one sort of every outcome
+    # did not spill (10M ran out of 1 GB), and a sort per block cost a scan of every outcome per block
+    # (docs/SCALE.md, "Mediation, fifth pass")
     con.execute(f"set partitioned_write_flush_threshold = {OUTCOME_FLUSH_ROWS}")
     con.execute(
         f"copy (select *, line_no // {int(block_lines)} as block from ({read_sql('mediation.sql')})) "
