@@ -438,15 +438,17 @@ class StagedPartition:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+def parquet_writer(path: Path, schema: pa.Schema, unique: Iterable[str] = ()) -> pq.ParquetWriter:
     """A Parquet writer for lake tables written batch by batch: the lake's codec and level, the raw text
-    without a dictionary and in LZ4."""
+    without a dictionary and in LZ4; the columns named ``unique`` (a value per row, or nearly: a dictionary
+    page never pays for them) are written plain, in the lake's codec."""
+    plain = set(unique)
     return pq.ParquetWriter(
         path,
         schema,
         compression={name: RAW_TEXT_CODEC if name in NO_DICTIONARY else PARQUET_CODEC for name in schema.names},
         compression_level={name: PARQUET_CODEC_LEVEL for name in schema.names if name not in NO_DICTIONARY},
-        use_dictionary=[name for name in schema.names if name not in NO_DICTIONARY],
+        use_dictionary=[name for name in schema.names if name not in NO_DICTIONARY and name not in plain],
     )
 
 

@@ -6,6 +6,7 @@ duplicate, discarded (``sql/mediation.sql``)."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -35,8 +36,13 @@ MEDIATION_WORK = (
     "mediation_work"  # a staged version never swapped in: the outcomes while the streams are written
 )
 STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per chunk of the streams
-OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: sorted per file and block of this many lines
+OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: per file and block of this many lines
+OUTCOME_FLUSH_ROWS = ROW_GROUP_ROWS  # the partitioned write of the outcomes flushes a thread's rows this often
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
+# the stream and call-key columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
+# 923,767 normalised records at 1M) are written plain: their dictionary was built and dropped for every row
+# group. At 1M: normalised 0.83 -> 0.58 CPU s and 24.9 -> 19.1 MB, call keys 0.43 -> 0.31 and 19.3 -> 13.4 MB
+UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
     pl.UInt32: "uinteger",
@@ -109,14 +115,15 @@ def mediate_cycle(
     duplicate_window_days: int = 90,
     duplicate_tolerance_seconds: int = 0,
     stream_chunk_lines: int = STREAM_CHUNK_LINES,
+    outcome_block_lines: int = OUTCOME_BLOCK_LINES,
 ) -> dict[str, int]:
     """Mediate one cycle into ``lake/mediated/cycle=C/{normalised,suspended,duplicate,discarded}.parquet``
     and record its billed calls in the call-key index (``lake/call_keys/cycle=C``) so that later cycles find
     them as duplicates within ``duplicate_window_days``; returns the record count of each stream and of the
     input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much.
     Out of core: the outcomes go to Parquet files aside, by file and block of lines, and the streams are
-    written ``stream_chunk_lines`` lines of a file at a time, so DuckDB's memory limit bounds the step (it
-    spills past it)."""
+    written ``stream_chunk_lines`` lines of a file at a time (the outcomes read a block of
+    ``outcome_block_lines`` lines at a time), so DuckDB's memory limit bounds the step (it spills past it)."""
     remove_stale_versions(lake, cycle)
     cycle_records(con, lake, cycle)
     prior_call_keys(con, lake, cycle)
@@ -131,10 +138,12 @@ def mediate_cycle(
     keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
         outcomes = work.folder / "outcomes"
-        mediation_rules(con, work, outcomes)
+        mediation_rules(con, work, outcomes, outcome_block_lines)
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
         crash_point("mediation.outcomes_written")
-        counts = _write_streams(con, lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines)
+        counts = _write_streams(
+            lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines, outcome_block_lines
+        )
     except BaseException:
         staged.abort()
         keys.abort()
@@ -155,15 +164,18 @@ def mediate_cycle(
     return counts
 
 
-def mediation_rules(con: duckdb.DuckDBPyConnection, work: StagedPartition, outcomes: Path) -> None:
+def mediation_rules(
+    con: duckdb.DuckDBPyConnection, work: StagedPartition, outcomes: Path, block_lines: int = OUTCOME_BLOCK_LINES
+) -> None:
     """Apply mediation's rules to the view ``cycle_records`` in four statements, each streamed to a Parquet file
     of ``work`` so that DuckDB can spill past its memory limit, each with at most one join of every call: the
     call rules (one event per call, the account at the call time: ``sql/mediation_calls.sql``), the duplicates
     by source id, then by content (``sql/mediation_*_duplicates.sql``), and the outcome of every record
-    (``sql/mediation.sql``), then sorted by line into the folder ``outcomes``, one Parquet file per file and
-    block of ``OUTCOME_BLOCK_LINES`` lines (``file_id=F/block=B/``: at 10M one sort of every outcome ran out of
-    1 GB; a block's sort is bounded by the block). One statement held every call in memory (DuckDB materialises a step read several times, and a
-    materialised step cannot spill) and, split in two, still ran out of 1 GB at 10M CDRs (docs/SCALE.md)."""
+    (``sql/mediation.sql``) into the folder ``outcomes``, split by file and block of ``block_lines``
+    lines (``file_id=F/block=B/``, unsorted within a block: at 10M one sort of every outcome ran out of 1 GB;
+    the streams sort a block as they read it, bounded by the block). One statement held every call in memory
+    (DuckDB materialises a step read several times, and a materialised step cannot spill) and, split in two,
+    still ran out of 1 GB at 10M CDRs (docs/SCALE.md)."""
     calls = work.path("calls")
     con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
     con.execute(
@@ -184,23 +196,18 @@ def mediation_rules(con: duckdb.DuckDBPyConnection, work: StagedPartition, outco
         path = work.path(name)
         con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
         con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
-    unsorted = work.path("outcomes_unsorted")
-    con.execute(f"copy ({read_sql('mediation.sql')}) to {_quoted(unsorted)} (format parquet)")
-    # then one sort per file and block of lines, each bounded by the block (DuckDB's partitioned COPY holds
-    # every partition's rows in memory, and one sort of every outcome did not spill: both failed at 10M)
-    blocks = con.execute(
-        f"select distinct file_id, line_no // {OUTCOME_BLOCK_LINES} as block from read_parquet({_quoted(unsorted)}) "
-        "order by all"
-    ).fetchall()
-    for file_id, block in blocks:
-        folder = outcomes / f"file_id={file_id}" / f"block={block}"
-        folder.mkdir(parents=True)
-        first = block * OUTCOME_BLOCK_LINES
-        con.execute(
-            f"copy (select * from read_parquet({_quoted(unsorted)}) where file_id = {int(file_id)} "
-            f"and line_no >= {first} and line_no < {first + OUTCOME_BLOCK_LINES} order by line_no) "
-            f"to {_quoted(folder / 'outcomes.parquet')} (format parquet)"
-        )
+    # the outcomes split by file and block of lines as they are produced (one partitioned COPY, unsorted within a
+    # block: the streams sort each block once as they read it). DuckDB flushes a thread's partitioned rows to
+    # their files once it holds OUTCOME_FLUSH_ROWS of them (its default: 524,288), so the write's memory does not
+    # grow with the month (10M: process peak 868 MiB at the 512MB limit, as before); one sort of every outcome
+    # did not spill (10M ran out of 1 GB), and a sort per block cost a scan of every outcome per block
+    # (docs/SCALE.md, "Mediation, fifth pass")
+    con.execute(f"set partitioned_write_flush_threshold = {OUTCOME_FLUSH_ROWS}")
+    con.execute(
+        f"copy (select *, line_no // {int(block_lines)} as block from ({read_sql('mediation.sql')})) "
+        f"to {_quoted(outcomes)} (format parquet, partition_by (file_id, block))"
+    )
+    con.execute("reset partitioned_write_flush_threshold")
 
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
@@ -262,21 +269,29 @@ RECORD_COLUMNS = tuple(name for name in NORMALISED_SCHEMA if name != "raw")
 
 
 def _write_streams(
-    con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: Path, staged: StagedPartition,
-    keys: Path, chunk_lines: int,
+    lake: Path, cycle: str, outcomes: Path, staged: StagedPartition, keys: Path, chunk_lines: int,
+    block_lines: int,
 ) -> dict[str, int]:  # fmt: skip
     """Write the four output streams, each in file and line order with every column of its usage records but
-    the raw text (which is not even read: ``pipeline.raw_text`` joins it back by key for its readers). A chunk of ``chunk_lines`` lines of a file is read from its usage records (in line
-    order) and from the outcomes of the blocks it spans (``outcomes/file_id=F/block=B``, sorted by line), and
-    the two are laid side by side, row for row (a positional match, checked line by line — no join), so
+    the raw text (which is not even read: ``pipeline.raw_text`` joins it back by key for its readers). A chunk
+    of ``chunk_lines`` lines of a file is read from its usage records (in line order) and from the outcomes of
+    the blocks it spans (``outcomes/file_id=F/block=B``, each read and sorted by line once: ``_OutcomeBlocks``),
+    and the two are laid side by side, row for row (a positional match, checked line by line — no join), so
     memory is bounded by the chunk, not by the cycle. The normalised records' call keys go to ``keys`` as they
-    pass (the call-key index of the cycle)."""
+    pass (the call-key index of the cycle). The writes run on two threads of their own (the streams, the call
+    keys: Parquet encoding releases the GIL), a chunk's while the next chunk is read, one chunk in flight."""
     schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
-    writers = {stream: parquet_writer(staged.path(stream), schema) for stream in STREAMS}
-    writers[CALL_KEYS] = parquet_writer(keys, pa.schema([schema.field(name) for name in CALL_KEY_COLUMNS]))
+    writers = {stream: parquet_writer(staged.path(stream), schema, UNIQUE_COLUMNS) for stream in STREAMS}
+    writers[CALL_KEYS] = parquet_writer(
+        keys, pa.schema([schema.field(name) for name in CALL_KEY_COLUMNS]), UNIQUE_COLUMNS
+    )
     counts = dict.fromkeys(STREAMS, 0)
     routes = _routes(lake, cycle)
     folders = sorted(outcomes.glob("file_id=*"), key=lambda folder: int(folder.name.partition("=")[2]))
+    # one thread a writer group, so that each file's row groups are written in the order they were submitted
+    stream_thread = ThreadPoolExecutor(1, thread_name_prefix="mediation-streams")
+    keys_thread = ThreadPoolExecutor(1, thread_name_prefix="mediation-call-keys")
+    in_flight: list[Future[None]] = []
     try:
         for folder in folders:
             file_id = int(folder.name.partition("=")[2])
@@ -284,20 +299,10 @@ def _write_streams(
             records = _file_records(
                 pl.scan_parquet(path, hive_partitioning=False).select(RECORD_COLUMNS), file_id, cycle, routes
             )
-            outcome_schema = pl.read_parquet_schema(next(folder.glob("block=*/*.parquet")))
+            blocks = _OutcomeBlocks(folder, block_lines)
             for first_line, last_line in _line_ranges(path, chunk_lines):
-                lines = pl.col("line_no").is_between(first_line, last_line)
-                parts = [
-                    part
-                    for block in range(first_line // OUTCOME_BLOCK_LINES, last_line // OUTCOME_BLOCK_LINES + 1)
-                    for part in sorted((folder / f"block={block}").glob("*.parquet"))
-                ]
-                decided = (
-                    pl.scan_parquet(parts, hive_partitioning=False)
-                    if parts
-                    else pl.LazyFrame(schema=outcome_schema)
-                )
-                record, outcome = pl.collect_all([records.filter(lines), decided.filter(lines).sort("line_no")])
+                record = records.filter(pl.col("line_no").is_between(first_line, last_line)).collect()
+                outcome = blocks.lines(first_line, last_line)
                 if not record["line_no"].equals(outcome["line_no"]):
                     raise RuntimeError(
                         f"file {file_id}: the outcomes do not match its usage records line by line"
@@ -305,22 +310,72 @@ def _write_streams(
                 chunk = record.with_columns(outcome.select(*DECIDED, *ADDED).get_columns()).select(
                     pl.col(name).cast(dtype) for name, dtype in STREAM_SCHEMA.items()
                 )
-                for (stream,), part in chunk.partition_by(
-                    "status", as_dict=True, maintain_order=True
-                ).items():
+                tables = {}
+                for (stream,), part in chunk.partition_by("status", as_dict=True, maintain_order=True).items():
                     if stream not in STREAMS:
                         raise RuntimeError(f"file {file_id}: mediation gave an unknown status {stream!r}")
-                    table = part.to_arrow()
-                    writers[str(stream)].write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    tables[str(stream)] = part.to_arrow()
                     counts[str(stream)] += part.height
-                    if stream == "normalised":
-                        writers[CALL_KEYS].write_table(
-                            table.select(CALL_KEY_COLUMNS), row_group_size=ROW_GROUP_ROWS
-                        )
+                _settle(in_flight)  # the previous chunk written: one chunk in flight bounds the memory
+                in_flight.append(stream_thread.submit(_write_tables, writers, tables))
+                if "normalised" in tables:
+                    call_keys = {CALL_KEYS: tables["normalised"].select(CALL_KEY_COLUMNS)}
+                    in_flight.append(keys_thread.submit(_write_tables, writers, call_keys))
+        _settle(in_flight)
     finally:
+        stream_thread.shutdown(wait=True)
+        keys_thread.shutdown(wait=True)
         for writer in writers.values():
             writer.close()
     return counts
+
+
+def _write_tables(writers: dict[str, pq.ParquetWriter], tables: dict[str, pa.Table]) -> None:
+    """Append each table to its writer, a row group per ``ROW_GROUP_ROWS`` rows."""
+    for name, table in tables.items():
+        writers[name].write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def _settle(futures: list[Future[None]]) -> None:
+    """Wait for the writes submitted so far (raising the first failure) and forget them."""
+    try:
+        for future in futures:
+            future.result()
+    finally:
+        futures.clear()
+
+
+class _OutcomeBlocks:
+    """One file's outcomes as ``mediation_rules`` left them (``file_id=F/block=B/*.parquet``, unsorted within a
+    block): a block is read and sorted by line the first time a chunk needs it, and dropped once the chunks have
+    moved past it (the chunks come in line order), so at most the blocks one chunk spans are held."""
+
+    def __init__(self, folder: Path, block_lines: int) -> None:
+        self.folder = folder
+        self.block_lines = block_lines
+        self.schema = pl.read_parquet_schema(next(folder.glob("block=*/*.parquet")))
+        self.held: dict[int, pl.DataFrame] = {}
+
+    def lines(self, first_line: int, last_line: int) -> pl.DataFrame:
+        """The outcomes of lines ``first_line`` to ``last_line`` (both included) in line order."""
+        first_block, last_block = first_line // self.block_lines, last_line // self.block_lines
+        for block in [block for block in self.held if block < first_block]:
+            del self.held[block]
+        parts = []
+        for block in range(first_block, last_block + 1):
+            if block not in self.held:
+                files = sorted((self.folder / f"block={block}").glob("*.parquet"))
+                self.held[block] = (
+                    pl.read_parquet(files, hive_partitioning=False).sort("line_no")
+                    if files
+                    else pl.DataFrame(schema=self.schema)
+                )
+            sorted_block = self.held[block]
+            line_no = sorted_block["line_no"]
+            start = int(line_no.search_sorted(first_line, side="left"))
+            end = int(line_no.search_sorted(last_line, side="right"))
+            parts.append(sorted_block.slice(start, end - start))
+        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
 
 
 def _routes(lake: Path, cycle: str) -> tuple[pl.DataFrame, pl.DataFrame]:

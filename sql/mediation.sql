@@ -76,6 +76,6 @@ outcomes as not materialized (
 )
 
 -- in no particular order (a sort of every outcome does not spill: at 10M it ran out of 1 GB): pipeline/mediation.py
--- sorts them by file and block of lines, then lays each file's outcomes beside its records a chunk of lines at
--- a time, row for row, and splits them into the four streams
+-- writes them split by file and block of lines, sorts a block as it reads it, then lays each file's outcomes
+-- beside its records a chunk of lines at a time, row for row, and splits them into the four streams
 select * from outcomes

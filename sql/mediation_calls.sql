@@ -94,10 +94,12 @@ calls as not materialized (
     from with_leg_rule
     where leg_reason is null
     union all by name
-    select * from candidates where call_id is null or call_id = ''
+    -- one scan for the records of one event each and those intake already decided (they pass through)
+    select * from records where status <> 'ok' or (status = 'ok' and (call_id is null or call_id = ''))
 ),
 
--- the account that owned the charged number on the day of the call (numbers are reassigned: dates matter)
+-- the account that owned the charged number on the day of the call (numbers are reassigned: dates matter); a
+-- record intake already decided gets none
 resolved as not materialized (
     select
         calls.*,
@@ -106,12 +108,13 @@ resolved as not materialized (
     from calls
     left join service_numbers
         on service_numbers.service_number = calls.charged_number
+        and calls.status = 'ok'
         and calls.call_date >= service_numbers.valid_from
         and (service_numbers.valid_to is null or calls.call_date < service_numbers.valid_to)
 )
 
--- one row per record of the cycle, in no particular order: the calls with their account, the legs and partial
--- records merged into their call, and the records intake already decided
+-- one row per record of the cycle, in no particular order: the calls with their account and the records intake
+-- already decided, then the legs and partial records merged into their call
 select
     file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
     billsec, service, units, account_id, service_state,
@@ -126,11 +129,3 @@ select
     merged_into_ordinal
 from with_leg_rule
 where leg_reason is not null
-union all
-select
-    file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
-    billsec, service, units, null::varchar as account_id, null::varchar as service_state,
-    null::varchar as leg_reason,
-    null::bigint as merged_into_ordinal
-from records
-where status <> 'ok'

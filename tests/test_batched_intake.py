@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE_DIR, SHARED_SAMPLES, stage_sample
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,7 @@ from pipeline.engine import session
 from pipeline.formats import FileRejected, parse_file
 from pipeline.formats.batches import BatchedParse, FileChanged, line_batches, parse_batches, scan_file
 from pipeline.intake import register_landed_files
-from pipeline.mediation import STREAMS, file_counts, mediate_cycle
+from pipeline.mediation import OUTCOME_BLOCK_LINES, STREAMS, UNIQUE_COLUMNS, file_counts, mediate_cycle
 from pipeline.reference import load_reference
 from pipeline.state import open_state
 
@@ -189,10 +190,14 @@ def test_intake_in_small_batches_loads_the_same_records(tmp_path: Path):
 
 
 def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
-    """The sample month mediated with the streams written whole and 7 lines of a file at a time: the same
-    four streams, row for row, in file and line order; the outcomes file aside is gone afterwards."""
+    """The sample month mediated with the streams written whole and 7 lines of a file at a time, and with the
+    outcomes aside in blocks of 5 and 3 lines (a chunk then spans two or more blocks, a whole file many): the
+    same four streams and call-key index, row for row, in file and line order; the outcomes aside are gone
+    afterwards. The columns with a value per record are written without a dictionary."""
     streams = {}
-    for label, chunk_lines in (("whole", 1 << 30), ("chunked", 7)):
+    variants = (("whole", 1 << 30, OUTCOME_BLOCK_LINES), ("chunked", 7, OUTCOME_BLOCK_LINES),
+                ("blocks", 7, 5), ("whole_blocks", 1 << 30, 3))  # fmt: skip
+    for label, chunk_lines, block_lines in variants:
         home = stage_sample(tmp_path / label)
         reference = load_reference(home.reference)
         with open_state(home.state_db) as state:
@@ -200,23 +205,34 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
                 home, state, reference.sources, cycle="2026-10", billing_timezone="America/Chicago"
             )
         with session(reference) as con:
-            counts = mediate_cycle(con, home.lake, "2026-10", stream_chunk_lines=chunk_lines)
+            counts = mediate_cycle(
+                con, home.lake, "2026-10", stream_chunk_lines=chunk_lines, outcome_block_lines=block_lines
+            )
             by_file = file_counts(con).pl()
         folder = home.lake / "mediated" / "cycle=2026-10"
         streams[label] = {s: pl.read_parquet(folder / f"{s}.parquet") for s in STREAMS}
+        streams[label]["keys"] = pl.read_parquet(home.lake / "call_keys" / "cycle=2026-10" / "keys.parquet")
         assert not list((home.lake / ".versions").glob("mediation_work*"))
         assert (
             by_file["records_in"].sum()
             == counts["records_in"]
-            == sum(f.height for f in streams[label].values())
+            == sum(streams[label][s].height for s in STREAMS)
         )
-    for stream in STREAMS:
-        assert_frame_equal(streams["whole"][stream], streams["chunked"][stream])
+    for stream in (*STREAMS, "keys"):
+        for label in ("chunked", "blocks", "whole_blocks"):
+            assert_frame_equal(streams["whole"][stream], streams[label][stream])
         assert (
-            streams["chunked"][stream]
+            streams["blocks"][stream]
             .select("file_id", "line_no")
-            .equals(streams["chunked"][stream].select("file_id", "line_no").sort("file_id", "line_no"))
+            .equals(streams["blocks"][stream].select("file_id", "line_no").sort("file_id", "line_no"))
         )
+    for path in (folder / "normalised.parquet", home.lake / "call_keys" / "cycle=2026-10" / "keys.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        names = meta.schema.to_arrow_schema().names
+        for name in UNIQUE_COLUMNS:
+            encodings = meta.row_group(0).column(names.index(name)).encodings
+            assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), (path.name, name, encodings)
+        assert "RLE_DICTIONARY" in meta.row_group(0).column(names.index("charged_number")).encodings
     # the demo's conservation: 940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded after rating;
     # here, before rating, the four streams of mediation add up to every record of the cycle
     assert streams["chunked"]["duplicate"].height == 7
