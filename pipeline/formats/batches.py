@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.formats import emi, parse_file
-from pipeline.formats.common import decode
+from pipeline.formats.common import Utf8Check, decode
 
 # format → the header lines at the top of a file that every batch needs to be read (CUCM: names, types)
 LINE_FORMATS: dict[str, int] = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
@@ -75,23 +75,13 @@ def scan_file(path: Path) -> FileScan | None:
     if fd is None:
         return None
     digest, size = hashlib.sha256(), 0
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8 = True
+    utf8 = Utf8Check()  # Python's strict UTF-8 rule, checked in place (no text is built)
     with os.fdopen(fd, "rb") as f:
         while chunk := f.read(READ_BYTES):
             digest.update(chunk)
             size += len(chunk)
-            if utf8 and not chunk.isascii():
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
-    return FileScan(digest.hexdigest(), size, utf8)
+            utf8.add(chunk)
+    return FileScan(digest.hexdigest(), size, utf8.finish())
 
 
 def line_batches(path: Path, expected_sha256: str, batch_bytes: int = BATCH_BYTES) -> Iterator[bytes]:
