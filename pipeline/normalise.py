@@ -277,14 +277,15 @@ def normalise(
         charged_number=e164("charged_raw"),
         calling_number=e164("calling_raw"),
         called_number=e164("called_raw"),
+        disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),  # as the output carries it
     ).with_columns(
         billing_local=pl.col("start_utc").dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone)
-    )
+    ).with_columns(call_day=pl.col("billing_local").dt.date())
     start_utc, billsec = pl.col("start_utc"), pl.col("billsec")
     charged, called = pl.col("charged_number"), pl.col("called_number")
     billing_local = pl.col("billing_local")
-    discard = disposition_rule(pl.col("disposition"), billsec)
-    call_day = billing_local.dt.date()
+    discard = disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
+    call_day = pl.col("call_day")
     damaged = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
@@ -327,6 +328,5 @@ def normalise(
         sms_chars=pl.lit(None, pl.Int32),
         event_code=pl.lit(None, pl.String),
         visited_country=pl.lit(None, pl.String),
-        disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),
     )
     return out.select([pl.col(c).cast(t) for c, t in NORMALISED_SCHEMA.items()])
