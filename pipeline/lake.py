@@ -452,6 +452,15 @@ def parquet_writer(path: Path, schema: pa.Schema, unique: Iterable[str] = ()) ->
     )
 
 
+def arrow_view(frame: pl.DataFrame) -> pa.Table:
+    """A frame as an Arrow table for the Parquet writer without copying its text: polars' string views are
+    handed over as Arrow ``string_view`` (``to_arrow()``'s default copies every string into one buffer first:
+    ~0.2 CPU s per 100 MiB of raw text). The Parquet columns are the same (UTF-8 byte arrays); only the Arrow
+    schema kept in the file's footer names ``string_view`` where it named ``large_string`` — polars and DuckDB
+    read the same types either way."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
     """Write frames of one schema into one Parquet file, a row group (or more) per frame, holding one frame
     in memory at a time; returns the rows written. At least one frame is needed (for the schema)."""
@@ -459,7 +468,7 @@ def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
     rows = 0
     try:
         for frame in batches:
-            table = frame.to_arrow()
+            table = arrow_view(frame)
             if writer is None:
                 writer = parquet_writer(path, table.schema)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)

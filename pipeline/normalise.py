@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import phonenumbers
 import polars as pl
+from phonenumbers.phonemetadata import PhoneMetadata
 
 # Suspense reason codes set here (see docs/GLOSSARY.md); parse reasons come from the format parsers.
 BAD_TIMESTAMP = "BAD_TIMESTAMP"
@@ -106,22 +107,95 @@ def to_e164(text: str, region: str) -> str | None:
 def e164_table(numbers: pl.Series, region: str) -> pl.DataFrame:
     """Raw number → E.164 (columns ``raw``, ``e164``) for the DISTINCT raw numbers of a batch: in a NANP region
     the plain 10-digit and 1 + 10-digit dial strings — nearly all of them — are written ``+1…`` by string
-    operations, which is what ``phonenumbers`` gives for them (a hypothesis test holds the two together); only
-    the distinct rest goes through ``to_e164`` (cached across batches and files). Records take their numbers
-    from it with a vectorised ``replace_strict``, never a Python call per record."""
+    operations, which is what ``phonenumbers`` gives for them, and so are the plain ``011`` international
+    numbers that ``phonenumbers`` would take as they are (``international_e164``); hypothesis tests hold each
+    path to ``to_e164``. Only the distinct rest goes through ``to_e164`` (cached across batches and files).
+    Records take their numbers from it with a vectorised ``replace_strict``, never a Python call per record."""
     distinct = pl.DataFrame({"raw": numbers.drop_nulls().unique()})
     nanp = phonenumbers.country_code_for_region(region) == 1
     plain = pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$") if nanp else pl.lit(value=False)
     distinct = distinct.with_columns(plain=plain)
-    rest = distinct.filter(~pl.col("plain"))["raw"].to_list()
+    abroad = international_e164(distinct.filter(~pl.col("plain"))["raw"], region)
+    rest = abroad.filter(~pl.col("decided"))["raw"].to_list()
     with _PHONENUMBERS:  # batches normalised on two threads: one at a time through phonenumbers and its cache
         converted = pl.Series([to_e164(text, region) for text in rest], dtype=pl.String)
+    decided = abroad.filter(pl.col("decided"))
     return distinct.select(
         "raw",
         e164=pl.when("plain")
         .then("+1" + pl.col("raw").str.slice(-10))
-        .otherwise(pl.col("raw").replace_strict(rest, converted, default=None, return_dtype=pl.String)),
+        .otherwise(
+            pl.col("raw").replace_strict(
+                pl.concat([decided["raw"], pl.Series(rest, dtype=pl.String)]),
+                pl.concat([decided["e164"], converted]),
+                default=None,
+                return_dtype=pl.String,
+            )
+        ),
     )
+
+
+_MAX_NSN_DIGITS = 17  # phonenumbers' longest national significant number: a longer one is TOO_LONG (None)
+
+
+def international_e164(numbers: pl.Series, region: str) -> pl.DataFrame:
+    """``to_e164`` of plain international dial strings, vectorised (columns ``raw``, ``e164``, ``decided``):
+    the region's ``011`` prefix, a country code (the shortest leading 1–3 digits ``phonenumbers`` knows), and
+    a national number of 2–17 digits that the country's national-prefix rule does not match — then
+    ``phonenumbers`` keeps the digits as they are, and the number is ``+<cc><digits>`` when it has 8–15 digits
+    (``to_e164``'s rule abroad), else None. Everything else (a short code, NANP's own +1, a national number
+    the country's prefix rule matches or whose rule polars cannot read) is not ``decided``: ``to_e164`` says."""
+    frame = pl.DataFrame({"raw": numbers}, schema={"raw": pl.String()})
+    if region != "US" or frame.height == 0:  # the 011 prefix is the NANP's; elsewhere phonenumbers decides
+        return frame.with_columns(e164=pl.lit(None, pl.String), decided=pl.lit(value=False))
+    digits = pl.col("raw").str.slice(3)
+    code = pl.lit(None, pl.String)
+    for width in (3, 2, 1):  # the shortest known code wins, as phonenumbers reads it
+        prefix = digits.str.slice(0, width)
+        code = pl.when(prefix.is_in(_COUNTRY_CODES)).then(prefix).otherwise(code)
+    frame = frame.with_columns(
+        code=pl.when(pl.col("raw").str.contains(r"^011[1-9][0-9]{3,}$")).then(code)
+    ).with_columns(national=digits.str.slice(pl.col("code").str.len_chars()))
+    keeps = pl.lit(value=False)  # the national number stays as dialled: the country's prefix rule does not match
+    for code_text in frame["code"].drop_nulls().unique().to_list():
+        pattern = _national_prefix_rule(int(code_text))
+        if pattern == "":
+            rule_misses = pl.lit(value=True)
+        elif pattern is not None:
+            rule_misses = ~pl.col("national").str.contains(f"^(?:{pattern})")
+        else:
+            continue  # a rule polars cannot read: phonenumbers decides
+        keeps = keeps | ((pl.col("code") == code_text) & rule_misses)
+    length = pl.col("national").str.len_chars()
+    decided = (pl.col("code") != "1") & length.is_between(2, _MAX_NSN_DIGITS) & keeps
+    whole = pl.col("code").str.len_chars() + length
+    return frame.select(
+        "raw",
+        e164=pl.when(decided & whole.is_between(8, 15)).then("+" + pl.col("code") + pl.col("national")),
+        decided=decided.fill_null(value=False),
+    )
+
+
+_COUNTRY_CODES = [str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
+
+
+@functools.cache
+def _national_prefix_rule(country_code: int) -> str | None:
+    """The country's national-prefix rule for parsing as a polars regex ('' when it has none), or None when
+    polars cannot read it (a look-ahead): the metadata ``phonenumbers.parse`` strips a prefix by."""
+    region = phonenumbers.region_code_for_country_code(country_code)
+    with _PHONENUMBERS:  # the metadata of a region is loaded on first use
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    if metadata is None:
+        return None
+    pattern = metadata.national_prefix_for_parsing
+    if not pattern:
+        return ""
+    try:
+        pl.Series([""]).str.contains(f"^(?:{pattern})")
+    except pl.exceptions.PolarsError:
+        return None
+    return pattern
 
 
 def e164_lookup(numbers: pl.Series, region: str) -> dict[str, str | None]:
@@ -203,14 +277,15 @@ def normalise(
         charged_number=e164("charged_raw"),
         calling_number=e164("calling_raw"),
         called_number=e164("called_raw"),
+        disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),  # as the output carries it
     ).with_columns(
         billing_local=pl.col("start_utc").dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone)
-    )
+    ).with_columns(call_day=pl.col("billing_local").dt.date())
     start_utc, billsec = pl.col("start_utc"), pl.col("billsec")
     charged, called = pl.col("charged_number"), pl.col("called_number")
     billing_local = pl.col("billing_local")
-    discard = disposition_rule(pl.col("disposition"), billsec)
-    call_day = billing_local.dt.date()
+    discard = disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
+    call_day = pl.col("call_day")
     damaged = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
@@ -253,6 +328,5 @@ def normalise(
         sms_chars=pl.lit(None, pl.Int32),
         event_code=pl.lit(None, pl.String),
         visited_country=pl.lit(None, pl.String),
-        disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),
     )
     return out.select([pl.col(c).cast(t) for c, t in NORMALISED_SCHEMA.items()])

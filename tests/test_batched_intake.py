@@ -5,6 +5,8 @@ streams written in chunks of lines are the streams written whole."""
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import itertools
 import os
 import signal
@@ -24,6 +26,7 @@ from test_format_parsers import emi_pack
 from pipeline.engine import session
 from pipeline.formats import FileRejected, parse_file
 from pipeline.formats.batches import BatchedParse, FileChanged, line_batches, parse_batches, scan_file
+from pipeline.formats.common import Utf8Check, is_utf8
 from pipeline.intake import register_landed_files
 from pipeline.mediation import OUTCOME_BLOCK_LINES, STREAMS, UNIQUE_COLUMNS, file_counts, mediate_cycle
 from pipeline.reference import load_reference
@@ -170,6 +173,59 @@ def test_batches_are_whole_lines_and_hash_is_checked(tmp_path: Path):
     assert b"".join(batches) == path.read_bytes()
     with pytest.raises(FileChanged):
         list(line_batches(path, "0" * 64, 100))  # what was read is not what was hashed
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.lists(
+        st.sampled_from([b"a", b"bc", b"\n", b"\r\n", codecs.BOM_UTF8, codecs.BOM_UTF8 + b"x\n", b"\xef", b"\n\n"]),
+        max_size=80,
+    ).map(b"".join),
+    batch_bytes=st.integers(min_value=1, max_value=40),
+)
+def test_batches_are_cut_by_the_rule_on_any_bytes(tmp_path: Path, data: bytes, batch_bytes: int):
+    """Read at offsets (``os.pread``): the batches are the file in order, every batch but the last ends with a
+    newline, none but the first starts with a byte-order mark, and a batch is longer than ``batch_bytes``
+    only when, from its last newline within ``batch_bytes`` on, every newline before its end is followed by
+    a byte-order mark (or there is none: a line longer than the batch)."""
+    path = tmp_path / "any.csv"
+    path.write_bytes(data)
+    batches = list(line_batches(path, hashlib.sha256(data).hexdigest(), batch_bytes))
+    assert b"".join(batches) == data and len(batches) >= 1
+    for index, batch in enumerate(batches):
+        if index:
+            assert not batch.startswith(codecs.BOM_UTF8)
+        if index < len(batches) - 1:
+            assert batch.endswith(b"\n")
+            following = b"".join(batches[index + 1 :])
+            if len(batch) > batch_bytes:  # no earlier newline could end it: none within, or each before a BOM
+                last_within = batch.rfind(b"\n", 0, batch_bytes)
+                cuts = [i + 1 for i in range(max(last_within, 0), len(batch) - 1) if batch[i : i + 1] == b"\n"]
+                assert all((batch[cut:] + following).startswith(codecs.BOM_UTF8) for cut in cuts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"a", "é".encode(), "€".encode(), "😀".encode(), b"\x80", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90"]),
+        max_size=30,
+    ).map(b"".join)
+    | st.binary(max_size=20),
+    chunk=st.integers(min_value=1, max_value=7),
+)
+def test_utf8_check_agrees_with_pythons_decoder_in_any_chunks(data: bytes, chunk: int):
+    """``scan_file``'s UTF-8 verdict (Arrow's validator, chunk by chunk, a character cut between chunks held)
+    is Python's strict decoder's, for any bytes read in any chunk size."""
+    try:
+        data.decode("utf-8")
+        expected = True
+    except UnicodeDecodeError:
+        expected = False
+    check = Utf8Check()
+    for start in range(0, len(data), chunk):
+        check.add(data[start : start + chunk])
+    assert check.finish() is expected
+    assert is_utf8(data) is expected
 
 
 def test_intake_in_small_batches_loads_the_same_records(tmp_path: Path):

@@ -5,11 +5,11 @@ from datetime import date, datetime
 
 import phonenumbers
 import polars as pl
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.formats.common import RAW_SCHEMA
-from pipeline.normalise import e164_lookup, local_to_utc, normalise
+from pipeline.normalise import e164_lookup, international_e164, local_to_utc, normalise, to_e164
 
 
 def e164(values: list[str | None]) -> list[str | None]:
@@ -39,6 +39,36 @@ def test_nanp_numbers_agree_with_phonenumbers(npa, nxx, line, dialled_with_1):
         phonenumbers.parse(dialled, "US"), phonenumbers.PhoneNumberFormat.E164
     )
     assert e164([dialled]) == [expected]
+
+
+COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@settings(deadline=None)  # a country's metadata is loaded on its first number
+@given(
+    code=st.one_of(st.sampled_from(COUNTRY_CODES), st.integers(0, 999)),
+    national=st.text(alphabet="0123456789", max_size=20),
+    prefix=st.sampled_from(["011", "011", "01", "0011", "+", ""]),
+)
+def test_international_numbers_agree_with_phonenumbers(code, national, prefix):
+    """The vectorised 011 path (``international_e164``) and the careful path give the same number for any
+    dial string of that shape: every country (national-prefix rules, +1, +7…), too short, too long, a
+    national number starting with the country's prefix, short codes, an unknown code."""
+    dialled = f"{prefix}{code}{national}"
+    assert e164([dialled]) == [to_e164(dialled, "US")]
+    decided = international_e164(pl.Series([dialled]), "US").filter("decided")
+    if decided.height:
+        assert decided["e164"].to_list() == [to_e164(dialled, "US")]
+
+
+def test_international_numbers_of_the_usual_countries_are_decided_without_phonenumbers():
+    """The foreign numbers the sample and bench months dial (Mexico, India, the UK) take the vectorised path;
+    a national number the country's prefix rule matches (Russia's 8) is left to phonenumbers."""
+    numbers = ["0115215555558231", "011525555559938", "011911123455775", "011442079460661", "0117812345678901"]
+    table = international_e164(pl.Series(numbers), "US")
+    assert table["decided"].to_list() == [True, True, True, True, False]
+    assert table["e164"].to_list()[:4] == ["+5215555558231", "+525555559938", "+911123455775", "+442079460661"]
+    assert e164(numbers) == [to_e164(n, "US") for n in numbers]
 
 
 def test_local_time_to_utc_across_dst():

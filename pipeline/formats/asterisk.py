@@ -9,8 +9,8 @@ import polars as pl
 from pipeline.formats.common import (
     UNPARSEABLE,
     ParsedFile,
+    as_utf8,
     conform,
-    decode_with_bytes,
     read_csv_lines,
     split_lines,
 )
@@ -39,16 +39,19 @@ COLUMNS = (
     "sequence",
 )
 MIN_COLUMNS = 16  # accountcode … amaflags
+# the fields a usage record takes (the rest stay in its raw text only): the reader makes text of these alone
+_TAKEN = ("src", "dst", "start", "answer", "billsec", "disposition", "uniqueid", "linkedid")
+_WANTED = [COLUMNS.index(name) for name in _TAKEN]
 
 
 def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read every line of a Master.csv; a line with fewer than 16 columns, more than 21, or broken quoting is
     kept with reason UNPARSEABLE for suspense. Forked legs share ``linkedid`` (the call id); ``sequence`` is a
     CDR counter, not a partial-record marker, so it stays in the raw text only."""
-    text, utf8 = decode_with_bytes(data)
-    lines = read_csv_lines(split_lines(text, utf8), len(COLUMNS), MIN_COLUMNS, len(COLUMNS), utf8)
+    utf8, text = as_utf8(data)
+    lines = read_csv_lines(split_lines(text, utf8), len(COLUMNS), MIN_COLUMNS, len(COLUMNS), utf8, _WANTED)
     n_fields = pl.col("n_fields")
-    field = {name: pl.col(f"f{i}") for i, name in enumerate(COLUMNS)}
+    field = {name: pl.col(f"f{COLUMNS.index(name)}") for name in _TAKEN}
     records = lines.select(
         "line_no",
         "raw",

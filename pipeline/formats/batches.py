@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.formats import emi, parse_file
-from pipeline.formats.common import decode
+from pipeline.formats.common import Utf8Check, decode
 
 # format → the header lines at the top of a file that every batch needs to be read (CUCM: names, types)
 LINE_FORMATS: dict[str, int] = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
@@ -75,51 +75,60 @@ def scan_file(path: Path) -> FileScan | None:
     if fd is None:
         return None
     digest, size = hashlib.sha256(), 0
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8 = True
+    utf8 = Utf8Check()  # Python's strict UTF-8 rule, checked in place (no text is built)
     with os.fdopen(fd, "rb") as f:
         while chunk := f.read(READ_BYTES):
             digest.update(chunk)
             size += len(chunk)
-            if utf8 and not chunk.isascii():
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
-    return FileScan(digest.hexdigest(), size, utf8)
+            utf8.add(chunk)
+    return FileScan(digest.hexdigest(), size, utf8.finish())
 
 
 def line_batches(path: Path, expected_sha256: str, batch_bytes: int = BATCH_BYTES) -> Iterator[bytes]:
     """The file's bytes in batches of whole lines (each but the last ends with a newline; a batch never starts
     with a byte-order mark, which ``decode`` would drop), at least one batch. Raises ``FileChanged`` at the
-    end when the bytes read do not hash to ``expected_sha256``."""
+    end when the bytes of the batches do not hash to ``expected_sha256``. Each batch is read at its offset
+    (``os.pread``) with a few bytes beyond, cut (``_cut``) and hashed: the bytes after the cut are read again
+    with the next batch, never copied into it (one copy of the file's bytes, not three)."""
     fd = open_regular_file(path)
     if fd is None:
         raise FileChanged(f"{path} is no longer a regular file")
     digest = hashlib.sha256()
-    pending = b""
+    position = 0
     yielded = False
-    with os.fdopen(fd, "rb") as f:
-        # each read fills the batch (the bytes are copied once into it, not once per read)
-        while chunk := f.read(max(batch_bytes - len(pending), READ_BYTES)):
-            digest.update(chunk)
-            pending = pending + chunk if pending else chunk
-            while len(pending) >= batch_bytes:
-                cut = _cut(pending, batch_bytes)
-                if cut is None:
-                    break
-                yield pending[:cut]
-                yielded = True
-                pending = pending[cut:]
-    if pending or not yielded:
-        yield pending
+    reach = batch_bytes + len(codecs.BOM_UTF8) + 1  # enough to see whether the line after a cut starts with a BOM
+    try:
+        while True:
+            data = _read_at(fd, reach, position)
+            end_of_file = len(data) < reach
+            cut = _cut(data, batch_bytes) if len(data) >= batch_bytes else None
+            if cut is None and not end_of_file:
+                reach *= 2  # no cut in sight (a line longer than the batch, or BOM lines): read further
+                continue
+            if cut is None:  # the rest of the file
+                if data or not yielded:
+                    digest.update(data)
+                    yield data
+                break
+            batch = data[:cut]
+            del data
+            digest.update(batch)
+            yield batch
+            yielded = True
+            position += cut
+            reach = batch_bytes + len(codecs.BOM_UTF8) + 1
+    finally:
+        os.close(fd)
     if digest.hexdigest() != expected_sha256:
         raise FileChanged(f"{path} changed while it was read")
+
+
+def _read_at(fd: int, size: int, position: int) -> bytes:
+    """Up to ``size`` bytes of the file from ``position`` (fewer only at its end)."""
+    data = os.pread(fd, size, position)
+    while len(data) < size and (more := os.pread(fd, size - len(data), position + len(data))):
+        data += more
+    return data
 
 
 def _cut(buffer: bytes, batch_bytes: int) -> int | None:

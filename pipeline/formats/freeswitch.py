@@ -10,8 +10,8 @@ from pipeline.formats.common import (
     UNPARSEABLE,
     FileRejected,
     ParsedFile,
+    as_utf8,
     conform,
-    decode_with_bytes,
     read_csv_lines,
     split_lines,
 )
@@ -70,7 +70,7 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     if name not in TEMPLATES:
         raise FileRejected("UNKNOWN_TEMPLATE", f"FreeSWITCH template {name!r}; known: {', '.join(TEMPLATES)}")
     columns = TEMPLATES[name]
-    text, utf8 = decode_with_bytes(data)
+    utf8, text = as_utf8(data)
     lines = read_csv_lines(split_lines(text, utf8), len(columns), len(columns), len(columns), utf8)
     field = {name: pl.col(f"f{i}") for i, name in enumerate(columns)}
     records = lines.select(
