@@ -38,6 +38,12 @@ FINAL_SELECT = "select * from outcomes"
 # it the joins stay as written: the same rows, measured −25 to −35 % CPU for a rating pass (docs/SCALE.md)
 RATING_DISABLED_OPTIMIZERS = "build_side_probe_side"
 
+# the exact charge's numerator (micro-units × the rate's unit) up to which sql/rating.sql divides in BIGINT: 2^62 /
+# 10^6, so the unrounded charge's numerator × 10^6 and round_div's 2 × numerator stay inside 64 bits. A larger
+# numerator (a call charged above ~76,861 at a 60 s unit) is divided in HUGEINT, exactly as before; the two paths
+# give the same whole numbers (tests/test_rating.py prices calls on both sides of the bound both ways)
+BIGINT_NUMERATOR_BOUND = 2**62 // 10**6
+
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
@@ -83,6 +89,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
             last_day,
         ),
     )
+    con.execute(f"create or replace temp macro rating_bigint_bound() as {BIGINT_NUMERATOR_BOUND}::hugeint")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
@@ -117,7 +124,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
         con.execute("drop table rating_events")
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
-        "drop view if exists rating_input; drop table if exists rating_unpriced"
+        "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound"
     )
     con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")
