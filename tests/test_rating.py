@@ -288,6 +288,37 @@ def test_unpriced_events_keep_their_reason_beside_the_priced_events_of_their_acc
     assert unpriced["price_book_id"].to_list() == [None, None]  # how it would have been priced: nothing
 
 
+EXPLANATION = ["prefix", "rate_jurisdiction", "destination", "rate_per_unit", "billing_increment", "connect_fee",
+               "minimum_charge", "maximum_charge", "rounding_rule", "rate_event_code"]  # fmt: skip
+
+
+@pytest.mark.parametrize("slice_events", [500_000, 1])
+def test_each_event_is_explained_by_its_destination_in_every_slice(slice_events):
+    # the passes carry the destination by number; its explanation is joined once per run (pipeline/rating.py),
+    # whatever slice priced the event, and an event that could not be priced has none
+    rated = rate(
+        ("ACC-1", "IL", "+447700900123", 31),  # RC-A 447 UK mobile
+        ("ACC-2", "TX", "+442079460000", 83),  # RC-C 44 UK
+        ("ACC-1", "IL", "+33142685300", 60),  # France: no prefix in RC-A
+        ("ACC-4", "IL", "+12125550123", 900),  # RC-D interstate: a jurisdiction row with a maximum
+        slice_events=slice_events,
+    )
+    assert rated.select(EXPLANATION).rows() == [
+        ("447", None, "UK mobile", Decimal("0.25"), "30/6", Decimal("0.05"), Decimal(0), None, "half_up:4", None),
+        ("44", None, "UK", Decimal("0.0125"), "1/1", Decimal(0), Decimal(0), None, "down:4", None),
+        (None,) * len(EXPLANATION),
+        (None, "interstate", "Interstate", Decimal("0.04"), "6/6", Decimal(0), Decimal(0), Decimal("0.5"),
+         "half_up:4", None),
+    ]  # fmt: skip
+    # the outcome columns keep the rated fact's order: the explanation sits where the fact has always had it
+    outcome = rated.columns[rated.columns.index("agent_id") :]
+    assert outcome[outcome.index("rate_card_id") + 1 : outcome.index("rounding_rule") + 1] == [
+        "prefix", "rate_jurisdiction", "destination", "rate_per_unit", "unit_seconds", "billing_increment",
+        "connect_fee", "minimum_charge", "maximum_charge", "rounding_rule",
+    ]  # fmt: skip
+    assert outcome[outcome.index("charged_units") + 1] == "rate_event_code"
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(min_value=1, max_value=7200), st.integers(min_value=0, max_value=600))
 def test_a_longer_call_never_costs_less(billsec, extra):
@@ -610,8 +641,8 @@ def expected_charge(call: dict) -> tuple[Decimal, Decimal, str | None]:
     quantum = 10 ** (6 - call["decimals"])
     rounded = (Decimal(numerator) / (call["unit"] * quantum)).quantize(Decimal(1), ROUNDINGS[call["method"]])
     rounded *= quantum
-    charge = Decimal(max(min(rounded, Decimal(call["maximum"] if call["maximum"] is not None else rounded)),
-                         call["minimum"]))
+    cap = rounded if call["maximum"] is None else Decimal(call["maximum"])
+    charge = Decimal(max(min(rounded, cap), call["minimum"]))
     limit = "minimum" if charge > rounded else "maximum" if charge < rounded else None
     unrounded = (Decimal(numerator) * 10**6 / call["unit"]).quantize(Decimal(1), ROUND_HALF_EVEN)
     return charge.scaleb(-6), unrounded.scaleb(-12), limit
