@@ -38,6 +38,12 @@ FINAL_SELECT = "select * from outcomes"
 # it the joins stay as written: the same rows, measured −25 to −35 % CPU for a rating pass (docs/SCALE.md)
 RATING_DISABLED_OPTIMIZERS = "build_side_probe_side"
 
+# the exact charge's numerator (micro-units × the rate's unit) up to which sql/rating.sql divides in BIGINT: 2^62 /
+# 10^6, so the unrounded charge's numerator × 10^6 and round_div's 2 × numerator stay inside 64 bits. A larger
+# numerator (a call charged above ~76,861 at a 60 s unit) is divided in HUGEINT, exactly as before; the two paths
+# give the same whole numbers (tests/test_rating.py prices calls on both sides of the bound both ways)
+BIGINT_NUMERATOR_BOUND = 2**62 // 10**6
+
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
@@ -47,8 +53,52 @@ RATING_INPUT_COLUMNS = (
 # input columns a mediated cycle written before they existed lacks (read as null)
 OPTIONAL_INPUT_COLUMNS = {"late_from_cycle": "varchar"}
 
+# every event's outcome as the rated fact and suspense read it (``rating_core``): the passes' narrow results
+# (``rating_results``: key, rating_reason, how it was priced, the destination by number) with the explanation of
+# each destination (``rating_explanations``: computed once per run by sql/rating_explanations.sql, not carried
+# through the passes by every event: ~10 of the 33 columns, measured in docs/SCALE.md), in the fact's order
+CORE_VIEW = """
+create or replace temp view rating_core as
+select
+    results.file_id,
+    results.line_no,
+    results.agent_id,
+    results.plan_id,
+    results.jurisdiction,
+    results.price_book_id,
+    results.price_book_level,
+    results.rate_card_id,
+    explanations.prefix,
+    explanations.rate_jurisdiction,
+    explanations.destination,
+    explanations.rate_per_unit,
+    results.unit_seconds,
+    explanations.billing_increment,
+    explanations.connect_fee,
+    explanations.minimum_charge,
+    explanations.maximum_charge,
+    explanations.rounding_rule,
+    results.band_set,
+    results.band_policy,
+    results.time_bands,
+    results.billed_seconds,
+    results.billed_units,
+    results.allowance_id,
+    results.included_units,
+    results.charged_units,
+    explanations.rate_event_code,
+    results.roaming_zone,
+    results.roaming_surcharge,
+    results.unrounded_charge,
+    results.charge_limit,
+    results.charge_amount,
+    results.rating_reason
+from rating_results as results
+left join rating_explanations as explanations using (destination_no)
+"""
+
 # every normalised event with its outcome: the normalised columns, rating_reason (null: rated; an event whose
-# account is unknown to rating has no price book) and how it was priced (the narrow ``rating_core``)
+# account is unknown to rating has no price book) and how it was priced (``rating_core``)
 OUTCOMES_VIEW = """
 create or replace temp view rating_outcomes as
 select
@@ -63,7 +113,7 @@ left join rating_core using (file_id, line_no)
 def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS) -> duckdb.DuckDBPyRelation:
     """Rate the events of the view ``normalised``: every event once, priced (``rating_reason`` null) or with the
     reason it could not be (NO_PRICE_BOOK, NO_RATE…), as the view ``rating_outcomes`` (normalised columns +
-    outcome) over the narrow temp table ``rating_core`` (key + outcome). Reference tables ``accounts``,
+    outcome) over the view ``rating_core`` (key + outcome). Reference tables ``accounts``,
     ``price_books``, ``rate_cards``, ``npa_nxx``, ``rate_card_policies``, ``time_bands`` and
     ``state_time_zones`` must be registered on ``con``; the band calendar is computed for the events' days.
     More than ``slice_events`` events are rated in account slices of about that size (bounded memory); the
@@ -83,6 +133,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
             last_day,
         ),
     )
+    con.execute(f"create or replace temp macro rating_bigint_bound() as {BIGINT_NUMERATOR_BOUND}::hugeint")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
@@ -93,7 +144,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     )
     if slices == 1:
         con.execute(f"create or replace temp view rating_input as select {columns} from normalised")
-        _rate_pass(con, "create or replace temp table rating_core as ")
+        _rate_pass(con, "create or replace temp table rating_results as ")
     else:
         # only the columns rating reads are copied, once; ``rating_input`` shows one slice at a time. From
         # CLUSTER_SLICES slices on the copy no longer fits the memory limit and each slice's scan read all of it
@@ -112,12 +163,14 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
             )
             _rate_pass(
                 con,
-                "insert into rating_core " if index else "create or replace temp table rating_core as ",
+                "insert into rating_results " if index else "create or replace temp table rating_results as ",
             )
         con.execute("drop table rating_events")
+    con.execute("create or replace temp table rating_explanations as " + read_sql("rating_explanations.sql"))
+    con.execute(CORE_VIEW)
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
-        "drop view if exists rating_input; drop table if exists rating_unpriced"
+        "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound"
     )
     con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")
@@ -139,10 +192,10 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
             return
         con.execute(
             "create or replace temp table rating_unpriced as "
-            "select * from rating_input anti join rating_core using (file_id, line_no)"
+            "select * from rating_input anti join rating_results using (file_id, line_no)"
         )
         con.execute("create or replace temp view rating_input as select * from rating_unpriced")
-        con.execute("insert into rating_core by name " + body + FINAL_SELECT)
+        con.execute("insert into rating_results by name " + body + FINAL_SELECT)
     finally:
         con.execute("reset disabled_optimizers")
 
@@ -168,8 +221,8 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     unrated = "select * from rating_core where rating_reason is not null"
     # an event of an account unknown to rating has no outcome row (NO_PRICE_BOOK): looked for by an anti join of
     # the whole cycle only when some event lacks one (every key has at most one outcome, so equal counts say none)
-    if scalar(con, "select count(*) from rating_core") != scalar(con, "select count(*) from normalised"):
-        unrated += " union all by name select file_id, line_no from normalised anti join rating_core using (file_id, line_no)"
+    if scalar(con, "select count(*) from rating_results") != scalar(con, "select count(*) from normalised"):
+        unrated += " union all by name select file_id, line_no from normalised anti join rating_results using (file_id, line_no)"
     suspended = con.sql(
         f"""
         select

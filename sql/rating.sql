@@ -4,7 +4,8 @@
 -- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
 -- pipeline/price_books.py), rating_destinations, rating_card_prefix_lengths and rating_rate_rows (the rate
 -- cards' destinations, numbered once per cycle: sql/rating_destinations.sql).
--- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced).
+-- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced; the
+-- destination by number, explained once per run by sql/rating_explanations.sql).
 -- Rules:
 -- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
 --   column matches any) on the call date; the first level of the declared fallback order wins (two books of
@@ -265,8 +266,9 @@ destination_terms as (
 ),
 
 -- one numbered row per destination: its shared terms, its first step as plain columns (most destinations have
--- one step, priced in closed form below), the step list only when there are several (the general path), and
--- the explanation columns, computed once per destination instead of once per event
+-- one step, priced in closed form below) and the step list only when there are several (the general path). How
+-- a destination is explained on the rated event (name, rate, increments, rounding rule…) is not carried by the
+-- events: sql/rating_explanations.sql computes it once per run and pipeline/rating.py joins it by number
 destination_dim as materialized (
     select
         destinations.destination_no,
@@ -281,21 +283,7 @@ destination_dim as materialized (
         destinations.steps[1].rate_micros as step_rate_micros,
         destinations.steps[1].band_rates as step_band_rates,
         case when len(destinations.steps) > 1 then destinations.steps end as multi_steps,
-        (destinations.steps[1].rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6) as rate_per_unit,
-        array_to_string(
-            list_transform(
-                destinations.steps,
-                lambda s: case when len(destinations.steps) > 1 then 'from ' || s.from_second || 's ' else '' end
-                    || s.first_increment || '/' || s.increment
-                    || case when len(destinations.steps) > 1
-                        then ' @ ' || coalesce(
-                            ((s.rate_micros::decimal(38, 0) * 0.000001)::decimal(18, 6))::varchar, 'band rates'
-                        ) else '' end
-            ),
-            '; '
-        ) as billing_increment,
         destination_terms.* exclude (destination_no, rate_card_id, prefix, jurisdiction, event_code),
-        destination_terms.rounding_method || ':' || destination_terms.rounding_decimals as rounding_rule,
         [1000000, 100000, 10000, 1000, 100, 10, 1][destination_terms.rounding_decimals + 1] as quantum_micros,
         micros(destination_terms.connect_fee) as connect_fee_micros,
         micros(destination_terms.minimum_charge) as minimum_micros,
@@ -694,19 +682,36 @@ priced as (
     where charged_calls.visited_country is null or charged_calls.roaming_zone is not null
 ),
 
+-- the divisions of the exact charge run in BIGINT when the numerator fits: within ±rating_bigint_bound()
+-- (2^62 / 10^6, so the numerator × 10^6 of the unrounded charge and round_div's 2 × numerator fit in 64 bits)
+-- DuckDB divides natively, ~10× cheaper than its HUGEINT division; a larger numerator (an absurd call) takes the
+-- HUGEINT path. round_div is exact in either type, so both give the same whole numbers (pipeline/rating.py)
+numerators as (
+    select
+        *,
+        charge_numerator between -rating_bigint_bound() and rating_bigint_bound() as numerator_fits_bigint
+    from priced
+),
+
+rounded as (
+    select
+        *,
+        case
+            when numerator_fits_bigint
+                then round_div(charge_numerator::bigint, unit_seconds * quantum_micros, rounding_method)
+            else round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method)
+        end * quantum_micros as rounded_micros
+    from numerators
+),
+
 limited as (
     select
         *,
-        round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros
-            as rounded_micros,
         greatest(
-            least(
-                round_div(charge_numerator, unit_seconds * quantum_micros, rounding_method) * quantum_micros,
-                coalesce(maximum_micros, 9223372036854775807::hugeint)
-            ),
+            least(rounded_micros, coalesce(maximum_micros, 9223372036854775807::hugeint)),
             case when wholly_included then 0 else minimum_micros end
         ) as charge_micros
-    from priced
+    from rounded
 ),
 
 rated as (
@@ -719,16 +724,8 @@ rated as (
         limited.price_book_id,
         limited.price_book_level,
         limited.rate_card_id,
-        nullif(destination_dim.prefix, '') as prefix,
-        destination_dim.jurisdiction as rate_jurisdiction,
-        destination_dim.destination,
-        destination_dim.rate_per_unit,
+        limited.destination_no,
         limited.unit_seconds,
-        destination_dim.billing_increment,
-        destination_dim.connect_fee,
-        destination_dim.minimum_charge,
-        destination_dim.maximum_charge,
-        destination_dim.rounding_rule,
         limited.band_set,
         case when limited.band_set is not null then limited.band_policy end as band_policy,
         limited.time_bands,
@@ -737,19 +734,20 @@ rated as (
         limited.allowance_id,
         limited.included_units,
         limited.billed_units - limited.included_units as charged_units,
-        destination_dim.event_code as rate_event_code,
         limited.roaming_zone,
         limited.roaming_surcharge,
         -- the exact charge before rounding, to 12 decimals (half_even), so the rounding applied can be shown
-        (round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')::decimal(38, 0)
-            * 0.000000000001)::decimal(30, 12) as unrounded_charge,
+        (case
+            when limited.numerator_fits_bigint
+                then round_div(limited.charge_numerator::bigint * 1000000, limited.unit_seconds, 'half_even')
+            else round_div(limited.charge_numerator * 1000000, limited.unit_seconds, 'half_even')
+        end::decimal(38, 0) * 0.000000000001)::decimal(30, 12) as unrounded_charge,
         case
             when limited.charge_micros > limited.rounded_micros then 'minimum'
             when limited.charge_micros < limited.rounded_micros then 'maximum'
         end as charge_limit,
         from_micros(limited.charge_micros) as charge_amount
     from limited
-    join destination_dim using (destination_no)
 ),
 
 -- the few events that could not be priced, and why
@@ -778,7 +776,8 @@ outcomes as (
 )
 
 -- one row per rated or unratable event: its key, rating_reason (null: rated) and how it was priced — narrow, the
--- normalised columns are joined back once, when the rated events are written (pipeline/rating.py).
+-- normalised columns are joined back once, when the rated events are written, and the destination's explanation
+-- by its number (pipeline/rating.py).
 -- pipeline/rating.py runs this with `select … from rated` in place of the last line first, then this whole query
 -- over the few events that pass did not price (so the costly `unrated` step runs only over those)
 select * from outcomes

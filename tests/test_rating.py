@@ -2,11 +2,11 @@
 connect fees, minimums, rounding methods, and suspense for what cannot be priced."""
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline import rating
@@ -286,6 +286,37 @@ def test_unpriced_events_keep_their_reason_beside_the_priced_events_of_their_acc
     assert rated["jurisdiction"].to_list() == ["international", "interstate", "interstate", "interstate"]
     unpriced = rated.filter(pl.col("rating_reason").is_not_null())
     assert unpriced["price_book_id"].to_list() == [None, None]  # how it would have been priced: nothing
+
+
+EXPLANATION = ["prefix", "rate_jurisdiction", "destination", "rate_per_unit", "billing_increment", "connect_fee",
+               "minimum_charge", "maximum_charge", "rounding_rule", "rate_event_code"]  # fmt: skip
+
+
+@pytest.mark.parametrize("slice_events", [500_000, 1])
+def test_each_event_is_explained_by_its_destination_in_every_slice(slice_events):
+    # the passes carry the destination by number; its explanation is joined once per run (pipeline/rating.py),
+    # whatever slice priced the event, and an event that could not be priced has none
+    rated = rate(
+        ("ACC-1", "IL", "+447700900123", 31),  # RC-A 447 UK mobile
+        ("ACC-2", "TX", "+442079460000", 83),  # RC-C 44 UK
+        ("ACC-1", "IL", "+33142685300", 60),  # France: no prefix in RC-A
+        ("ACC-4", "IL", "+12125550123", 900),  # RC-D interstate: a jurisdiction row with a maximum
+        slice_events=slice_events,
+    )
+    assert rated.select(EXPLANATION).rows() == [
+        ("447", None, "UK mobile", Decimal("0.25"), "30/6", Decimal("0.05"), Decimal(0), None, "half_up:4", None),
+        ("44", None, "UK", Decimal("0.0125"), "1/1", Decimal(0), Decimal(0), None, "down:4", None),
+        (None,) * len(EXPLANATION),
+        (None, "interstate", "Interstate", Decimal("0.04"), "6/6", Decimal(0), Decimal(0), Decimal("0.5"),
+         "half_up:4", None),
+    ]  # fmt: skip
+    # the outcome columns keep the rated fact's order: the explanation sits where the fact has always had it
+    outcome = rated.columns[rated.columns.index("agent_id") :]
+    assert outcome[outcome.index("rate_card_id") + 1 : outcome.index("rounding_rule") + 1] == [
+        "prefix", "rate_jurisdiction", "destination", "rate_per_unit", "unit_seconds", "billing_increment",
+        "connect_fee", "minimum_charge", "maximum_charge", "rounding_rule",
+    ]  # fmt: skip
+    assert outcome[outcome.index("charged_units") + 1] == "rate_event_code"
 
 
 @settings(max_examples=20, deadline=None)
@@ -572,3 +603,78 @@ def test_the_rating_plan_does_not_change_the_outcomes(events, visited_country):
         duckdbs = rate(*events, visited_country=visited_country)
     assert ours.columns == duckdbs.columns
     assert ours.to_dicts() == duckdbs.to_dicts()
+
+
+ROUNDINGS = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "up": ROUND_UP, "down": ROUND_DOWN}
+BOUND = rating.BIGINT_NUMERATOR_BOUND
+MICROS_BELOW = 10**12
+
+
+@st.composite
+def big_calls(draw: st.DrawFn) -> dict:
+    """One card's terms and a call whose charge numerator (micro-units × the rate's unit) is anywhere, or within a
+    few units of the BIGINT bound on either side."""
+    unit = draw(st.sampled_from([1, 60, 1048576]))
+    first, increment = draw(st.sampled_from([(1, 1), (60, 60), (30, 6)]))
+    fee = draw(st.integers(min_value=0, max_value=10**9))
+    billsec = draw(st.integers(min_value=0, max_value=10**6))
+    billed = 0 if billsec <= 0 else max(first, first + -(-(billsec - first) // increment) * increment)
+    # amounts below 10^6 a unit (the reference's decimal(18, 6) in micro-units stays inside decimal(18, 0))
+    rate_micros = draw(st.integers(min_value=0, max_value=MICROS_BELOW - 1))
+    if draw(st.booleans()) and billed and fee * unit < BOUND:
+        # aim the numerator at the bound: fee × unit + billed × rate within ±2 of it
+        aimed = (BOUND - fee * unit) // billed + draw(st.integers(min_value=-2, max_value=2))
+        rate_micros = aimed if 0 <= aimed < MICROS_BELOW else rate_micros
+    return {
+        "unit": unit, "first": first, "increment": increment, "fee": fee, "billsec": billsec, "billed": billed,
+        "rate": rate_micros, "minimum": draw(st.integers(min_value=0, max_value=10**8)),
+        "maximum": draw(st.none() | st.integers(min_value=10**8, max_value=MICROS_BELOW - 1)),
+        "method": draw(st.sampled_from(sorted(ROUNDINGS))), "decimals": draw(st.integers(min_value=0, max_value=6)),
+        "abroad": draw(st.booleans()),
+    }  # fmt: skip
+
+
+def expected_charge(call: dict) -> tuple[Decimal, Decimal, str | None]:
+    """The charge of one call by the rules, in Python's exact Decimal: (charge, unrounded charge, limit applied)."""
+    surcharge = 100_000 if call["abroad"] else 0  # RC-A's roaming surcharge in zone NA: 0.10 per unit
+    numerator = call["fee"] * call["unit"] + call["billed"] * (call["rate"] + surcharge)
+    quantum = 10 ** (6 - call["decimals"])
+    rounded = (Decimal(numerator) / (call["unit"] * quantum)).quantize(Decimal(1), ROUNDINGS[call["method"]])
+    rounded *= quantum
+    cap = rounded if call["maximum"] is None else Decimal(call["maximum"])
+    charge = Decimal(max(min(rounded, cap), call["minimum"]))
+    limit = "minimum" if charge > rounded else "maximum" if charge < rounded else None
+    unrounded = (Decimal(numerator) * 10**6 / call["unit"]).quantize(Decimal(1), ROUND_HALF_EVEN)
+    return charge.scaleb(-6), unrounded.scaleb(-12), limit
+
+
+@settings(max_examples=40, deadline=None)
+@given(big_calls())
+# an everyday call (BIGINT, a remainder to round); the numerator 2 + 5 × 922,337,203,685 is the bound itself (BIGINT), one more takes the HUGEINT path
+@example({"unit": 60, "first": 30, "increment": 6, "fee": 50000, "billsec": 83, "billed": 84, "rate": 12345,
+          "minimum": 0, "maximum": None, "method": "half_up", "decimals": 4, "abroad": True})  # fmt: skip
+@example({"unit": 1, "first": 1, "increment": 1, "fee": 2, "billsec": 5, "billed": 5, "rate": BOUND // 5,
+          "minimum": 0, "maximum": None, "method": "half_even", "decimals": 6, "abroad": False})  # fmt: skip
+@example({"unit": 1, "first": 1, "increment": 1, "fee": 3, "billsec": 5, "billed": 5, "rate": BOUND // 5,
+          "minimum": 0, "maximum": 10**9, "method": "up", "decimals": 2, "abroad": False})  # fmt: skip
+def test_bigint_money_prices_like_hugeint_near_the_64_bit_bound(call):
+    # the charge is divided in BIGINT when its numerator fits (pipeline/rating.BIGINT_NUMERATOR_BOUND), in HUGEINT
+    # above: a call on either side of the bound costs what Python's exact Decimal says, and what the HUGEINT path
+    # alone (no numerator fits) gives — every rounding method and decimals, connect fee, minimum, maximum, roaming
+    charge, unrounded, limit = expected_charge(call)
+    assume(charge < 10**12)  # a charge must fit the rated fact's decimal(18, 6)
+    card = [("RC-A", None, "Anywhere", str(Decimal(call["rate"]).scaleb(-6)), call["unit"], call["first"],
+             call["increment"], str(Decimal(call["fee"]).scaleb(-6)), str(Decimal(call["minimum"]).scaleb(-6)),
+             call["method"], call["decimals"], None, 0,
+             None if call["maximum"] is None else str(Decimal(call["maximum"]).scaleb(-6)), None, None)]  # fmt: skip
+    event = ("ACC-1", "IL", "+12125550199", call["billsec"])
+    abroad = "MX" if call["abroad"] else None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(globals(), "RATES", [r for r in RATES if r[0] != "RC-A"] + card)
+        ours = rate(event, visited_country=abroad)
+        patch.setattr(rating, "BIGINT_NUMERATOR_BOUND", -1)  # every numerator on the HUGEINT path
+        hugeint = rate(event, visited_country=abroad)
+    assert ours.to_dicts() == hugeint.to_dicts()
+    row = ours.row(0, named=True)
+    assert row["billed_units"] == call["billed"]
+    assert (row["charge_amount"], row["unrounded_charge"], row["charge_limit"]) == (charge, unrounded, limit)
