@@ -422,8 +422,37 @@ def _read_table(path: Path, spec: dict[str, str]) -> pl.DataFrame:
 
 
 def _typed(path: Path, text: pl.DataFrame, column: str, kind: str) -> pl.Series:
-    """Cast one text column to its declared type; the first bad value raises with its row number."""
-    raw = text[column].str.strip_chars()
+    """Cast one text column to its declared type; the first bad value raises with its row number. A money
+    column that repeats its amounts (a deck's rates and fees) is judged once per distinct text, each row then
+    taking its text's value: the same values and errors for half the work (the pattern and the decimal cast)."""
+    texts = text[column]
+    distinct = texts.drop_nulls().unique() if kind.startswith("money") else texts
+    if distinct.len() * 4 > texts.len():
+        value, bad, raw, expected = _judged(texts, kind)
+        first_bad = bad.arg_true()
+        row_text = raw
+    else:
+        # the rows' numbers in ``distinct``; an empty cell (null) is the number after the last text
+        number = texts.cast(pl.Enum(distinct)).to_physical().cast(pl.UInt32).fill_null(distinct.len())
+        value, bad, raw, expected = _judged(distinct.append(pl.Series([None], dtype=pl.String)), kind)
+        first_bad = bad.gather(number).arg_true() if bad.any() else bad.clear()
+        value = value.gather(number)
+        row_text = raw.gather(number) if first_bad.len() else raw
+    if first_bad.len():
+        index = first_bad[0]
+        raise ReferenceDataError(
+            path,
+            int(text["_row"][index]),
+            f"{column}={row_text[index]!r} is not {expected}",
+            f"correct {column} in that row",
+        )
+    return value.alias(column)
+
+
+def _judged(texts: pl.Series, kind: str) -> tuple[pl.Series, pl.Series, pl.Series, str]:
+    """Each text stripped and cast to ``kind``: the values (empty ones null), whether each is bad (a value that
+    is not of the kind, or empty where the column is required), the stripped texts, and what was expected."""
+    raw = texts.str.strip_chars()
     optional = kind.endswith("?")
     kind = kind.rstrip("?")
     empty = raw.is_null() | (raw == "")
@@ -469,15 +498,7 @@ def _typed(path: Path, text: pl.DataFrame, column: str, kind: str) -> pl.Series:
     else:  # pragma: no cover - a programming error in TABLES
         raise AssertionError(kind)
     bad = (bad & ~empty) | (empty & (not optional))
-    if bad.any():
-        index = bad.arg_true()[0]
-        raise ReferenceDataError(
-            path,
-            int(text["_row"][index]),
-            f"{column}={raw[index]!r} is not {expected}",
-            f"correct {column} in that row",
-        )
-    return value.alias(column).set(empty, None) if optional else value.alias(column)
+    return (value.set(empty, None) if optional else value), bad.fill_null(False), raw, expected
 
 
 def _check_unique(path: Path, frame: pl.DataFrame, key: tuple[str, ...]) -> None:
@@ -504,8 +525,8 @@ def column_codes(frame: pl.DataFrame, columns: Iterable[str]) -> list[tuple[pl.S
             code = series.cast(pl.Enum(values)).to_physical().cast(pl.Int64) + 1
             codes.append((code.fill_null(0), values.len() + 1))
         else:
-            code = series.rank("dense").cast(pl.Int64)
-            codes.append((code.fill_null(0), int(code.max() or 0) + 1))  # type: ignore[call-overload]
+            code = series.rank("dense").cast(pl.Int64).fill_null(0)
+            codes.append((code, code.len() + 1))  # a dense rank is at most the row count
     return codes
 
 
@@ -741,7 +762,7 @@ def _check_rate_steps(path: Path, frame: pl.DataFrame) -> None:
         bad = steps.filter(pl.col("_dest").is_in(uneven["_dest"].implode()))
         raise ReferenceDataError(
             path,
-            bad.group_by("_band").agg(pl.min("_row"))["_row"].max(),
+            int(bad.group_by("_band").agg(pl.min("_row"))["_row"].max()),  # type: ignore[arg-type]
             "the time bands of one destination have different steps or increments",
             "give every time band of a rate card, prefix and jurisdiction the same from_second and increments",
         )
