@@ -646,12 +646,16 @@ def _check_taxes(path: Path, taxes: pl.DataFrame) -> None:
         bad = rows.filter(problem)
         if bad.height:
             raise ReferenceDataError(path, bad["_row"][0], f"tax {bad['tax_code'][0]} is incomplete", fix)
-    for row in rows.iter_rows(named=True):
-        unknown = [t for t in row["base"].split("|") if t.split("_")[0] not in BASE_TOKENS]
-        if unknown:
-            raise ReferenceDataError(
-                path, row["_row"], f"base {unknown} is not a charge category", f"use {sorted(BASE_TOKENS)}"
-            )
+    tokens = rows.select("_row", token=pl.col("base").str.split("|")).explode("token")
+    unknown = tokens.filter(~pl.col("token").str.split("_").list.first().is_in(sorted(BASE_TOKENS)))
+    if unknown.height:
+        row_no = unknown["_row"][0]
+        raise ReferenceDataError(
+            path,
+            row_no,
+            f"base {unknown.filter(pl.col('_row') == row_no)['token'].to_list()} is not a charge category",
+            f"use {sorted(BASE_TOKENS)}",
+        )
     try:
         tax_levels(taxes)
     except TaxOrderError as error:
@@ -795,15 +799,16 @@ def _check_time_zones(path: Path, frame: pl.DataFrame) -> None:
     """Every state's time zone is an IANA name the time zone database knows."""
     from zoneinfo import available_timezones
 
-    known = available_timezones()
-    for row_no, row in enumerate(frame.iter_rows(named=True), start=2):
-        if row["timezone"] not in known:
-            raise ReferenceDataError(
-                path,
-                row_no,
-                f"timezone={row['timezone']!r} is not an IANA time zone",
-                "use e.g. America/Chicago",
-            )
+    rows = frame.with_row_index("_row", offset=2)
+    unknown = rows.filter(~pl.col("timezone").is_in(sorted(available_timezones())))
+    if unknown.height:
+        row = unknown.row(0, named=True)
+        raise ReferenceDataError(
+            path,
+            row["_row"],
+            f"timezone={row['timezone']!r} is not an IANA time zone",
+            "use e.g. America/Chicago",
+        )
 
 
 def _minutes(path: Path, row_no: int, column: str, text: str) -> int:

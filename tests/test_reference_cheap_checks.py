@@ -1,6 +1,7 @@
 """The rate deck's checks on integer codes (``reference.key_codes``, ``_check_rate_steps``, ``_check_unique``,
-``_check_periods``) refuse exactly the decks the rules refuse, naming the same row with the same message: each
-is compared, on random decks, with the rule written directly as polars group-bys over the text columns (the
+``_check_periods``) and the money columns typed once per distinct amount (``_typed``) refuse exactly what the
+rules refuse, naming the same row with the same message, and give the same values: each is compared, on random
+input, with the rule written directly as polars group-bys over the text columns and as a cast of every row (the
 code these checks had before they were made cheap)."""
 
 from datetime import date
@@ -22,6 +23,7 @@ from pipeline.reference import (
     _check_periods,
     _check_rate_steps,
     _check_unique,
+    _typed,
     column_codes,
     combined_codes,
     key_codes,
@@ -309,3 +311,57 @@ def test_a_band_with_other_steps_is_named_by_its_first_row(band):
     with pytest.raises(ReferenceDataError, match=r"rate_cards.csv, row 4: the time bands of one destination"):
         _check_rate_steps(PATH, frame)
     assert outcome(_check_rate_steps, PATH, frame) == outcome(rule_of_rate_steps, PATH, frame)
+
+
+def rule_of_money(path: Path, text: pl.DataFrame, column: str, kind: str) -> pl.Series:
+    """A money column cast row by row: the first bad value raises with its row number."""
+    raw = text[column].str.strip_chars()
+    optional = kind.endswith("?")
+    empty = raw.is_null() | (raw == "")
+    value = raw.cast(MONEY, strict=False)
+    bad = ~raw.str.contains(r"^\d+(\.\d{1,6})?$") | value.is_null()
+    bad = (bad & ~empty) | (empty & (not optional))
+    if bad.any():
+        index = bad.arg_true()[0]
+        raise ReferenceDataError(
+            path,
+            int(text["_row"][index]),
+            f"{column}={raw[index]!r} is not a non-negative decimal with at most 6 decimals, e.g. 19.99",
+            f"correct {column} in that row",
+        )
+    return value.alias(column).set(empty, None) if optional else value.alias(column)
+
+
+AMOUNTS = [
+    "0.0125",
+    "0.0125",
+    " 0.0125 ",
+    "1",
+    "19.99",
+    "0.000001",
+    None,
+    "",
+    "  ",
+    "1.1234567",
+    "-1",
+    "1e3",
+    "x",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(AMOUNTS), min_size=1, max_size=60), st.sampled_from(["money", "money?"]))
+def test_money_typed_once_per_amount_is_typed_as_every_row(texts, kind):
+    text = pl.DataFrame({"amount": texts}, schema={"amount": pl.String}).with_row_index("_row", offset=2)
+    try:
+        expected: pl.Series | str = rule_of_money(PATH, text, "amount", kind)
+    except ReferenceDataError as error:
+        expected = str(error)
+    try:
+        got: pl.Series | str = _typed(PATH, text, "amount", kind)
+    except ReferenceDataError as error:
+        got = str(error)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, pl.Series) and got.dtype == expected.dtype and got.equals(expected)
