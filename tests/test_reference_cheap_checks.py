@@ -350,9 +350,14 @@ AMOUNTS = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(AMOUNTS), min_size=1, max_size=60), st.sampled_from(["money", "money?"]))
-def test_money_typed_once_per_amount_is_typed_as_every_row(texts, kind):
-    text = pl.DataFrame({"amount": texts}, schema={"amount": pl.String}).with_row_index("_row", offset=2)
+@given(
+    st.lists(st.sampled_from(AMOUNTS), min_size=1, max_size=60),
+    st.sampled_from(["money", "money?"]),
+    st.sampled_from([0, 5000]),  # a deck's thousands of rows (typed per distinct amount) or a small table
+)
+def test_money_typed_once_per_amount_is_typed_as_every_row(texts, kind, deck_rows):
+    column = [AMOUNTS[i % 5] for i in range(deck_rows)] + texts
+    text = pl.DataFrame({"amount": column}, schema={"amount": pl.String}).with_row_index("_row", offset=2)
     try:
         expected: pl.Series | str = rule_of_money(PATH, text, "amount", kind)
     except ReferenceDataError as error:
