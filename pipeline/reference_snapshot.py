@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 import time
 import zipfile
 from pathlib import Path
@@ -41,9 +41,9 @@ def write_snapshot(path: Path, digest: str, reference: Reference) -> None:
         "tables": {name: frame.height for name, frame in tables.items()},
     }
     _remove_stale_partials(path)
-    handle, partial = tempfile.mkstemp(prefix=f"{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
+    partial = path.with_name(f"{path.name}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}")  # this writer's own
     try:
-        with os.fdopen(handle, "wb") as out:
+        with partial.open("xb") as out:  # the umask's permissions, as the verdict beside it
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
                 archive.writestr(MANIFEST, json.dumps(manifest))
                 for name, frame in tables.items():
@@ -55,7 +55,7 @@ def write_snapshot(path: Path, digest: str, reference: Reference) -> None:
             os.fsync(out.fileno())
         os.replace(partial, path)
     except BaseException:
-        Path(partial).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
 
 
