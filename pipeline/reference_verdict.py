@@ -1,11 +1,14 @@
 """The whole-reference check of a run's first stage, remembered per reference content: ``load_reference`` reads
-and checks every table (the 50,000-prefix rate deck alone costs ~1.3 CPU s), so intake runs it only when the
+and checks every table (~0.9 CPU s with the 1m bench's 50,000-prefix deck), so intake runs it only when the
 reference folder — or the rules that check it — changed since the last good check.
 
 The verdict is one small file in the home holding the SHA-256 of the rules' code and of every file under the
 reference folder (relative path and bytes). Any change of any reference file, a file added or removed, or a
 change of the checking code gives another digest, and the whole check runs again; a broken table raises
-``ReferenceDataError`` and leaves the verdict as it was. Only a good check is remembered."""
+``ReferenceDataError`` and leaves the verdict as it was. Only a good check is remembered.
+
+With a good check the typed tables are kept beside the verdict (``reference_snapshot``, same digest): the stages
+after intake read them instead of the CSV files while the verdict and the snapshot both name the content."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import pipeline
 from pipeline.reference import Reference, load_reference, load_usage_reference, read_reference
+from pipeline.reference_snapshot import SNAPSHOT_FILE, read_snapshot, write_snapshot
 
 VERDICT_FILE = "reference.checked"  # in the home's root, beside state.duckdb (not in the folder it describes)
 # what decides whether a reference is good: the domain's code (every module, not only reference.py: sources
@@ -44,28 +48,36 @@ def checked_usage_reference(folder: Path, verdict: Path) -> Reference:
     """Intake's reference: the whole reference checked by ``load_reference`` unless ``verdict`` holds this
     content's digest from an earlier good check, then only the tables intake reads (``load_usage_reference``,
     whose own checks always run). A content change while it is read means a full check."""
-    return _checked(folder, verdict, load_usage_reference)
+    return _checked(folder, verdict, load_usage_reference, kept=False)
 
 
 def checked_reference(folder: Path, verdict: Path) -> Reference:
     """Every reference table, for the stages after intake (rating, charges, invoices, documents…): checked by
-    ``load_reference`` unless ``verdict`` holds this content's digest from an earlier good check, then read and
-    typed only (``read_reference``: ~0.6 CPU s of checks saved per stage with a 50,000-prefix deck)."""
-    return _checked(folder, verdict, read_reference)
+    ``load_reference`` unless ``verdict`` holds this content's digest from an earlier good check, then the
+    typed tables kept beside it (``reference_snapshot``), or, without a whole snapshot of this content, read
+    and typed only (``read_reference``) and kept for the next stage."""
+    return _checked(folder, verdict, read_reference, kept=True)
 
 
-def _checked(folder: Path, verdict: Path, unchecked: Callable[[Path], Reference]) -> Reference:
-    """``unchecked(folder)`` when the verdict holds the folder's digest before and after the read, else the whole
-    check (``load_reference`` raises ``ReferenceDataError`` on any broken table: nothing is remembered) and the
-    verdict written when the folder did not change while it was checked."""
+def _checked(folder: Path, verdict: Path, unchecked: Callable[[Path], Reference], kept: bool) -> Reference:
+    """``unchecked(folder)`` (or, when ``kept``, the snapshot of this content) when the verdict holds the
+    folder's digest before and after the read, else the whole check (``load_reference`` raises
+    ``ReferenceDataError`` on any broken table: nothing is remembered) and the verdict and the snapshot
+    written when the folder did not change while it was checked."""
+    snapshot = verdict.with_name(SNAPSHOT_FILE)
     before = reference_digest(folder)
     if _read(verdict) == before:
+        if kept and (tables := read_snapshot(snapshot, before)) is not None:
+            return tables
         tables = unchecked(folder)
         if reference_digest(folder) == before:
+            if kept:
+                write_snapshot(snapshot, before, tables)
             return tables
     whole = load_reference(folder)
     after = reference_digest(folder)
     if after == before:
+        write_snapshot(snapshot, after, whole)
         _write(verdict, after)
     return whole
 

@@ -198,6 +198,22 @@ CSV_CASES = [
         r"add it to rate_cards.csv or correct the value",
     ),
     (
+        "a time zone the time zone database does not know",
+        replace("state_time_zones.csv", "NY,America/New_York", "NY,America/Gotham"),
+        "state_time_zones.csv",
+        3,
+        r"timezone='America/Gotham' is not an IANA time zone",
+        r"use e.g. America/Chicago",
+    ),
+    (
+        "a tax base that is not a charge category",
+        replace("taxes.csv", "plan|line|voice_interstate|", "plan|lines|voice_interstate|minutes_x|"),
+        "taxes.csv",
+        2,
+        r"base \['lines', 'minutes_x'\] is not a charge category",
+        r"use \['",
+    ),
+    (
         "a date that does not exist",
         replace("accounts.csv", "2025-03-01", "2025-02-30"),
         "accounts.csv",
