@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--note", default="", help="a remark printed with the results (e.g. machine shared)")
     args = parser.parse_args(argv)
+    if args.readme and not args.results.resolve().is_relative_to(PROJECT_ROOT):
+        parser.error("--readme links the results from README.md: --results must be inside the project")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 

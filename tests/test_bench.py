@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bench.run import main
 from pipeline.home import PROJECT_ROOT
 
 STAGES = [
@@ -88,3 +91,11 @@ def test_bench_runs_a_tiny_month_and_writes_its_result(tmp_path: Path) -> None:
     assert all(t["passed"] in (True, False, None) for t in result["targets"])
     assert result["machine"]["cores"] >= 1 and result["machine"]["duckdb"]
     assert "| rating |" in md_path.read_text(encoding="utf-8")
+
+
+def test_the_readme_never_links_results_outside_the_project(tmp_path: Path, capsys) -> None:
+    # refused before any month is generated, not after the run (it used to fail when writing the README)
+    with pytest.raises(SystemExit) as refused:
+        main(["--size", "1k", "--readme", "--results", str(tmp_path / "results")])
+    assert refused.value.code == 2 and "--results must be inside the project" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
