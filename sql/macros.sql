@@ -21,8 +21,14 @@ create or replace macro round_div(num, den, method) as
         end
     );
 
--- micros(x): a DECIMAL amount with at most 6 decimals as whole micro-units (exact).
-create or replace macro micros(x) as (x * 1000000)::hugeint;
+-- micros(x): a DECIMAL amount with at most 6 decimals as whole micro-units (exact). Below one million the
+-- product fits the 18 digits of the amount's own DECIMAL (a 64-bit multiply); from one million on (a large one-time
+-- charge, a wholesale total) it is taken in DECIMAL(38, 6), 128-bit and ~20x slower, so only where needed.
+create or replace macro micros(x) as
+    case
+        when x > -1000000 and x < 1000000 then (x * 1000000)::hugeint
+        else (x::decimal(38, 6) * 1000000)::hugeint
+    end;
 
 -- from_micros(n) / from_cents(n): whole units back to exact DECIMAL amounts.
 create or replace macro from_micros(n) as (n::decimal(38, 0) * 0.000001)::decimal(18, 6);

@@ -230,3 +230,22 @@ def test_tier_charges_are_usage_lines_taxed_as_their_service():
     assert tiered["description"] == (
         "Picture messages, graduated tiers on 1234 messages this cycle (1000 × 0.100000 + 234 × 0.050000)"
     )
+
+
+def test_a_one_time_charge_of_a_million_or_more_is_billed_exactly():
+    # money reaches the bill run as whole micro-units: 1,250,000.00 is 1.25 × 10^12 micros, past the 18 digits a
+    # DECIMAL(18, 6) product can hold; the charge must be billed exactly, not refused with an overflow
+    lines = bill({
+        "accounts": table("accounts", account("A")),
+        "orders": table("orders",
+                        {"order_id": "O1", "account_id": "A", "charge_date": "2026-10-05", "charge_type": "installation",
+                         "description": "Campus build-out", "amount": "1250000.00"}),
+        "equipment": table("equipment",
+                           {"serial_number": "SN-1", "account_id": "A", "model": "Core switch", "ownership": "sale",
+                            "price": "999999999999.99", "valid_from": "2026-10-05"}),
+    })  # fmt: skip
+    assert lines.select("section", "code", "amount").rows() == [
+        ("recurring", "P", D("30.00")),
+        ("one_time", "O1", D("1250000.00")),
+        ("one_time", "SN-1", D("999999999999.99")),
+    ]
