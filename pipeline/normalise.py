@@ -212,12 +212,13 @@ def spreadsheet_damaged(raw: pl.Expr) -> pl.Expr:
 def disposition_rule(disposition: pl.Expr, billsec: pl.Expr) -> pl.Expr:
     """The discard reason of a record by its disposition (``DISPOSITION_RULES``), or null when billable: an
     answered call with no billed second is NOT_ANSWERED too; an unknown disposition is NOT_ANSWERED."""
-    rule = (
-        disposition.str.strip_chars()
-        .str.to_uppercase()
-        .replace_strict(DISPOSITION_RULES, default=NOT_ANSWERED, return_dtype=pl.String)
-    )
-    answered = disposition.str.strip_chars().str.to_uppercase() == "ANSWERED"
+    return _disposition_rule(disposition.str.strip_chars().str.to_uppercase(), billsec)
+
+
+def _disposition_rule(disposition: pl.Expr, billsec: pl.Expr) -> pl.Expr:
+    """``disposition_rule`` of a disposition already stripped and upper-cased (as ``normalise`` carries it)."""
+    rule = disposition.replace_strict(DISPOSITION_RULES, default=NOT_ANSWERED, return_dtype=pl.String)
+    answered = disposition == "ANSWERED"
     return (
         pl.when(answered & (billsec > 0))
         .then(pl.lit(None, pl.String))
@@ -305,7 +306,7 @@ def normalise(
     ).with_columns(call_day=pl.col("billing_local").dt.date())
     start_utc, billsec = pl.col("start_utc"), pl.col("billsec")
     charged, called = pl.col("charged_number"), pl.col("called_number")
-    discard = disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
+    discard = _disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
     call_day = pl.col("call_day")
     either_damaged = damaged("charged_raw") | damaged("called_raw")  # spreadsheet_damaged of either number
     reason = (

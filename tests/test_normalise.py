@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.formats.common import RAW_SCHEMA
-from pipeline.normalise import e164_lookup, international_e164, local_to_utc, normalise, to_e164
+from pipeline.normalise import (
+    DISCARD_REASONS,
+    disposition_rule,
+    e164_lookup,
+    international_e164,
+    local_to_utc,
+    normalise,
+    to_e164,
+)
 
 
 def e164(values: list[str | None]) -> list[str | None]:
@@ -155,9 +163,15 @@ _STARTS = st.one_of(
 )
 
 
+_DISPOSITIONS = st.one_of(
+    st.sampled_from([" answered", "ANSWERED", "Busy ", "no answer", "ınbound", "ſomething", "FAILED", "congestion"]),
+    st.text(alphabet=" aAbBnNsSıſ\t", max_size=9),
+)
+
+
 @settings(deadline=None, max_examples=60)
 @given(
-    st.lists(st.tuples(_NUMBERS, _NUMBERS, _NUMBERS, _STARTS, st.booleans()), min_size=1, max_size=40),
+    st.lists(st.tuples(_NUMBERS, _NUMBERS, _NUMBERS, _STARTS, _DISPOSITIONS), min_size=1, max_size=40),
     st.sampled_from(["calling is charged", "calling is called", "all three apart"]),
 )
 def test_numbers_damage_and_cycle_are_each_records_own(rows, shape):
@@ -166,10 +180,10 @@ def test_numbers_damage_and_cycle_are_each_records_own(rows, shape):
     numbers and time give, whichever columns share their values."""
     zone = "America/New_York"
     records = []
-    for line_no, (charged, calling, called, start, answered) in enumerate(rows, start=1):
+    for line_no, (charged, calling, called, start, disposition) in enumerate(rows, start=1):
         calling = {"calling is charged": charged, "calling is called": called}.get(shape, calling)
         records.append(raw(line_no=line_no, charged_raw=charged, calling_raw=calling, called_raw=called,
-                           start_local_raw=start, disposition="ANSWERED" if answered else "BUSY"))  # fmt: skip
+                           start_local_raw=start, disposition=disposition))  # fmt: skip
     frame = pl.DataFrame(records, schema=RAW_SCHEMA)
     out = normalise(frame, file_id=1, source_id="s", timezone=zone, billing_timezone="America/Chicago",
                     registered_cycle="2026-11", received_on=date(2026, 11, 5))  # fmt: skip
@@ -187,7 +201,12 @@ def test_numbers_damage_and_cycle_are_each_records_own(rows, shape):
         # damage is judged after the time and duration rules and before the number rules
         if reason in (None, "DAMAGED_NUMBER", "BAD_CHARGED_NUMBER", "BAD_CALLED_NUMBER"):
             assert (reason == "DAMAGED_NUMBER") == is_damaged
-        assert status == ("ok" if reason is None else "discarded" if reason == "BUSY" else "suspended")
+        assert status == ("ok" if reason is None else "discarded" if reason in DISCARD_REASONS else "suspended")
+    # the discard rule on the disposition as the switch wrote it, where the time was usable (billsec is 60)
+    rules = frame.select(disposition_rule(pl.col("disposition"), pl.lit(60)), out["start_utc"].is_not_null())
+    for rule, timed, reason in zip(*rules.get_columns(), reasons, strict=True):
+        if timed and rule is not None:
+            assert reason == rule
     start_utc = local_to_utc(pl.col("start_local_raw"), zone)
     billing = frame.select(start_utc.dt.replace_time_zone("UTC").dt.convert_time_zone("America/Chicago"))
     # the billing zone's year and month by Python's own formatting; no usable time: the registering cycle
