@@ -1,7 +1,6 @@
 """Normalisation rules: E.164 numbers from NANP dial strings, local switch time to UTC across DST, and the
 written rules that suspend or discard a record."""
 
-import re
 from datetime import date, datetime
 
 import phonenumbers
@@ -17,6 +16,7 @@ from pipeline.normalise import (
     international_e164,
     local_to_utc,
     normalise,
+    spreadsheet_damaged,
     to_e164,
 )
 
@@ -189,13 +189,9 @@ def test_numbers_damage_and_cycle_are_each_records_own(rows, shape):
                     registered_cycle="2026-11", received_on=date(2026, 11, 5))  # fmt: skip
     for column in ("charged", "calling", "called"):
         assert out[f"{column}_number"].to_list() == e164(frame[f"{column}_raw"].to_list())
-    damaged = [
-        any(
-            number is not None and re.fullmatch(r"[0-9]+(\.[0-9]+)?[Ee][+-]?[0-9]+", number.strip())
-            for number in (record["charged_raw"], record["called_raw"])
-        )
-        for record in records
-    ]
+    # spreadsheet damage judged on each record's own two numbers
+    either = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
+    damaged = frame.select(either).to_series().to_list()
     reasons = out["reason"].to_list()
     for is_damaged, reason, status in zip(damaged, reasons, out["status"].to_list(), strict=True):
         # damage is judged after the time and duration rules and before the number rules
