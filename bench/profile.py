@@ -24,6 +24,7 @@ from pipeline import normalise as rules
 from pipeline.engine import session
 from pipeline.formats import parse_file
 from pipeline.formats.batches import LINE_FORMATS, line_batches, scan_file
+from pipeline.intake import RECORD_UNIQUE_COLUMNS
 from pipeline.lake import StagedPartition, arrow_view, parquet_writer, partition_dir
 from pipeline.mediation import cycle_records, mediate_cycle, mediation_rules, prior_call_keys, release_memory
 from pipeline.reference import load_reference, load_usage_reference
@@ -75,7 +76,7 @@ def profile_intake(dataset: Path, out: Path) -> None:
                 )  # fmt: skip
             with step("intake: Parquet write (arrow_view + zstd)"):
                 table_out = arrow_view(records)
-                writer = parquet_writer(out / f"{path.stem}-{i}.parquet", table_out.schema)
+                writer = parquet_writer(out / f"{path.stem}-{i}.parquet", table_out.schema, RECORD_UNIQUE_COLUMNS)
                 writer.write_table(table_out)
                 writer.close()
 

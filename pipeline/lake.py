@@ -461,16 +461,17 @@ def arrow_view(frame: pl.DataFrame) -> pa.Table:
     return frame.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
-def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame]) -> int:
+def write_parquet_batches(path: Path, batches: Iterable[pl.DataFrame], unique: Iterable[str] = ()) -> int:
     """Write frames of one schema into one Parquet file, a row group (or more) per frame, holding one frame
-    in memory at a time; returns the rows written. At least one frame is needed (for the schema)."""
+    in memory at a time; returns the rows written. At least one frame is needed (for the schema). ``unique``:
+    columns with a value per row, written plain (``parquet_writer``)."""
     writer: pq.ParquetWriter | None = None
     rows = 0
     try:
         for frame in batches:
             table = arrow_view(frame)
             if writer is None:
-                writer = parquet_writer(path, table.schema)
+                writer = parquet_writer(path, table.schema, unique)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows += frame.height
             del frame, table  # written: not held while the next frame is made

@@ -212,12 +212,13 @@ def spreadsheet_damaged(raw: pl.Expr) -> pl.Expr:
 def disposition_rule(disposition: pl.Expr, billsec: pl.Expr) -> pl.Expr:
     """The discard reason of a record by its disposition (``DISPOSITION_RULES``), or null when billable: an
     answered call with no billed second is NOT_ANSWERED too; an unknown disposition is NOT_ANSWERED."""
-    rule = (
-        disposition.str.strip_chars()
-        .str.to_uppercase()
-        .replace_strict(DISPOSITION_RULES, default=NOT_ANSWERED, return_dtype=pl.String)
-    )
-    answered = disposition.str.strip_chars().str.to_uppercase() == "ANSWERED"
+    return _disposition_rule(disposition.str.strip_chars().str.to_uppercase(), billsec)
+
+
+def _disposition_rule(disposition: pl.Expr, billsec: pl.Expr) -> pl.Expr:
+    """``disposition_rule`` of a disposition already stripped and upper-cased (as ``normalise`` carries it)."""
+    rule = disposition.replace_strict(DISPOSITION_RULES, default=NOT_ANSWERED, return_dtype=pl.String)
+    answered = disposition == "ANSWERED"
     return (
         pl.when(answered & (billsec > 0))
         .then(pl.lit(None, pl.String))
@@ -236,6 +237,14 @@ def local_to_utc(raw: pl.Expr, timezone: str) -> pl.Expr:
         .dt.convert_time_zone("UTC")
         .dt.replace_time_zone(None)
     )
+
+
+def _distinct_columns(records: pl.DataFrame, columns: tuple[str, ...]) -> dict[str, str]:
+    """Each of ``columns`` → the first of them holding the very same values (itself when none before does)."""
+    same: dict[str, str] = {}
+    for column in columns:
+        same[column] = next((kept for kept in same.values() if records[kept].equals(records[column])), column)
+    return same
 
 
 def normalise(
@@ -263,30 +272,43 @@ def normalise(
     last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
     latest_call_day = max(received_on or datetime.now(UTC).date(), last_day) + timedelta(days=1)
     earliest_call_day = first_day - timedelta(days=billing_window_days)
-    lookup = e164_table(
-        pl.concat([records["charged_raw"], records["calling_raw"], records["called_raw"]]), region
-    )
+    # a column equal to the one before it (Asterisk's src is both the charged and the calling number) is looked
+    # up once and copied: the same numbers, one lookup less
+    number_columns = _distinct_columns(records, ("charged_raw", "calling_raw", "called_raw"))
+    distinct_columns = dict.fromkeys(number_columns.values())
+    lookup = e164_table(pl.concat([records[column] for column in distinct_columns]), region)
+    # the distinct numbers a spreadsheet damaged (few, usually none): judged once each, not once a record
+    damaged_numbers = lookup.filter(spreadsheet_damaged(pl.col("raw")))["raw"]
 
     def e164(column: str) -> pl.Expr:
         return pl.col(column).replace_strict(lookup["raw"], lookup["e164"], default=None, return_dtype=pl.String)
 
+    def damaged(column: str) -> pl.Expr:
+        if damaged_numbers.len() == 0:
+            return pl.lit(value=False)
+        return pl.col(column).is_in(damaged_numbers.implode()).fill_null(value=False)
+
+    def number(column: str) -> str:
+        return column.removesuffix("_raw") + "_number"
+
+    looked_up = {number(column): e164(column) for column, kept in number_columns.items() if kept == column}
+    copied = {number(column): pl.col(number(kept)) for column, kept in number_columns.items() if column != kept}
     # the values the rules and the output share, computed once (time zones and number lookups are the cost)
     records = records.with_columns(
         start_utc=local_to_utc(pl.col("start_local_raw"), timezone),
         billsec=pl.col("billsec_raw").str.strip_chars().cast(pl.Int64, strict=False),
-        charged_number=e164("charged_raw"),
-        calling_number=e164("calling_raw"),
-        called_number=e164("called_raw"),
         disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),  # as the output carries it
+        **looked_up,
+    ).with_columns(
+        **copied,
     ).with_columns(
         billing_local=pl.col("start_utc").dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone)
     ).with_columns(call_day=pl.col("billing_local").dt.date())
     start_utc, billsec = pl.col("start_utc"), pl.col("billsec")
     charged, called = pl.col("charged_number"), pl.col("called_number")
-    billing_local = pl.col("billing_local")
-    discard = disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
+    discard = _disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
     call_day = pl.col("call_day")
-    damaged = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
+    either_damaged = damaged("charged_raw") | damaged("called_raw")  # spreadsheet_damaged of either number
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
         .then(pl.col("parse_error"))
@@ -304,7 +326,7 @@ def normalise(
         .then(pl.lit(FUTURE_CALL))
         .when(call_day < earliest_call_day)
         .then(pl.lit(OUTSIDE_BILLING_WINDOW))
-        .when(damaged)
+        .when(either_damaged)
         .then(pl.lit(DAMAGED_NUMBER))
         .when(charged.is_null())
         .then(pl.lit(BAD_CHARGED_NUMBER))
@@ -312,7 +334,7 @@ def normalise(
         .then(pl.lit(BAD_CALLED_NUMBER))
         .otherwise(pl.lit(None))
     )
-    cycle_of_call = billing_local.dt.strftime("%Y-%m")
+    cycle_of_call = call_day.dt.strftime("%Y-%m")  # the billing zone's date: its year and month
     out = records.with_columns(reason=reason).with_columns(
         file_id=pl.lit(file_id, pl.Int32),
         source_id=pl.lit(source_id),

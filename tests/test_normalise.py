@@ -9,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.formats.common import RAW_SCHEMA
-from pipeline.normalise import e164_lookup, international_e164, local_to_utc, normalise, to_e164
+from pipeline.normalise import (
+    DISCARD_REASONS,
+    disposition_rule,
+    e164_lookup,
+    international_e164,
+    local_to_utc,
+    normalise,
+    spreadsheet_damaged,
+    to_e164,
+)
 
 
 def e164(values: list[str | None]) -> list[str | None]:
@@ -140,3 +149,62 @@ def test_durations_future_calls_and_the_billing_window():
     out = normalise(records, file_id=1, source_id="s", timezone="America/Chicago", billing_timezone="America/Chicago",
                     registered_cycle="2026-11", received_on=date(2026, 11, 5))  # fmt: skip
     assert out["reason"].to_list() == ["ABSURD_DURATION", "FUTURE_CALL", None, "OUTSIDE_BILLING_WINDOW", None]
+
+
+_NUMBERS = st.one_of(
+    st.none(),
+    st.sampled_from(["3125550100", "13125550100", "2125550199", "555", "911", "01144207946000", "+1 312 555 0100"]),
+    st.from_regex(r"\s?[0-9]{1,2}(\.[0-9]{1,5})?[Ee][+-]?[0-9]{1,2}\s?", fullmatch=True),  # spreadsheet damage
+    st.from_regex(r"[0-9+() .eE-]{0,14}", fullmatch=True),
+)
+_STARTS = st.one_of(
+    st.datetimes(datetime(2025, 1, 1), datetime(2027, 12, 31)).map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S")),
+    st.sampled_from(["2026-03-08 02:30:00", "2026-11-01 01:30:00", "2026-10-31 23:30:00", "", "yesterday"]),
+)
+
+
+_DISPOSITIONS = st.one_of(
+    st.sampled_from([" answered", "ANSWERED", "Busy ", "no answer", "ınbound", "ſomething", "FAILED", "congestion"]),
+    st.text(alphabet=" aAbBnNsSıſ\t", max_size=9),
+)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(st.tuples(_NUMBERS, _NUMBERS, _NUMBERS, _STARTS, _DISPOSITIONS), min_size=1, max_size=40),
+    st.sampled_from(["calling is charged", "calling is called", "all three apart"]),
+)
+def test_numbers_damage_and_cycle_are_each_records_own(rows, shape):
+    """Looked up once per distinct number (and once per column holding the same values), judged for spreadsheet
+    damage once per distinct number, the cycle taken from the billing date: each record gets what its own
+    numbers and time give, whichever columns share their values."""
+    zone = "America/New_York"
+    records = []
+    for line_no, (charged, calling, called, start, disposition) in enumerate(rows, start=1):
+        calling = {"calling is charged": charged, "calling is called": called}.get(shape, calling)
+        records.append(raw(line_no=line_no, charged_raw=charged, calling_raw=calling, called_raw=called,
+                           start_local_raw=start, disposition=disposition))  # fmt: skip
+    frame = pl.DataFrame(records, schema=RAW_SCHEMA)
+    out = normalise(frame, file_id=1, source_id="s", timezone=zone, billing_timezone="America/Chicago",
+                    registered_cycle="2026-11", received_on=date(2026, 11, 5))  # fmt: skip
+    for column in ("charged", "calling", "called"):
+        assert out[f"{column}_number"].to_list() == e164(frame[f"{column}_raw"].to_list())
+    # spreadsheet damage judged on each record's own two numbers
+    either = spreadsheet_damaged(pl.col("charged_raw")) | spreadsheet_damaged(pl.col("called_raw"))
+    damaged = frame.select(either).to_series().to_list()
+    reasons = out["reason"].to_list()
+    for is_damaged, reason, status in zip(damaged, reasons, out["status"].to_list(), strict=True):
+        # damage is judged after the time and duration rules and before the number rules
+        if reason in (None, "DAMAGED_NUMBER", "BAD_CHARGED_NUMBER", "BAD_CALLED_NUMBER"):
+            assert (reason == "DAMAGED_NUMBER") == is_damaged
+        assert status == ("ok" if reason is None else "discarded" if reason in DISCARD_REASONS else "suspended")
+    # the discard rule on the disposition as the switch wrote it, where the time was usable (billsec is 60)
+    rules = frame.select(disposition_rule(pl.col("disposition"), pl.lit(60)), out["start_utc"].is_not_null())
+    for rule, timed, reason in zip(*rules.get_columns(), reasons, strict=True):
+        if timed and rule is not None:
+            assert reason == rule
+    start_utc = local_to_utc(pl.col("start_local_raw"), zone)
+    billing = frame.select(start_utc.dt.replace_time_zone("UTC").dt.convert_time_zone("America/Chicago"))
+    # the billing zone's year and month by Python's own formatting; no usable time: the registering cycle
+    expected = [f"{t:%Y-%m}" if t is not None else "2026-11" for t in billing.to_series().to_list()]
+    assert out["cycle"].to_list() == expected
