@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,23 @@ def _prepared(templates_dir: str) -> tuple[Any, Any]:
 def _init_worker(templates_dir: str) -> None:
     """Pool initializer: parse the stylesheet and register its fonts once for this worker, then move
     everything alive so far out of the garbage collector's sight and collect in larger batches (the worker
-    only renders)."""
+    only renders).
+
+    The FontConfiguration copies the shipped fonts into a folder of its own under the temporary folder and
+    removes it when it is dropped; a worker leaves through ``os._exit``, which runs no ``atexit`` hook, so
+    multiprocessing's exit finalizers drop it instead (``_drop_prepared``; each worker left one behind before)."""
     _prepared(templates_dir)
+    Finalize(None, _drop_prepared, exitpriority=0)
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+def _drop_prepared() -> None:
+    """A worker's exit: drop its stylesheet and FontConfiguration, and collect the garbage of its last renders
+    that still points at them (computed styles in reference cycles), so that the FontConfiguration goes now and
+    removes its font folder (rule: a run leaves nothing behind in the temporary folder)."""
+    _PREPARED.clear()
+    gc.collect()
 
 
 @contextmanager
