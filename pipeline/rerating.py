@@ -11,6 +11,9 @@ n-th rerate of the cycle), in one transaction: re-running a rerate with nothing 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -25,39 +28,17 @@ from pipeline.rating import RATED, rate_cycle
 from pipeline.sql import read_sql
 
 RERATE = "rerate"
-# the previous rating that sql/rerate_deltas.sql and account_deltas() compare: the rated fact's key and outcome
-# columns (no normalised column: the event's account and number are the new rating's, by key), the suspended
-# events as written
+# the previous rating's files kept through the rerate (rating replaces the partition, and its old version may be
+# deleted at once): the fact's key and outcome columns the comparison reads, the suspended events as written
 PREVIOUS_COLUMNS = {
-    "fact": ("file_id", "line_no", "jurisdiction", "charge_amount", "rate_card_id", "prefix"),
+    "rated": ("file_id", "line_no", "charge_amount", "rate_card_id", "prefix"),
     "suspended": ("file_id", "line_no", "account_id", "charged_number"),
 }
-PREVIOUS_FILES = {"fact": "rated", "suspended": "suspended"}
+PREVIOUS_VIEWS = {"rated": "previous_fact", "suspended": "previous_suspended"}
 EMPTY_SUSPENDED = (
     "select null::integer as file_id, null::uinteger as line_no, null::varchar as account_id, "
     "null::varchar as charged_number where false"
 )
-# the new rating's outcomes as the report and the account deltas read them, materialised once (one join of the
-# narrow fact to its normalised columns) from ``rating_outcomes``
-OUTCOME_COLUMNS = ("file_id", "line_no", "account_id", "charged_number", "service_state", "service", "jurisdiction",
-                   "rating_reason", "charge_amount", "rate_card_id", "prefix")  # fmt: skip
-# the previous rated events with the columns of their event: the fact joined by key to the new outcomes (every
-# normalised event is there, rated or suspended; ``_check_previous_keys`` proved every previous key is normalised
-# before rating). Rule: nothing lost — a previous event without a new outcome fails, it is never dropped
-PREVIOUS_RATED = """
-create or replace temp table previous_rated as
-select
-    file_id, line_no, event.account_id, event.charged_number, event.service_state, event.service,
-    previous_fact.jurisdiction, previous_fact.charge_amount, previous_fact.rate_card_id, previous_fact.prefix
-from previous_fact
-left join rerate_outcomes as event using (file_id, line_no)
-where case
-    when event.file_id is null then error(
-        'previously rated event ' || file_id || ':' || line_no || ' has no outcome in the new rating: '
-        || 'its charge would be lost. Fix: report this, then rerate')
-    else true
-end
-"""
 # the cycle-level usage charges rating writes beside the rated events, in whole cents (sql/tiers.sql,
 # sql/data_rounding.sql): each becomes a usage line of its own on the invoice
 CYCLE_LEVEL_CHARGES = ("tier_charges", "data_rounding")
@@ -94,39 +75,28 @@ def rerate_cycle(
         counts = rate(con, lake, cycle)
         return {"rated": counts["rated"], "suspended": counts["suspended"], "changed_events": 0,
                 "accounts_changed": 0, "adjustments_posted": 0}  # fmt: skip
-    # only the columns the delta report and the account deltas compare are kept (the fact's are its outcome)
-    for name, columns in PREVIOUS_COLUMNS.items():
-        path = folder / f"{PREVIOUS_FILES[name]}.parquet"
-        source = (
-            f"select {', '.join(columns)} from read_parquet('{path.as_posix()}', hive_partitioning = false)"
-            if path.exists()
-            else EMPTY_SUSPENDED
+    with tempfile.TemporaryDirectory(prefix="cdrbill-rerate-", dir=_scratch_dir(con)) as scratch:
+        # the previous rating stays on disk (a link to its files, not a copy in the session's memory, which the
+        # rating pass needs) until it is compared
+        keep_previous_rating(con, folder, Path(scratch))
+        try:
+            _check_previous_keys(con, lake, cycle)
+            counts = rate(con, lake, cycle)
+            compare_ratings(con)
+        finally:
+            for view in PREVIOUS_VIEWS.values():
+                con.execute(f"drop view if exists {view}")
+    try:
+        # the per-event report is written from DuckDB as it is computed (every event of a 10M cycle can change:
+        # held in Python it would be the largest thing in memory)
+        events = con.sql(read_sql("rerate_deltas.sql"))
+        accounts = account_deltas(con, cycle_level_charges(folder))
+        written = replace_partition(
+            lake, partition_dir(lake, RERATE, cycle=cycle), {"events": events, "accounts": accounts}
         )
-        con.execute(f"create or replace temp table previous_{name} as {source}")
-    _check_previous_keys(con, lake, cycle)
-    counts = rate(con, lake, cycle)
-    con.execute(
-        f"create or replace temp table rerate_outcomes as select {', '.join(OUTCOME_COLUMNS)} from rating_outcomes"
-    )
-    con.execute(PREVIOUS_RATED)
-    con.execute("drop table previous_fact")
-    # the per-event report is written from DuckDB as it is computed (every event of a 10M cycle can change:
-    # held in Python it would be the largest thing in memory)
-    events = con.sql(read_sql("rerate_deltas.sql"))
-    cycle_level = cycle_level_charges(folder)
-    accounts = account_deltas(con, cycle_level, outcomes="rerate_outcomes")
-    written = replace_partition(
-        lake, partition_dir(lake, RERATE, cycle=cycle), {"events": events, "accounts": accounts}
-    )
-    posted = post_rerate_adjustments(
-        state,
-        con,
-        cycle,
-        posted_at=posted_at,
-        approved_by=approved_by,
-        cycle_level=cycle_level,
-        outcomes="rerate_outcomes",
-    )
+    finally:
+        con.execute("drop table rerate_compared")
+    posted = post_rerate_adjustments(state, cycle, accounts, posted_at=posted_at, approved_by=approved_by)
     return {
         "rated": counts["rated"],
         "suspended": counts["suspended"],
@@ -134,6 +104,45 @@ def rerate_cycle(
         "accounts_changed": accounts.filter(pl.col("delta") != 0).height,
         "adjustments_posted": posted,
     }
+
+
+def compare_ratings(con: duckdb.DuckDBPyConnection) -> None:
+    """Every event's previous outcome (views ``previous_fact``, ``previous_suspended``) beside its new one
+    (``rating_outcomes``) in the temp table ``rerate_compared`` (sql/rerate_compared.sql): one join, read by the
+    per-event report and the account deltas. Rule: nothing lost — a previously rated event without a new outcome
+    fails it."""
+    con.execute(f"create or replace temp table rerate_compared as {read_sql('rerate_compared.sql')}")
+
+
+def keep_previous_rating(con: duckdb.DuckDBPyConnection, folder: Path, scratch: Path) -> None:
+    """Keep the cycle's previous rating (rule: a rerate compares with what was rated before, which rating
+    replaces): its ``rated`` and ``suspended`` files hard-linked (copied across volumes) into ``scratch``, read
+    by the views ``previous_fact`` and ``previous_suspended`` (the columns the comparison reads)."""
+    for name, view in PREVIOUS_VIEWS.items():
+        source = folder / f"{name}.parquet"
+        if not source.exists():  # a partition written without suspense
+            con.execute(f"create or replace temp view {view} as {EMPTY_SUSPENDED}")
+            continue
+        kept = scratch / source.name
+        try:
+            os.link(source.resolve(), kept)
+        except OSError:  # another volume (or a store's cache): a copy of the file
+            shutil.copyfile(source, kept)
+        con.execute(
+            f"create or replace temp view {view} as select {', '.join(PREVIOUS_COLUMNS[name])} "
+            f"from read_parquet('{_quoted(kept)}', hive_partitioning = false)"
+        )
+
+
+def _scratch_dir(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The session's spill folder when it has one (the home's volume: where the lake is), else the system's."""
+    spill = scalar(con, "select current_setting('temp_directory')")
+    return spill if spill and Path(spill).is_dir() else None
+
+
+def _quoted(path: Path) -> str:
+    """A path as the inside of an SQL string literal."""
+    return path.as_posix().replace("'", "''")
 
 
 class RatedEventLost(RuntimeError):
@@ -159,33 +168,28 @@ def _check_previous_keys(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str)
 def account_deltas(
     con: duckdb.DuckDBPyConnection,
     cycle_level: str = NO_CYCLE_LEVEL_CHARGES,
-    outcomes: str = "rating_outcomes",
+    compared: str = "rerate_compared",
 ) -> pl.DataFrame:
-    """Per account (new rating: the relation ``outcomes``; previous: ``previous_rated``): the previous and new
-    rated usage (exact) and its usage in cents as the bill run rounds it (Σ per service number, state, service
-    and call jurisdiction, half_up — the usage lines — plus the new cycle-level usage charges ``cycle_level``
-    (tier charges, data rounding: whole cents, their own lines))."""
+    """Per account (the previous and new outcomes side by side: the relation ``compared``,
+    sql/rerate_compared.sql): the previous and new rated usage (exact) and its new usage in cents as the bill run
+    rounds it (Σ per service number, state, service and call jurisdiction, half_up — the usage lines — plus the
+    new cycle-level usage charges ``cycle_level`` (tier charges, data rounding: whole cents, their own lines))."""
     return con.sql(
         f"""
-        with sides as (
-            select 'previous' as side, account_id, charged_number, service_state, service, jurisdiction,
-                   charge_amount
-            from previous_rated
-            union all
-            select 'new', account_id, charged_number, service_state, service, jurisdiction, charge_amount
-            from {outcomes} where rating_reason is null
-        ),
-        lines as (  -- the bill run's usage lines: one per number, service and call jurisdiction
-            select side, account_id, sum(charge_amount) as exact,
-                   round_div(sum(micros(charge_amount)), 10000, 'half_up') as cents
-            from sides
-            group by side, account_id, charged_number, service_state, coalesce(service, 'voice'), jurisdiction
+        with lines as (  -- the bill run's usage lines: one per number, service and call jurisdiction
+            select account_id,
+                   sum(previous_charge) filter (where previous_rated) as previous_exact,
+                   sum(new_charge) filter (where new_rated) as new_exact,
+                   round_div(sum(micros(new_charge)) filter (where new_rated), 10000, 'half_up') as new_cents
+            from {compared}
+            where previous_rated or new_rated
+            group by account_id, charged_number, service_state, coalesce(service, 'voice'), jurisdiction
         ),
         accounts as (
             select account_id,
-                   sum(exact) filter (where side = 'previous') as previous_usage,
-                   sum(exact) filter (where side = 'new') as new_usage,
-                   sum(cents) filter (where side = 'new') as new_usage_cents
+                   sum(previous_exact) as previous_usage,
+                   sum(new_exact) as new_usage,
+                   sum(new_cents) as new_usage_cents
             from lines group by account_id
         ),
         cycle_level as (  -- whole cents already (rounded once, half_up, by rating)
@@ -207,16 +211,15 @@ def account_deltas(
 
 def post_rerate_adjustments(
     state: duckdb.DuckDBPyConnection,
-    con: duckdb.DuckDBPyConnection,
     cycle: str,
+    accounts: pl.DataFrame,
     *,
     posted_at: datetime,
     approved_by: str,
-    cycle_level: str = NO_CYCLE_LEVEL_CHARGES,
-    outcomes: str = "rating_outcomes",
 ) -> int:
-    """When ``cycle`` is final, post each account's usage difference (new billed usage − invoiced usage −
-    rerate adjustments already posted) to ``adjustments``; returns how many were posted."""
+    """When ``cycle`` is final, post each account's usage difference (new billed usage ``new_usage_billed`` of
+    ``accounts``, ``account_deltas`` − invoiced usage − rerate adjustments already posted) to ``adjustments``;
+    returns how many were posted."""
     final = scalar(state, "select count(*) from finalized_cycles where cycle = ?", [cycle])
     if not final:
         return 0
@@ -236,7 +239,7 @@ def post_rerate_adjustments(
         """,
         params=[cycle, cycle],
     ).pl()
-    new_usage = account_deltas(con, cycle_level, outcomes).select("account_id", "new_usage_billed")
+    new_usage = accounts.select("account_id", "new_usage_billed")
     due = (
         invoiced.join(new_usage, on="account_id", how="left")
         .with_columns(

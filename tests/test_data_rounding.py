@@ -21,7 +21,7 @@ from pipeline.lake import partition_dir
 from pipeline.quote import QuoteRequest, quote
 from pipeline.rating import RATED, rate_events
 from pipeline.reference import ReferenceDataError, load_reference
-from pipeline.rerating import account_deltas, cycle_level_charges
+from pipeline.rerating import EMPTY_SUSPENDED, account_deltas, compare_ratings, cycle_level_charges
 from pipeline.sql import read_sql
 
 D = Decimal
@@ -208,8 +208,10 @@ def test_a_rerate_counts_the_data_rounding_line_as_invoiced_usage(monkeypatch, t
     folder.mkdir(parents=True)
     rounding.write_parquet(folder / "data_rounding.parquet")
     with session() as con:
-        con.register("previous_rated", rated.drop("rating_reason"))
+        con.register("previous_fact", rated.drop("rating_reason"))
+        con.execute(f"create view previous_suspended as {EMPTY_SUSPENDED}")
         con.register("rating_outcomes", rated)
+        compare_ratings(con)
         deltas = account_deltas(con, cycle_level_charges(folder))
     # nothing changed: delta 0; billed usage as the invoice carries it: the sessions' line 1.025391 → 1.03 plus
     # the data rounding line 0.97 = 2.00 (without the rounding line a rerate would post −0.97)

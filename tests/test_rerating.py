@@ -4,7 +4,9 @@ invoice (deterministic, posted once), and final invoices that never change."""
 from datetime import datetime
 from decimal import Decimal
 
+import duckdb
 import polars as pl
+import pytest
 
 from assets.cli import main
 from pipeline.billing import compute_charges
@@ -14,7 +16,7 @@ from pipeline.intake import register_landed_files
 from pipeline.invoicing import finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
 from pipeline.mediation import mediate_cycle
-from pipeline.rating import rate_cycle
+from pipeline.rating import rate_cycle, rated_events_sql, rating_outcomes_view
 from pipeline.reference import load_reference
 from pipeline.rerating import RERATE, RatedEventLost, rerate_cycle
 from pipeline.settings import Settings
@@ -92,11 +94,7 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
     """rated.parquet holds the key and the outcome only; rated_events_sql joins the normalised columns back (the
     warehouse's columns, in order, status 'rated'), and a rated event whose key left the mediated partition fails
     the read loudly instead of vanishing with its charge."""
-    import duckdb
-    import pytest
-
     from pipeline.lake_fallbacks import LAKE_DATASETS
-    from pipeline.rating import rated_events_sql
 
     reference = load_reference(sample_home.reference)
     with open_state(sample_home.state_db) as state:
@@ -136,3 +134,99 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
         rerate_cycle(con, sample_home.lake, state, CYCLE, posted_at=datetime(2026, 11, 5))
     assert rated.resolve() == version
     assert pl.read_parquet(rated / "rated.parquet").sort("file_id", "line_no").equals(fact.sort("file_id", "line_no"))
+
+
+def rated_sample_cycle(home) -> None:
+    """The sample cycle rated once (not billed): what a rerate compares with."""
+    reference = load_reference(home.reference)
+    with open_state(home.state_db) as state:
+        register_landed_files(
+            home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
+        )
+    with session(reference) as con:
+        mediate_cycle(con, home.lake, CYCLE)
+        rate_cycle(con, home.lake, CYCLE)
+
+
+def rerate(home, spill_dir=None, rate=rate_cycle) -> dict[str, int]:
+    """Rerate the sample cycle with the home's reference as it is."""
+    with (
+        session(load_reference(home.reference), spill_dir=spill_dir) as con,
+        open_state(home.state_db) as state,
+    ):
+        return rerate_cycle(con, home.lake, state, CYCLE, posted_at=datetime(2026, 11, 5), rate=rate)
+
+
+def test_an_unchanged_cycle_gives_an_empty_report_and_a_new_event_its_whole_charge(sample_home, tmp_path):
+    """Rerating with no rate fix reports no event and a zero delta for every account; an event the previous
+    rating did not have is reported as new (no previous status, its whole charge the delta). The previous rating
+    is compared even when its version is deleted at the swap (``lake_version_grace`` 0): the rerate keeps its
+    files itself, in the session's spill folder, and leaves nothing there."""
+    (sample_home.reference / "settings.toml").write_text('lake_version_grace = "0"\n', encoding="utf-8")
+    rated_sample_cycle(sample_home)
+    lake, report = sample_home.lake, partition_dir(sample_home.lake, RERATE, cycle=CYCLE)
+    spill = tmp_path / "spill"
+    with session() as con:  # every rated event with its account, through the fact's reader
+        usage = (
+            con.sql(f"select account_id, charge_amount from ({rated_events_sql(lake, CYCLE)})")
+            .pl()
+            .group_by("account_id")
+            .agg(pl.col("charge_amount").sum().cast(pl.Decimal(18, 6)))
+        )
+
+    unchanged = rerate(sample_home, spill)
+    assert (unchanged["changed_events"], unchanged["accounts_changed"]) == (0, 0)
+    assert pl.read_parquet(report / "events.parquet").height == 0
+    accounts = pl.read_parquet(report / "accounts.parquet")
+    assert accounts.height == usage.height > 0 and (accounts["delta"] == 0).all()
+    assert accounts.select("account_id", previous="previous_usage", new="new_usage").sort("account_id").equals(
+        usage.select("account_id", previous="charge_amount", new="charge_amount").sort("account_id")
+    )
+    assert list(spill.glob("cdrbill-rerate-*")) == []
+
+    # the previous rating without one rated event: rerating finds it again, as a new event
+    fact_path = partition_dir(lake, "rated", cycle=CYCLE) / "rated.parquet"
+    fact = pl.read_parquet(fact_path)
+    new = fact.row(0, named=True)
+    with session() as con:
+        account, number = con.sql(
+            f"select account_id, charged_number from ({rated_events_sql(lake, CYCLE)}) "
+            f"where file_id = {new['file_id']} and line_no = {new['line_no']}"
+        ).fetchall()[0]
+    fact.slice(1).write_parquet(fact_path.with_name("kept.parquet"))
+    fact_path.with_name("kept.parquet").replace(fact_path.resolve())
+    changed = rerate(sample_home, spill)
+    events = pl.read_parquet(report / "events.parquet")
+    rate_row = f"{new['rate_card_id']}:{new['prefix'] or '*'}"
+    assert events.rows() == [
+        (new["file_id"], new["line_no"], account, number, None, "rated", None, rate_row, None,
+         new["charge_amount"], new["charge_amount"])
+    ]  # fmt: skip
+    accounts = pl.read_parquet(report / "accounts.parquet").filter(pl.col("delta") != 0)
+    assert accounts.select("account_id", "delta").rows() == [(account, new["charge_amount"])]
+    assert changed["changed_events"] == 1 and changed["accounts_changed"] == (new["charge_amount"] != 0)
+    assert list(spill.glob("cdrbill-rerate-*")) == []
+
+
+def test_a_previously_rated_event_without_a_new_outcome_fails_the_rerate(sample_home):
+    """Rule: nothing lost — when the new rating has no outcome for an event the previous one rated (a rating that
+    dropped it), the comparison fails loudly instead of leaving its charge out of the report and the deltas."""
+    rated_sample_cycle(sample_home)
+    lake = sample_home.lake
+
+    dropped: dict[str, object] = {}
+
+    def rate_dropping_one(con, lake, cycle):
+        counts = rate_cycle(con, lake, cycle)
+        fact_path = partition_dir(lake, "rated", cycle=cycle) / "rated.parquet"
+        fact = pl.read_parquet(fact_path)
+        dropped.update(fact.row(0, named=True))
+        fact.slice(1).write_parquet(fact_path.with_name("kept.parquet"))
+        fact_path.with_name("kept.parquet").replace(fact_path.resolve())
+        rating_outcomes_view(con, lake, cycle)
+        return counts
+
+    with pytest.raises(duckdb.Error, match="has no outcome in the new rating") as failed:
+        rerate(sample_home, rate=rate_dropping_one)
+    assert f"previously rated event {dropped['file_id']}:{dropped['line_no']} has" in str(failed.value)
+    assert not partition_dir(lake, RERATE, cycle=CYCLE).exists()
