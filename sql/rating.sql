@@ -588,7 +588,7 @@ whole_charges as (
 
 -- a call cut at band boundaries (policy split): its billed time line cut into the periods it overlaps. A call
 -- meets a period on the first UTC day both overlap (the later of their first days), so each (call, period) pair
--- is met once
+-- is met once. Kept apart (few rows, read twice below), so call_start_bands has two readers, not three
 banded_calls as materialized (
     select
         * exclude (start_band, start_band_rate_micros, is_cut),
