@@ -120,10 +120,14 @@ def rate_with_card(card: dict, events: list[tuple], visited_country: str | None,
             "RATE_CARD_POLICIES",
             [*test_rating.RATE_CARD_POLICIES, ("RC-X", card["band_set"], card["policy"], card["holidays"])],
         )
-        patch.setattr(test_rating, "PRICE_BOOKS", [*test_rating.PRICE_BOOKS, ("PB-X", None, "PX", None, "RC-X")])
+        patch.setattr(
+            test_rating, "PRICE_BOOKS", [*test_rating.PRICE_BOOKS, ("PB-X", None, "PX", None, "RC-X")]
+        )
         patch.setattr(test_rating, "ACCOUNTS", [*test_rating.ACCOUNTS, ("ACC-X", "AG-1", "PX")])
         patch.setattr(
-            test_rating, "ALLOWANCES", [*test_rating.ALLOWANCES, ("AL-X", "PX", "voice", "domestic", card["allowance"])]
+            test_rating,
+            "ALLOWANCES",
+            [*test_rating.ALLOWANCES, ("AL-X", "PX", "voice", "domestic", card["allowance"])],
         )
         patch.setattr(test_rating, "reference_frames", frames)
         patch.setattr(rating, "WHOLE_CALLS_BY_START_BAND", whole_by_start_band)
@@ -145,7 +149,9 @@ def rate_with_card(card: dict, events: list[tuple], visited_country: str | None,
     None,
     False,
 )  # fmt: skip
-def test_whole_calls_by_start_band_price_like_every_call_cut_into_pieces(card, events, visited_country, micros):
+def test_whole_calls_by_start_band_price_like_every_call_cut_into_pieces(
+    card, events, visited_country, micros
+):
     # band split and start policies, two band sets, holidays by state / federal / none, DST, midnights, week ends,
     # one or two steps, a band without a rate, the allowance crossing, roaming, minimum, maximum, every rounding
     if not micros:
