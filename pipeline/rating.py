@@ -44,6 +44,12 @@ RATING_DISABLED_OPTIMIZERS = "build_side_probe_side"
 # give the same whole numbers (tests/test_rating.py prices calls on both sides of the bound both ways)
 BIGINT_NUMERATOR_BOUND = 2**62 // 10**6
 
+# a banded call whose billed time line lies inside the band period it starts in (policy 'start': any call) is
+# priced whole in its start band, beside the calls without bands, and only the calls that cross a boundary are
+# cut into pieces (sql/rating.sql: ``call_start_bands``). False cuts every banded call into pieces, its whole
+# call as one piece, as before this rule: tests/test_rating_bands_by_key.py compares the two paths
+WHOLE_CALLS_BY_START_BAND = True
+
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
@@ -134,6 +140,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
         ),
     )
     con.execute(f"create or replace temp macro rating_bigint_bound() as {BIGINT_NUMERATOR_BOUND}::hugeint")
+    con.execute(f"create or replace temp macro rating_whole_by_start_band() as {WHOLE_CALLS_BY_START_BAND}")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
@@ -170,7 +177,8 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(CORE_VIEW)
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
-        "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound"
+        "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound; "
+        "drop macro rating_whole_by_start_band"
     )
     con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")

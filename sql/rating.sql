@@ -490,27 +490,9 @@ billed_calls as (
     left join allowance_consumed using (file_id, line_no)
 ),
 
--- a call without time bands: Σ over steps of billed units × the step's rate. Every charge step below carries
--- the call's columns along (no join back to billed_calls by key)
-unbanded_charges as (
-    select
-        billed_calls.*,
-        case when step_count > 1 then list_sum(list_transform(
-            list_zip(steps, step_offsets, step_billed_units),
-            lambda z: greatest(z[2] + z[3] - greatest(included_units, z[2]), 0) * z[1].rate_micros
-        )) else greatest(billed_units - greatest(included_units, 0), 0) * step_rate_micros end as usage_numerator,
-        case when step_count > 1 then list_bool_or(list_transform(steps, lambda s: s.rate_micros is null))
-            else step_rate_micros is null end as missing_rate,
-        null::varchar as time_bands
-    from billed_calls
-    where band_set is null
-),
-
--- a call with time bands: the billed time line cut at band boundaries (policy split) or all in the start
--- band (policy start); band periods come from the precomputed calendar (pipeline/bands.py), in the line's
--- state's local time. The calendar is keyed by the UTC days each period overlaps, and a call meets a period on
--- the first UTC day both overlap (the later of their first days), so each call is compared with the few periods
--- of its days, not with every period of the cycle, and each (call, period) pair is met once
+-- time bands: band periods come from the precomputed calendar (pipeline/bands.py), in the line's state's local
+-- time. The calendar is keyed by the UTC days each period overlaps, so a call is compared with the few periods
+-- of its days, not with every period of the cycle
 band_periods as materialized (
     select
         band_set,
@@ -526,13 +508,94 @@ band_periods as materialized (
     from band_calendar
 ),
 
-banded_calls as (
+-- the band a call starts in: the period of its band set, holiday policy and state that holds its start (one at
+-- most: a band set's periods neither overlap nor leave gaps, reference.py checks it; the period is met on the
+-- call's first UTC day only). A call is whole in its start band when its policy is 'start', or when its billed
+-- time line ends inside the start period (policy split: no boundary crossed) — most calls. Only the others (a
+-- split call that crosses a boundary, a banded call without a start period: NO_BAND) are cut into pieces below.
+-- The start band's rate of a one-step destination is found here, by destination number and band.
+-- rating_whole_by_start_band() is false only in tests: every banded call is then cut into pieces (one, if whole)
+call_start_bands as (
     select
-        *,
+        billed_calls.*,
+        start_period.time_band as start_band,
+        start_band_rate.rate_micros as start_band_rate_micros,
+        billed_calls.band_set is not null and not coalesce(
+            rating_whole_by_start_band()
+                and start_period.time_band is not null
+                and billed_calls.billed_units is not null
+                and (
+                    billed_calls.band_policy = 'start'
+                    or (
+                        date_diff('second', billed_calls.start_utc, start_period.period_end_utc)
+                            >= billed_calls.billed_units
+                        and start_period.period_end_utc
+                            >= billed_calls.start_utc + to_seconds(greatest(billed_calls.billed_units, 1))
+                    )
+                ),
+            false
+        ) as is_cut
+    from billed_calls
+    left join band_periods as start_period
+        on start_period.band_set = billed_calls.band_set
+        and start_period.holidays = billed_calls.holidays
+        and start_period.state = billed_calls.service_state
+        and start_period.utc_day = billed_calls.start_utc::date
+        and start_period.period_start_utc <= billed_calls.start_utc
+        and start_period.period_end_utc > billed_calls.start_utc
+    left join destination_band_rates as start_band_rate
+        on start_band_rate.destination_no = billed_calls.destination_no
+        and start_band_rate.time_band = start_period.time_band
+),
+
+-- a call priced whole: Σ over steps of billed units × the step's rate — in its start band (the band's rate,
+-- else the step's rate without a band) for a banded call, the rate without a band for a call without time bands.
+-- Every charge step below carries the call's columns along (no join back to billed_calls by key)
+whole_charges as (
+    select
+        call_start_bands.* exclude (start_band, start_band_rate_micros, is_cut),
+        case
+            when band_set is null then
+                case when step_count > 1 then list_sum(list_transform(
+                    list_zip(steps, step_offsets, step_billed_units),
+                    lambda z: greatest(z[2] + z[3] - greatest(included_units, z[2]), 0) * z[1].rate_micros
+                )) else greatest(billed_units - greatest(included_units, 0), 0) * step_rate_micros end
+            -- the piece from 0 to billed_units of the pieces below
+            when step_count > 1 then list_sum(list_transform(
+                list_zip(steps, step_offsets, step_billed_units),
+                lambda z: greatest(least(billed_units, z[2] + z[3]) - greatest(0, z[2], included_units), 0)
+                    * coalesce(z[1].band_rates[start_band], z[1].rate_micros)
+            ))
+            else greatest(billed_units - greatest(0, 0, included_units), 0)
+                * coalesce(start_band_rate_micros, step_rate_micros)
+        end as usage_numerator,
+        -- no rate: a banded call's numerator is null (each step's billed units are a number, so only a missing
+        -- rate makes it null, and list_sum is null only when every step's is); stated on the rates, not on the
+        -- numerator, as the filter on it is pushed down to this scan
+        case
+            when band_set is null and step_count > 1
+                then list_bool_or(list_transform(steps, lambda s: s.rate_micros is null))
+            when band_set is null then step_rate_micros is null
+            when step_count > 1 then list_bool_and(list_transform(
+                steps, lambda s: coalesce(s.band_rates[start_band], s.rate_micros) is null
+            ))
+            else coalesce(start_band_rate_micros, step_rate_micros) is null
+        end as missing_rate,
+        case when band_set is not null then start_band || ' ' || billed_units || 's' end as time_bands
+    from call_start_bands
+    where not is_cut
+),
+
+-- a call cut at band boundaries (policy split): its billed time line cut into the periods it overlaps. A call
+-- meets a period on the first UTC day both overlap (the later of their first days), so each (call, period) pair
+-- is met once. Kept apart (few rows, read twice below), so call_start_bands has two readers, not three
+banded_calls as materialized (
+    select
+        * exclude (start_band, start_band_rate_micros, is_cut),
         start_utc::date as call_first_day,
         (start_utc + to_seconds(greatest(billed_units, 1)) - interval 1 microsecond)::date as call_last_day
-    from billed_calls
-    where band_set is not null
+    from call_start_bands
+    where is_cut
 ),
 
 -- the call's first day, and (a split call that runs past midnight UTC) each later day it overlaps
@@ -601,7 +664,7 @@ piece_charges as (
 -- a piece that is the whole billed time line is its call's only piece (a band set's periods neither overlap nor
 -- leave gaps: reference.py checks it), so only the calls cut at a boundary are grouped
 call_charges as (
-    select * from unbanded_charges
+    select * from whole_charges
     union all by name
     select
         piece_charges.* exclude (time_band, piece_from, piece_to, piece_numerator, is_whole_call),
