@@ -193,7 +193,7 @@ def update_readme(readme: Path, table: str, results_md: Path) -> None:
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
         raise ValueError(f"{readme}: no {README_START} … {README_END} markers; add them where the table goes")
-    block = f"{README_START}\nLatest run (`{results_md.relative_to(PROJECT_ROOT).as_posix()}`):\n\n{table}{README_END}"
+    block = f"{README_START}\nLatest run (`{results_md.resolve().relative_to(PROJECT_ROOT).as_posix()}`):\n\n{table}{README_END}"
     readme.write_text(text[:start] + block + text[end + len(README_END) :], encoding="utf-8")
 
 

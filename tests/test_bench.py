@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import main
+from bench.run import README_END, README_START, main, update_readme
 from pipeline.home import PROJECT_ROOT
 
 STAGES = [
@@ -99,3 +99,16 @@ def test_the_readme_never_links_results_outside_the_project(tmp_path: Path, caps
         main(["--size", "1k", "--readme", "--results", str(tmp_path / "results")])
     assert refused.value.code == 2 and "--results must be inside the project" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+
+def test_the_readme_links_results_given_relative_to_the_working_folder(tmp_path: Path, monkeypatch) -> None:
+    # `--results bench/results` from the project folder: the link is the project's own path; it used to fail
+    # when the README was written, after the whole run (stop 18)
+    monkeypatch.chdir(PROJECT_ROOT)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{README_START}\nold\n{README_END}\nafter\n", encoding="utf-8")
+    update_readme(readme, "| the table |\n", Path("bench/results/2026-11-27-1m.md"))
+    assert readme.read_text(encoding="utf-8") == (
+        f"before\n{README_START}\nLatest run (`bench/results/2026-11-27-1m.md`):\n\n| the table |\n{README_END}\nafter\n"
+    )
