@@ -17,7 +17,7 @@ from pipeline.invoicing import finalize_cycle, register_inputs
 from pipeline.lake import partition_dir
 from pipeline.mediation import mediate_cycle
 from pipeline.rating import rate_cycle, rated_events_sql, rating_outcomes_view
-from pipeline.reference import load_reference
+from pipeline.reference import Reference, load_reference
 from pipeline.rerating import RERATE, RatedEventLost, rerate_cycle
 from pipeline.settings import Settings
 from pipeline.state import open_state
@@ -96,14 +96,8 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
     the read loudly instead of vanishing with its charge."""
     from pipeline.lake_fallbacks import LAKE_DATASETS
 
-    reference = load_reference(sample_home.reference)
-    with open_state(sample_home.state_db) as state:
-        register_landed_files(
-            sample_home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
-        )
+    reference, counts = rated_sample_cycle(sample_home)
     with session(reference) as con:
-        mediate_cycle(con, sample_home.lake, CYCLE)
-        counts = rate_cycle(con, sample_home.lake, CYCLE)
         wide = con.sql(rated_events_sql(sample_home.lake, CYCLE)).pl()
     fact = pl.read_parquet(partition_dir(sample_home.lake, "rated", cycle=CYCLE) / "rated.parquet")
     assert fact.columns[:2] == ["file_id", "line_no"]
@@ -136,8 +130,8 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
     assert pl.read_parquet(rated / "rated.parquet").sort("file_id", "line_no").equals(fact.sort("file_id", "line_no"))
 
 
-def rated_sample_cycle(home) -> None:
-    """The sample cycle rated once (not billed): what a rerate compares with."""
+def rated_sample_cycle(home) -> tuple[Reference, dict[str, int]]:
+    """The sample cycle rated once (not billed): what a rerate compares with; its reference and rating counts."""
     reference = load_reference(home.reference)
     with open_state(home.state_db) as state:
         register_landed_files(
@@ -145,7 +139,7 @@ def rated_sample_cycle(home) -> None:
         )
     with session(reference) as con:
         mediate_cycle(con, home.lake, CYCLE)
-        rate_cycle(con, home.lake, CYCLE)
+        return reference, rate_cycle(con, home.lake, CYCLE)
 
 
 def rerate(home, spill_dir=None, rate=rate_cycle) -> dict[str, int]:
