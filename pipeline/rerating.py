@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.engine import first_row, scalar
+from pipeline.engine import first_row, parquet_glob, scalar
 from pipeline.lake import lake_partition, lake_table, partition_dir, replace_partition
 from pipeline.mediation import MEDIATED
 from pipeline.rating import RATED, rate_cycle
@@ -130,7 +130,7 @@ def keep_previous_rating(con: duckdb.DuckDBPyConnection, folder: Path, scratch: 
             shutil.copyfile(source, kept)
         con.execute(
             f"create or replace temp view {view} as select {', '.join(PREVIOUS_COLUMNS[name])} "
-            f"from read_parquet('{_quoted(kept)}', hive_partitioning = false)"
+            f"from read_parquet({parquet_glob([kept])}, hive_partitioning = false)"
         )
 
 
@@ -138,11 +138,6 @@ def _scratch_dir(con: duckdb.DuckDBPyConnection) -> str | None:
     """The session's spill folder when it has one (the home's volume: where the lake is), else the system's."""
     spill = scalar(con, "select current_setting('temp_directory')")
     return spill if spill and Path(spill).is_dir() else None
-
-
-def _quoted(path: Path) -> str:
-    """A path as the inside of an SQL string literal."""
-    return path.as_posix().replace("'", "''")
 
 
 class RatedEventLost(RuntimeError):
