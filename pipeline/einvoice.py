@@ -16,17 +16,24 @@ Billing rules applied here:
 * no tax id or SSN of the customer is written (the buyer is identified by name, address and account number);
 * the PDF is laid out again by WeasyPrint as PDF/A-3b and the XML embedded by the ``factur-x`` library, which
   validates it against the EN 16931 schema first; an e-invoice whose embedded XML is already the current one
-  is not rewritten.
+  is not rewritten;
+* an e-invoice is reproducible: its PDF dates (Info, XMP, the embedded XML's) are the invoice's issue date at
+  00:00 UTC, not the time it was written, and its fonts are subset by HarfBuzz (no timestamp), so writing it
+  again gives the same bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
 from lxml import etree
 
+from pipeline import font_subsetting
 from pipeline.documents import INVOICE_CSS, InvoiceDocument, render_invoice_html
 from pipeline.durable import write_atomically
 from pipeline.masking import redact_tax_ids
@@ -43,6 +50,7 @@ EN16931_GUIDELINE = "urn:cen.eu:en16931:2017"
 COMMERCIAL_INVOICE = "380"  # UNTDID 1001
 UNIT_ONE = "C62"  # UN/ECE Rec 20: one (piece)
 _CENT = Decimal("0.01")
+_CLOCK = threading.Lock()
 
 
 def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -179,6 +187,7 @@ def _pdfa_bytes(doc: InvoiceDocument, templates_dir: Path) -> bytes:
     import weasyprint
     from weasyprint.text.fonts import FontConfiguration
 
+    font_subsetting.install()  # HarfBuzz, as the invoice PDFs: fontTools would stamp the time into each font
     html = render_invoice_html(doc, templates_dir)
     fonts = FontConfiguration()  # the stylesheet's @font-face (the shipped invoice font), as in rendering.py
     css = weasyprint.CSS(filename=str(Path(templates_dir) / INVOICE_CSS), font_config=fonts)
@@ -187,6 +196,28 @@ def _pdfa_bytes(doc: InvoiceDocument, templates_dir: Path) -> bytes:
     )
     assert pdf is not None
     return pdf
+
+
+@contextmanager
+def _facturx_clock(day: date) -> Iterator[None]:
+    """Within the block, the ``factur-x`` library's clock reads ``day`` at 00:00 UTC (rule: an e-invoice is dated
+    by its issue date; the library has no parameter for the dates it stamps from ``datetime.now``)."""
+    import facturx.facturx as library
+
+    moment = datetime.combine(day, time(), tzinfo=UTC)
+
+    class IssueDateClock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return moment if tz is None else moment.astimezone(tz)
+
+    with _CLOCK:
+        wall_clock = library.datetime
+        library.datetime = IssueDateClock  # type: ignore[misc]
+        try:
+            yield
+        finally:
+            library.datetime = wall_clock  # type: ignore[misc]
 
 
 def embedded_xml(pdf_path: Path) -> bytes | None:
@@ -208,20 +239,22 @@ def write_einvoice(doc: InvoiceDocument, pdf_path: Path, templates_dir: Path, se
     xml = cii_xml(doc, settings)
     if embedded_xml(pdf_path) == xml:
         return False
-    pdf = generate_from_binary(
-        _pdfa_bytes(doc, templates_dir),
-        xml,
-        flavor="factur-x",
-        level="en16931",
-        check_xsd=True,
-        pdf_metadata={
-            "author": settings.carrier_name,
-            "keywords": "Factur-X, invoice",
-            "title": f"{settings.carrier_name} invoice {doc.invoice_number}",
-            "subject": f"Invoice {doc.invoice_number} for the period {doc.period_start} to {doc.period_end}",
-        },
-        lang=doc.language,
-    )
+    pdfa = _pdfa_bytes(doc, templates_dir)
+    with _facturx_clock(doc.issue_date):
+        pdf = generate_from_binary(
+            pdfa,
+            xml,
+            flavor="factur-x",
+            level="en16931",
+            check_xsd=True,
+            pdf_metadata={
+                "author": settings.carrier_name,
+                "keywords": "Factur-X, invoice",
+                "title": f"{settings.carrier_name} invoice {doc.invoice_number}",
+                "subject": f"Invoice {doc.invoice_number} for the period {doc.period_start} to {doc.period_end}",
+            },
+            lang=doc.language,
+        )
     write_atomically(Path(pdf_path), pdf)
     return True
 

@@ -3,6 +3,7 @@ and tax totals per rate, and is embedded in a PDF/A-3b that still shows the invo
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -95,3 +96,20 @@ def test_einvoice_is_a_pdfa3_with_the_xml_embedded(tmp_path: Path) -> None:
     before = rendered.path.stat().st_mtime_ns
     assert write_einvoice(doc, rendered.path, TEMPLATES, Settings()) is False  # already the current XML
     assert rendered.path.stat().st_mtime_ns == before
+
+
+def test_an_einvoice_written_again_later_has_the_same_bytes(tmp_path: Path) -> None:
+    doc = _doc_with_discount()
+    pdfs = []
+    for run in ("first", "second"):
+        [rendered] = render_invoice_pdfs([doc], tmp_path / run, TEMPLATES, workers=1)
+        assert write_einvoice(doc, rendered.path, TEMPLATES, Settings()) is True
+        pdfs.append(rendered.path.read_bytes())
+        time.sleep(1.1)  # the wall clock's seconds move on: a date stamped from it would differ
+    assert pdfs[0] == pdfs[1]
+
+    reader = PdfReader(tmp_path / "second" / rendered.path.name)
+    stamp = doc.issue_date.strftime("%Y%m%d000000")
+    assert reader.metadata is not None and reader.metadata["/CreationDate"] == f"D:{stamp}+00'00'"
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert f"<xmp:CreateDate>{doc.issue_date.isoformat()}T00:00:00+00:00</xmp:CreateDate>".encode() in xmp
