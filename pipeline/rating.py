@@ -50,6 +50,13 @@ BIGINT_NUMERATOR_BOUND = 2**62 // 10**6
 # call as one piece, as before this rule: tests/test_rating_bands_by_key.py compares the two paths
 WHOLE_CALLS_BY_START_BAND = True
 
+# a deck whose rate cards have no band set (no ``rate_card_policies`` row with one) prices every call whole without
+# a band: the start-band step's joins and the cut calls' path are planned away (sql/rating.sql's macro
+# ``rating_has_band_sets()`` is false), so the step is not stored as a second copy of every event (~−120 MiB peak
+# at 1m, docs/SCALE.md). False runs the start-band step whatever the deck: tests/test_rating_bands_by_key.py
+# compares the two paths on unbanded decks
+START_BANDS_ONLY_WITH_BAND_SETS = True
+
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
@@ -141,6 +148,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     )
     con.execute(f"create or replace temp macro rating_bigint_bound() as {BIGINT_NUMERATOR_BOUND}::hugeint")
     con.execute(f"create or replace temp macro rating_whole_by_start_band() as {WHOLE_CALLS_BY_START_BAND}")
+    con.execute(f"create or replace temp macro rating_has_band_sets() as {_has_band_sets(con)}")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
@@ -178,10 +186,18 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
         "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound; "
-        "drop macro rating_whole_by_start_band"
+        "drop macro rating_whole_by_start_band; drop macro rating_has_band_sets"
     )
     con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")
+
+
+def _has_band_sets(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the start-band step runs: some rate card of the deck has a band set (a call of a banded card is
+    priced in its time bands, or suspended NO_BAND), or START_BANDS_ONLY_WITH_BAND_SETS is off."""
+    if not START_BANDS_ONLY_WITH_BAND_SETS:
+        return True
+    return bool(scalar(con, "select count(*) from rate_card_policies where band_set is not null"))
 
 
 def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:

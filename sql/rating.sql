@@ -514,7 +514,10 @@ band_periods as materialized (
 -- time line ends inside the start period (policy split: no boundary crossed) — most calls. Only the others (a
 -- split call that crosses a boundary, a banded call without a start period: NO_BAND) are cut into pieces below.
 -- The start band's rate of a one-step destination is found here, by destination number and band.
--- rating_whole_by_start_band() is false only in tests: every banded call is then cut into pieces (one, if whole)
+-- rating_whole_by_start_band() is false only in tests: every banded call is then cut into pieces (one, if whole).
+-- rating_has_band_sets() is false when no rate card of the deck has a band set (pipeline/rating.py): every call is
+-- then priced whole without a band, the joins below are on a false condition (no join is run) and the cut calls'
+-- path reads nothing, so this step is not stored for a second reader (the query has one)
 call_start_bands as (
     select
         billed_calls.*,
@@ -537,14 +540,16 @@ call_start_bands as (
         ) as is_cut
     from billed_calls
     left join band_periods as start_period
-        on start_period.band_set = billed_calls.band_set
+        on rating_has_band_sets()
+        and start_period.band_set = billed_calls.band_set
         and start_period.holidays = billed_calls.holidays
         and start_period.state = billed_calls.service_state
         and start_period.utc_day = billed_calls.start_utc::date
         and start_period.period_start_utc <= billed_calls.start_utc
         and start_period.period_end_utc > billed_calls.start_utc
     left join destination_band_rates as start_band_rate
-        on start_band_rate.destination_no = billed_calls.destination_no
+        on rating_has_band_sets()
+        and start_band_rate.destination_no = billed_calls.destination_no
         and start_band_rate.time_band = start_period.time_band
 ),
 
@@ -595,7 +600,7 @@ banded_calls as materialized (
         start_utc::date as call_first_day,
         (start_utc + to_seconds(greatest(billed_units, 1)) - interval 1 microsecond)::date as call_last_day
     from call_start_bands
-    where is_cut
+    where is_cut and rating_has_band_sets()
 ),
 
 -- the call's first day, and (a split call that runs past midnight UTC) each later day it overlaps
