@@ -185,7 +185,8 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(CORE_VIEW)
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
-        "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound; "
+        "drop view if exists rating_input; drop table if exists rating_unpriced; drop table rating_number_areas; "
+        "drop macro rating_bigint_bound; "
         "drop macro rating_whole_by_start_band; drop macro rating_has_band_sets"
     )
     con.execute(OUTCOMES_VIEW)
@@ -205,7 +206,7 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
     The pass writes the priced events only; the events it could not price (few, often none) are rated again
     alone, for the reason of each (the same SQL's ``outcomes``): an event fails or not whatever the other events
     of its account are, so the reasons are the ones one pass over every event would give."""
-    con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
+    con.execute("create or replace temp table rating_number_areas as " + read_sql("jurisdiction.sql"))
     body, final = read_sql("rating.sql").rsplit(FINAL_SELECT, 1)
     assert not final.strip(), f"sql/rating.sql must end with {FINAL_SELECT!r}"
     events = scalar(con, "select count(*) from rating_input") or 0
