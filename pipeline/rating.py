@@ -232,7 +232,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     the cycle's data rounding of plans that round data per cycle (``sql/data_rounding.sql``), one per account,
     service number and price. ``rated`` is the narrow fact (key and outcome: ``RATED_FACT``), read through
     ``rated_events_sql``; afterwards ``rating_outcomes`` reads the written partition (every outcome column, the
-    normalised ones but the mediation ``reason``)."""
+    normalised ones but the mediation ``reason``), and the passes' temp tables are dropped."""
     normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
@@ -265,6 +265,10 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         {"rated": rated, "suspended": suspended, "tier_charges": tier_charges, "data_rounding": data_rounding},
     )
     rating_outcomes_view(con, lake, cycle)
+    # the outcomes are written and ``rating_outcomes`` reads them from the partition: the passes' results (~250 MB
+    # at 1M events) and the explanations leave the session, so what runs next in it (rerating's comparison, the
+    # asset's metadata) has that memory
+    con.execute("drop view rating_core; drop table rating_results; drop table rating_explanations")
     return counts
 
 
