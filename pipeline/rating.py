@@ -50,6 +50,13 @@ BIGINT_NUMERATOR_BOUND = 2**62 // 10**6
 # call as one piece, as before this rule: tests/test_rating_bands_by_key.py compares the two paths
 WHOLE_CALLS_BY_START_BAND = True
 
+# a deck whose rate cards have no band set (no ``rate_card_policies`` row with one) prices every call whole without
+# a band: the start-band step's joins and the cut calls' path are planned away (sql/rating.sql's macro
+# ``rating_has_band_sets()`` is false), so the step is not stored as a second copy of every event (~−120 MiB peak
+# at 1m, docs/SCALE.md). False runs the start-band step whatever the deck: tests/test_rating_bands_by_key.py
+# compares the two paths on unbanded decks
+START_BANDS_ONLY_WITH_BAND_SETS = True
+
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
 RATING_INPUT_COLUMNS = (
     "file_id", "line_no", "cycle", "account_id", "service_state", "charged_number", "called_number", "start_utc",
@@ -141,6 +148,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     )
     con.execute(f"create or replace temp macro rating_bigint_bound() as {BIGINT_NUMERATOR_BOUND}::hugeint")
     con.execute(f"create or replace temp macro rating_whole_by_start_band() as {WHOLE_CALLS_BY_START_BAND}")
+    con.execute(f"create or replace temp macro rating_has_band_sets() as {_has_band_sets(con)}")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
@@ -177,11 +185,20 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(CORE_VIEW)
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
-        "drop view if exists rating_input; drop table if exists rating_unpriced; drop macro rating_bigint_bound; "
-        "drop macro rating_whole_by_start_band"
+        "drop view if exists rating_input; drop table if exists rating_unpriced; drop table rating_number_areas; "
+        "drop macro rating_bigint_bound; "
+        "drop macro rating_whole_by_start_band; drop macro rating_has_band_sets"
     )
     con.execute(OUTCOMES_VIEW)
     return con.table("rating_outcomes")
+
+
+def _has_band_sets(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the start-band step runs: some rate card of the deck has a band set (a call of a banded card is
+    priced in its time bands, or suspended NO_BAND), or START_BANDS_ONLY_WITH_BAND_SETS is off."""
+    if not START_BANDS_ONLY_WITH_BAND_SETS:
+        return True
+    return bool(scalar(con, "select count(*) from rate_card_policies where band_set is not null"))
 
 
 def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
@@ -189,7 +206,7 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
     The pass writes the priced events only; the events it could not price (few, often none) are rated again
     alone, for the reason of each (the same SQL's ``outcomes``): an event fails or not whatever the other events
     of its account are, so the reasons are the ones one pass over every event would give."""
-    con.execute("create or replace temp table rating_jurisdiction as " + read_sql("jurisdiction.sql"))
+    con.execute("create or replace temp table rating_number_areas as " + read_sql("jurisdiction.sql"))
     body, final = read_sql("rating.sql").rsplit(FINAL_SELECT, 1)
     assert not final.strip(), f"sql/rating.sql must end with {FINAL_SELECT!r}"
     events = scalar(con, "select count(*) from rating_input") or 0
@@ -215,7 +232,7 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
     the cycle's data rounding of plans that round data per cycle (``sql/data_rounding.sql``), one per account,
     service number and price. ``rated`` is the narrow fact (key and outcome: ``RATED_FACT``), read through
     ``rated_events_sql``; afterwards ``rating_outcomes`` reads the written partition (every outcome column, the
-    normalised ones but the mediation ``reason``)."""
+    normalised ones but the mediation ``reason``), and the passes' temp tables are dropped."""
     normalised = lake_table(lake, MEDIATED, "normalised", cycle=cycle)
     con.execute(
         f"create or replace temp view normalised as select * from read_parquet('{normalised.as_posix()}')"
@@ -248,6 +265,10 @@ def rate_cycle(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> dict[s
         {"rated": rated, "suspended": suspended, "tier_charges": tier_charges, "data_rounding": data_rounding},
     )
     rating_outcomes_view(con, lake, cycle)
+    # the outcomes are written and ``rating_outcomes`` reads them from the partition: the passes' results (~250 MB
+    # at 1M events) and the explanations leave the session, so what runs next in it (rerating's comparison, the
+    # asset's metadata) has that memory
+    con.execute("drop view rating_core; drop table rating_results; drop table rating_explanations")
     return counts
 
 

@@ -1,7 +1,7 @@
 -- rating.sql: the cycle's normalised events → rated events (price book, rate row, jurisdiction, billed seconds,
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
--- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_jurisdiction
--- (sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
+-- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_number_areas
+-- (the areas of the events' numbers, sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
 -- pipeline/price_books.py), rating_destinations, rating_card_prefix_lengths and rating_rate_rows (the rate
 -- cards' destinations, numbered once per cycle: sql/rating_destinations.sql).
 -- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced; the
@@ -20,6 +20,27 @@
 
 with
 
+-- a voice call's jurisdiction (the rules of sql/jurisdiction.sql): the one its called number decides alone
+-- (n11, toll_free, premium, international), else none when the called area is unknown, else its two areas
+-- compared (the calling end's state falls back to the line's service state); other services have none
+events_with_jurisdiction as (
+    select
+        rating_input.*,
+        case when rating_input.service = 'voice' then
+            case
+                when called_area.called_jurisdiction is not null then called_area.called_jurisdiction
+                when called_area.area_state is null then null
+                when called_area.local_area = caller_area.local_area then 'local'
+                when called_area.area_state = coalesce(caller_area.area_state, rating_input.service_state)
+                    then 'intrastate'
+                else 'interstate'
+            end
+        end as jurisdiction
+    from rating_input
+    left join rating_number_areas as called_area on called_area.number = rating_input.called_number
+    left join rating_number_areas as caller_area on caller_area.number = rating_input.charged_number
+),
+
 events as (
     select
         normalised.file_id,
@@ -34,12 +55,12 @@ events as (
         coalesce(ltrim(normalised.called_number, '+'), '') as called_digits,
         accounts.agent_id,
         accounts.plan_id,
-        rating_jurisdiction.jurisdiction,
+        normalised.jurisdiction,
         -- the allowance zone: abroad (roaming) or an international call; a premium call is in no zone
         case
-            when normalised.visited_country is not null or rating_jurisdiction.jurisdiction = 'international'
+            when normalised.visited_country is not null or normalised.jurisdiction = 'international'
                 then 'international'
-            when rating_jurisdiction.jurisdiction = 'premium' then 'premium'
+            when normalised.jurisdiction = 'premium' then 'premium'
             else 'domestic'
         end as allowance_zone,
         normalised.account_id,
@@ -63,9 +84,8 @@ events as (
             end
             else coalesce(normalised.units, 1)
         end as rating_units
-    from rating_input as normalised
+    from events_with_jurisdiction as normalised
     join accounts using (account_id)
-    left join rating_jurisdiction using (file_id, line_no)
     left join (
         select
             *,
@@ -514,7 +534,10 @@ band_periods as materialized (
 -- time line ends inside the start period (policy split: no boundary crossed) — most calls. Only the others (a
 -- split call that crosses a boundary, a banded call without a start period: NO_BAND) are cut into pieces below.
 -- The start band's rate of a one-step destination is found here, by destination number and band.
--- rating_whole_by_start_band() is false only in tests: every banded call is then cut into pieces (one, if whole)
+-- rating_whole_by_start_band() is false only in tests: every banded call is then cut into pieces (one, if whole).
+-- rating_has_band_sets() is false when no rate card of the deck has a band set (pipeline/rating.py): every call is
+-- then priced whole without a band, the joins below are on a false condition (no join is run) and the cut calls'
+-- path reads nothing, so this step is not stored for a second reader (the query has one)
 call_start_bands as (
     select
         billed_calls.*,
@@ -537,14 +560,16 @@ call_start_bands as (
         ) as is_cut
     from billed_calls
     left join band_periods as start_period
-        on start_period.band_set = billed_calls.band_set
+        on rating_has_band_sets()
+        and start_period.band_set = billed_calls.band_set
         and start_period.holidays = billed_calls.holidays
         and start_period.state = billed_calls.service_state
         and start_period.utc_day = billed_calls.start_utc::date
         and start_period.period_start_utc <= billed_calls.start_utc
         and start_period.period_end_utc > billed_calls.start_utc
     left join destination_band_rates as start_band_rate
-        on start_band_rate.destination_no = billed_calls.destination_no
+        on rating_has_band_sets()
+        and start_band_rate.destination_no = billed_calls.destination_no
         and start_band_rate.time_band = start_period.time_band
 ),
 
@@ -595,7 +620,7 @@ banded_calls as materialized (
         start_utc::date as call_first_day,
         (start_utc + to_seconds(greatest(billed_units, 1)) - interval 1 microsecond)::date as call_last_day
     from call_start_bands
-    where is_cut
+    where is_cut and rating_has_band_sets()
 ),
 
 -- the call's first day, and (a split call that runs past midnight UTC) each later day it overlaps

@@ -370,6 +370,23 @@ def test_jurisdiction_of_a_voice_call_and_rates_by_jurisdiction(charged, called,
     assert (row["jurisdiction"], row["destination"]) == (jurisdiction, destination)
 
 
+def test_jurisdiction_classified_once_per_number_compares_each_call_s_own_ends():
+    # numbers are classified once (sql/jurisdiction.sql) and each call compares its own two ends: the same called
+    # number from lines in two states, a charged number whose NPA is unknown (its state: the line's service
+    # state), that number called itself, and a Chicago number called from it (no local area at the calling end)
+    rated = rate(
+        ("ACC-4", "IL", "+12175550123", 60),
+        ("ACC-4", "NY", "+12175550123", 60),
+        ("ACC-4", "IL", "+16175550100", 60),
+        ("ACC-4", "IL", "+17735550123", 60),
+        ("ACC-4", "NY", "+12125550123", 60),
+        charged="+16175550100",
+    )
+    assert rated["jurisdiction"].to_list() == ["intrastate", "interstate", None, "intrastate", "intrastate"]
+    # an SMS has no jurisdiction, whatever its numbers
+    assert rate(("ACC-4", "IL", "+12175550123", 60), service="sms")["jurisdiction"].to_list() == [None]
+
+
 def test_the_same_call_costs_differently_by_the_lines_state():
     # ACC-4, 120 s to +12125550123: an IL line → PB-JUR (RC-D interstate 0.04/min: 0.0800);
     # an NY line → PB-JUR-NY (plan+state, RC-A US 0.02/min 6/6: 0.0400); the state is the line's, not the call's

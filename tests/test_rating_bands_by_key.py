@@ -6,6 +6,7 @@ call into pieces does (``rating.WHOLE_CALLS_BY_START_BAND = False``: the whole c
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import duckdb
 import polars as pl
 import pytest
 import test_rating
@@ -93,9 +94,16 @@ calls = st.lists(
 )
 
 
-def rate_with_card(card: dict, events: list[tuple], visited_country: str | None, whole_by_start_band: bool):
+def rate_with_card(
+    card: dict,
+    events: list[tuple],
+    visited_country: str | None,
+    whole_by_start_band: bool,
+    start_band_step_always: bool = False,
+):
     """Rate ``events`` with test_rating's reference plus the banded card RC-X (plan PX, account ACC-X, an
-    allowance of the card's size, a roaming surcharge for RC-X), one row per event."""
+    allowance of the card's size, a roaming surcharge for RC-X), one row per event. ``start_band_step_always``:
+    the start-band step runs even when no card has a band set (``START_BANDS_ONLY_WITH_BAND_SETS`` off)."""
     rows = [
         ("RC-X", "1", "US", rate, card["unit"], first, increment, card["fee"], card["minimum"], card["method"],
          card["decimals"], None, from_second, card["maximum"], band, None)
@@ -131,6 +139,7 @@ def rate_with_card(card: dict, events: list[tuple], visited_country: str | None,
         )
         patch.setattr(test_rating, "reference_frames", frames)
         patch.setattr(rating, "WHOLE_CALLS_BY_START_BAND", whole_by_start_band)
+        patch.setattr(rating, "START_BANDS_ONLY_WITH_BAND_SETS", not start_band_step_always)
         return test_rating.rate(*events, visited_country=visited_country)
 
 
@@ -182,3 +191,39 @@ def test_the_card_of_the_property_test_prices_by_band_and_crosses_boundaries():
             ("offpeak 60s, peak 60s", Decimal("0.072"), None),
             (None, None, "NO_BAND"),
         ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(banded_cards(), calls, st.sampled_from([None, None, "MX", "JP"]))
+def test_an_unbanded_deck_prices_without_the_start_band_step_as_with_it(card, events, visited_country):
+    # no card of the deck has a band set (RC-X's band rates become its rates without a band, test_rating's banded
+    # cards lose their band set): every call is priced whole without the start-band step, as with it
+    card = {
+        **card,
+        "band_set": None,
+        "rates": {(None, step): rate for (_, step), rate in card["rates"].items()},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(test_rating, "RATE_CARD_POLICIES", [])
+        without_step = rate_with_card(card, events, visited_country, whole_by_start_band=True)
+        with_step = rate_with_card(
+            card, events, visited_country, whole_by_start_band=True, start_band_step_always=True
+        )
+    assert without_step.columns == with_step.columns
+    assert without_step.to_dicts() == with_step.to_dicts()
+    assert without_step["time_bands"].is_null().all()
+    assert "NO_BAND" not in without_step["rating_reason"].to_list()
+
+
+def test_the_start_band_step_is_planned_away_only_without_band_sets():
+    # the switch the unbanded test above compares: a deck without band sets runs no start-band join (the macro
+    # is false), a deck with one does
+    con = duckdb.connect()
+    tables = test_rating.reference_frames()
+    con.register("rate_card_policies", tables["rate_card_policies"])
+    assert rating._has_band_sets(con)
+    con.register("rate_card_policies", tables["rate_card_policies"].clear())
+    assert not rating._has_band_sets(con)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rating, "START_BANDS_ONLY_WITH_BAND_SETS", False)
+        assert rating._has_band_sets(con)

@@ -224,3 +224,28 @@ def test_a_previously_rated_event_without_a_new_outcome_fails_the_rerate(sample_
         rerate(sample_home, rate=rate_dropping_one)
     assert f"previously rated event {dropped['file_id']}:{dropped['line_no']} has" in str(failed.value)
     assert not partition_dir(lake, RERATE, cycle=CYCLE).exists()
+
+
+def test_rating_leaves_only_the_written_outcomes_in_the_session(sample_home):
+    """After ``rate_cycle`` the passes' temp tables are gone (the session's memory goes to what runs next: a
+    rerate's comparison) and ``rating_outcomes`` reads the written partition: every event, rated or suspended."""
+    reference = load_reference(sample_home.reference)
+    with open_state(sample_home.state_db) as state:
+        register_landed_files(
+            sample_home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
+        )
+    with session(reference) as con:
+        mediate_cycle(con, sample_home.lake, CYCLE)
+        counts = rate_cycle(con, sample_home.lake, CYCLE)
+        left = con.sql(
+            "select table_name from information_schema.tables where table_name like 'rating%' order by 1"
+        ).fetchall()
+        outcomes = con.sql(
+            "select count(*), count(*) filter (where rating_reason is null), sum(charge_amount) from rating_outcomes"
+        ).fetchall()[0]
+        fact = con.sql(
+            f"select count(*), sum(charge_amount) from ({rated_events_sql(sample_home.lake, CYCLE)})"
+        ).fetchall()[0]
+    assert left == [("rating_outcomes",)]
+    assert outcomes[:2] == (counts["rated"] + counts["suspended"], counts["rated"])
+    assert (outcomes[1], outcomes[2]) == fact
