@@ -4,8 +4,7 @@ import dagster as dg
 
 from assets.metadata import counts, markdown_table
 from assets.resources import CdrbillHome
-from pipeline.accounting import OUTCOMES, record_accounting
-from pipeline.engine import session
+from pipeline.accounting import OUTCOMES, checked_record_accounting
 
 
 def record_accounting_result(
@@ -14,11 +13,16 @@ def record_accounting_result(
     check_name: str,
     outcomes: dict[str, tuple[str, str]] = OUTCOMES,
     asset: str | None = None,
+    *,
+    memory_limit: str,
 ) -> dg.AssetCheckResult:
     """Passes when every file's records in the cycle equal the sum of the outcomes, none counted twice.
-    ``asset`` names the checked asset when an op of a graph-backed asset yields the result."""
-    with session() as con:
-        table = record_accounting(con, cdrbill.home().lake, cycle, outcomes)
+    ``asset`` names the checked asset when an op of a graph-backed asset yields the result; ``memory_limit`` is
+    the checked stage's own DuckDB limit (the check spills into the home's ``tmp/`` past it)."""
+    home = cdrbill.home()
+    table = checked_record_accounting(
+        home.lake, cycle, outcomes, memory_limit=memory_limit, spill_dir=home.root / "tmp"
+    )
     unbalanced = table.filter(~table["balanced"]).height
     totals = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}
     return dg.AssetCheckResult(

@@ -158,5 +158,9 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
         },
     )
     yield record_accounting_result(
-        cdrbill, context.partition_key, "mediation_accounts_for_every_record", MEDIATION_OUTCOMES
+        cdrbill,
+        context.partition_key,
+        "mediation_accounts_for_every_record",
+        MEDIATION_OUTCOMES,
+        memory_limit=settings.mediation_memory_limit,
     )

@@ -81,7 +81,13 @@ def collect_rated_usage(context: dg.OpExecutionContext, cdrbill: CdrbillHome, sh
             "by_destination": markdown_table(by_destination),
         },
     )
-    yield record_accounting_result(cdrbill, cycle, "every_record_accounted_for", asset="rated_usage")
+    yield record_accounting_result(
+        cdrbill,
+        cycle,
+        "every_record_accounted_for",
+        asset="rated_usage",
+        memory_limit=settings.rating_memory_limit,
+    )
 
 
 @dg.graph_asset(

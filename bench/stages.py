@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
+from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, checked_record_accounting
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.commissions import compute_commissions
 from pipeline.cycles import BillCycle
@@ -45,10 +45,14 @@ class BenchCheckFailed(RuntimeError):
     """A blocking check of the real pipeline failed during the benchmark: the numbers would mean nothing."""
 
 
-def _accounting_balanced(home: Home, cycle: str, outcomes: dict[str, tuple[str, str]]) -> int:
-    """Files in the cycle whose records in ≠ the sum of their outcomes (the assets' blocking check)."""
-    with session() as con:
-        table = record_accounting(con, home.lake, cycle, outcomes)
+def _accounting_balanced(
+    home: Home, cycle: str, outcomes: dict[str, tuple[str, str]], memory_limit: str
+) -> int:
+    """Files in the cycle whose records in ≠ the sum of their outcomes (the assets' blocking check, under the
+    stage's own memory limit as the assets run it)."""
+    table = checked_record_accounting(
+        home.lake, cycle, outcomes, memory_limit=memory_limit, spill_dir=home.root / "tmp"
+    )
     unbalanced = table.filter(~table["balanced"]).height
     if unbalanced:
         raise BenchCheckFailed(f"record accounting: {unbalanced} files do not balance in cycle {cycle}")
@@ -98,7 +102,7 @@ def mediation(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
             duplicate_window_days=settings.duplicate_window_days,
             duplicate_tolerance_seconds=settings.duplicate_tolerance_seconds,
         )
-    _accounting_balanced(home, cycle, MEDIATION_OUTCOMES)
+    _accounting_balanced(home, cycle, MEDIATION_OUTCOMES, settings.mediation_memory_limit)
     return {"records": counts["records_in"], **{k: v for k, v in counts.items() if k != "records_in"}}
 
 
@@ -112,7 +116,7 @@ def rating(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     ) as con:  # the reference held by the session only, as the asset does
         records = int(scalar(con, f"select count(*) from read_parquet('{normalised.as_posix()}')"))
         counts = rate_cycle(con, home.lake, cycle)
-    _accounting_balanced(home, cycle, OUTCOMES)
+    _accounting_balanced(home, cycle, OUTCOMES, settings.rating_memory_limit)
     return {"records": records, **counts}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.engine import session
 from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, cycle_records
 from pipeline.rating import RATED, rated_events_sql
@@ -73,6 +74,23 @@ def record_accounting(
             & (pl.col("counted_twice") == 0)
         )
     )
+
+
+def checked_record_accounting(
+    lake: Path,
+    cycle: str,
+    outcomes: dict[str, tuple[str, str]] = OUTCOMES,
+    *,
+    memory_limit: str,
+    spill_dir: Path,
+) -> pl.DataFrame:
+    """``record_accounting`` as the blocking checks run it, in a session of its own bounded by ``memory_limit``
+    (the checked stage's own limit) and spilling into ``spill_dir``. Rule: a check must not need more memory than
+    the stage it checks — finding a record counted twice groups every record of the cycle by its key, which
+    grows with the cycle (10M records: 707 MiB in the shared 2GB session, 456 MiB at 512MB; docs/SCALE.md,
+    "The 50M month, run")."""
+    with session(memory_limit=memory_limit, spill_dir=spill_dir) as con:
+        return record_accounting(con, lake, cycle, outcomes)
 
 
 def _outcome_source(lake: Path, cycle: str, dataset: str, table: str) -> str:

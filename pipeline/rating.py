@@ -210,14 +210,20 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
     body, final = read_sql("rating.sql").rsplit(FINAL_SELECT, 1)
     assert not final.strip(), f"sql/rating.sql must end with {FINAL_SELECT!r}"
     events = scalar(con, "select count(*) from rating_input") or 0
+    # the rows this pass writes follow the earlier slices' (``rating_results`` is only appended to: a row's rowid
+    # is its row number). The unpriced events are looked for among this pass's rows only: the anti join builds
+    # on its right side (the build-side optimizer is off here), and against every earlier slice's results it
+    # held the whole cycle's keys — 46M events ran out of the 1GB limit (docs/SCALE.md, "The 50M month, run")
+    first_row_id = 0 if into.lstrip().startswith("create") else scalar(con, "select count(*) from rating_results")
     con.execute(f"set disabled_optimizers = '{RATING_DISABLED_OPTIMIZERS}'")
     try:
         priced = first_row(con, into + body + "select *, null::varchar as rating_reason from rated")
         if (priced[0] if priced else 0) == events:
             return
         con.execute(
-            "create or replace temp table rating_unpriced as "
-            "select * from rating_input anti join rating_results using (file_id, line_no)"
+            "create or replace temp table rating_unpriced as select * from rating_input anti join "
+            f"(select file_id, line_no from rating_results where rowid >= {int(first_row_id)}) as priced "
+            "using (file_id, line_no)"
         )
         con.execute("create or replace temp view rating_input as select * from rating_unpriced")
         con.execute("insert into rating_results by name " + body + FINAL_SELECT)

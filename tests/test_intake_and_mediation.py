@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.accounting import record_accounting
+from pipeline.accounting import OUTCOMES, checked_record_accounting, record_accounting
 from pipeline.engine import session
 from pipeline.home import SAMPLE_DIR, Home
 from pipeline.intake import register_landed_files
@@ -139,3 +139,27 @@ def test_mediation_streams_and_accounting(home):
     accounting = out["accounting"]
     assert accounting.select("file_id", "records_in", "rated").rows() == [(1, 4, 1), (2, 2, 1), (3, 1, 0)]
     assert accounting["balanced"].all()
+
+
+def test_the_accounting_check_in_its_own_bounded_session_gives_the_same_table(home):
+    """The blocking check's own session (the stage's memory limit, spilling into the home's tmp/) finds what
+    record_accounting finds in the session of the stage, file by file."""
+    land(home, "switch-chi", "Master-a.csv", "".join(
+        asterisk_line("3125550100", "2125550199", f"2026-10-{day:02d} 09:15:00", 60 + day, f"1.{day}")
+        for day in range(1, 29)
+    ))  # fmt: skip
+    land(home, "switch-nyc", "Master.csv", "".join([
+        asterisk_line("3125550100", "2125550199", "2026-10-05 10:15:00", 65, "9.9"),  # 1.5 again: a duplicate
+        asterisk_line("3125559999", "2125550199", "2026-10-06 10:00:00", 30, "9.8"),  # nobody's number
+    ]))  # fmt: skip
+    intake(home)
+    expected = mediate(home)["accounting"]
+    spill = home.root / "check-spill"
+    table = checked_record_accounting(home.lake, CYCLE, OUTCOMES, memory_limit="64MB", spill_dir=spill)
+    assert table.equals(expected)
+    assert table.select("file_id", "records_in", "rated", "suspended", "duplicate").rows() == [
+        (1, 28, 28, 0, 0),
+        (2, 2, 0, 1, 1),
+    ]
+    assert table["balanced"].all()
+    assert spill.is_dir()  # the session spills into the given folder, not the working directory's .tmp
