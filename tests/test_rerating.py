@@ -130,13 +130,19 @@ def test_the_rated_fact_is_narrow_and_its_reader_loses_no_event(sample_home):
     assert pl.read_parquet(rated / "rated.parquet").sort("file_id", "line_no").equals(fact.sort("file_id", "line_no"))
 
 
-def rated_sample_cycle(home) -> tuple[Reference, dict[str, int]]:
-    """The sample cycle rated once (not billed): what a rerate compares with; its reference and rating counts."""
+def registered_sample_cycle(home) -> Reference:
+    """The sample month's files registered (intake done); its reference."""
     reference = load_reference(home.reference)
     with open_state(home.state_db) as state:
         register_landed_files(
             home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
         )
+    return reference
+
+
+def rated_sample_cycle(home) -> tuple[Reference, dict[str, int]]:
+    """The sample cycle rated once (not billed): what a rerate compares with; its reference and rating counts."""
+    reference = registered_sample_cycle(home)
     with session(reference) as con:
         mediate_cycle(con, home.lake, CYCLE)
         return reference, rate_cycle(con, home.lake, CYCLE)
@@ -229,12 +235,7 @@ def test_a_previously_rated_event_without_a_new_outcome_fails_the_rerate(sample_
 def test_rating_leaves_only_the_written_outcomes_in_the_session(sample_home):
     """After ``rate_cycle`` the passes' temp tables are gone (the session's memory goes to what runs next: a
     rerate's comparison) and ``rating_outcomes`` reads the written partition: every event, rated or suspended."""
-    reference = load_reference(sample_home.reference)
-    with open_state(sample_home.state_db) as state:
-        register_landed_files(
-            sample_home, state, reference.sources, cycle=CYCLE, billing_timezone=Settings().billing_timezone
-        )
-    with session(reference) as con:
+    with session(registered_sample_cycle(sample_home)) as con:
         mediate_cycle(con, sample_home.lake, CYCLE)
         counts = rate_cycle(con, sample_home.lake, CYCLE)
         left = con.sql(
