@@ -12,6 +12,7 @@ from pipeline.engine import session
 from pipeline.lake import lake_table
 from pipeline.mediation import MEDIATED, cycle_records
 from pipeline.rating import RATED, rated_events_sql
+from pipeline.settings import load_settings
 
 # where each record of a cycle can leave: outcome name → (lake dataset, table)
 MEDIATION_OUTCOMES = {
@@ -91,6 +92,16 @@ def checked_record_accounting(
     "The 50M month, run")."""
     with session(memory_limit=memory_limit, spill_dir=spill_dir) as con:
         return record_accounting(con, lake, cycle, outcomes)
+
+
+def home_record_accounting(lake: Path, cycle: str) -> pl.DataFrame:
+    """The cycle's final record accounting read outside a stage (the run's summary, the approval's blocking
+    checks) under the same bound as the rating stage's check, which it repeats: the home's
+    ``rating_memory_limit``, spilling into the home's ``tmp/`` (the home is the lake folder's parent). At 50M
+    records the shared 2GB session took ~1.5 GiB for this table alone (docs/SCALE.md, "The 50M month, run")."""
+    home = lake.parent
+    limit = load_settings(home / "reference").rating_memory_limit
+    return checked_record_accounting(lake, cycle, memory_limit=limit, spill_dir=home / "tmp")
 
 
 def _outcome_source(lake: Path, cycle: str, dataset: str, table: str) -> str:

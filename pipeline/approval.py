@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.accounting import record_accounting
+from pipeline.accounting import home_record_accounting
 from pipeline.durable import write_atomically
 from pipeline.engine import first_row, scalar, session
 from pipeline.reconciliation import (
@@ -67,8 +67,8 @@ def blocking_check_failures(state: duckdb.DuckDBPyConnection, lake: Path, cycle:
     if not scalar(state, "select count(*) from finalized_cycles where cycle = ?", [cycle]):
         return [f"cycle {cycle} is not finalised: run it first (cdrbill run --cycle {cycle})"]
     failures = []
+    unbalanced = home_record_accounting(lake, cycle).filter(~pl.col("balanced")).height
     with session() as con:
-        unbalanced = record_accounting(con, lake, cycle).filter(~pl.col("balanced")).height
         mismatches = invoice_total_mismatches(con, lake, cycle).height
         proof = cycle_reconciliation(con, lake, cycle)
         uninvoiced = accounts_without_invoice(con, lake, cycle).height

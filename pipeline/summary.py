@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.accounting import record_accounting
+from pipeline.accounting import home_record_accounting
 from pipeline.approval import current_approval
-from pipeline.engine import session
 from pipeline.home import Home
 from pipeline.lake import partition_exists
 from pipeline.late_usage import late_usage_counts
@@ -28,8 +27,7 @@ def cycle_summary(home: Home, cycle: str) -> dict:
         approval = current_approval(state, cycle)
     records: dict[str, int] = {}
     if partition_exists(home.lake, RATED, cycle=cycle):
-        with session() as con:
-            table = record_accounting(con, home.lake, cycle)
+        table = home_record_accounting(home.lake, cycle)
         records = {c: int(table[c].sum()) for c in table.columns if c not in ("file_id", "balanced")}
     return {
         "cycle": cycle,
