@@ -25,6 +25,7 @@ from babel import Locale
 from babel.dates import format_date, format_interval, format_time
 from babel.numbers import NumberPattern, format_decimal
 
+from pipeline.call_detail import Column, detail_lines
 from pipeline.masking import mask_called_number, redact_tax_ids
 
 INVOICE_TEMPLATE = "invoice.html.j2"
@@ -327,7 +328,6 @@ def _period(cycle: str, locale: Locale) -> str:
 
 
 def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: Locale) -> list[dict[str, Any]]:
-    cur = doc.currency
     by_number: dict[str, list[UsageItem]] = {}
     for item in doc.usage_items:
         by_number.setdefault(item.service_number, []).append(item)
@@ -348,34 +348,56 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: Locale)
                     "count_text": _count_text(strings, service, len(rows), locale),
                     "included_text": t_format(strings, "detail_included", count=included) if included else "",
                     "late_text": t_format(strings, "detail_late", count=late) if late else "",
-                    # the "included" column is printed only in a table with included units (rule: no empty column)
-                    "has_included": included > 0,
-                    "rows": [
-                        {
-                            "when": f"{_short_date(r.start_local.date(), locale)} "
-                            f"{format_time(r.start_local, 'HH:mm:ss', locale=locale)}",
-                            "called": mask_called_number(r.called_number)
-                            if doc.mask_called_numbers
-                            else r.called_number,
-                            "destination": redact_tax_ids(r.destination or ""),
-                            # late usage (billed after its own cycle was final) names the period it belongs to
-                            "late": t_format(
-                                strings, "detail_late_marker", period=_period(r.late_from_cycle, locale)
-                            )
-                            if r.late_from_cycle
-                            else "",
-                            "quantity": q[0],
-                            "billed": q[1],
-                            "included": q[2],
-                            "charge": format_money(r.charge, cur, locale, exact=True),
-                        }
-                        for r in rows
-                        for q in [_quantity_text(r, strings, locale)]
-                    ],
+                    **_detail(rows, strings, locale, service, included > 0, doc),
                 }
             )
         groups.append({"service_number": number, "count": len(items), "services": services})
     return groups
+
+
+def _detail(
+    rows: list[UsageItem],
+    strings: dict[str, Any],
+    locale: Locale,
+    service: str,
+    has_included: bool,
+    doc: InvoiceDocument,
+) -> dict[str, Any]:
+    """One service's itemised usage as fixed-width lines (pipeline/call_detail.py): the heading line, and per call
+    its line and, for late usage (billed after its own cycle was final), the period it belongs to, printed under
+    its destination. The "included" column is printed only where a call has included units (rule: no empty
+    column)."""
+    quantities = [_quantity_text(r, strings, locale) for r in rows]
+    columns = [
+        Column(
+            strings["col_datetime"],
+            [f"{_short_date(r.start_local.date(), locale)} {format_time(r.start_local, 'HH:mm:ss', locale=locale)}"
+             for r in rows],
+        ),
+        Column(
+            strings["col_called"],
+            [mask_called_number(r.called_number) if doc.mask_called_numbers else r.called_number for r in rows],
+        ),
+        Column(strings["col_destination"], [redact_tax_ids(r.destination or "") for r in rows]),
+        Column(strings[f"col_used_billed_{service}"], [f"{q[0]} ({q[1]})" for q in quantities], right=True),
+        *([Column(strings["col_included"], [q[2] for q in quantities], right=True)] if has_included else []),
+        Column(strings["col_charge"], [format_money(r.charge, doc.currency, locale, exact=True) for r in rows],
+               right=True),
+    ]  # fmt: skip
+    heading, lines, offset = detail_lines(columns, flexible=2)
+    return {
+        "heading_line": heading,
+        "late_indent": "\n" + " " * offset,  # a late marker's own line starts under the destination
+        "rows": [
+            {
+                "line": line,
+                "late": t_format(strings, "detail_late_marker", period=_period(r.late_from_cycle, locale))
+                if r.late_from_cycle
+                else "",
+            }
+            for r, line in zip(rows, lines, strict=True)
+        ],
+    }
 
 
 def _count_text(strings: dict[str, Any], service: str, count: int, locale: Locale) -> str:

@@ -1,4 +1,5 @@
-"""The invoice font: a Latin subset of DejaVu Sans (regular and bold), cut once and shipped in
+"""The invoice fonts: Latin subsets of DejaVu Sans (regular and bold) and DejaVu Sans Mono (the itemised usage's
+fixed-width columns, pipeline/call_detail.py), cut once and shipped in
 ``templates/fonts/`` so that every machine lays invoices out with the same metrics and WeasyPrint subsets a
 40 KB font per invoice instead of a 750 KB one (rule: one font, identical on every machine).
 
@@ -18,6 +19,7 @@ INVOICE_UNICODES = "U+0020-007E,U+00A0-017F,U+2010-2027,U+2030-203A,U+20AC,U+212
 INVOICE_FONTS = {
     "DejaVuSans.ttf": "DejaVuSans-Latin.ttf",
     "DejaVuSans-Bold.ttf": "DejaVuSans-Bold-Latin.ttf",
+    "DejaVuSansMono.ttf": "DejaVuSansMono-Latin.ttf",
 }
 
 
@@ -46,7 +48,7 @@ def cut_latin_subset(source: Path, target: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Cut the shipped invoice fonts from a DejaVu font folder."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.fonts", description=__doc__.splitlines()[0])
-    parser.add_argument("dejavu_dir", type=Path, help="folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf")
+    parser.add_argument("dejavu_dir", type=Path, help="folder with the DejaVu fonts named in INVOICE_FONTS")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent.parent / "templates" / "fonts"
     )
