@@ -1,5 +1,6 @@
-# cdrbill's image for the Kubernetes deployment (deploy/README.md; built with buildah, no Docker daemon: docs/SCALE.md
-# "The lake made operable"). The home (CDRBILL_HOME) is a mounted volume; the lake may be on S3 (lake_url).
+# cdrbill's image for the Kubernetes deployment (deploy/README.md; built with buildah, no Docker daemon:
+# docs/SCALE_LOG.md "The lake made operable"). The home (CDRBILL_HOME) is a mounted volume; the lake may be on
+# S3 (lake_url).
 FROM python:3.11-slim
 
 # WeasyPrint renders invoices with Pango (the invoice font ships in templates/fonts)

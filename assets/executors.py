@@ -1,5 +1,5 @@
 """How a bill cycle's steps are executed — a setting of the deployment, never a change of code
-(docs/SCALE.md, "Scale-out"):
+(docs/SCALE_LOG.md, "Scale-out"):
 
 - in this process (default, the fastest for the sample cycle on 2 cores);
 - one subprocess per step on this machine, up to ``max_concurrent`` at once, with the run config

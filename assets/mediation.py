@@ -118,7 +118,7 @@ def mediated_usage(context: dg.AssetExecutionContext, cdrbill: CdrbillHome):
             max_age_days=settings.late_usage_max_age_days,
         )
     # only the tables mediation reads: the whole reference was checked by usage_files, and the rate deck
-    # would cost ~1 CPU s and ~230 MiB here (docs/SCALE.md)
+    # would cost ~1 CPU s and ~230 MiB here (docs/SCALE_LOG.md)
     with session(
         cdrbill.usage_reference(), memory_limit=settings.mediation_memory_limit, spill_dir=home.root / "tmp"
     ) as con:

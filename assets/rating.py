@@ -1,5 +1,5 @@
 """Rating asset: the cycle's rated usage, with the record accounting check that blocks billing. Rated per market
-shard (one step each) and collected into one partition (docs/SCALE.md, "Scale-out")."""
+shard (one step each) and collected into one partition (docs/SCALE_LOG.md, "Scale-out")."""
 
 from datetime import UTC, datetime
 

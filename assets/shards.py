@@ -1,7 +1,7 @@
-"""The fan-out over a cycle's market shards inside the cycle's run (docs/SCALE.md, "Scale-out"): one step lists
-the shards (settings ``market_shards`` / ``market_by``), one step per shard does the stage's work for its
-accounts (any executor may run it anywhere: in this process, a subprocess, its own Kubernetes pod), and one
-collect step writes the cycle's partition."""
+"""The fan-out over a cycle's market shards inside the cycle's run (docs/SCALE_LOG.md, "Scale-out"): one step
+lists the shards (settings ``market_shards`` / ``market_by``), one step per shard does the stage's work for
+its accounts (any executor may run it anywhere: in this process, a subprocess, its own Kubernetes pod), and
+one collect step writes the cycle's partition."""
 
 import re
 

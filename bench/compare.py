@@ -1,6 +1,6 @@
 """``python -m bench.compare RESULT.json ...``: how each stage's cost grows between benchmark sizes, as the
-Markdown table ``docs/SCALE.md`` shows (wall time, records/s and peak RSS per size, and the growth of wall
-time and peak RSS per ×10 of input between consecutive sizes)."""
+Markdown table in ``docs/SCALE_LOG.md`` ("Per-stage throughput") shows (wall time, records/s and peak RSS per
+size, and the growth of wall time and peak RSS per ×10 of input between consecutive sizes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scale-out measurements (docs/SCALE.md, "Scale-out"): a cycle through the real ``bill_cycle`` job with
+"""Scale-out measurements (docs/SCALE_LOG.md, "Scale-out"): a cycle through the real ``bill_cycle`` job with
 ``market_shards`` = 1, 2, … in process or with the multiprocess executor, each run in a fresh home and its own
 process; wall seconds and CPU seconds (the process and every process it waited for: step processes, render
 workers). Never part of the tests.

@@ -88,7 +88,7 @@ def checked_record_accounting(
     """``record_accounting`` as the blocking checks run it, in a session of its own bounded by ``memory_limit``
     (the checked stage's own limit) and spilling into ``spill_dir``. Rule: a check must not need more memory than
     the stage it checks — finding a record counted twice groups every record of the cycle by its key, which
-    grows with the cycle (10M records: 707 MiB in the shared 2GB session, 456 MiB at 512MB; docs/SCALE.md,
+    grows with the cycle (10M records: 707 MiB in the shared 2GB session, 456 MiB at 512MB; docs/SCALE_LOG.md,
     "The 50M month, run")."""
     with session(memory_limit=memory_limit, spill_dir=spill_dir) as con:
         return record_accounting(con, lake, cycle, outcomes)

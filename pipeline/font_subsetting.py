@@ -3,7 +3,8 @@ whose system has no ``libharfbuzz-subset`` (this one, and any without the Debian
 
 WeasyPrint embeds in each PDF only the glyphs it uses. It subsets with HarfBuzz when it finds the system's
 ``libharfbuzz-subset``; without it, it falls back to fontTools — ~9 ms of pure Python per font per invoice,
-about a tenth of an invoice's CPU (docs/SCALE.md, "Documents"), with a deprecation warning logged each time.
+about a tenth of an invoice's CPU (docs/SCALE_LOG.md, "Documents"), with a deprecation warning logged each
+time.
 ``install`` makes WeasyPrint's ``Font.subset`` do what its own HarfBuzz path does (the same two passes, flags
 and dropped tables: ``weasyprint/pdf/fonts.py``, ``Font._harfbuzz_subset``) through ``uharfbuzz``, in this
 process only, and only where WeasyPrint would otherwise use fontTools.

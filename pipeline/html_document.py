@@ -1,5 +1,5 @@
 """The invoice HTML as WeasyPrint reads it, made cheaper to lay out: the same tree and the same styles as
-``weasyprint.HTML(string=…)`` with less work per invoice (docs/SCALE.md, "Documents: rendering speed").
+``weasyprint.HTML(string=…)`` with less work per invoice (docs/SCALE_LOG.md, "Documents: rendering speed").
 
 Billing rule applied here: an invoice looks exactly as stock WeasyPrint would draw it (tests compare the PDFs
 byte for byte); only the work is cut:

@@ -38,7 +38,8 @@ ROW_GROUP_ROWS = 128 * 1024
 # a usage record's raw text is unique to it: a dictionary page never pays and costs time to build
 NO_DICTIONARY = ("raw",)
 # ... and it is most of a usage record's bytes: LZ4 writes it in ~2/3 of zstd-1's CPU and reads it faster, for
-# a ~1.5x larger file (389,296-line Asterisk file: 0.48 -> 0.33 CPU s to write, 27 -> 40 MiB; docs/SCALE.md)
+# a ~1.5x larger file (389,296-line Asterisk file: 0.48 -> 0.33 CPU s to write, 27 -> 40 MiB;
+# docs/SCALE_LOG.md)
 RAW_TEXT_CODEC = "lz4"
 LAKE_URL_ENV = "CDRBILL_LAKE_URL"
 POINTER = "_current.json"  # on an object store: the partition's current version

@@ -175,7 +175,7 @@ def mediation_rules(
     lines (``file_id=F/block=B/``, unsorted within a block: at 10M one sort of every outcome ran out of 1 GB;
     the streams sort a block as they read it, bounded by the block). One statement held every call in memory
     (DuckDB materialises a step read several times, and a materialised step cannot spill) and, split in two,
-    still ran out of 1 GB at 10M CDRs (docs/SCALE.md)."""
+    still ran out of 1 GB at 10M CDRs (docs/SCALE_LOG.md)."""
     calls = work.path("calls")
     con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
     con.execute(
@@ -201,7 +201,7 @@ def mediation_rules(
     # their files once it holds OUTCOME_FLUSH_ROWS of them (its default: 524,288), so the write's memory does not
     # grow with the month (10M: process peak 868 MiB at the 512MB limit, as before); one sort of every outcome
     # did not spill (10M ran out of 1 GB), and a sort per block cost a scan of every outcome per block
-    # (docs/SCALE.md, "Mediation, fifth pass")
+    # (docs/SCALE_LOG.md, "Mediation, fifth pass")
     con.execute(f"set partitioned_write_flush_threshold = {OUTCOME_FLUSH_ROWS}")
     con.execute(
         f"copy (select *, line_no // {int(block_lines)} as block from ({read_sql('mediation.sql')})) "
@@ -257,7 +257,7 @@ ADDED: dict[str, pl.DataType] = {
 }
 # a stream's columns: the usage record's (file_id as the lake's partition key gives it) but its raw text, and
 # the added ones. The raw text stays in the usage records alone: its readers join it back by (file_id, line_no)
-# (``pipeline.raw_text``); at 1M records it was 81 of the 109 MB the four streams wrote (docs/SCALE.md)
+# (``pipeline.raw_text``); at 1M records it was 81 of the 109 MB the four streams wrote (docs/SCALE_LOG.md)
 STREAM_SCHEMA: dict[str, pl.DataType] = {
     **{name: dtype for name, dtype in NORMALISED_SCHEMA.items() if name != "raw"},
     "file_id": pl.Int64(),

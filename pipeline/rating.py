@@ -35,7 +35,8 @@ FINAL_SELECT = "select * from outcomes"
 # DuckDB builds its hash table on the second side. Its estimate of the slice's destination tables comes from the
 # whole deck (600,117 rate rows, against the ~40 destinations a slice uses), so this optimizer swapped those
 # joins and built hash tables of the ~460k events instead (the destination join, the band-rate join). Without
-# it the joins stay as written: the same rows, measured −25 to −35 % CPU for a rating pass (docs/SCALE.md)
+# it the joins stay as written: the same rows, measured −25 to −35 % CPU for a rating pass
+# (docs/SCALE_LOG.md)
 RATING_DISABLED_OPTIMIZERS = "build_side_probe_side"
 
 # the exact charge's numerator (micro-units × the rate's unit) up to which sql/rating.sql divides in BIGINT: 2^62 /
@@ -53,8 +54,8 @@ WHOLE_CALLS_BY_START_BAND = True
 # a deck whose rate cards have no band set (no ``rate_card_policies`` row with one) prices every call whole without
 # a band: the start-band step's joins and the cut calls' path are planned away (sql/rating.sql's macro
 # ``rating_has_band_sets()`` is false), so the step is not stored as a second copy of every event (~−120 MiB peak
-# at 1m, docs/SCALE.md). False runs the start-band step whatever the deck: tests/test_rating_bands_by_key.py
-# compares the two paths on unbanded decks
+# at 1m, docs/SCALE_LOG.md). False runs the start-band step whatever the deck:
+# tests/test_rating_bands_by_key.py compares the two paths on unbanded decks
 START_BANDS_ONLY_WITH_BAND_SETS = True
 
 # the normalised columns the rating SQL reads (sql/jurisdiction.sql, sql/rating.sql): a slice copies only these
@@ -69,7 +70,8 @@ OPTIONAL_INPUT_COLUMNS = {"late_from_cycle": "varchar"}
 # every event's outcome as the rated fact and suspense read it (``rating_core``): the passes' narrow results
 # (``rating_results``: key, rating_reason, how it was priced, the destination by number) with the explanation of
 # each destination (``rating_explanations``: computed once per run by sql/rating_explanations.sql, not carried
-# through the passes by every event: ~10 of the 33 columns, measured in docs/SCALE.md), in the fact's order
+# through the passes by every event: ~10 of the 33 columns, measured in docs/SCALE_LOG.md), in the fact's
+# order
 CORE_VIEW = """
 create or replace temp view rating_core as
 select
@@ -213,7 +215,8 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
     # the rows this pass writes follow the earlier slices' (``rating_results`` is only appended to: a row's rowid
     # is its row number). The unpriced events are looked for among this pass's rows only: the anti join builds
     # on its right side (the build-side optimizer is off here), and against every earlier slice's results it
-    # held the whole cycle's keys — 46M events ran out of the 1GB limit (docs/SCALE.md, "The 50M month, run")
+    # held the whole cycle's keys — 46M events ran out of the 1GB limit (docs/SCALE_LOG.md, "The 50M month,
+    # run")
     first_row_id = 0 if into.lstrip().startswith("create") else scalar(con, "select count(*) from rating_results")
     con.execute(f"set disabled_optimizers = '{RATING_DISABLED_OPTIMIZERS}'")
     try:

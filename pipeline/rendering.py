@@ -10,7 +10,7 @@ Billing rules applied here:
 * an invoice whose content hash (its HTML plus the renderer's inputs: stylesheet, fonts, WeasyPrint version)
   matches its sidecar is not rendered again: re-running a cycle rewrites no document.
 
-Speed (docs/SCALE.md, "Documents"): the stylesheet is parsed and its two shipped fonts registered once per
+Speed (docs/SCALE_LOG.md, "Documents"): the stylesheet is parsed and its two shipped fonts registered once per
 process (``_prepared``), not once per invoice; the pool's workers are forked from a fork server that has
 imported WeasyPrint, started before the first HTML is built; chunks of invoices go to the pool as soon as
 their HTML is built, so building and rendering overlap; in a worker a writer thread stores each PDF (its
@@ -54,7 +54,7 @@ SIDECAR_SUFFIX = ".html.sha256"
 
 # Python's cyclic garbage collector while rendering: WeasyPrint allocates ~10^5 objects per invoice, and the
 # default first-generation threshold (700) runs a collection every few hundred boxes. 50,000 cuts the CPU
-# per invoice by ~15 % (docs/SCALE.md); the garbage is still collected, just in larger batches.
+# per invoice by ~15 % (docs/SCALE_LOG.md); the garbage is still collected, just in larger batches.
 GC_THRESHOLD = (50_000, 20, 20)
 
 # job: invoice number, HTML, content hash, PDF path, sidecar path, templates folder

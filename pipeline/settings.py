@@ -49,15 +49,16 @@ class Settings:
     smtp_retry_delay_s: float = 2.0
     soft_bounce_limit: int = 3
     # mediation (sql/mediation*.sql, statement by statement) spills past this: at 10M CDRs 512MB gives a
-    # process peak of 804 MiB for the same CPU as 1GB (1,369 MiB); docs/SCALE.md "third pass"
+    # process peak of 804 MiB for the same CPU as 1GB (1,369 MiB); docs/SCALE_LOG.md "third pass"
     mediation_memory_limit: str = "512MB"
     # rating and rerating (rate shards, the collect / rerate step, `cdrbill rerate`) spill past this: at 10M
     # events with a 600,117-row deck 1GB peaks at 1,445 / 1,490 MiB of process RSS; 512MB at ~970 MiB for twice
-    # the CPU; the shared 2GB would pass 1.5 GiB (docs/SCALE.md "The reference held once")
+    # the CPU; the shared 2GB would pass 1.5 GiB (docs/SCALE_LOG.md "The reference held once")
     rating_memory_limit: str = "1GB"
-    # scale-out (issue 8, docs/SCALE.md "Scale-out"): rating, account charges and invoice documents fan out over
-    # the cycle's market shards, one step each (1: one shard, today's behaviour); a shard is the accounts whose
-    # md5(account_id) mod market_shards = k ("account_hash"), or the accounts of one service state ("state")
+    # scale-out (issue 8, docs/SCALE_LOG.md "Scale-out"): rating, account charges and invoice documents fan
+    # out over the cycle's market shards, one step each (1: one shard, today's behaviour); a shard is the
+    # accounts whose md5(account_id) mod market_shards = k ("account_hash"), or the accounts of one service
+    # state ("state")
     market_shards: int = 1
     market_by: str = "account_hash"
     # the lake on object storage (pipeline/lake.py ``ObjectLake``): "s3://bucket/prefix" moves the home's lake
@@ -68,7 +69,7 @@ class Settings:
     # the next writer of the dataset and `cdrbill lake sweep` delete it after (pipeline/lake_upkeep.py)
     lake_version_grace: str = "1h"
     # the read cache of a lake on an object store (lake/.cache/) is trimmed to this, least recently used
-    # versions first, never a current one nor one a process holds ("512MB", "20GB"; docs/SCALE.md)
+    # versions first, never a current one nor one a process holds ("512MB", "20GB"; docs/SCALE_LOG.md)
     lake_cache_bytes: str = "20GB"
 
 

@@ -1,6 +1,6 @@
 """Market shards: a bill cycle's accounts cut into shards that are rated, charged and rendered apart — each a pure
 function of (cycle, shard) → files — and then collected into the cycle's one lake partition with one swap
-(docs/SCALE.md, "Scale-out").
+(docs/SCALE_LOG.md, "Scale-out").
 
 Rule of a shard (settings ``market_shards``, ``market_by``): with ``account_hash``, the accounts whose
 ``md5(account_id)`` as a 128-bit number mod ``market_shards`` is k (stable across machines and versions; an
