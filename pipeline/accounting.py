@@ -98,7 +98,7 @@ def home_record_accounting(lake: Path, cycle: str) -> pl.DataFrame:
     """The cycle's final record accounting read outside a stage (the run's summary, the approval's blocking
     checks) under the same bound as the rating stage's check, which it repeats: the home's
     ``rating_memory_limit``, spilling into the home's ``tmp/`` (the home is the lake folder's parent). At 50M
-    records the shared 2GB session took ~1.5 GiB for this table alone (docs/SCALE.md, "The 50M month, run")."""
+    records the shared 2GB session took ~1.5 GiB for this table alone (docs/SCALE_LOG.md, "The 50M month, run")."""
     home = lake.parent
     limit = load_settings(home / "reference").rating_memory_limit
     return checked_record_accounting(lake, cycle, memory_limit=limit, spill_dir=home / "tmp")

@@ -2,7 +2,7 @@
 
 Why lines and not a table of cells: WeasyPrint lays out and draws every cell as its own boxes (~7 per call, ~3.6 ms
 of CPU per call on the bench host), one line per call costs ~1.3 ms, and the itemised calls are the bulk of every
-bill's pages (docs/SCALE.md, "Documents: the itemised usage as lines"). Rule applied: nothing is cut — every
+bill's pages (docs/SCALE_LOG.md, "Documents: the itemised usage as lines"). Rule applied: nothing is cut — every
 column is as wide as its widest entry in its table (heading included), except the one flexible column (the
 destination): when the line would be longer than the page's width it takes what is left, and a longer entry
 continues on the next line, under itself. Columns are not padded out to the margin: every space is a glyph that
