@@ -63,7 +63,7 @@ def test_nothing_is_cut_however_long_an_entry(rows, wide):
         assert all(len(part) <= LINE_CHARS for line in (heading, *lines) for part in line.split("\n"))
     for (called, _, units), destination, line in zip(rows, destinations, lines, strict=True):
         first, *rest = line.split("\n")
-        assert first.startswith(called) and units.strip() in first[offset + width :]
+        assert first.ljust(len(called)).startswith(called) and units.strip() in first[offset + width :]
         # the destination, spaces aside, is all there: in its column, then continued under itself
         assert all(r[:offset] == " " * offset and len(r) <= offset + width for r in rest)
         shown = [first[offset : offset + width], *(r[offset:] for r in rest)]
