@@ -348,7 +348,7 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: Locale)
                     "count_text": _count_text(strings, service, len(rows), locale),
                     "included_text": t_format(strings, "detail_included", count=included) if included else "",
                     "late_text": t_format(strings, "detail_late", count=late) if late else "",
-                    **_detail(rows, strings, locale, service, included > 0, doc),
+                    **_detail(doc, service, rows, strings, locale),
                 }
             )
         groups.append({"service_number": number, "count": len(items), "services": services})
@@ -356,34 +356,33 @@ def _usage_groups(doc: InvoiceDocument, strings: dict[str, Any], locale: Locale)
 
 
 def _detail(
-    rows: list[UsageItem],
-    strings: dict[str, Any],
-    locale: Locale,
-    service: str,
-    has_included: bool,
-    doc: InvoiceDocument,
+    doc: InvoiceDocument, service: str, rows: list[UsageItem], strings: dict[str, Any], locale: Locale
 ) -> dict[str, Any]:
     """One service's itemised usage as fixed-width lines (pipeline/call_detail.py): the heading line, and per call
     its line and, for late usage (billed after its own cycle was final), the period it belongs to, printed under
     its destination. The "included" column is printed only where a call has included units (rule: no empty
-    column)."""
+    column); called numbers are masked when the account asks for it."""
     quantities = [_quantity_text(r, strings, locale) for r in rows]
+    when = [
+        f"{_short_date(r.start_local.date(), locale)} {format_time(r.start_local, 'HH:mm:ss', locale=locale)}"
+        for r in rows
+    ]
+    called = [
+        mask_called_number(r.called_number) if doc.mask_called_numbers else r.called_number for r in rows
+    ]
+    charges = [format_money(r.charge, doc.currency, locale, exact=True) for r in rows]
     columns = [
-        Column(
-            strings["col_datetime"],
-            [f"{_short_date(r.start_local.date(), locale)} {format_time(r.start_local, 'HH:mm:ss', locale=locale)}"
-             for r in rows],
-        ),
-        Column(
-            strings["col_called"],
-            [mask_called_number(r.called_number) if doc.mask_called_numbers else r.called_number for r in rows],
-        ),
+        Column(strings["col_datetime"], when),
+        Column(strings["col_called"], called),
         Column(strings["col_destination"], [redact_tax_ids(r.destination or "") for r in rows]),
         Column(strings[f"col_used_billed_{service}"], [f"{q[0]} ({q[1]})" for q in quantities], right=True),
-        *([Column(strings["col_included"], [q[2] for q in quantities], right=True)] if has_included else []),
-        Column(strings["col_charge"], [format_money(r.charge, doc.currency, locale, exact=True) for r in rows],
-               right=True),
-    ]  # fmt: skip
+        *(
+            [Column(strings["col_included"], [q[2] for q in quantities], right=True)]
+            if any(q[2] for q in quantities)
+            else []
+        ),
+        Column(strings["col_charge"], charges, right=True),
+    ]
     heading, lines, offset = detail_lines(columns, flexible=2)
     return {
         "heading_line": heading,
