@@ -17,11 +17,11 @@ from pipeline.engine import session
 from pipeline.home import TEMPLATES_DIR
 from pipeline.itemisation import write_itemisation_csvs
 from pipeline.preview import write_preview
-from pipeline.rendering import render_invoice_pdfs
+from pipeline.rendering import RenderedDocument, render_invoice_pdfs
 from pipeline.shards import shard_accounts
 from pipeline.smtp import transport_for
 from pipeline.state import open_state
-from pipeline.statements import invoice_documents as build_documents
+from pipeline.statements import invoice_document_batches as build_document_batches
 
 
 @dg.op
@@ -31,22 +31,32 @@ def render_market_shard(context: dg.OpExecutionContext, cdrbill: CdrbillHome, sh
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
     folder = home.documents / context.partition_key
-    docs = build_documents(home.lake, context.partition_key, reference, settings)
     with session(reference) as con:
         accounts = shard_accounts(con, shard_of(cdrbill, shard_key))
-    if accounts is not None:
-        docs = [doc for doc in docs if doc.account_id in accounts]
-    rendered = render_invoice_pdfs(docs, folder, TEMPLATES_DIR, workers=settings.render_workers)
-    rendered = write_itemisation_csvs(docs, rendered, folder)
-    einvoices = write_einvoices(docs, rendered, TEMPLATES_DIR, settings)
+    rendered: list[RenderedDocument] = []
+    levels, einvoices, einvoices_written = {"full": 0, "summary": 0, "csv": 0}, 0, 0
+    # a batch of invoices at a time: their models, PDFs, CSVs and e-invoices, then the next (memory bounded)
+    for docs in build_document_batches(
+        home.lake,
+        context.partition_key,
+        reference,
+        home.root / "tmp",
+        settings,
+        accounts=accounts,
+        memory_limit=settings.duckdb_memory_limit,
+    ):
+        batch = render_invoice_pdfs(docs, folder, TEMPLATES_DIR, workers=settings.render_workers)
+        rendered += write_itemisation_csvs(docs, batch, folder)
+        einvoices_written += write_einvoices(docs, batch, TEMPLATES_DIR, settings)
+        einvoices += sum(1 for d in docs if d.einvoice)
+        for doc in docs:
+            levels[doc.itemisation] += 1
     context.log.info(f"market shard {shard_key}: {len(rendered)} documents")
     return {
         "documents": [(r.invoice_number, r.pages) for r in rendered],
-        "levels": {
-            level: sum(1 for d in docs if d.itemisation == level) for level in ("full", "summary", "csv")
-        },
-        "einvoices": sum(1 for d in docs if d.einvoice),
-        "einvoices_written": einvoices,
+        "levels": levels,
+        "einvoices": einvoices,
+        "einvoices_written": einvoices_written,
     }
 
 
@@ -128,7 +138,20 @@ def deliveries(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Ma
     # --- end of approval gate ---
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.reference()
-    docs = build_documents(home.lake, context.partition_key, reference, settings)
+    # delivery reads each invoice's header, lines and itemisation level, never its calls: models without them
+    docs = [
+        doc
+        for batch in build_document_batches(
+            home.lake,
+            context.partition_key,
+            reference,
+            home.root / "tmp",
+            settings,
+            memory_limit=settings.duckdb_memory_limit,
+            with_usage=False,
+        )
+        for doc in batch
+    ]
     transport = transport_for(
         os.environ,
         home.outbox,

@@ -21,7 +21,7 @@ from pipeline.billing import CHARGES, compute_charges
 from pipeline.commissions import compute_commissions
 from pipeline.cycles import BillCycle
 from pipeline.delivery import deliver_invoices, delivery_items
-from pipeline.documents import render_invoice_html
+from pipeline.documents import InvoiceDocument, render_invoice_html
 from pipeline.engine import scalar, session
 from pipeline.home import TEMPLATES_DIR, Home
 from pipeline.invoicing import export_invoices, finalize_cycle, register_inputs
@@ -35,7 +35,7 @@ from pipeline.reference_verdict import VERDICT_FILE, checked_reference, checked_
 from pipeline.rendering import render_invoice_pdfs
 from pipeline.settings import load_settings
 from pipeline.state import open_state
-from pipeline.statements import invoice_documents
+from pipeline.statements import invoice_document_batches
 from pipeline.warehouse import publish_warehouse
 
 StageResult = dict[str, Any]
@@ -68,6 +68,7 @@ def _reference(home: Home) -> Reference:
 def intake(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Register, parse and normalise every landed file (asset ``usage_files``)."""
     from pipeline.intake import register_landed_files
+
     reference = checked_usage_reference(home.reference, home.root / VERDICT_FILE)
     settings = load_settings(home.reference)
     with open_state(home.state_db) as state:
@@ -183,6 +184,17 @@ def _fork_server_cpu_s() -> float | None:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def _first_documents(home: Home, cycle: str, reference: Reference, n: int) -> list[InvoiceDocument]:
+    """The models of the cycle's first ``n`` invoices (one batch of ``n``)."""
+    batches = invoice_document_batches(
+        home.lake, cycle, reference, home.root / "tmp", batch_invoices=max(n, 1)
+    )
+    try:
+        return next(batches, [])
+    finally:
+        batches.close()
+
+
 def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Build every invoice's document model and render the first ``--documents`` of them with our renderer
     (asset ``invoice_documents``, limited to N PDFs so a large cycle stays measurable); then render the same
@@ -192,9 +204,13 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     its workers, all their CPU from start-up on (``_fork_server_cpu_s``)."""
     reference, settings = _reference(home), load_settings(home.reference)
     started = time.perf_counter()
-    docs = invoice_documents(home.lake, cycle, reference)
+    models, chosen = 0, list[InvoiceDocument]()
+    for batch in invoice_document_batches(
+        home.lake, cycle, reference, home.root / "tmp", settings, memory_limit=settings.duckdb_memory_limit
+    ):  # every model built a batch at a time, as the asset builds them; the first N kept
+        models += len(batch)
+        chosen += batch[: args.documents - len(chosen)]
     built = time.perf_counter()
-    chosen = docs[: args.documents]
     cpu = _cpu_s()
     rendered = render_invoice_pdfs(
         chosen, home.documents / cycle, TEMPLATES_DIR, workers=settings.render_workers
@@ -215,7 +231,7 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     n = len(rendered)
     return {
         "records": n,
-        "models_built": len(docs),
+        "models_built": models,
         "models_s": round(built - started, 3),
         "render_s": round(render_s, 3),
         "render_cpu_s": round(render_cpu_s, 3),
@@ -238,8 +254,7 @@ def documents_naive(home: Home, cycle: str, args: argparse.Namespace) -> StageRe
     fonts are ignored and the system's ``sans-serif`` is subset per invoice), no sidecar, no pool."""
     import weasyprint
 
-    reference = _reference(home)
-    docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
+    docs = _first_documents(home, cycle, _reference(home), args.documents)
     out = home.root / "naive-documents"
     out.mkdir(parents=True, exist_ok=True)
     started, cpu = time.perf_counter(), _cpu_s()
@@ -262,7 +277,7 @@ def documents_naive(home: Home, cycle: str, args: argparse.Namespace) -> StageRe
 def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Deliver the rendered invoices by e-mail (Maildir) or paper (asset ``deliveries``, the same N)."""
     reference, settings = _reference(home), load_settings(home.reference)
-    docs = invoice_documents(home.lake, cycle, reference)[: args.documents]
+    docs = _first_documents(home, cycle, reference, args.documents)
     items = delivery_items(docs, reference.accounts, home.documents / cycle)
     with open_state(home.state_db) as state:
         report = deliver_invoices(

@@ -13,9 +13,12 @@ Billing rules applied here:
 
 from __future__ import annotations
 
+import tempfile
+import uuid
+from collections.abc import Collection, Generator, Iterator
 from pathlib import Path
-from typing import Any
 
+import duckdb
 import polars as pl
 
 from pipeline.documents import (
@@ -26,9 +29,10 @@ from pipeline.documents import (
     TierUsage,
     UsageItem,
 )
+from pipeline.engine import session
 from pipeline.invoicing import INVOICES
 from pipeline.lake import lake_partition, lake_table
-from pipeline.rating import RATED, rated_events
+from pipeline.rating import RATED, rated_events_sql
 from pipeline.reference import Reference
 from pipeline.settings import Settings
 
@@ -41,6 +45,8 @@ STATE_TIMEZONES = {
     "TX": "America/Chicago",
 }
 DEFAULT_TIMEZONE = "America/Chicago"
+# Invoices whose models are Python objects at once (a batch's calls: ~50 per invoice in the generated months).
+DOCUMENT_BATCH = 2_000
 # Rated columns the itemisation reads; the ones after billed_seconds are optional in older lakes.
 _ITEM_COLUMNS = (
     "account_id",
@@ -62,31 +68,38 @@ _OPTIONAL_ITEM_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-def usage_items_local(rated: pl.LazyFrame) -> pl.DataFrame:
-    """Rated events with their start in the local time of their line's service state (one conversion per
-    state, vectorised)."""
-    names = rated.collect_schema().names()
-    frame = rated.select(
-        *_ITEM_COLUMNS,
-        *[
-            pl.col(c) if c in names else pl.lit(None, dtype).alias(c)
-            for c, dtype in _OPTIONAL_ITEM_COLUMNS.items()
-        ],
-    ).collect()
-    parts = []
-    for state in frame["service_state"].unique().sort().to_list():
-        zone = STATE_TIMEZONES.get(state or "", DEFAULT_TIMEZONE)
-        parts.append(
-            frame.filter(pl.col("service_state") == state).with_columns(
-                start_local=pl.col("start_utc")
-                .dt.replace_time_zone("UTC")
-                .dt.convert_time_zone(zone)
-                .dt.replace_time_zone(None)
-            )
+def _usage_items_sql(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> str:
+    """A SELECT of the rated events the itemisation reads, each with its invoice number and batch (the table
+    ``statement_invoices``), sorted by invoice, service number and UTC start (file and line break ties): each
+    invoice's calls are contiguous, and a batch sorts its own by local start (``_with_local_start``)."""
+    rated = rated_events_sql(lake, cycle)
+    names = {row[0] for row in con.sql(f"describe ({rated})").fetchall()}
+    optional = [c if c in names else f"null::{dtype} as {c}" for c, dtype in _OPTIONAL_ITEM_COLUMNS.items()]
+    return f"""
+        select i.batch_no, i.invoice_number, {", ".join(f"r.{c}" for c in _ITEM_COLUMNS)}, {", ".join(optional)},
+            r.file_id, r.line_no
+        from ({rated}) as r
+        join statement_invoices as i using (account_id)
+        order by i.invoice_number, r.charged_number, r.start_utc, r.file_id, r.line_no
+    """
+
+
+def _with_local_start(calls: pl.DataFrame) -> pl.DataFrame:
+    """Calls with their start in the local time of their line's service state (one vectorised conversion per
+    state), in the order a statement prints them: invoice, service number, local start (file and line break
+    ties; the local order differs from the UTC order only in a repeated autumn hour)."""
+    parts = [
+        calls.filter(pl.col("service_state").eq_missing(state)).with_columns(
+            start_local=pl.col("start_utc")
+            .dt.replace_time_zone("UTC")
+            .dt.convert_time_zone(STATE_TIMEZONES.get(state or "", DEFAULT_TIMEZONE))
+            .dt.replace_time_zone(None)
         )
+        for state in calls["service_state"].unique().to_list()
+    ]
     if not parts:
-        return frame.with_columns(start_local=pl.col("start_utc"))
-    return pl.concat(parts).sort("account_id", "charged_number", "start_local")
+        return calls.with_columns(start_local=pl.col("start_utc"))
+    return pl.concat(parts).sort("invoice_number", "charged_number", "start_local", "file_id", "line_no")
 
 
 def _preferences(reference: Reference) -> dict[str, dict[str, str | None]]:
@@ -143,28 +156,99 @@ def _balances(folder: Path) -> dict[str, BalanceBlock]:
     }
 
 
-def row_slices(frame: pl.DataFrame, key: str) -> dict[Any, slice]:
-    """Where each value of ``key`` has its rows in ``frame`` (sorted by ``key``, so each group is one run of
-    rows): one vectorised group-by instead of one small frame per group."""
-    bounds = (
-        frame.select(key)
-        .with_row_index("_row")
-        .group_by(key, maintain_order=True)
-        .agg(start=pl.col("_row").min(), end=pl.col("_row").max() + 1)
-    )
-    return {value: slice(start, end) for value, start, end in bounds.iter_rows()}
-
-
 def invoice_documents(
     lake: Path, cycle: str, reference: Reference, settings: Settings | None = None
 ) -> list[InvoiceDocument]:
-    """One document model per finalised invoice of the cycle, in invoice-number order: its lines, its balance
-    block, the carrier's terms, its itemisation level and privacy settings, its usage and tier usage (lines and
-    calls are built in one pass over each table, then handed to their invoice by row ranges)."""
+    """Every document model of the cycle in one list (``invoice_document_batches`` joined): for a small cycle
+    or a test; a bill run renders batch by batch."""
+    with tempfile.TemporaryDirectory(prefix="statements-") as work:
+        return [
+            doc
+            for batch in invoice_document_batches(lake, cycle, reference, Path(work), settings)
+            for doc in batch
+        ]
+
+
+def invoice_document_batches(
+    lake: Path,
+    cycle: str,
+    reference: Reference,
+    work_dir: Path,
+    settings: Settings | None = None,
+    *,
+    accounts: Collection[str] | None = None,
+    batch_invoices: int = DOCUMENT_BATCH,
+    memory_limit: str = "2GB",
+    with_usage: bool = True,
+) -> Generator[list[InvoiceDocument]]:
+    """The document models of the cycle's finalised invoices (only ``accounts``' when given: a market shard), in
+    invoice-number order, ``batch_invoices`` at a time: each its lines, balance block, the carrier's terms, its
+    itemisation level and privacy settings, its usage and tier usage. Rule: memory is bounded by a batch, not by
+    the cycle — the calls are sorted into invoice order by DuckDB under ``memory_limit`` (spilling into
+    ``work_dir``) into a Parquet file there, and only one batch's rows become Python objects (10M calls as
+    objects are ~10 GB; docs/SCALE_LOG.md, "Statements in batches"). ``with_usage`` False: no calls in the
+    models (``usage_items`` empty, ``usage_rows`` and the itemisation level still from their count) — what
+    delivery needs."""
     settings = settings or Settings()
     folder = lake_partition(lake, INVOICES, cycle=cycle)
     invoices = pl.read_parquet(folder / "invoices.parquet").sort("invoice_number")
-    lines = pl.read_parquet(folder / "invoice_lines.parquet").sort("invoice_number", "line_no")
+    if accounts is not None:
+        invoices = invoices.filter(pl.col("account_id").is_in(list(accounts)))
+    lines = (
+        pl.read_parquet(folder / "invoice_lines.parquet")
+        .join(invoices.select("invoice_number"), on="invoice_number", how="semi")
+        .sort("invoice_number", "line_no")
+    )
+    for column, dtype in (
+        ("category", pl.String()),
+        ("taxable_base", pl.Decimal(18, 6)),
+        ("rate", pl.Decimal(18, 6)),
+    ):
+        if column not in lines.columns:  # lakes written before these columns
+            lines = lines.with_columns(pl.lit(None, dtype).alias(column))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    items_path = work_dir / f"statement-items-{cycle}-{uuid.uuid4().hex}.parquet"
+    try:
+        with session(memory_limit=memory_limit, spill_dir=work_dir) as con:
+            # each invoice's batch (invoice-number order): the sorted file's row groups then hold few batches each,
+            # and a batch's read skips the others by their statistics
+            numbered = invoices.select("invoice_number", "account_id").with_row_index("batch_no")
+            numbered = numbered.with_columns(pl.col("batch_no") // batch_invoices)
+            con.register("statement_invoice_frame", numbered)
+            con.execute("create temp table statement_invoices as select * from statement_invoice_frame")
+            con.unregister("statement_invoice_frame")
+            items = _usage_items_sql(con, lake, cycle)
+            if with_usage:
+                con.execute(f"copy ({items}) to '{items_path.as_posix()}' (format parquet)")
+                counted = f"read_parquet('{items_path.as_posix()}')"
+            else:
+                counted = f"({items})"
+            item_counts = dict(
+                con.sql(f"select invoice_number, count(*) from {counted} group by all").fetchall()
+            )
+        calls = pl.scan_parquet(items_path) if with_usage else None
+        yield from _batches(
+            invoices, lines, calls, item_counts, cycle, reference, settings, lake, batch_invoices
+        )
+    finally:
+        items_path.unlink(missing_ok=True)
+
+
+def _batches(
+    invoices: pl.DataFrame,
+    lines: pl.DataFrame,
+    items: pl.LazyFrame | None,
+    item_counts: dict[str, int],
+    cycle: str,
+    reference: Reference,
+    settings: Settings,
+    lake: Path,
+    batch_invoices: int,
+) -> Iterator[list[InvoiceDocument]]:
+    """The models of ``invoices`` (invoice-number order), a batch at a time: a batch's lines and calls are
+    contiguous rows of ``lines`` and of ``items`` (the sorted calls; None: models without calls), read and made
+    objects in one pass each; ``item_counts``: each invoice's calls."""
+    folder = lake_partition(lake, INVOICES, cycle=cycle)
     balances = _balances(folder)
     tiers = _tier_usage(lake, cycle)
     prefs = _preferences(reference)
@@ -173,71 +257,83 @@ def invoice_documents(
         late_fee_grace_days=settings.late_fee_grace_days,
         questions_phone=settings.billing_questions_phone,
     )
-    items = usage_items_local(rated_events(lake, cycle))
     accounts = {row["account_id"]: row for row in reference.accounts.iter_rows(named=True)}
-    for column, dtype in (("category", pl.String()), ("taxable_base", pl.Decimal(18, 6)), ("rate", pl.Decimal(18, 6))):
-        if column not in lines.columns:  # lakes written before these columns
-            lines = lines.with_columns(pl.lit(None, dtype).alias(column))
-    all_lines = [
-        InvoiceLine(**r)
-        for r in lines.select(
-            "section", "service_number", "description", "quantity", "unit", "amount", "category", "taxable_base",
-            "rate",
-        ).iter_rows(named=True)
-    ]
-    all_items = [
-        UsageItem(
-            service_number=r["charged_number"],
-            start_local=r["start_local"],
-            called_number=r["called_number"] or "",
-            destination=r["destination"] or "",
-            billsec=r["billsec"] or 0,
-            billed_seconds=r["billed_seconds"] or 0,
-            charge=r["charge_amount"],
-            service=r["service"] or "voice",
-            units=r["units"],
-            billed_units=r["billed_units"],
-            included_units=r["included_units"] or 0,
-            late_from_cycle=r["late_from_cycle"],
-        )
-        for r in items.iter_rows(named=True)
-    ]
-    lines_by_invoice = row_slices(lines, "invoice_number")
-    items_by_account = row_slices(items, "account_id")
-    nothing = slice(0, 0)
-    docs = []
-    for invoice in invoices.iter_rows(named=True):
-        account = accounts[invoice["account_id"]]
-        pref = prefs.get(account["account_id"], {})
-        rows = items_by_account.get(invoice["account_id"], nothing)
-        docs.append(
-            InvoiceDocument(
-                invoice_number=invoice["invoice_number"],
-                cycle=cycle,
-                issue_date=invoice["issue_date"],
-                due_date=invoice["due_date"],
-                period_start=invoice["period_start"],
-                period_end=invoice["period_end"],
-                account_id=account["account_id"],
-                account_name=account["account_name"],
-                address_lines=(
-                    account["billing_address_line1"],
-                    f"{account['billing_city']}, {account['billing_state']} {account['billing_zip']}",
-                ),
-                language=account["language"],
-                currency=invoice["currency"],
-                lines=tuple(all_lines[lines_by_invoice.get(invoice["invoice_number"], nothing)]),
-                total=invoice["total_amount"],
-                usage_items=tuple(all_items[rows]),
-                balance=balances.get(invoice["invoice_number"]),
-                terms=terms,
-                itemisation=itemisation_level(
-                    pref.get("itemisation"), rows.stop - rows.start, settings.itemisation_max_rows
-                ),
-                mask_called_numbers=pref.get("mask_called_numbers") == "yes",
-                einvoice=pref.get("einvoice") == "facturx",
-                tier_usage=tuple(tiers.get(account["account_id"], ())),
-                usage_rows=rows.stop - rows.start,
+    line_counts = dict(lines.group_by("invoice_number").len().iter_rows())
+    line_start = 0
+    for start in range(0, invoices.height, batch_invoices):
+        batch = invoices.slice(start, batch_invoices)
+        numbers = batch["invoice_number"].to_list()
+        n_lines = sum(line_counts.get(n, 0) for n in numbers)
+        batch_lines = [
+            InvoiceLine(**r)
+            for r in lines.slice(line_start, n_lines)
+            .select(
+                "section", "service_number", "description", "quantity", "unit", "amount", "category",
+                "taxable_base", "rate",
             )
-        )
-    return docs
+            .iter_rows(named=True)
+        ]  # fmt: skip
+        batch_items = [
+            UsageItem(
+                service_number=r["charged_number"],
+                start_local=r["start_local"],
+                called_number=r["called_number"] or "",
+                destination=r["destination"] or "",
+                billsec=r["billsec"] or 0,
+                billed_seconds=r["billed_seconds"] or 0,
+                charge=r["charge_amount"],
+                service=r["service"] or "voice",
+                units=r["units"],
+                billed_units=r["billed_units"],
+                included_units=r["included_units"] or 0,
+                late_from_cycle=r["late_from_cycle"],
+            )
+            for r in (
+                _with_local_start(
+                    items.filter(pl.col("batch_no") == start // batch_invoices).collect()
+                ).iter_rows(named=True)
+                if items is not None
+                else ()
+            )
+        ]
+        line_start += n_lines
+        docs, at_line, at_item = [], 0, 0
+        for invoice in batch.iter_rows(named=True):
+            account = accounts[invoice["account_id"]]
+            pref = prefs.get(account["account_id"], {})
+            number = invoice["invoice_number"]
+            own_lines = batch_lines[at_line : at_line + line_counts.get(number, 0)]
+            n_own = item_counts.get(number, 0)
+            own_items = batch_items[at_item : at_item + n_own]
+            at_line, at_item = at_line + len(own_lines), at_item + len(own_items)
+            docs.append(
+                InvoiceDocument(
+                    invoice_number=number,
+                    cycle=cycle,
+                    issue_date=invoice["issue_date"],
+                    due_date=invoice["due_date"],
+                    period_start=invoice["period_start"],
+                    period_end=invoice["period_end"],
+                    account_id=account["account_id"],
+                    account_name=account["account_name"],
+                    address_lines=(
+                        account["billing_address_line1"],
+                        f"{account['billing_city']}, {account['billing_state']} {account['billing_zip']}",
+                    ),
+                    language=account["language"],
+                    currency=invoice["currency"],
+                    lines=tuple(own_lines),
+                    total=invoice["total_amount"],
+                    usage_items=tuple(own_items),
+                    balance=balances.get(number),
+                    terms=terms,
+                    itemisation=itemisation_level(
+                        pref.get("itemisation"), n_own, settings.itemisation_max_rows
+                    ),
+                    mask_called_numbers=pref.get("mask_called_numbers") == "yes",
+                    einvoice=pref.get("einvoice") == "facturx",
+                    tier_usage=tuple(tiers.get(account["account_id"], ())),
+                    usage_rows=n_own,
+                )
+            )
+        yield docs
