@@ -151,6 +151,8 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(f"create or replace temp macro rating_has_band_sets() as {_has_band_sets(con)}")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
+    # how a destination's steps and shared terms are read from its rate rows, for the passes and the explanations
+    con.execute(read_sql("rating_destination_steps.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
     slices = max(1, -(-events // slice_events))
     present = set(con.table("normalised").columns)
@@ -186,7 +188,7 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
         "drop view if exists rating_input; drop table if exists rating_unpriced; drop table rating_number_areas; "
-        "drop macro rating_bigint_bound; "
+        "drop macro rating_bigint_bound; drop macro table rating_destination_steps; "
         "drop macro rating_whole_by_start_band; drop macro rating_has_band_sets"
     )
     con.execute(OUTCOMES_VIEW)

@@ -214,75 +214,14 @@ destination_by_key as (
     group by all
 ),
 
--- the destinations the cycle's events use, and their rate rows
+-- the destinations the cycle's events use, each with its steps in order and the terms its steps share (the
+-- table macro of sql/rating_destination_steps.sql, which sql/rating_explanations.sql reads too)
 used_destinations as (
     select distinct destination_key.destination_no as destination_no from destination_by_key
 ),
 
-used_rate_rows as (
-    select rating_rate_rows.*
-    from rating_rate_rows
-    semi join used_destinations using (destination_no)
-),
-
--- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
-step_rates as (
-    select
-        destination_no,
-        rate_card_id,
-        coalesce(prefix, '') as prefix,
-        jurisdiction,
-        event_code,
-        from_second,
-        any_value(first_increment_seconds) as first_increment,
-        any_value(increment_seconds) as increment,
-        max(micros(rate_per_unit)) filter (where time_band is null) as rate_micros,
-        map_from_entries(
-            list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
-        ) as band_rates
-    from used_rate_rows
-    group by all
-),
-
--- one row per destination (rate card, prefix, jurisdiction) with its steps in order
 destinations as (
-    select
-        destination_no,
-        rate_card_id,
-        prefix,
-        jurisdiction,
-        event_code,
-        list(
-            {
-                'from_second': from_second,
-                'first_increment': first_increment,
-                'increment': increment,
-                'rate_micros': rate_micros,
-                'band_rates': band_rates
-            }
-            order by from_second
-        ) as steps
-    from step_rates
-    group by all
-),
-
--- the columns every step of a destination shares (reference.py checks they are equal)
-destination_terms as (
-    select
-        destination_no,
-        rate_card_id,
-        coalesce(prefix, '') as prefix,
-        jurisdiction,
-        event_code,
-        any_value(destination) as destination,
-        any_value(unit_seconds) as unit_seconds,
-        any_value(connect_fee) as connect_fee,
-        any_value(minimum_charge) as minimum_charge,
-        any_value(maximum_charge) as maximum_charge,
-        any_value(rounding_method) as rounding_method,
-        any_value(rounding_decimals) as rounding_decimals
-    from used_rate_rows
-    group by all
+    select * from rating_destination_steps(used_destinations)
 ),
 
 -- one numbered row per destination: its shared terms, its first step as plain columns (most destinations have
@@ -303,13 +242,12 @@ destination_dim as materialized (
         destinations.steps[1].rate_micros as step_rate_micros,
         destinations.steps[1].band_rates as step_band_rates,
         case when len(destinations.steps) > 1 then destinations.steps end as multi_steps,
-        destination_terms.* exclude (destination_no, rate_card_id, prefix, jurisdiction, event_code),
-        [1000000, 100000, 10000, 1000, 100, 10, 1][destination_terms.rounding_decimals + 1] as quantum_micros,
-        micros(destination_terms.connect_fee) as connect_fee_micros,
-        micros(destination_terms.minimum_charge) as minimum_micros,
-        micros(destination_terms.maximum_charge) as maximum_micros
+        destinations.* exclude (destination_no, rate_card_id, prefix, jurisdiction, event_code, steps),
+        [1000000, 100000, 10000, 1000, 100, 10, 1][destinations.rounding_decimals + 1] as quantum_micros,
+        micros(destinations.connect_fee) as connect_fee_micros,
+        micros(destinations.minimum_charge) as minimum_micros,
+        micros(destinations.maximum_charge) as maximum_micros
     from destinations
-    join destination_terms using (destination_no)
 ),
 
 -- the band rates of the one-step destinations, one row per (destination, band): a piece finds its rate by
