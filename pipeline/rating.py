@@ -30,13 +30,16 @@ CLUSTER_SLICES = 3
 # how sql/rating.sql ends: every event's outcome, priced or with its reason (see _rate_pass)
 FINAL_SELECT = "select * from outcomes"
 
-# the DuckDB optimizer the rating passes run without. sql/rating.sql writes each per-event join with the events
+# the DuckDB optimizers the rating passes run without. sql/rating.sql writes each per-event join with the events
 # first and the small side (the slice's destinations, their band rates, the roaming surcharges) second, and
 # DuckDB builds its hash table on the second side. Its estimate of the slice's destination tables comes from the
-# whole deck (600,117 rate rows, against the ~40 destinations a slice uses), so this optimizer swapped those
-# joins and built hash tables of the ~460k events instead (the destination join, the band-rate join). Without
-# it the joins stay as written: the same rows, measured −25 to −35 % CPU for a rating pass (docs/SCALE.md)
-RATING_DISABLED_OPTIMIZERS = "build_side_probe_side"
+# whole deck (600,117 rate rows, against the ~40 destinations a slice uses), so build_side_probe_side swapped
+# those joins and built hash tables of the ~460k events instead (the destination join, the band-rate join):
+# measured −25 to −35 % CPU for a rating pass without it. join_order, for the same misestimate, joined the
+# price books by key to the destinations by key on the rate card alone (14M rows for a 50,000-prefix banded
+# deck) before the events, once the events stream through both lookups (6× the pass's CPU). Without them the joins
+# run in the order written: the same rows (docs/SCALE.md)
+RATING_DISABLED_OPTIMIZERS = "build_side_probe_side,join_order"
 
 # the exact charge's numerator (micro-units × the rate's unit) up to which sql/rating.sql divides in BIGINT: 2^62 /
 # 10^6, so the unrounded charge's numerator × 10^6 and round_div's 2 × numerator stay inside 64 bits. A larger

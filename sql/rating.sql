@@ -137,6 +137,8 @@ price_book_by_key as (
     group by all
 ),
 
+-- each event with its book (an event of no book: NO_PRICE_BOOK), streamed into the destination join below (the
+-- reason pass of the few unpriced events reads it for price_book_chosen too)
 events_with_book as (
     select
         events.*,
@@ -167,14 +169,24 @@ card_prefix_lengths as (
 ),
 
 -- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
--- leading digit string of the number as long as a prefix of the card is looked up
+-- leading digit string of the number as long as a prefix of the card is looked up. The keys are read from
+-- `events` with each event's book (the join of events_with_book, on the keys' few columns), not from
+-- events_with_book: the event row is then stored once (`events`, which the price-book keys, these keys and
+-- events_with_book read) and events_with_book streams into the destination join, where a second stored copy of
+-- every event was read by these keys and by that join
 destination_keys as (
     select distinct
-        book.rate_card_id as rate_card_id,
-        called_digits,
-        jurisdiction,
-        event_code
-    from events_with_book
+        price_book_by_key.book.rate_card_id as rate_card_id,
+        events.called_digits,
+        events.jurisdiction,
+        events.event_code
+    from events
+    join price_book_by_key
+        on price_book_by_key.plan_id = events.plan_id
+        and price_book_by_key.agent_id is not distinct from events.agent_id
+        and price_book_by_key.service_state is not distinct from events.service_state
+        and price_book_by_key.service is not distinct from events.service
+        and price_book_by_key.call_date is not distinct from events.call_date
 ),
 
 called_prefixes as (
