@@ -2,8 +2,9 @@
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
 -- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_number_areas
 -- (the areas of the events' numbers, sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
--- pipeline/price_books.py), rating_destinations, rating_card_prefix_lengths and rating_rate_rows (the rate
--- cards' destinations, numbered once per cycle: sql/rating_destinations.sql).
+-- pipeline/price_books.py), rating_destinations and rating_card_prefix_lengths (the rate cards' destinations,
+-- numbered once per cycle: sql/rating_destinations.sql), and the table macro rating_destination_steps (a
+-- destination's steps and shared terms from its rate rows: sql/rating_destination_steps.sql).
 -- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced; the
 -- destination by number, explained once per run by sql/rating_explanations.sql).
 -- Rules:
