@@ -5,6 +5,8 @@ Events that cannot be priced go to rating suspense with a reason."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -27,17 +29,19 @@ SLICE_EVENTS = 500_000
 # from this many slices on, the events copied for slicing are ordered by slice (see rate_events)
 CLUSTER_SLICES = 3
 
-# how sql/rating.sql ends: every event's outcome, priced or with its reason (see _rate_pass)
+# how sql/rating.sql ends: every event's outcome, priced or with its reason (see _rate_pass, _rate_unpriced)
 FINAL_SELECT = "select * from outcomes"
 
-# the DuckDB optimizer the rating passes run without. sql/rating.sql writes each per-event join with the events
+# the DuckDB optimizers the rating passes run without. sql/rating.sql writes each per-event join with the events
 # first and the small side (the slice's destinations, their band rates, the roaming surcharges) second, and
 # DuckDB builds its hash table on the second side. Its estimate of the slice's destination tables comes from the
-# whole deck (600,117 rate rows, against the ~40 destinations a slice uses), so this optimizer swapped those
-# joins and built hash tables of the ~460k events instead (the destination join, the band-rate join). Without
-# it the joins stay as written: the same rows, measured −25 to −35 % CPU for a rating pass
-# (docs/SCALE_LOG.md)
-RATING_DISABLED_OPTIMIZERS = "build_side_probe_side"
+# whole deck (600,117 rate rows, against the ~40 destinations a slice uses), so build_side_probe_side swapped
+# those joins and built hash tables of the ~460k events instead (the destination join, the band-rate join):
+# measured −25 to −35 % CPU for a rating pass without it. join_order, for the same misestimate, joined the
+# price books by key to the destinations by key on the rate card alone (14M rows for a 50,000-prefix banded
+# deck) before the events, once the events stream through both lookups (6× the pass's CPU). Without them the joins
+# run in the order written: the same rows (docs/SCALE_LOG.md)
+RATING_DISABLED_OPTIMIZERS = "build_side_probe_side,join_order"
 
 # the exact charge's numerator (micro-units × the rate's unit) up to which sql/rating.sql divides in BIGINT: 2^62 /
 # 10^6, so the unrounded charge's numerator × 10^6 and round_div's 2 × numerator stay inside 64 bits. A larger
@@ -153,12 +157,16 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
     con.execute(f"create or replace temp macro rating_has_band_sets() as {_has_band_sets(con)}")
     # the rate cards' destinations, numbered once for every slice (the deck can hold 50,000 prefixes per card)
     con.execute(read_sql("rating_destinations.sql"))
+    # how a destination's steps and shared terms are read from its rate rows, for the passes and the explanations
+    con.execute(read_sql("rating_destination_steps.sql"))
     events = scalar(con, "select count(*) from normalised") or 0
     slices = max(1, -(-events // slice_events))
     present = set(con.table("normalised").columns)
     columns = ", ".join(
         c if c in present else f"null::{OPTIONAL_INPUT_COLUMNS[c]} as {c}" for c in RATING_INPUT_COLUMNS
     )
+    # the events a pass could not price, rated for their reasons after the last slice (_rate_unpriced)
+    con.execute(f"create or replace temp table rating_unpriced as select {columns} from normalised limit 0")
     if slices == 1:
         con.execute(f"create or replace temp view rating_input as select {columns} from normalised")
         _rate_pass(con, "create or replace temp table rating_results as ")
@@ -183,12 +191,13 @@ def rate_events(con: duckdb.DuckDBPyConnection, slice_events: int = SLICE_EVENTS
                 "insert into rating_results " if index else "create or replace temp table rating_results as ",
             )
         con.execute("drop table rating_events")
+    _rate_unpriced(con, slice_events)
     con.execute("create or replace temp table rating_explanations as " + read_sql("rating_explanations.sql"))
     con.execute(CORE_VIEW)
     con.execute(
         "drop table rating_destinations; drop table rating_card_prefix_lengths; drop table rating_rate_rows; "
         "drop view if exists rating_input; drop table if exists rating_unpriced; drop table rating_number_areas; "
-        "drop macro rating_bigint_bound; "
+        "drop macro rating_bigint_bound; drop macro table rating_destination_steps; "
         "drop macro rating_whole_by_start_band; drop macro rating_has_band_sets"
     )
     con.execute(OUTCOMES_VIEW)
@@ -205,12 +214,9 @@ def _has_band_sets(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
     """One pass of the rating SQL over the events ``rating_input`` shows now, written ``into`` the outcomes.
-    The pass writes the priced events only; the events it could not price (few, often none) are rated again
-    alone, for the reason of each (the same SQL's ``outcomes``): an event fails or not whatever the other events
-    of its account are, so the reasons are the ones one pass over every event would give."""
+    The pass writes the priced events only; the events it could not price (few, often none) are kept in
+    ``rating_unpriced`` and rated again alone after the last slice, for the reason of each (``_rate_unpriced``)."""
     con.execute("create or replace temp table rating_number_areas as " + read_sql("jurisdiction.sql"))
-    body, final = read_sql("rating.sql").rsplit(FINAL_SELECT, 1)
-    assert not final.strip(), f"sql/rating.sql must end with {FINAL_SELECT!r}"
     events = scalar(con, "select count(*) from rating_input") or 0
     # the rows this pass writes follow the earlier slices' (``rating_results`` is only appended to: a row's rowid
     # is its row number). The unpriced events are looked for among this pass's rows only: the anti join builds
@@ -218,18 +224,45 @@ def _rate_pass(con: duckdb.DuckDBPyConnection, into: str) -> None:
     # held the whole cycle's keys — 46M events ran out of the 1GB limit (docs/SCALE_LOG.md, "The 50M month,
     # run")
     first_row_id = 0 if into.lstrip().startswith("create") else scalar(con, "select count(*) from rating_results")
+    with _rating_optimizers(con):
+        priced = first_row(con, into + _rating_body() + "select *, null::varchar as rating_reason from rated")
+        if (priced[0] if priced else 0) != events:
+            con.execute(
+                "insert into rating_unpriced select * from rating_input anti join "
+                f"(select file_id, line_no from rating_results where rowid >= {int(first_row_id)}) as priced "
+                "using (file_id, line_no)"
+            )
+
+
+def _rate_unpriced(con: duckdb.DuckDBPyConnection, slice_events: int) -> None:
+    """The reason of each event the passes could not price (NO_PRICE_BOOK, NO_RATE…): the same SQL's
+    ``outcomes`` over those events alone, once after the last slice rather than once per slice (each such pass
+    pays the SQL's planning and its scans of the deck), in account slices of at most ``slice_events`` when many
+    fail. Rule: an event fails or not, and for the same reason, whatever the other events rated with it, so the
+    reasons are the ones one pass over every event would give."""
+    unpriced = scalar(con, "select count(*) from rating_unpriced") or 0
+    slices = -(-unpriced // slice_events)
+    for index in range(slices):
+        where = f" where (hash(account_id) % {slices})::uinteger = {index}" if slices > 1 else ""
+        con.execute(f"create or replace temp view rating_input as select * from rating_unpriced{where}")
+        con.execute("create or replace temp table rating_number_areas as " + read_sql("jurisdiction.sql"))
+        with _rating_optimizers(con):
+            con.execute("insert into rating_results by name " + _rating_body() + FINAL_SELECT)
+
+
+def _rating_body() -> str:
+    """sql/rating.sql up to its last line (``FINAL_SELECT``), for a pass to end as it needs."""
+    body, final = read_sql("rating.sql").rsplit(FINAL_SELECT, 1)
+    assert not final.strip(), f"sql/rating.sql must end with {FINAL_SELECT!r}"
+    return body
+
+
+@contextmanager
+def _rating_optimizers(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The rating statements run without RATING_DISABLED_OPTIMIZERS (the joins as written), and only they."""
     con.execute(f"set disabled_optimizers = '{RATING_DISABLED_OPTIMIZERS}'")
     try:
-        priced = first_row(con, into + body + "select *, null::varchar as rating_reason from rated")
-        if (priced[0] if priced else 0) == events:
-            return
-        con.execute(
-            "create or replace temp table rating_unpriced as select * from rating_input anti join "
-            f"(select file_id, line_no from rating_results where rowid >= {int(first_row_id)}) as priced "
-            "using (file_id, line_no)"
-        )
-        con.execute("create or replace temp view rating_input as select * from rating_unpriced")
-        con.execute("insert into rating_results by name " + body + FINAL_SELECT)
+        yield
     finally:
         con.execute("reset disabled_optimizers")
 

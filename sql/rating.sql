@@ -2,8 +2,9 @@
 -- exact charge and how it was priced) or rating suspense (NO_PRICE_BOOK, NO_RATE).
 -- Inputs: rating_input (the mediated events being rated, pipeline/rating.py), rating_number_areas
 -- (the areas of the events' numbers, sql/jurisdiction.sql), accounts, price_books, price_book_levels (the declared fallback order,
--- pipeline/price_books.py), rating_destinations, rating_card_prefix_lengths and rating_rate_rows (the rate
--- cards' destinations, numbered once per cycle: sql/rating_destinations.sql).
+-- pipeline/price_books.py), rating_destinations and rating_card_prefix_lengths (the rate cards' destinations,
+-- numbered once per cycle: sql/rating_destinations.sql), and the table macro rating_destination_steps (a
+-- destination's steps and shared terms from its rate rows: sql/rating_destination_steps.sql).
 -- Output: one narrow row per event of accounts known to rating (key, rating_reason, how it was priced; the
 -- destination by number, explained once per run by sql/rating_explanations.sql).
 -- Rules:
@@ -137,6 +138,8 @@ price_book_by_key as (
     group by all
 ),
 
+-- each event with its book (an event of no book: NO_PRICE_BOOK), streamed into the destination join below (the
+-- reason pass of the few unpriced events reads it for price_book_chosen too)
 events_with_book as (
     select
         events.*,
@@ -167,14 +170,24 @@ card_prefix_lengths as (
 ),
 
 -- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
--- leading digit string of the number as long as a prefix of the card is looked up
+-- leading digit string of the number as long as a prefix of the card is looked up. The keys are read from
+-- `events` with each event's book (the join of events_with_book, on the keys' few columns), not from
+-- events_with_book: the event row is then stored once (`events`, which the price-book keys, these keys and
+-- events_with_book read) and events_with_book streams into the destination join, where a second stored copy of
+-- every event was read by these keys and by that join
 destination_keys as (
     select distinct
-        book.rate_card_id as rate_card_id,
-        called_digits,
-        jurisdiction,
-        event_code
-    from events_with_book
+        price_book_by_key.book.rate_card_id as rate_card_id,
+        events.called_digits,
+        events.jurisdiction,
+        events.event_code
+    from events
+    join price_book_by_key
+        on price_book_by_key.plan_id = events.plan_id
+        and price_book_by_key.agent_id is not distinct from events.agent_id
+        and price_book_by_key.service_state is not distinct from events.service_state
+        and price_book_by_key.service is not distinct from events.service
+        and price_book_by_key.call_date is not distinct from events.call_date
 ),
 
 called_prefixes as (
@@ -214,75 +227,14 @@ destination_by_key as (
     group by all
 ),
 
--- the destinations the cycle's events use, and their rate rows
+-- the destinations the cycle's events use, each with its steps in order and the terms its steps share (the
+-- table macro of sql/rating_destination_steps.sql, which sql/rating_explanations.sql reads too)
 used_destinations as (
     select distinct destination_key.destination_no as destination_no from destination_by_key
 ),
 
-used_rate_rows as (
-    select rating_rate_rows.*
-    from rating_rate_rows
-    semi join used_destinations using (destination_no)
-),
-
--- a destination's steps; each step has the rate of the rows without a band and the rates of its time bands
-step_rates as (
-    select
-        destination_no,
-        rate_card_id,
-        coalesce(prefix, '') as prefix,
-        jurisdiction,
-        event_code,
-        from_second,
-        any_value(first_increment_seconds) as first_increment,
-        any_value(increment_seconds) as increment,
-        max(micros(rate_per_unit)) filter (where time_band is null) as rate_micros,
-        map_from_entries(
-            list({'key': time_band, 'value': micros(rate_per_unit)}) filter (where time_band is not null)
-        ) as band_rates
-    from used_rate_rows
-    group by all
-),
-
--- one row per destination (rate card, prefix, jurisdiction) with its steps in order
 destinations as (
-    select
-        destination_no,
-        rate_card_id,
-        prefix,
-        jurisdiction,
-        event_code,
-        list(
-            {
-                'from_second': from_second,
-                'first_increment': first_increment,
-                'increment': increment,
-                'rate_micros': rate_micros,
-                'band_rates': band_rates
-            }
-            order by from_second
-        ) as steps
-    from step_rates
-    group by all
-),
-
--- the columns every step of a destination shares (reference.py checks they are equal)
-destination_terms as (
-    select
-        destination_no,
-        rate_card_id,
-        coalesce(prefix, '') as prefix,
-        jurisdiction,
-        event_code,
-        any_value(destination) as destination,
-        any_value(unit_seconds) as unit_seconds,
-        any_value(connect_fee) as connect_fee,
-        any_value(minimum_charge) as minimum_charge,
-        any_value(maximum_charge) as maximum_charge,
-        any_value(rounding_method) as rounding_method,
-        any_value(rounding_decimals) as rounding_decimals
-    from used_rate_rows
-    group by all
+    select * from rating_destination_steps(used_destinations)
 ),
 
 -- one numbered row per destination: its shared terms, its first step as plain columns (most destinations have
@@ -303,13 +255,12 @@ destination_dim as materialized (
         destinations.steps[1].rate_micros as step_rate_micros,
         destinations.steps[1].band_rates as step_band_rates,
         case when len(destinations.steps) > 1 then destinations.steps end as multi_steps,
-        destination_terms.* exclude (destination_no, rate_card_id, prefix, jurisdiction, event_code),
-        [1000000, 100000, 10000, 1000, 100, 10, 1][destination_terms.rounding_decimals + 1] as quantum_micros,
-        micros(destination_terms.connect_fee) as connect_fee_micros,
-        micros(destination_terms.minimum_charge) as minimum_micros,
-        micros(destination_terms.maximum_charge) as maximum_micros
+        destinations.* exclude (destination_no, rate_card_id, prefix, jurisdiction, event_code, steps),
+        [1000000, 100000, 10000, 1000, 100, 10, 1][destinations.rounding_decimals + 1] as quantum_micros,
+        micros(destinations.connect_fee) as connect_fee_micros,
+        micros(destinations.minimum_charge) as minimum_micros,
+        micros(destinations.maximum_charge) as maximum_micros
     from destinations
-    join destination_terms using (destination_no)
 ),
 
 -- the band rates of the one-step destinations, one row per (destination, band): a piece finds its rate by

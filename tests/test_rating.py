@@ -590,6 +590,34 @@ def test_rating_in_account_slices_gives_the_same_outcomes():
     assert whole["included_units"].to_list()[:3] == [0, 60, 40]  # the allowance still runs in call order
 
 
+def test_the_reasons_of_events_unpriced_in_several_slices_are_found_after_the_last_slice():
+    # the events a slice cannot price are kept and rated for their reasons after the last slice, themselves in
+    # slices when more than a slice's size fail (here 7 of 10 events with slices of 2: 5 pricing passes, then 4
+    # reason passes): each event keeps its own reason, the priced ones their charge, as in one pass
+    events = [
+        ("ACC-1", "IL", "+33142685300", 60),  # no prefix for France in RC-A
+        ("ACC-1", "IL", "+447700900123", 31),  # priced: 0.20
+        ("ACC-3", "IL", "+12125550123", 60),  # plan P9 has no price book
+        ("ACC-5", "ZZ", "+12125550123", 60),  # RC-E is banded and ZZ has no time zone
+        ("ACC-9", "IL", "+33142685300", 60),  # no prefix for France in RC-C
+        ("ACC-UNKNOWN", "IL", "+12125550199", 8),  # an account unknown to rating
+        ("ACC-4", "IL", "+12125550123", 600),  # priced: RC-D interstate 0.40
+        ("ACC-2", "TX", "+33142685300", 60),  # no prefix for France in RC-C
+        ("ACC-3", "TX", "+442079460000", 60),  # plan P9 has no price book
+        ("ACC-9", "IL", "+12125550123", 60),  # priced, inside the allowance: 0
+    ]
+    whole = rate(*events)
+    sliced = rate(*events, slice_events=2)
+    assert sliced.to_dicts() == whole.to_dicts()
+    assert sliced["rating_reason"].to_list() == [
+        "NO_RATE", None, "NO_PRICE_BOOK", "NO_BAND", "NO_RATE", "NO_PRICE_BOOK", None, "NO_RATE", "NO_PRICE_BOOK",
+        None,
+    ]  # fmt: skip
+    assert sliced["charge_amount"].to_list() == [
+        None, Decimal("0.2"), None, None, None, None, Decimal("0.4"), None, None, Decimal(0)
+    ]  # fmt: skip
+
+
 CALLED = ["+12125550123", "+12125550199", "+442079460000", "+447700900123", "+18765550123", "+13125550111"]
 
 
