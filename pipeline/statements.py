@@ -16,7 +16,9 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Collection, Generator, Iterator
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -45,6 +47,22 @@ STATE_TIMEZONES = {
     "TX": "America/Chicago",
 }
 DEFAULT_TIMEZONE = "America/Chicago"
+# Each ``UsageItem`` field from the rated column it is read from, nulls filled (in the dataclass's field order when
+# selected: a field added without its column here fails at once).
+_ITEM_FIELDS: dict[str, pl.Expr] = {
+    "service_number": pl.col("charged_number"),
+    "start_local": pl.col("start_local"),
+    "called_number": pl.col("called_number").fill_null(""),
+    "destination": pl.col("destination").fill_null(""),
+    "billsec": pl.col("billsec").fill_null(0),
+    "billed_seconds": pl.col("billed_seconds").fill_null(0),
+    "charge": pl.col("charge_amount"),
+    "service": pl.col("service").fill_null("voice"),
+    "units": pl.col("units"),
+    "billed_units": pl.col("billed_units"),
+    "included_units": pl.col("included_units").fill_null(0),
+    "late_from_cycle": pl.col("late_from_cycle"),
+}
 # Invoices whose models are Python objects at once (a batch's calls: ~50 per invoice in the generated months).
 DOCUMENT_BATCH = 2_000
 # Rated columns the itemisation reads; the ones after billed_seconds are optional in older lakes.
@@ -70,8 +88,7 @@ _OPTIONAL_ITEM_COLUMNS: dict[str, pl.DataType] = {
 
 def _usage_items_sql(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> str:
     """A SELECT of the rated events the itemisation reads, each with its invoice number and batch (the table
-    ``statement_invoices``), sorted by invoice, service number and UTC start (file and line break ties): each
-    invoice's calls are contiguous, and a batch sorts its own by local start (``_with_local_start``)."""
+    ``statement_invoices``); a batch sorts its own into print order (``_with_local_start``)."""
     rated = rated_events_sql(lake, cycle)
     names = {row[0] for row in con.sql(f"describe ({rated})").fetchall()}
     optional = [c if c in names else f"null::{dtype} as {c}" for c, dtype in _OPTIONAL_ITEM_COLUMNS.items()]
@@ -80,8 +97,16 @@ def _usage_items_sql(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> 
             r.file_id, r.line_no
         from ({rated}) as r
         join statement_invoices as i using (account_id)
-        order by i.invoice_number, r.charged_number, r.start_utc, r.file_id, r.line_no
     """
+
+
+def _batch_calls(calls: pl.LazyFrame | None, batch_no: int) -> Iterator[tuple[Any, ...]]:
+    """One batch's calls in print order, as ``UsageItem``'s fields in order (nulls filled in polars, not per
+    call: the objects are most of the statements' CPU)."""
+    if calls is None:
+        return iter(())
+    batch = _with_local_start(calls.filter(pl.col("batch_no") == batch_no).collect())
+    return batch.select(_ITEM_FIELDS[field.name] for field in fields(UsageItem)).iter_rows()
 
 
 def _with_local_start(calls: pl.DataFrame) -> pl.DataFrame:
@@ -206,38 +231,45 @@ def invoice_document_batches(
     ):
         if column not in lines.columns:  # lakes written before these columns
             lines = lines.with_columns(pl.lit(None, dtype).alias(column))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    items_path = work_dir / f"statement-items-{cycle}-{uuid.uuid4().hex}.parquet"
+    calls_file = work_dir / f"statement-calls-{cycle}-{uuid.uuid4().hex}.parquet"
     try:
         with session(memory_limit=memory_limit, spill_dir=work_dir) as con:
-            # each invoice's batch (invoice-number order): the sorted file's row groups then hold few batches each,
-            # and a batch's read skips the others by their statistics
+            # each invoice's batch, in invoice-number order; the calls are written in batch order (an integer
+            # sort, not the cycle's print order: a batch sorts its own), so a batch's read skips the file's
+            # other row groups by their statistics
             numbered = invoices.select("invoice_number", "account_id").with_row_index("batch_no")
             numbered = numbered.with_columns(pl.col("batch_no") // batch_invoices)
             con.register("statement_invoice_frame", numbered)
             con.execute("create temp table statement_invoices as select * from statement_invoice_frame")
             con.unregister("statement_invoice_frame")
-            items = _usage_items_sql(con, lake, cycle)
+            calls = _usage_items_sql(con, lake, cycle)
             if with_usage:
-                con.execute(f"copy ({items}) to '{items_path.as_posix()}' (format parquet)")
-                counted = f"read_parquet('{items_path.as_posix()}')"
-            else:
-                counted = f"({items})"
+                con.execute(
+                    f"copy ({calls} order by i.batch_no) to '{calls_file.as_posix()}' (format parquet)"
+                )
+                calls = f"select * from read_parquet('{calls_file.as_posix()}')"
             item_counts = dict(
-                con.sql(f"select invoice_number, count(*) from {counted} group by all").fetchall()
+                con.sql(f"select invoice_number, count(*) from ({calls}) group by all").fetchall()
             )
-        calls = pl.scan_parquet(items_path) if with_usage else None
         yield from _batches(
-            invoices, lines, calls, item_counts, cycle, reference, settings, lake, batch_invoices
+            invoices,
+            lines,
+            pl.scan_parquet(calls_file) if with_usage else None,
+            item_counts,
+            cycle,
+            reference,
+            settings,
+            lake,
+            batch_invoices,
         )
     finally:
-        items_path.unlink(missing_ok=True)
+        calls_file.unlink(missing_ok=True)
 
 
 def _batches(
     invoices: pl.DataFrame,
     lines: pl.DataFrame,
-    items: pl.LazyFrame | None,
+    calls: pl.LazyFrame | None,
     item_counts: dict[str, int],
     cycle: str,
     reference: Reference,
@@ -246,8 +278,9 @@ def _batches(
     batch_invoices: int,
 ) -> Iterator[list[InvoiceDocument]]:
     """The models of ``invoices`` (invoice-number order), a batch at a time: a batch's lines and calls are
-    contiguous rows of ``lines`` and of ``items`` (the sorted calls; None: models without calls), read and made
-    objects in one pass each; ``item_counts``: each invoice's calls."""
+    contiguous rows of ``lines`` and of the batch's calls (the rows of ``calls`` with its ``batch_no``, sorted
+    here; None: models without calls), read and made objects in one pass each; ``item_counts``: each invoice's
+    calls."""
     folder = lake_partition(lake, INVOICES, cycle=cycle)
     balances = _balances(folder)
     tiers = _tier_usage(lake, cycle)
@@ -273,29 +306,7 @@ def _batches(
             )
             .iter_rows(named=True)
         ]  # fmt: skip
-        batch_items = [
-            UsageItem(
-                service_number=r["charged_number"],
-                start_local=r["start_local"],
-                called_number=r["called_number"] or "",
-                destination=r["destination"] or "",
-                billsec=r["billsec"] or 0,
-                billed_seconds=r["billed_seconds"] or 0,
-                charge=r["charge_amount"],
-                service=r["service"] or "voice",
-                units=r["units"],
-                billed_units=r["billed_units"],
-                included_units=r["included_units"] or 0,
-                late_from_cycle=r["late_from_cycle"],
-            )
-            for r in (
-                _with_local_start(
-                    items.filter(pl.col("batch_no") == start // batch_invoices).collect()
-                ).iter_rows(named=True)
-                if items is not None
-                else ()
-            )
-        ]
+        batch_items = [UsageItem(*fields) for fields in _batch_calls(calls, start // batch_invoices)]
         line_start += n_lines
         docs, at_line, at_item = [], 0, 0
         for invoice in batch.iter_rows(named=True):
