@@ -209,9 +209,9 @@ def invoice_document_batches(
     """The document models of the cycle's finalised invoices (only ``accounts``' when given: a market shard), in
     invoice-number order, ``batch_invoices`` at a time: each its lines, balance block, the carrier's terms, its
     itemisation level and privacy settings, its usage and tier usage. Rule: memory is bounded by a batch, not by
-    the cycle — the calls are sorted into invoice order by DuckDB under ``memory_limit`` (spilling into
-    ``work_dir``) into a Parquet file there, and only one batch's rows become Python objects (10M calls as
-    objects are ~10 GB; docs/SCALE_LOG.md, "Statements in batches"). ``with_usage`` False: no calls in the
+    the cycle — DuckDB writes the calls in batch order under ``memory_limit`` (spilling into ``work_dir``) to a
+    Parquet file there, and only one batch's calls become Python objects (10M calls as objects are ~10 GB;
+    docs/SCALE_LOG.md, "Statements in batches"). ``with_usage`` False: no calls in the
     models (``usage_items`` empty, ``usage_rows`` and the itemisation level still from their count) — what
     delivery needs."""
     settings = settings or Settings()
