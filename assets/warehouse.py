@@ -21,7 +21,7 @@ def warehouse(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Mat
     invoices, taxes, payments, deliveries, commissions, rerate deltas … see docs/WAREHOUSE.md); analysts open it
     read-only and are never blocked by a run."""
     home = cdrbill.home()
-    tables = publish_warehouse(home, cdrbill.reference())
+    tables = publish_warehouse(home, cdrbill.reference(), memory_limit=cdrbill.settings().duckdb_memory_limit)
     return dg.MaterializeResult(
         metadata={
             **counts(tables),

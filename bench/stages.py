@@ -288,7 +288,8 @@ def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 def warehouse(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     """Rebuild and swap in the analysts' warehouse (asset ``warehouse``)."""
-    tables = publish_warehouse(home, _reference(home))
+    settings = load_settings(home.reference)
+    tables = publish_warehouse(home, _reference(home), memory_limit=settings.duckdb_memory_limit)
     return {"records": sum(tables.values()), "tables": len(tables)}
 
 

@@ -81,13 +81,17 @@ def _publish_optional_ledgers(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'create table "{table}" as select * from ledger."{table}"')
 
 
-def publish_warehouse(home: Home, reference: Reference) -> dict[str, int]:
-    """Build and atomically swap in the warehouse; returns the row count of each table."""
+def publish_warehouse(home: Home, reference: Reference, *, memory_limit: str = "2GB") -> dict[str, int]:
+    """Build and atomically swap in the warehouse; returns the row count of each table. DuckDB builds it under
+    ``memory_limit``, spilling into the home's ``tmp/`` (unbounded, it held ~4 GB at 10M CDRs)."""
     staging = home.root / f".warehouse.{uuid.uuid4().hex}.duckdb"
+    spill_dir = home.root / "tmp"
+    spill_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     try:
-        con = duckdb.connect(str(staging))
+        con = duckdb.connect(str(staging), config={"memory_limit": memory_limit})
         try:
+            con.execute(f"set temp_directory = '{spill_dir.as_posix()}'")
             con.execute(f"attach '{home.state_db.as_posix()}' as ledger (read_only)")
             con.execute("set variable lake = ?", [home.lake.as_posix()])
             _register_sources(con, home, reference)

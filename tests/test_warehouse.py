@@ -75,3 +75,14 @@ def test_accounts_are_masked_and_suspense_has_reason_and_age(sample_cycle):
     # a record with a call time has an age; one whose time was unreadable (BAD_TIMESTAMP) has none
     assert all((age is None) == (start is None) and (age is None or age >= 0) for _, age, start in suspense)
     assert any(age is not None for _, age, _ in suspense)
+
+
+def test_the_warehouse_is_built_under_its_memory_limit_and_a_failed_build_keeps_the_published_one(sample_cycle):
+    """The build runs under ``memory_limit`` (at 10M CDRs it held ~3.9 GB unbounded): a limit too small for it
+    stops the build with DuckDB's out-of-memory error, and the published warehouse stays as it was, whole."""
+    home, _ = sample_cycle
+    before = home.warehouse_db.read_bytes()
+    with pytest.raises(duckdb.OutOfMemoryException):
+        publish_warehouse(home, load_reference(home.reference), memory_limit="1MB")
+    assert home.warehouse_db.read_bytes() == before
+    assert not list(home.root.glob(".warehouse.*"))
