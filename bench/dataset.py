@@ -45,7 +45,8 @@ class Size:
 # Named sizes. 10m is 50k accounts × 200 calls (the generator's 555 exchanges capped a month near 100k accounts
 # when it was made: its months stay as they were); 50m is 10m's shape × 5 (issue 8: peak RSS at 5× the input);
 # 10m-200k is the issue's reference shape, 10M CDRs over 200k accounts (what accounts cost apart from CDRs);
-# 2m-10k is the 10m shape ÷ 5 (a 5× pair with 10m that a shared machine can run).
+# 2m-10k is the 10m shape ÷ 5 (a 5× pair with 10m that a shared machine can run); 1m-5k is 1m's CDRs over a
+# quarter of its accounts (a pair with 1m that varies the accounts alone).
 SIZES = {
     "100k": Size("100k", 2_000, 50),
     "1m": Size("1m", 20_000, 50),
@@ -53,11 +54,12 @@ SIZES = {
     "10m": Size("10m", 50_000, 200),
     "50m": Size("50m", 250_000, 200),
     "10m-200k": Size("10m-200k", 200_000, 50),
+    "1m-5k": Size("1m-5k", 5_000, 200),
 }
 
 
 def parse_size(text: str) -> Size:
-    """A named size (100k, 1m, 2m-10k, 10m, 50m, 10m-200k) or any ``<n>[k|m]`` CDR count at 50 calls per
+    """A named size (100k, 1m, 1m-5k, 2m-10k, 10m, 50m, 10m-200k) or any ``<n>[k|m]`` CDR count at 50 calls per
     account (at least 8 accounts, the generator's minimum)."""
     if text in SIZES:
         return SIZES[text]

@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--size", default="1m", help="100k, 1m (default), 2m-10k, 10m, 50m, 10m-200k, or a CDR count like 2k"
+        "--size",
+        default="1m",
+        help="100k, 1m (default), 1m-5k, 2m-10k, 10m, 50m, 10m-200k, or a CDR count like 2k",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per stage; medians are reported")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)

@@ -77,7 +77,7 @@ def test_accounts_are_masked_and_suspense_has_reason_and_age(sample_cycle):
     assert any(age is not None for _, age, _ in suspense)
 
 
-def test_the_warehouse_is_built_under_its_memory_limit_and_a_failed_build_keeps_the_published_one(sample_cycle):
+def test_a_build_over_its_memory_limit_fails_and_keeps_the_published_warehouse(sample_cycle):
     """The build runs under ``memory_limit`` (at 10M CDRs it held ~3.9 GB unbounded): a limit too small for it
     stops the build with DuckDB's out-of-memory error, and the published warehouse stays as it was, whole."""
     home, _ = sample_cycle
