@@ -18,6 +18,9 @@ in a session like rating's: 2 threads, the memory limit, ``preserve_insertion_or
     e  + the time band of the start (the band calendar's period holding the start) and that band's rate
     e_narrow  (e) writing only the key and the outcome, as rating's narrow fact (not the input columns again)
 
+With ``--narrow`` every DuckDB step writes only its key and outcome (``NARROW``): the floor of a rating that
+writes its narrow fact, step by step; (a) is then the read and write of the key alone.
+
 One JSON line per step: events, rows written, wall and CPU seconds (user + system, every thread), events/s,
 events per CPU s, peak RSS of the step and the load average. The deck is prepared once before the steps (its
 seconds printed apart). The floor takes what rating's deck and data need and no more: the bench deck has no
@@ -256,6 +259,18 @@ QUERIES = {
 }
 
 
+# --narrow: each step writes the key and the outcome found so far only (as rating's narrow fact), so a step reads
+# only the columns it needs (DuckDB prunes the rest): (a) is then the read of the key and its write
+NARROW = {
+    "a": "file_id, line_no",
+    "b": "file_id, line_no, price_book_id, rate_card_id",
+    "c": "file_id, line_no, price_book_id, rate_card_id, destination_no",
+    "d": "file_id, line_no, price_book_id, rate_card_id, destination_no, billed_units, charge_micros",
+    "e": "file_id, line_no, price_book_id, rate_card_id, destination_no, time_band, billed_units, charge_micros",
+}
+NARROW["e_narrow"] = NARROW["e"]
+
+
 def load() -> str:
     """The 1-minute load average (the machine is shared: every number is given with it)."""
     return Path("/proc/loadavg").read_text(encoding="ascii").split()[0]
@@ -275,9 +290,11 @@ def timed(events: int, step: str, engine: str, run: Callable[[], int]) -> dict:
     }  # fmt: skip
 
 
-def duckdb_step(con: duckdb.DuckDBPyConnection, step: str, out: Path) -> int:
-    """Step ``step`` written to ``out`` as rating writes its partition (``write_parquet``); returns its rows."""
-    con.sql(QUERIES[step]).write_parquet(str(out))
+def duckdb_step(con: duckdb.DuckDBPyConnection, step: str, out: Path, narrow: bool = False) -> int:
+    """Step ``step`` written to ``out`` as rating writes its partition (``write_parquet``), with ``narrow`` only
+    its key and outcome columns; returns its rows."""
+    query = f"select {NARROW[step]} from ({QUERIES[step]})" if narrow else QUERIES[step]
+    con.sql(query).write_parquet(str(out))
     return pl.scan_parquet(out).select(pl.len()).collect().item()
 
 
@@ -356,6 +373,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", default=",".join(STEPS), help="which DuckDB steps, e.g. 'a,e'")
     parser.add_argument("--polars", action="store_true", help="also steps (a)-(d) in polars (streaming sink)")
+    parser.add_argument(
+        "--narrow", action="store_true", help="each DuckDB step writes its key and outcome only"
+    )
     parser.add_argument("--out", help="keep each step's Parquet file in this folder (default: deleted)")
     args = parser.parse_args()
     home = Home(Path(args.home))
@@ -393,7 +413,12 @@ def main() -> None:
                 "polars": pl.__version__, "cpus": os.cpu_count(),
             }), flush=True)  # fmt: skip
             for step in args.steps.split(","):
-                line = timed(events, step, "duckdb", lambda s=step: duckdb_step(con, s, out / f"{s}.parquet"))
+                line = timed(
+                    events,
+                    step,
+                    "duckdb-narrow" if args.narrow else "duckdb",
+                    lambda s=step: duckdb_step(con, s, out / f"{s}.parquet", args.narrow),
+                )
                 print(json.dumps(line), flush=True)
             if args.polars:
                 tables = {

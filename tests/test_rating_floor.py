@@ -50,3 +50,21 @@ def test_the_floor_steps_run_and_duckdb_and_polars_price_the_same(tmp_path: Path
         f"select count(*), count(*) filter (where charge_micros > 0) from read_parquet('{out / 'd'}.parquet')"
     ).fetchone()
     assert charged is not None and charged[1] > 0.5 * charged[0]
+    # --narrow: each step writes its key and outcome only, the same rows and, at (e), the same outcome
+    narrow = subprocess.run(
+        [sys.executable, "-m", "bench.rating_floor", "--home", str(home.root), "--prefixes", "200", "--narrow",
+         "--out", str(tmp_path / "narrow")],
+        cwd=PROJECT_ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    narrow_rows = {line["step"]: line["rows"] for line in map(json.loads, narrow.stdout.splitlines()[1:])}
+    assert narrow_rows == {step: line["rows"] for (engine, step), line in steps.items() if engine == "duckdb"}
+    for left, right in (
+        (out / "e_narrow", tmp_path / "narrow" / "e"),
+        (tmp_path / "narrow" / "e", out / "e_narrow"),
+    ):
+        assert (
+            con.execute(
+                f"select * from read_parquet('{left}.parquet') except all select * from read_parquet('{right}.parquet')"
+            ).fetchall()
+            == []
+        )
