@@ -412,14 +412,13 @@ def main() -> None:
                 "deck_prepared_s": round(deck_s, 2), "threads": args.threads, "duckdb": duckdb.__version__,
                 "polars": pl.__version__, "cpus": os.cpu_count(),
             }), flush=True)  # fmt: skip
+            engine = "duckdb-narrow" if args.narrow else "duckdb"
             for step in args.steps.split(","):
-                line = timed(
-                    events,
-                    step,
-                    "duckdb-narrow" if args.narrow else "duckdb",
-                    lambda s=step: duckdb_step(con, s, out / f"{s}.parquet", args.narrow),
-                )
-                print(json.dumps(line), flush=True)
+
+                def write(step: str = step) -> int:
+                    return duckdb_step(con, step, out / f"{step}.parquet", args.narrow)
+
+                print(json.dumps(timed(events, step, engine, write)), flush=True)
             if args.polars:
                 tables = {
                     name: con.table(name).pl()
