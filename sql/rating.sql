@@ -23,10 +23,12 @@ with
 
 -- a voice call's jurisdiction (the rules of sql/jurisdiction.sql): the one its called number decides alone
 -- (n11, toll_free, premium, international), else none when the called area is unknown, else its two areas
--- compared (the calling end's state falls back to the line's service state); other services have none
+-- compared (the calling end's state falls back to the line's service state); other services have none.
+-- Every event takes its called number's no. from the same join (0: no called number), the destination's key
 events_with_jurisdiction as (
     select
         rating_input.*,
+        coalesce(called_area.number_no, 0) as called_number_no,
         case when rating_input.service = 'voice' then
             case
                 when called_area.called_jurisdiction is not null then called_area.called_jurisdiction
@@ -53,7 +55,7 @@ events as (
         normalised.start_utc,
         normalised.event_code,
         normalised.visited_country,
-        coalesce(ltrim(normalised.called_number, '+'), '') as called_digits,
+        normalised.called_number_no,
         accounts.agent_id,
         accounts.plan_id,
         normalised.jurisdiction,
@@ -170,7 +172,9 @@ card_prefix_lengths as (
 ),
 
 -- destinations are chosen once per distinct (rate card, called number, jurisdiction, event code): every
--- leading digit string of the number as long as a prefix of the card is looked up. The keys are read from
+-- leading digit string of the number as long as a prefix of the card is looked up. The called number is keyed
+-- by its no. (sql/jurisdiction.sql), an integer, and its digits are read from the numbers once per key, so
+-- neither the stored event row nor the destination join carries the digits. The keys are read from
 -- `events` with each event's book (the join of events_with_book, on the keys' few columns), not from
 -- events_with_book: the event row is then stored once (`events`, which the price-book keys, these keys and
 -- events_with_book read) and events_with_book streams into the destination join, where a second stored copy of
@@ -178,7 +182,7 @@ card_prefix_lengths as (
 destination_keys as (
     select distinct
         price_book_by_key.book.rate_card_id as rate_card_id,
-        events.called_digits,
+        events.called_number_no,
         events.jurisdiction,
         events.event_code
     from events
@@ -193,8 +197,9 @@ destination_keys as (
 called_prefixes as (
     select
         destination_keys.*,
-        left(destination_keys.called_digits, card_prefix_lengths.prefix_length) as candidate_prefix
+        left(coalesce(called.digits, ''), card_prefix_lengths.prefix_length) as candidate_prefix
     from destination_keys
+    left join rating_number_areas as called on called.number_no = destination_keys.called_number_no
     join card_prefix_lengths using (rate_card_id)
 ),
 
@@ -202,7 +207,7 @@ called_prefixes as (
 destination_by_key as (
     select
         called_prefixes.rate_card_id,
-        called_prefixes.called_digits,
+        called_prefixes.called_number_no,
         called_prefixes.jurisdiction,
         called_prefixes.event_code,
         arg_max(
@@ -300,7 +305,7 @@ destination_ranked as (
     from events_with_book
     join destination_by_key
         on destination_by_key.rate_card_id = events_with_book.book.rate_card_id
-        and destination_by_key.called_digits = events_with_book.called_digits
+        and destination_by_key.called_number_no = events_with_book.called_number_no
         and destination_by_key.jurisdiction is not distinct from events_with_book.jurisdiction
         and destination_by_key.event_code is not distinct from events_with_book.event_code
 ),
