@@ -63,7 +63,7 @@ def test_a_dsn_naming_a_utf8_recipient_is_matched_by_recipient(tmp_path: Path) -
             )
         report = read_bounces(con, tmp_path / "bounces")
         rows = con.execute(
-            "select invoice_number, account_id, recipient, matched_by, kind, status from bounces order by status"
+            "select invoice_number, account_id, recipient, matched_by, kind, status from bounces order by status, invoice_number"
         ).fetchall()
         again = read_bounces(con, tmp_path / "bounces")
         switched = accounts_to_switch(con, 3)["account_id"].to_list()
