@@ -1,4 +1,5 @@
-"""The analysts' warehouse asset: ``warehouse.duckdb`` rebuilt aside and swapped in after each run."""
+"""The analysts' warehouse asset: ``warehouse.duckdb`` built aside (keeping the large tables' unchanged parts)
+and swapped in after each run."""
 
 import dagster as dg
 
@@ -21,10 +22,16 @@ def warehouse(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.Mat
     invoices, taxes, payments, deliveries, commissions, rerate deltas … see docs/WAREHOUSE.md); analysts open it
     read-only and are never blocked by a run."""
     home = cdrbill.home()
-    tables = publish_warehouse(home, cdrbill.reference(), memory_limit=cdrbill.settings().duckdb_memory_limit)
+    publication = publish_warehouse(
+        home, cdrbill.reference(), memory_limit=cdrbill.settings().duckdb_memory_limit
+    )
     return dg.MaterializeResult(
         metadata={
-            **counts(tables),
+            **counts(publication.counts),
+            # full: every part read from the lake; incremental: only the loaded files and rated cycles changed
+            "publication": dg.MetadataValue.text(publication.mode),
+            "parts_read": dg.MetadataValue.int(publication.parts_read),
+            "parts_kept": dg.MetadataValue.int(publication.parts_kept),
             "path": dg.MetadataValue.path(str(home.warehouse_db)),
         }
     )

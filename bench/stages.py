@@ -287,10 +287,11 @@ def deliveries(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 
 def warehouse(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
-    """Rebuild and swap in the analysts' warehouse (asset ``warehouse``)."""
+    """Publish the analysts' warehouse (asset ``warehouse``): full on a home without one, else what changed."""
     settings = load_settings(home.reference)
-    tables = publish_warehouse(home, _reference(home), memory_limit=settings.duckdb_memory_limit)
-    return {"records": sum(tables.values()), "tables": len(tables)}
+    publication = publish_warehouse(home, _reference(home), memory_limit=settings.duckdb_memory_limit)
+    return {"records": sum(publication.counts.values()), "tables": len(publication.counts),
+            "parts_read": publication.parts_read, "parts_kept": publication.parts_kept}  # fmt: skip
 
 
 def floor(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:

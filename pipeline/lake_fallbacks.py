@@ -208,12 +208,13 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
 RAW_TEXT_DATASETS = ("mediated_suspended", "rated_suspended")
 
 
-def dataset_sql(lake: Path, name: str) -> str:
-    """A SELECT over the dataset ``name``: its Parquet files when the lake has any, else an empty relation with
-    its columns (rule: a stage not run yet publishes as empty tables)."""
+def dataset_sql(lake: Path, name: str, files: list[Path] | None = None) -> str:
+    """A SELECT over the dataset ``name``: its Parquet files (or only ``files`` of them) when there are any, else
+    an empty relation with its columns (rule: a stage not run yet publishes as empty tables)."""
     dataset = LAKE_DATASETS[name]
-    folder, _, table = dataset.glob.partition("/*/")
-    files = lake_tables(Path(lake), folder, table.removesuffix(".parquet"))
+    if files is None:
+        folder, _, table = dataset.glob.partition("/*/")
+        files = lake_tables(Path(lake), folder, table.removesuffix(".parquet"))
     if name == "rated" and files:
         # the narrow rated facts, each joined to its cycle's normalised columns by the one reader
         cycles = [path.parent.name.split("=", 1)[1] for path in files]

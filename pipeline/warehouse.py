@@ -1,17 +1,21 @@
 """Publishing the analysts' warehouse: a new ``warehouse.duckdb`` is built aside and renamed over the old one,
 so analysts holding the old file open read-only are never blocked and never see a half-written cycle
-(``sql/warehouse.sql``)."""
+(``sql/warehouse.sql``). The large tables are kept from the published warehouse part by part: only the
+loaded files and rated or rerated cycles that changed since are read from the lake again (``pipeline/warehouse_parts.py``),
+so a publication costs what changed, not every month the lake keeps."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline.engine import first_row, parquet_glob
+from pipeline.engine import first_row
 from pipeline.faults import crash_point
 from pipeline.home import Home
 from pipeline.lake import lake_tables
@@ -19,18 +23,14 @@ from pipeline.lake_fallbacks import LAKE_DATASETS, dataset_sql
 from pipeline.reference import Reference
 from pipeline.sql import read_sql
 from pipeline.suspense import QUARANTINE_REASONS, catalogue
-
-# the rerate delta reports (pipeline/rerating.py), read when some cycle was rerated, else these empty relations
-RERATE_REPORTS = {
-    "events": "select null::varchar as cycle, null::bigint as file_id, null::uinteger as line_no, "
-    "null::varchar as account_id, null::varchar as charged_number, null::varchar as previous_status, "
-    "null::varchar as new_status, null::varchar as previous_rate_row, null::varchar as new_rate_row, "
-    "null::decimal(18, 6) as previous_charge, null::decimal(18, 6) as new_charge, null::decimal(18, 6) as delta "
-    "where false",
-    "accounts": "select null::varchar as cycle, null::varchar as account_id, null::decimal(18, 6) as previous_usage, "
-    "null::decimal(18, 6) as new_usage, null::decimal(18, 6) as delta, null::decimal(18, 2) as new_usage_billed "
-    "where false",
-}
+from pipeline.warehouse_parts import (
+    INCREMENTAL_TABLES,
+    Part,
+    lake_parts,
+    late_usage_digests,
+    part_sql,
+    rerate_report_sql,
+)
 
 # delivery and recycling ledgers published as they are (a state.duckdb older than them simply lacks them)
 OPTIONAL_LEDGERS = (
@@ -48,25 +48,36 @@ OPTIONAL_LEDGERS = (
 )
 
 
+@dataclass(frozen=True)
+class Publication:
+    """What a publication did: the row count of each table, 'full' or 'incremental', and how many parts of the
+    large tables were read from the lake and how many kept from the published warehouse."""
+
+    counts: dict[str, int]
+    mode: str
+    parts_read: int
+    parts_kept: int
+
+
+class _PartsDoNotFit(Exception):
+    """A changed part's columns are not those of the published table (a new column, another type)."""
+
+
 def _register_sources(con: duckdb.DuckDBPyConnection, home: Home, reference: Reference) -> None:
     """The inputs of ``warehouse.sql`` besides the ledger: reference tables, catalogues, the lake's datasets
-    and the rerate delta reports (each an empty relation of the same columns when the lake has none yet)."""
+    (but the incremental tables' own) and the rerate delta reports (each an empty relation of the same columns
+    when the lake has none yet)."""
     for name, frame in reference.tables().items():
         con.register(f"ref_{name}", frame)
     con.register("ref_suspense_reasons", catalogue())
     quarantine = pl.DataFrame(QUARANTINE_REASONS, schema=["code", "meaning", "fix"], orient="row")
     con.register("ref_quarantine_reasons", quarantine)
+    incremental = {spec.view for spec in INCREMENTAL_TABLES.values()}
     for name in LAKE_DATASETS:
-        con.execute(f"create temp view lake_{name} as {dataset_sql(home.lake, name)}")
-    for report, empty in RERATE_REPORTS.items():
-        files = lake_tables(home.lake, "rerate", report)
-        source = empty
-        if files:
-            source = (
-                f"select * from read_parquet({parquet_glob(files)}, hive_partitioning = true, "
-                "union_by_name = true)"
-            )
-        con.execute(f"create temp view lake_rerate_{report} as {source}")
+        if f"lake_{name}" not in incremental:
+            con.execute(f"create temp view lake_{name} as {dataset_sql(home.lake, name)}")
+    accounts = lake_tables(home.lake, "rerate", "accounts")
+    con.execute(f"create temp view lake_rerate_accounts as {rerate_report_sql(accounts, 'accounts')}")
 
 
 def _publish_optional_ledgers(con: duckdb.DuckDBPyConnection) -> None:
@@ -81,32 +92,112 @@ def _publish_optional_ledgers(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'create table "{table}" as select * from ledger."{table}"')
 
 
-def publish_warehouse(home: Home, reference: Reference, *, memory_limit: str = "2GB") -> dict[str, int]:
-    """Build and atomically swap in the warehouse; returns the row count of each table. DuckDB builds it under
-    ``memory_limit``, spilling into the home's ``tmp/`` (unbounded, it held ~4 GB at 10M CDRs)."""
+def _published_parts(warehouse_db: Path) -> dict[tuple[str, str], str] | None:
+    """The parts the published warehouse was built from ((table, key) → fingerprint); None when there is no
+    published warehouse or it predates the parts (then the publication is full)."""
+    if not warehouse_db.exists():
+        return None
+    with duckdb.connect(str(warehouse_db), read_only=True) as con:
+        if not first_row(
+            con, "select 1 from information_schema.tables where table_name = 'publication_parts'"
+        ):
+            return None
+        rows = con.execute("select table_name, part, fingerprint from publication_parts").fetchall()
+    return {(table, part): fingerprint for table, part, fingerprint in rows}
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The warehouse's tables."""
+    return [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_catalog = current_database() "
+            "and table_schema = 'main' order by 1"
+        ).fetchall()
+    ]
+
+
+def _build_incremental_table(
+    con: duckdb.DuckDBPyConnection, lake: Path, table: str, read: list[Part], stale: list[str], *, full: bool
+) -> None:
+    """Build ``table`` from the parts ``read`` (full: every part; none: the dataset's empty relation), or bring
+    the kept table up to date: the rows of the ``stale`` parts deleted, the ``read`` parts inserted."""
+    spec = INCREMENTAL_TABLES[table]
+    con.execute(f"create or replace temp view {spec.view} as {part_sql(lake, table, [p.file for p in read])}")
+    select = read_sql(spec.sql)
+    if full:
+        con.execute(f'create table "{table}" as {select}')
+        return
+    if stale:
+        con.execute(
+            f'delete from "{table}" where {spec.key} in (select unnest(?::{spec.key_type}[]))', [stale]
+        )
+    if read:
+        kept = {(c, t) for c, t, *_ in con.execute(f'describe "{table}"').fetchall()}
+        changed = {(c, t) for c, t, *_ in con.execute(f"describe {select}").fetchall()}
+        if not changed <= kept:
+            raise _PartsDoNotFit(f"{table}: {sorted(changed - kept)}")
+        con.execute(f'insert into "{table}" by name {select}')
+
+
+def publish_warehouse(
+    home: Home, reference: Reference, *, memory_limit: str = "2GB", full: bool = False
+) -> Publication:
+    """Build and atomically swap in the warehouse. DuckDB builds it under ``memory_limit``, spilling into the
+    home's ``tmp/`` (unbounded, it held ~4 GB at 10M CDRs). Rule: the large tables' parts that did not change
+    are kept from the published warehouse (``full``: every part read again); the result is the same as a full
+    build's, row for row (a changed part whose columns no longer fit the kept table makes the build full)."""
+    if not full:
+        try:
+            return _publish(home, reference, memory_limit, full=False)
+        except _PartsDoNotFit:
+            pass
+    return _publish(home, reference, memory_limit, full=True)
+
+
+def _publish(home: Home, reference: Reference, memory_limit: str, *, full: bool) -> Publication:
+    """One publication (``publish_warehouse``), full or from the published warehouse."""
+    parts = lake_parts(home.lake, late_usage_digests(home.state_db))
+    published = None if full else _published_parts(home.warehouse_db)
+    full = published is None
+    # (table, key) → fingerprint of the parts in the published warehouse; none when full
+    kept = published or {}
     staging = home.root / f".warehouse.{uuid.uuid4().hex}.duckdb"
     spill_dir = home.root / "tmp"
     spill_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
+    current = {(part.table, part.key): part.fingerprint for part in parts}
+    read = [part for part in parts if kept.get((part.table, part.key)) != part.fingerprint]
     try:
+        if not full:
+            shutil.copyfile(home.warehouse_db, staging)  # the kept parts come with it
         con = duckdb.connect(str(staging), config={"memory_limit": memory_limit})
         try:
             con.execute(f"set temp_directory = '{spill_dir.as_posix()}'")
+            for table in _tables(con):
+                if table not in INCREMENTAL_TABLES:
+                    con.execute(f'drop table "{table}"')
             con.execute(f"attach '{home.state_db.as_posix()}' as ledger (read_only)")
             con.execute("set variable lake = ?", [home.lake.as_posix()])
+            con.execute("set variable publication = ?", ["full" if full else "incremental"])
             _register_sources(con, home, reference)
+            for table in INCREMENTAL_TABLES:
+                stale = [k for (t, k), f in kept.items() if t == table and current.get((t, k)) != f]
+                _build_incremental_table(
+                    con, home.lake, table, [p for p in read if p.table == table], stale, full=full
+                )
             con.execute(read_sql("warehouse.sql"))
             _publish_optional_ledgers(con)
             con.execute("detach ledger")
-            tables = [
-                r[0]
-                for r in con.execute(
-                    "select table_name from information_schema.tables where table_catalog = current_database() "
-                    "and table_schema = 'main' order by 1"
-                ).fetchall()
-            ]
-            for table in tables:
-                counts[table] = int(con.execute(f'select count(*) from "{table}"').fetchall()[0][0])
+            built_from = pl.DataFrame(
+                [(p.table, p.key, p.fingerprint) for p in parts],
+                schema={"table_name": pl.String(), "part": pl.String(), "fingerprint": pl.String()},
+                orient="row",
+            )
+            con.register("built_from", built_from)
+            con.execute("create table publication_parts as select * from built_from")
+            counts = {
+                t: int(con.execute(f'select count(*) from "{t}"').fetchall()[0][0]) for t in _tables(con)
+            }
             con.execute("checkpoint")
         finally:
             con.close()
@@ -116,4 +207,4 @@ def publish_warehouse(home: Home, reference: Reference, *, memory_limit: str = "
     finally:
         staging.unlink(missing_ok=True)
         Path(f"{staging}.wal").unlink(missing_ok=True)
-    return counts
+    return Publication(counts, "full" if full else "incremental", len(read), len(parts) - len(read))

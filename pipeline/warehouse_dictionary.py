@@ -67,12 +67,21 @@ TABLE_NOTES: dict[str, str] = {
     "state_time_zones": "Each state's time zone (calls are dated and banded in it).",
     "recycled_records": "Recycled suspense: each suspended record a recycle run resubmitted, with the reason it was "
     "suspended for (one row per record and reason).",
-    "published": "When this warehouse was published and the latest final cycle in it.",
+    "published": "When this warehouse was published, the latest final cycle in it, and how it was built.",
+    "publication_parts": "The parts the large tables were built from (a loaded file's usage records, a cycle's "
+    "rated usage or rerate events) and what each was: the next publication reads from the lake only the parts "
+    "that changed.",
     "late_usage": "Late usage: each record whose cycle was already final when it arrived, and the next open cycle "
     "that bills it (rated_usage.late_from_cycle flags the events).",
 }
 
 COLUMN_NOTES: dict[str, str] = {
+    "published.publication": "full (every part read from the lake) | incremental (only the parts changed since "
+    "the last publication; the others kept)",
+    "publication_parts.table_name": "usage_records | rated_usage | rerate_events",
+    "publication_parts.part": "the loaded file's file_id (usage_records) or the cycle (rated_usage, rerate_events)",
+    "publication_parts.fingerprint": "digest of the part's lake versions, the SQL that reads it, DuckDB's version "
+    "and (usage records) the file's late-usage rows; a new one means the part is read again",
     "credit_note_lines.line_no": "line of the credit note (1-based)",
     "credit_note_lines.description": "the line's own text; null: the corrected invoice line's description (or, "
     "for the only line of a credit note, the credit on the invoice for its reason)",
@@ -368,7 +377,8 @@ def render_dictionary(con: duckdb.DuckDBPyConnection) -> str:
     out = [
         "# The analysts' warehouse: data dictionary",
         "",
-        "`warehouse.duckdb` (in `CDRBILL_HOME`) is rebuilt in a new file after each run and renamed over the old "
+        "`warehouse.duckdb` (in `CDRBILL_HOME`) is published as a new file after each run (built aside, keeping the "
+        "large tables' parts that did not change, see `publication_parts`) and renamed over the old "
         'one: open it read-only (`duckdb.connect(path, read_only=True)` or `cdrbill sql "select …"`); an open '
         "connection keeps reading the warehouse it opened and never blocks a run. The tables below are the stable "
         "interface; preset reports (`sql/reports/`, `cdrbill report list`) read only these.",

@@ -1,5 +1,8 @@
--- warehouse.sql: builds the analysts' warehouse (a fresh DuckDB file, swapped in whole) from the lake's
--- Parquet of every cycle, the pipeline's ledgers (attached read-only as `ledger`) and the reference data.
+-- warehouse.sql: builds the analysts' warehouse (a DuckDB file, built aside and swapped in whole) from the lake's
+-- Parquet of every cycle, the pipeline's ledgers (attached read-only as `ledger`) and the reference data: every
+-- table but the large ones, usage_records, rated_usage and rerate_events, which pipeline/warehouse.py builds
+-- part by part (warehouse_usage_records.sql, warehouse_rated_usage.sql, warehouse_rerate_events.sql) and keeps
+-- from one publication to the next.
 -- Personal data is masked here: no tax id ever, account numbers shown in full only as the internal key.
 -- Variables: lake (path of the lake folder). Reference tables are registered as ref_<name>; the suspense and
 -- quarantine reason catalogues as ref_suspense_reasons / ref_quarantine_reasons; the rerate delta reports as
@@ -13,15 +16,6 @@ create table usage_files as
 select file_id, source_id, file_name, sha256, size_bytes, registered_at, registered_cycle, status, reason,
        reason_detail, duplicate_of, records, control_records
 from ledger.usage_files;
-
--- cycle: the cycle that counts the record — for late usage (ledger late_usage) the next open cycle that bills
--- it, with the cycle its call falls in as late_from_cycle, as in rated_usage and suspense
-create table usage_records as
-select
-    records.* exclude (raw) replace (coalesce(late.billed_cycle, records.cycle) as cycle),
-    late.call_cycle as late_from_cycle
-from lake_usage_records as records
-left join ledger.late_usage as late using (file_id, line_no);
 
 create table suspense as
 with suspended as (
@@ -47,12 +41,6 @@ from lake_mediated_duplicate;
 create table discarded as
 select cycle, file_id, line_no, source_id, reason, disposition, charged_number, called_number, start_utc, billsec
 from lake_mediated_discarded;
-
-create table rated_usage as
--- (rated events carry no raw text since the rating speed work; a cycle rated before still has it: left out;
--- union_by_name: cycles rated before a column existed, e.g. late_from_cycle, read it as null)
-select columns(lambda c: c not in ('raw', 'status', 'disposition'))
-from lake_rated;
 
 create table accounts as
 select account_id,
@@ -145,9 +133,10 @@ create table file_sequences as select * from ledger.file_sequences;
 create table suspense_reasons as select * from ref_suspense_reasons;
 create table quarantine_reasons as select * from ref_quarantine_reasons;
 
--- rerating: per event and per account, what a rerate changed (lake/rerate/cycle=C/)
-create table rerate_events as select * from lake_rerate_events;
+-- rerating: per account, what a rerate changed (lake/rerate/cycle=C/; per event: warehouse_rerate_events.sql)
 create table rerate_accounts as select * from lake_rerate_accounts;
 
+-- publication: 'full' (every part read from the lake) or 'incremental' (only the parts changed since the last one)
 create table published as
-select current_timestamp as published_at, (select max(cycle) from ledger.finalized_cycles) as latest_cycle;
+select current_timestamp as published_at, (select max(cycle) from ledger.finalized_cycles) as latest_cycle,
+       getvariable('publication') as publication;

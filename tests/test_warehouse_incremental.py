@@ -1,0 +1,60 @@
+"""Publishing the warehouse again reads from the lake only what changed: the parts of the large tables (a loaded
+file's usage records, a cycle's rated usage) whose lake versions did not change are kept from the published
+warehouse, and the result equals a full build's, row for row (pipeline/warehouse_parts.py)."""
+
+import duckdb
+import pytest
+from delivery_fixtures import copy_home
+from warehouse_fixtures import warehouse_rows
+
+from assets.cli import main
+from pipeline.reference import load_reference
+from pipeline.warehouse import publish_warehouse
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_unchanged_lake_is_kept_and_a_rerated_cycle_is_read_again(sample_cycle, tmp_path):
+    home = copy_home(sample_cycle[0], tmp_path / "home")
+    reference = load_reference(home.reference)
+    # the copy's partitions are new versions (their links re-pointed): every part is read again
+    moved = publish_warehouse(home, reference)
+    assert (moved.mode, moved.parts_kept) == ("incremental", 0) and moved.parts_read > 1
+    again = publish_warehouse(home, reference)
+    assert (again.mode, again.parts_read, again.parts_kept) == ("incremental", 0, moved.parts_read)
+    assert again.counts == moved.counts
+    before = warehouse_rows(home.warehouse_db)
+
+    # a rate fix (UK fixed 0.09 → 0.15 a minute) and the final cycle rerated: its rated partition is a new version
+    cards = home.reference / "rate_cards.csv"
+    cards.write_text(
+        cards.read_text().replace("RC-STD,44,,0,United Kingdom,0.0900", "RC-STD,44,,0,United Kingdom,0.1500")
+    )
+    assert main(["--home", str(home.root), "rerate", "--cycle", "2026-10"]) == 0
+    rerated = publish_warehouse(home, load_reference(home.reference))
+    # the rated cycle and its new rerate report; no loaded file changed
+    assert (rerated.mode, rerated.parts_read) == ("incremental", 2)
+    incremental = warehouse_rows(home.warehouse_db)
+    assert incremental["rated_usage"] != before["rated_usage"]  # the new charges, not the kept ones
+    assert incremental["usage_records"] == before["usage_records"] and incremental["rerate_events"]
+
+    full = publish_warehouse(home, load_reference(home.reference), full=True)
+    assert (full.mode, full.parts_kept) == ("full", 0) and full.counts == rerated.counts
+    assert warehouse_rows(home.warehouse_db) == incremental
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        assert con.execute("select publication from published").fetchall() == [("full",)]
+
+
+def test_a_changed_part_that_no_longer_fits_the_kept_table_makes_the_publication_full(sample_cycle, tmp_path):
+    """A changed part whose columns the kept table lacks (a column a newer rating writes) is not forced into it:
+    the whole warehouse is built again, so its tables are those a full build gives."""
+    home = copy_home(sample_cycle[0], tmp_path / "home")
+    reference = load_reference(home.reference)
+    publish_warehouse(home, reference)
+    expected = warehouse_rows(home.warehouse_db)
+    with duckdb.connect(str(home.warehouse_db)) as con:  # the published table from before the column existed
+        con.execute("alter table rated_usage drop column destination")
+        con.execute("update publication_parts set fingerprint = 'older' where table_name = 'rated_usage'")
+    publication = publish_warehouse(home, reference)
+    assert (publication.mode, publication.parts_kept) == ("full", 0)
+    assert warehouse_rows(home.warehouse_db) == expected
