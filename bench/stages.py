@@ -335,6 +335,7 @@ STAGES: dict[str, Callable[[Home, str, argparse.Namespace], StageResult]] = {
     "documents": documents,
     "deliveries": deliveries,
     "warehouse": warehouse,
+    "republishing": warehouse,
     "floor": floor,
     "documents_naive": documents_naive,
 }
