@@ -58,3 +58,24 @@ def test_a_changed_part_that_no_longer_fits_the_kept_table_makes_the_publication
     publication = publish_warehouse(home, reference)
     assert (publication.mode, publication.parts_kept) == ("full", 0)
     assert warehouse_rows(home.warehouse_db) == expected
+
+
+def test_billing_ops_ask_for_a_full_publication_in_the_run_config(sample_cycle, tmp_path):
+    """The asset publishes part by part; ``full: true`` in its run config (the launchpad) reads every part again."""
+    import dagster as dg
+
+    from assets.resources import CdrbillHome
+    from assets.warehouse import warehouse
+
+    home = copy_home(sample_cycle[0], tmp_path / "home")
+    parts = publish_warehouse(home, load_reference(home.reference)).parts_read  # the copy's parts read once
+    for full, mode, read in ((False, "incremental", 0), (True, "full", parts)):
+        result = dg.materialize(
+            [warehouse],
+            partition_key="2026-10",
+            resources={"cdrbill": CdrbillHome(root=str(home.root))},
+            run_config={"ops": {"warehouse": {"config": {"full": full}}}},
+        )
+        metadata = result.asset_materializations_for_node("warehouse")[0].metadata
+        assert metadata["publication"].value == mode
+        assert (metadata["parts_read"].value, metadata["parts_kept"].value) == (read, parts - read)
