@@ -92,17 +92,12 @@ def _publish_optional_ledgers(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'create table "{table}" as select * from ledger."{table}"')
 
 
-def _published_parts(warehouse_db: Path) -> dict[tuple[str, str], str] | None:
-    """The parts the published warehouse was built from ((table, key) → fingerprint); None when there is no
-    published warehouse or it predates the parts (then the publication is full)."""
-    if not warehouse_db.exists():
+def _published_parts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str] | None:
+    """The parts the published warehouse (its copy, open as ``con``) was built from ((table, key) →
+    fingerprint); None when there is none or it predates the parts (then the publication is full)."""
+    if not first_row(con, "select 1 from information_schema.tables where table_name = 'publication_parts'"):
         return None
-    with duckdb.connect(str(warehouse_db), read_only=True) as con:
-        if not first_row(
-            con, "select 1 from information_schema.tables where table_name = 'publication_parts'"
-        ):
-            return None
-        rows = con.execute("select table_name, part, fingerprint from publication_parts").fetchall()
+    rows = con.execute("select table_name, part, fingerprint from publication_parts").fetchall()
     return {(table, part): fingerprint for table, part, fingerprint in rows}
 
 
@@ -156,27 +151,33 @@ def publish_warehouse(
 
 
 def _publish(home: Home, reference: Reference, memory_limit: str, *, full: bool) -> Publication:
-    """One publication (``publish_warehouse``), full or from the published warehouse."""
-    parts = lake_parts(home.lake, late_usage_digests(home.state_db))
-    published = None if full else _published_parts(home.warehouse_db)
-    full = published is None
-    # (table, key) → fingerprint of the parts in the published warehouse; none when full
-    kept = published or {}
+    """One publication (``publish_warehouse``), full or from a copy of the published warehouse (the copy, not the
+    published file, is opened: analysts' read-only connections to it are never touched)."""
     staging = home.root / f".warehouse.{uuid.uuid4().hex}.duckdb"
     spill_dir = home.root / "tmp"
     spill_dir.mkdir(parents=True, exist_ok=True)
-    current = {(part.table, part.key): part.fingerprint for part in parts}
-    read = [part for part in parts if kept.get((part.table, part.key)) != part.fingerprint]
     try:
-        if not full:
+        if not full and home.warehouse_db.exists():
             shutil.copyfile(home.warehouse_db, staging)  # the kept parts come with it
         con = duckdb.connect(str(staging), config={"memory_limit": memory_limit})
         try:
+            published = None if full else _published_parts(con)
+            # a warehouse from before the parts: start again from an empty file
+            if published is None and _tables(con):
+                con.close()
+                staging.unlink()
+                con = duckdb.connect(str(staging), config={"memory_limit": memory_limit})
+            full = published is None
+            # (table, key) → fingerprint of the parts in the published warehouse; none when full
+            kept = published or {}
             con.execute(f"set temp_directory = '{spill_dir.as_posix()}'")
             for table in _tables(con):
                 if table not in INCREMENTAL_TABLES:
                     con.execute(f'drop table "{table}"')
             con.execute(f"attach '{home.state_db.as_posix()}' as ledger (read_only)")
+            parts = lake_parts(home.lake, late_usage_digests(con))
+            current = {(part.table, part.key): part.fingerprint for part in parts}
+            read = [part for part in parts if kept.get((part.table, part.key)) != part.fingerprint]
             con.execute("set variable lake = ?", [home.lake.as_posix()])
             con.execute("set variable publication = ?", ["full" if full else "incremental"])
             _register_sources(con, home, reference)

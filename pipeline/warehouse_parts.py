@@ -88,19 +88,17 @@ class Part:
     fingerprint: str
 
 
-def late_usage_digests(state_db: Path) -> dict[str, str]:
-    """Per loaded file, a digest of its late-usage rows (which cycle bills each late record): usage records are
-    re-dated by them, so a file whose late rows changed is read again."""
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_name = 'late_usage'"
-        ).fetchall()[0][0]
-        if not exists:
-            return {}
-        rows = con.execute(
-            "select file_id::varchar, count(*)::varchar || ':' || "
-            "bit_xor(hash(line_no, call_cycle, billed_cycle))::varchar from late_usage group by file_id"
-        ).fetchall()
+def late_usage_digests(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per loaded file, a digest of its late-usage rows (which cycle bills each late record), from the ledger
+    attached as ``ledger``: usage records are re-dated by them, so a file whose late rows changed is read again."""
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_catalog = 'ledger' and table_name = 'late_usage'"
+    ).fetchall()[0][0]:
+        return {}
+    rows = con.execute(
+        "select file_id::varchar, count(*)::varchar || ':' || "
+        "bit_xor(hash(line_no, call_cycle, billed_cycle))::varchar from ledger.late_usage group by file_id"
+    ).fetchall()
     return dict(rows)
 
 

@@ -79,3 +79,19 @@ def test_billing_ops_ask_for_a_full_publication_in_the_run_config(sample_cycle, 
         metadata = result.asset_materializations_for_node("warehouse")[0].metadata
         assert metadata["publication"].value == mode
         assert (metadata["parts_read"].value, metadata["parts_kept"].value) == (read, parts - read)
+
+
+def test_a_warehouse_published_before_the_parts_is_built_again_whole(sample_cycle, tmp_path):
+    """A published warehouse without ``publication_parts`` (from before this rule) cannot say what its rows came
+    from: the next publication is full, the one after it keeps every part."""
+    home = copy_home(sample_cycle[0], tmp_path / "home")
+    reference = load_reference(home.reference)
+    publish_warehouse(home, reference)
+    expected = warehouse_rows(home.warehouse_db)
+    with duckdb.connect(str(home.warehouse_db)) as con:
+        con.execute("drop table publication_parts")
+    first = publish_warehouse(home, reference)
+    assert (first.mode, first.parts_kept) == ("full", 0)
+    assert warehouse_rows(home.warehouse_db) == expected
+    again = publish_warehouse(home, reference)
+    assert (again.mode, again.parts_read, again.parts_kept) == ("incremental", 0, first.parts_read)
