@@ -65,8 +65,8 @@ class _PartsDoNotFit(Exception):
 
 def _register_sources(con: duckdb.DuckDBPyConnection, home: Home, reference: Reference) -> None:
     """The inputs of ``warehouse.sql`` besides the ledger: reference tables, catalogues, the lake's datasets
-    (but the incremental tables' own) and the rerate delta reports (each an empty relation of the same columns
-    when the lake has none yet)."""
+    (but the incremental tables' own) and the rerate report per account (each an empty relation of the same
+    columns when the lake has none yet)."""
     for name, frame in reference.tables().items():
         con.register(f"ref_{name}", frame)
     con.register("ref_suspense_reasons", catalogue())
