@@ -39,6 +39,7 @@ def warehouse(
             "publication": dg.MetadataValue.text(publication.mode),
             "parts_read": dg.MetadataValue.int(publication.parts_read),
             "parts_kept": dg.MetadataValue.int(publication.parts_kept),
+            "why_full": dg.MetadataValue.text(publication.why_full or "(incremental)"),
             "path": dg.MetadataValue.path(str(home.warehouse_db)),
         }
     )

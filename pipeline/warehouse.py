@@ -50,13 +50,14 @@ OPTIONAL_LEDGERS = (
 
 @dataclass(frozen=True)
 class Publication:
-    """What a publication did: the row count of each table, 'full' or 'incremental', and how many parts of the
-    large tables were read from the lake and how many kept from the published warehouse."""
+    """What a publication did: the row count of each table, 'full' or 'incremental', how many parts of the
+    large tables were read from the lake and how many kept from the published warehouse, and why it was full."""
 
     counts: dict[str, int]
     mode: str
     parts_read: int
     parts_kept: int
+    why_full: str = ""
 
 
 class _PartsDoNotFit(Exception):
@@ -142,26 +143,33 @@ def publish_warehouse(
     home's ``tmp/`` (unbounded, it held ~4 GB at 10M CDRs). Rule: the large tables' parts that did not change
     are kept from the published warehouse (``full``: every part read again); the result is the same as a full
     build's, row for row (a changed part whose columns no longer fit the kept table makes the build full)."""
-    if not full:
-        try:
-            return _publish(home, reference, memory_limit, full=False)
-        except _PartsDoNotFit:
-            pass
-    return _publish(home, reference, memory_limit, full=True)
+    if full:
+        return _publish(home, reference, memory_limit, why_full="asked for")
+    try:
+        return _publish(home, reference, memory_limit)
+    except _PartsDoNotFit as misfit:
+        return _publish(
+            home, reference, memory_limit, why_full=f"a changed part does not fit the kept table ({misfit})"
+        )
 
 
-def _publish(home: Home, reference: Reference, memory_limit: str, *, full: bool) -> Publication:
-    """One publication (``publish_warehouse``), full or from a copy of the published warehouse (the copy, not the
-    published file, is opened: analysts' read-only connections to it are never touched)."""
+def _publish(home: Home, reference: Reference, memory_limit: str, *, why_full: str = "") -> Publication:
+    """One publication (``publish_warehouse``): full when ``why_full`` says why, else from a copy of the published
+    warehouse if there is one that names its parts (the copy, not the published file, is opened: analysts'
+    read-only connections to it are never touched)."""
     staging = home.root / f".warehouse.{uuid.uuid4().hex}.duckdb"
     spill_dir = home.root / "tmp"
     spill_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if not full and home.warehouse_db.exists():
+        if not why_full and not home.warehouse_db.exists():
+            why_full = "no published warehouse"
+        if not why_full:
             shutil.copyfile(home.warehouse_db, staging)  # the kept parts come with it
         con = duckdb.connect(str(staging), config={"memory_limit": memory_limit})
         try:
-            published = None if full else _published_parts(con)
+            published = None if why_full else _published_parts(con)
+            if published is None and not why_full:
+                why_full = "the published warehouse does not name its parts (publication_parts)"
             # a warehouse from before the parts: start again from an empty file
             if published is None and _tables(con):
                 con.close()
@@ -208,4 +216,4 @@ def _publish(home: Home, reference: Reference, memory_limit: str, *, full: bool)
     finally:
         staging.unlink(missing_ok=True)
         Path(f"{staging}.wal").unlink(missing_ok=True)
-    return Publication(counts, "full" if full else "incremental", len(read), len(parts) - len(read))
+    return Publication(counts, "full" if full else "incremental", len(read), len(parts) - len(read), why_full)

@@ -33,13 +33,13 @@ def test_an_unchanged_lake_is_kept_and_a_rerated_cycle_is_read_again(sample_cycl
     assert main(["--home", str(home.root), "rerate", "--cycle", "2026-10"]) == 0
     rerated = publish_warehouse(home, load_reference(home.reference))
     # the rated cycle and its new rerate report; no loaded file changed
-    assert (rerated.mode, rerated.parts_read) == ("incremental", 2)
+    assert (rerated.mode, rerated.parts_read, rerated.why_full) == ("incremental", 2, "")
     incremental = warehouse_rows(home.warehouse_db)
     assert incremental["rated_usage"] != before["rated_usage"]  # the new charges, not the kept ones
     assert incremental["usage_records"] == before["usage_records"] and incremental["rerate_events"]
 
     full = publish_warehouse(home, load_reference(home.reference), full=True)
-    assert (full.mode, full.parts_kept) == ("full", 0) and full.counts == rerated.counts
+    assert (full.mode, full.parts_kept, full.why_full) == ("full", 0, "asked for") and full.counts == rerated.counts
     assert warehouse_rows(home.warehouse_db) == incremental
     with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
         assert con.execute("select publication from published").fetchall() == [("full",)]
@@ -57,6 +57,7 @@ def test_a_changed_part_that_no_longer_fits_the_kept_table_makes_the_publication
         con.execute("update publication_parts set fingerprint = 'older' where table_name = 'rated_usage'")
     publication = publish_warehouse(home, reference)
     assert (publication.mode, publication.parts_kept) == ("full", 0)
+    assert publication.why_full == "a changed part does not fit the kept table (rated_usage: [('destination', 'VARCHAR')])"
     assert warehouse_rows(home.warehouse_db) == expected
 
 
@@ -79,6 +80,7 @@ def test_billing_ops_ask_for_a_full_publication_in_the_run_config(sample_cycle, 
         metadata = result.asset_materializations_for_node("warehouse")[0].metadata
         assert metadata["publication"].value == mode
         assert (metadata["parts_read"].value, metadata["parts_kept"].value) == (read, parts - read)
+        assert metadata["why_full"].value == ("asked for" if full else "(incremental)")
 
 
 def test_a_warehouse_published_before_the_parts_is_built_again_whole(sample_cycle, tmp_path):
@@ -92,6 +94,7 @@ def test_a_warehouse_published_before_the_parts_is_built_again_whole(sample_cycl
         con.execute("drop table publication_parts")
     first = publish_warehouse(home, reference)
     assert (first.mode, first.parts_kept) == ("full", 0)
+    assert first.why_full == "the published warehouse does not name its parts (publication_parts)"
     assert warehouse_rows(home.warehouse_db) == expected
     again = publish_warehouse(home, reference)
     assert (again.mode, again.parts_read, again.parts_kept) == ("incremental", 0, first.parts_read)
