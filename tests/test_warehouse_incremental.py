@@ -1,6 +1,6 @@
 """Publishing the warehouse again reads from the lake only what changed: the parts of the large tables (a loaded
-file's usage records, a cycle's rated usage or rerate events) whose lake versions did not change are kept from the published
-warehouse, and the result equals a full build's, row for row (pipeline/warehouse_parts.py)."""
+file's usage records, a cycle's rated usage or rerate events) whose lake versions did not change are kept from
+the published warehouse, and the result equals a full build's, row for row (pipeline/warehouse_parts.py)."""
 
 import duckdb
 import pytest
