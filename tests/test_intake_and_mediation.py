@@ -2,6 +2,7 @@
 duplicate calls across files, the four output streams) on small hand-made files."""
 
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -163,3 +164,36 @@ def test_the_accounting_check_in_its_own_bounded_session_gives_the_same_table(ho
     ]
     assert table["balanced"].all()
     assert spill.is_dir()  # the session spills into the given folder, not the working directory's .tmp
+
+
+def test_a_reassigned_number_bills_the_account_that_held_it_on_the_call_date(home):
+    """Numbers are reassigned: +1 312 555 0100 leaves ACC-0001 (IL) and goes to ACC-0003 (TX) on 16 October
+    (``valid_to`` is the first day no longer held). Each call goes to the account that held the number on its
+    date in the billing time zone (America/Chicago), not on its UTC date: the call at 22:30 on the 15th is
+    already the 16th in UTC and still ACC-0001's. Each call is priced for the account it goes to."""
+    numbers = home.reference / "service_numbers.csv"
+    text = numbers.read_text().replace(
+        "+13125550100,ACC-0001,IL,2025-03-01,\n",
+        "+13125550100,ACC-0001,IL,2025-03-01,2026-10-16\n+13125550100,ACC-0003,TX,2026-10-16,\n",
+    )
+    assert text != numbers.read_text()
+    numbers.write_text(text)
+    land(home, "switch-chi", "Master-a.csv", "".join([
+        asterisk_line("3125550100", "2125550199", "2026-10-15 22:30:00", 60, "7.1"),  # 16th 03:30 UTC
+        asterisk_line("3125550100", "2125550199", "2026-10-16 00:30:00", 60, "7.2"),
+        asterisk_line("3125550100", "2125550199", "2026-10-25 12:00:00", 60, "7.3"),
+    ]))  # fmt: skip
+    intake(home)
+    out = mediate(home)
+    assert out["normalised"].sort("line_no").select("line_no", "account_id").rows() == [
+        (1, "ACC-0001"),
+        (2, "ACC-0003"),
+        (3, "ACC-0003"),
+    ]
+    rated = pl.read_parquet(home.lake / "rated" / f"cycle={CYCLE}" / "rated.parquet")
+    # and each is priced by its account's agent and state: ACC-0001's standard book, ACC-0003's agent's Texas book
+    assert rated.sort("line_no").select("line_no", "agent_id", "price_book_id", "charge_amount").rows() == [
+        (1, "AG-01", "PB-RES-STD", Decimal("0.020000")),
+        (2, "AG-02", "PB-AG02-TX", Decimal("0.010000")),
+        (3, "AG-02", "PB-AG02-TX", Decimal("0.010000")),
+    ]
