@@ -443,21 +443,35 @@ def _line_ranges(path: Path, chunk_lines: int) -> list[tuple[int, int]]:
 
 
 def file_counts(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-    """Per file, after ``mediate_cycle``: records in, each stream's count, and the duplicate rate (duplicate
-    records per record in, in percent, to one decimal)."""
+    """Per file, after ``mediate_cycle``: records in, each stream's count, the duplicate rate (duplicate
+    records per record in, in percent, to one decimal) and the file's suspense by reason (``REASON n``, the
+    largest first; empty when nothing of the file is suspended)."""
     return con.sql(
         """
+        with by_reason as (
+            select file_id, reason, count(*) as records
+            from mediation_outcomes
+            where status = 'suspended'
+            group by all
+        ),
+        suspense as (
+            select file_id, string_agg(reason || ' ' || records, ', ' order by records desc, reason) as reasons
+            from by_reason
+            group by file_id
+        )
         select
             file_id,
-            source_id,
+            any_value(source_id) as source_id,
             count(*) as records_in,
             count(*) filter (where status = 'normalised') as normalised,
             count(*) filter (where status = 'suspended') as suspended,
             count(*) filter (where status = 'duplicate') as duplicate,
             count(*) filter (where status = 'discarded') as discarded,
-            round(100 * count(*) filter (where status = 'duplicate') / count(*), 1) as duplicate_rate_percent
+            round(100 * count(*) filter (where status = 'duplicate') / count(*), 1) as duplicate_rate_percent,
+            coalesce(any_value(suspense.reasons), '') as suspended_by_reason
         from mediation_outcomes
-        group by all
+        left join suspense using (file_id)
+        group by file_id
         order by file_id
         """
     )

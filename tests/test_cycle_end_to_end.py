@@ -2,6 +2,7 @@
 published warehouse, and a second run that changes nothing and sends nothing twice."""
 
 import mailbox
+from collections import Counter
 from decimal import Decimal
 
 import duckdb
@@ -162,7 +163,7 @@ def test_one_invoice_per_active_account_with_gapless_numbers(sample_cycle):
 
 
 def test_every_record_is_accounted_for(sample_cycle):
-    home, _ = sample_cycle
+    home, result = sample_cycle
     summary = cycle_summary(home, SAMPLE_CYCLE)
     records = summary["records"]
     assert records["records_in"] == (
@@ -184,6 +185,23 @@ def test_every_record_is_accounted_for(sample_cycle):
         "BAD_DURATION": 3,  # billsec "abc" twice, EMI elapsed "00A1234"
         "NOT_IN_SERVICE": 1,  # G12
     }
+    # the same suspense, file by file, in the mediation's metadata on the asset's page
+    [materialization] = result.asset_materializations_for_node("mediated_usage")
+    header, _, *lines = materialization.metadata["per_file"].value.splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    cells = [(value.strip() for value in line.strip("|").split("|")) for line in lines]
+    files = [dict(zip(columns, row, strict=True)) for row in cells]
+    by_reason: Counter[str] = Counter()
+    for file in files:
+        file_reasons: Counter[str] = Counter()
+        for item in filter(None, file["suspended_by_reason"].split(", ")):
+            reason, count = item.split(" ")
+            file_reasons[reason] = int(count)
+        assert file_reasons.total() == int(file["suspended"])
+        by_reason += file_reasons
+        outcomes = ("normalised", "suspended", "duplicate", "discarded")
+        assert sum(int(file[outcome]) for outcome in outcomes) == int(file["records_in"])
+    assert by_reason == reasons
 
 
 def test_documents_and_deliveries(sample_cycle):
