@@ -18,12 +18,21 @@ from pipeline.state import open_state
 from pipeline.suspense import suspense_by_reason_and_age
 
 
+class UsageFilesConfig(dg.Config):
+    """``files``: the landed files to take (paths under landing), as the landing sensor found them complete;
+    empty takes every complete landed file."""
+
+    files: list[str] = []
+
+
 @dg.asset(
     partitions_def=bill_cycles, group_name="mediation", kinds={"duckdb", "parquet"}
 )
-def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.MaterializeResult:
+def usage_files(
+    context: dg.AssetExecutionContext, cdrbill: CdrbillHome, config: UsageFilesConfig
+) -> dg.MaterializeResult:
     """Landed usage files registered in the file ledger: new files normalised into the lake, duplicate files
-    refused by content hash, unreadable files quarantined with a reason."""
+    refused by content hash, unreadable files quarantined with a reason; files still landing left for later."""
     home, settings = cdrbill.home(), cdrbill.settings()
     reference = cdrbill.intake_reference()
     with open_state(home.state_db) as state:
@@ -34,6 +43,8 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
             cycle=context.partition_key,
             billing_timezone=settings.billing_timezone,
             billing_window_days=settings.billing_window_days,
+            settle_seconds=settings.landing_settle_seconds,
+            only=config.files or None,
         )
         ledger = state.sql(
             "select file_id, source_id, file_name, status, reason, records, duplicate_of "
@@ -48,12 +59,14 @@ def usage_files(context: dg.AssetExecutionContext, cdrbill: CdrbillHome) -> dg.M
                     "duplicate_files": len(report.duplicate_files),
                     "files_quarantined": len(report.quarantined),
                     "landing_entries_refused": len(report.refused),
+                    "files_still_landing": len(report.still_landing),
                     "records_loaded": report.records,
                 }
             ),
             "dagster/row_count": report.records,
             "this_run": rows_md(report.loaded + report.duplicate_files + report.quarantined),
             "refused_in_landing": rows_md(report.refused),
+            "still_landing": rows_md(report.still_landing),
             "file_ledger": markdown_table(ledger, 50),
             "sequence_gaps": markdown_table(gaps, 50),
             "missing_sequence_numbers": int(gaps["missing"].sum()) if gaps.height else 0,

@@ -37,7 +37,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, cdrbill: CdrbillHome) ->
     cycle = bill_cycles.get_last_partition_key()
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=run_key[:16], partition_key=cycle, tags={"cdrbill/files": str(len(names))})
+            dg.RunRequest(
+                run_key=run_key[:16],
+                partition_key=cycle,
+                tags={"cdrbill/files": str(len(names))},
+                # the run takes these files only: a file still being written when it starts waits for its turn
+                run_config={"ops": {"usage_files": {"config": {"files": names}}}},
+            )
         ],
         cursor=cursor,
     )

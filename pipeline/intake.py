@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import unicodedata
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,7 @@ class IntakeReport:
     duplicate_files: list[dict] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)  # landing entries left in place (scan_landing)
+    still_landing: list[dict] = field(default_factory=list)  # modified too recently: the next run takes them
 
     @property
     def records(self) -> int:
@@ -161,15 +163,27 @@ def register_landed_files(
     billing_timezone: str,
     billing_window_days: int = 180,
     batch_bytes: int = BATCH_BYTES,
+    settle_seconds: float = 0.0,
+    only: Collection[str] | None = None,
 ) -> IntakeReport:
     """Register and load every complete landed file (the file ledger is ``usage_files`` in state.duckdb):
     a file of a folder no source claims, a file no parser can read whole, or a conflicting resend (a
     sequence number already loaded from other content) is quarantined; the same content again is a
-    duplicate file. Each file is read in batches of ``batch_bytes`` of whole lines (bounded memory)."""
+    duplicate file. Each file is read in batches of ``batch_bytes`` of whole lines (bounded memory).
+
+    Rule (a file is taken only when complete): where the source has a marker, its marker says so; else the
+    file must not have changed for ``settle_seconds`` (settings ``landing_settle_seconds``). A file modified
+    more recently may still be growing: it stays in landing, listed in ``still_landing``, for the next run.
+    ``only`` (paths under landing, e.g. ``switch-chi/Master.csv``): the files a landing-sensor scan found
+    complete; the run takes those and leaves the rest for a later run."""
     report = IntakeReport()
     by_landing = {row["landing"]: row for row in sources.iter_rows(named=True)}
     markers = {folder: row["marker_suffix"] for folder, row in by_landing.items() if row.get("marker_suffix")}
     landed, report.refused = scan_landing(home.landing, markers)
+    if only is not None:
+        wanted = set(only)
+        landed = [path for path in landed if str(path.relative_to(home.landing)) in wanted]
+    landed = _settled(home.landing, landed, markers, settle_seconds, report)
     # the next file is hashed on another thread while this one is loaded; each is decided and loaded in order
     with closing(ordered_map(_whole_scan, landed, workers=1, ahead=2)) as scans:
         for path, scan in zip(landed, scans, strict=True):
@@ -180,6 +194,25 @@ def register_landed_files(
                     batch_bytes=batch_bytes,
                 )  # fmt: skip
     return report
+
+
+def _settled(
+    landing: Path, landed: list[Path], markers: dict[str, str], settle_seconds: float, report: IntakeReport
+) -> list[Path]:
+    """The landed files whose marker exists (``scan_landing`` kept only those) or that have not changed for
+    ``settle_seconds``; the others go to ``report.still_landing`` with how long ago they changed."""
+    if settle_seconds <= 0:
+        return landed
+    now = time.time()
+    settled = []
+    for path in landed:
+        age = now - path.lstat().st_mtime
+        if markers.get(path.parent.name) or age >= settle_seconds:
+            settled.append(path)
+        else:
+            name = printable(str(path.relative_to(landing)))
+            report.still_landing.append({"path": name, "changed_seconds_ago": round(max(age, 0.0), 1)})
+    return settled
 
 
 def _whole_scan(path: Path) -> FileScan | None:

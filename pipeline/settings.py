@@ -27,6 +27,9 @@ class Settings:
     render_workers: int = 2
     duplicate_window_days: int = 90  # a call already billed this many days before is still found a duplicate
     billing_window_days: int = 180  # a call older than this before its file's cycle is too old to bill
+    # a landed file without a marker is taken once unchanged this long (0: at once; set it when transfers
+    # write in place instead of under a .part/.tmp name then renaming); the landing sensor judges its own files
+    landing_settle_seconds: int = 0
     duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
     # late usage (pipeline/late_usage.py): a call of a finalised cycle is billed in the next open cycle unless it
     # is older than this many days before that cycle's first day (then suspense LATE_USAGE_TOO_OLD)
