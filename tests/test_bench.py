@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.report import check_targets
 from bench.run import README_END, README_START, main, update_readme
 from pipeline.home import PROJECT_ROOT
 
@@ -117,3 +118,20 @@ def test_the_readme_links_results_given_relative_to_the_working_folder(tmp_path:
     assert readme.read_text(encoding="utf-8") == (
         f"before\n{README_START}\nLatest run (`bench/results/2026-11-27-1m.md`):\n\n| the table |\n{README_END}\nafter\n"
     )
+
+
+def test_the_peak_rss_target_judges_the_raw_to_rated_stages_only() -> None:
+    """Issue 8 bounds the memory of raw files → rated Parquet at 10M CDRs; a billing stage above 1.5 GiB (the
+    documents at 200k accounts) is named beside the verdict, not counted in it."""
+
+    def result(rating_mib: float) -> dict:
+        peaks = {"floor": 819, "intake": 888, "mediation": 901, "rating": rating_mib, "rerating": 1_193,
+                 "charges": 1_869, "documents": 2_907}  # fmt: skip
+        stages = [{"stage": name, "peak_rss_mib_max": mib, "wall_s": 33.3} for name, mib in peaks.items()]
+        return {"size": {"cdrs": 10_000_000}, "stages": stages, "raw_to_rated": {"ratio_to_floor": 0.13}}
+
+    within = {t["target"]: t for t in check_targets(result(1_206))}["peak RSS at 10M CDRs"]
+    assert (within["measured"], within["passed"]) == (1_206, True)
+    assert "2,907 (documents)" in within["note"]
+    over = {t["target"]: t for t in check_targets(result(1_600))}["peak RSS at 10M CDRs"]
+    assert (over["measured"], over["passed"]) == (1_600, False)
