@@ -106,11 +106,11 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     # the target is raw files → rated Parquet (issue 8): the usage stages, rerating included; the billing
     # stages' peak is shown beside it, not judged by it
-    usage = [s for s in result["stages"] if s["stage"] in (*RAW_TO_RATED, "rerating")]
-    peak = max((s["peak_rss_mib_max"] for s in usage), default=None)
-    over = peak is not None and peak > PEAK_RSS_MAX_MIB
+    usage = (*RAW_TO_RATED, "rerating")
+    peak = max(s["peak_rss_mib_max"] for s in result["stages"] if s["stage"] in usage)
+    over = peak > PEAK_RSS_MAX_MIB
     billing = max(
-        (s for s in result["stages"] if s["stage"] != "floor" and s not in usage),
+        (s for s in result["stages"] if s["stage"] not in (*usage, "floor")),
         key=lambda s: s["peak_rss_mib_max"],
         default=None,
     )
@@ -123,7 +123,7 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             "peak RSS at 10M CDRs",
             f"<= {PEAK_RSS_MAX_MIB:.0f} MiB",
             peak,
-            None if peak is None else (not over) if (at_reference_size or over) else None,
+            (not over) if (at_reference_size or over) else None,
             "; ".join(notes),
         )
     )
