@@ -42,7 +42,7 @@ USAGE_RECORDS = "usage_records"
 # a usage record's line number, the source's record id and (nearly) its start time are its own: written plain,
 # as mediation writes its streams (``mediation.UNIQUE_COLUMNS``) — a dictionary was built for them and dropped
 # in every row group (a 414,235-line Asterisk file: 0.61 -> 0.53 CPU s to write, best of 4, 45.7 -> 42.9 MB)
-RECORD_UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc")
+RECORD_UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc", "answer_utc")
 # a stored raw file is named "<file_id:06d>-<name>" and a file name has at most 255 bytes (Linux, macOS)
 MAX_NAME_BYTES = 255 - len("000000-")
 INTAKE_THREADS = 2  # parts of a file's batches parsed and normalised at once (the machine's two cores)

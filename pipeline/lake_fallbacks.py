@@ -44,6 +44,7 @@ MEDIATED_STREAM_COLUMNS: tuple[tuple[str, str], ...] = (
     ("calling_number", "VARCHAR"),
     ("called_number", "VARCHAR"),
     ("start_utc", "TIMESTAMP"),
+    ("answer_utc", "TIMESTAMP"),
     ("call_date", "DATE"),
     ("billsec", "BIGINT"),
     ("service", "VARCHAR"),
@@ -103,7 +104,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
     # usage records per loaded file (intake)
     "usage_records": LakeDataset(
         "usage_records/*/records.parquet",
-        False,
+        True,  # files loaded before the answer time was kept lack answer_utc
         (
             ("file_id", "BIGINT"),
             ("line_no", "UINTEGER"),
@@ -120,6 +121,7 @@ LAKE_DATASETS: dict[str, LakeDataset] = {
             ("calling_number", "VARCHAR"),
             ("called_number", "VARCHAR"),
             ("start_utc", "TIMESTAMP"),
+            ("answer_utc", "TIMESTAMP"),
             ("call_date", "DATE"),
             ("billsec", "BIGINT"),
             ("service", "VARCHAR"),

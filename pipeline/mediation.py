@@ -6,6 +6,7 @@ duplicate, discarded (``sql/mediation.sql``)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,7 +43,7 @@ STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 # the stream and call-key columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
 # 923,767 normalised records at 1M) are written plain: their dictionary was built and dropped for every row
 # group. At 1M: normalised 0.83 -> 0.58 CPU s and 24.9 -> 19.1 MB, call keys 0.43 -> 0.31 and 19.3 -> 13.4 MB
-UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc")
+UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc", "answer_utc")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
     pl.UInt32: "uinteger",
@@ -64,25 +65,36 @@ def cycle_records(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> duc
     files = record_files(lake)
     if files:
         # the cycle's own calls less its late ones, plus the late calls it bills (pipeline/late_usage.py)
+        source = _with_every_column(
+            f"read_parquet({parquet_glob(files)}, union_by_name = true)", NORMALISED_SCHEMA
+        )
         con.execute(
             "create or replace temp view cycle_records as "
-            + routed_records_sql(f"read_parquet({parquet_glob(files)})", cycle, routes_path(lake, cycle))
+            + routed_records_sql(source, cycle, routes_path(lake, cycle))
         )
     else:
-        columns = ", ".join(
-            f"null::{_DUCKDB_TYPES[dtype.base_type()]} as {name}" for name, dtype in NORMALISED_SCHEMA.items()
-        )
         con.execute(
-            f"create or replace temp view cycle_records as select {columns}, null::varchar as late_from_cycle "
-            "where false"
+            f"create or replace temp view cycle_records as select {_null_columns(NORMALISED_SCHEMA)}, "
+            "null::varchar as late_from_cycle where false"
         )
     return con.table("cycle_records")
+
+
+def _null_columns(columns: Iterable[str]) -> str:
+    """A SELECT list of typed nulls, one per normalised column named."""
+    return ", ".join(f"null::{_DUCKDB_TYPES[NORMALISED_SCHEMA[c].base_type()]} as {c}" for c in columns)
+
+
+def _with_every_column(read: str, columns: Iterable[str]) -> str:
+    """``read`` (a ``read_parquet`` by name) with every one of ``columns``: lake files written before a column
+    existed (``answer_utc``) give it as null, even when no file of the lake has it yet."""
+    return f"(select * from {read} union all by name select {_null_columns(columns)} where false)"
 
 
 CALL_KEYS = "call_keys"
 CALL_KEY_COLUMNS = (
     "file_id", "line_no", "cycle", "source_id", "source_record_id", "charged_number", "called_number",
-    "start_utc", "billsec", "service",
+    "start_utc", "answer_utc", "billsec", "service",
 )  # fmt: skip
 
 
@@ -95,12 +107,13 @@ def prior_call_keys(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> N
         if path.parent.name != f"cycle={cycle}"
     ]
     source = (
-        f"read_parquet({parquet_glob(files)}, hive_partitioning = false)"
+        _with_every_column(
+            f"read_parquet({parquet_glob(files)}, hive_partitioning = false, union_by_name = true)",
+            CALL_KEY_COLUMNS,
+        )
         if files
-        else "(select " + ", ".join(
-            f"null::{_DUCKDB_TYPES[NORMALISED_SCHEMA[c].base_type()]} as {c}" for c in CALL_KEY_COLUMNS
-        ) + " where false)"
-    )  # fmt: skip
+        else f"(select {_null_columns(CALL_KEY_COLUMNS)} where false)"
+    )
     con.execute(
         "create or replace temp view prior_call_keys as select *, "
         f"file_id::bigint * 4294967296 + line_no as record_ordinal from {source}"
@@ -296,9 +309,7 @@ def _write_streams(
         for folder in folders:
             file_id = int(folder.name.partition("=")[2])
             path = lake_table(lake, USAGE_RECORDS, "records", file_id=file_id)
-            records = _file_records(
-                pl.scan_parquet(path, hive_partitioning=False).select(RECORD_COLUMNS), file_id, cycle, routes
-            )
+            records = _file_records(_usage_records(path), file_id, cycle, routes)
             blocks = _OutcomeBlocks(folder, block_lines)
             for first_line, last_line in _line_ranges(path, chunk_lines):
                 record = records.filter(pl.col("line_no").is_between(first_line, last_line)).collect()
@@ -328,6 +339,16 @@ def _write_streams(
         for writer in writers.values():
             writer.close()
     return counts
+
+
+def _usage_records(path: Path) -> pl.LazyFrame:
+    """A loaded file's usage records, the columns a stream takes; a file loaded before a column existed
+    (``answer_utc``) gives it as null."""
+    present = pl.read_parquet_schema(path)
+    return pl.scan_parquet(path, hive_partitioning=False).select(
+        pl.col(name) if name in present else pl.lit(None, NORMALISED_SCHEMA[name]).alias(name)
+        for name in RECORD_COLUMNS
+    )
 
 
 def _write_tables(writers: dict[str, pq.ParquetWriter], tables: dict[str, pa.Table]) -> None:

@@ -58,6 +58,7 @@ NORMALISED_SCHEMA = {
     "calling_number": pl.String(),
     "called_number": pl.String(),
     "start_utc": pl.Datetime("us"),
+    "answer_utc": pl.Datetime("us"),  # null where the source gave no usable answer time
     "call_date": pl.Date(),
     "billsec": pl.Int64(),
     "service": pl.String(),
@@ -266,7 +267,8 @@ def normalise(
     Written time rules: a call dated after both the day the file was received (``received_on``, default
     today) and the end of the registering cycle, by more than a day, is FUTURE_CALL; a call dated more than
     ``billing_window_days`` before the registering cycle's first day is OUTSIDE_BILLING_WINDOW (too old to
-    bill).
+    bill). The answer time (``answer_utc``) is read by the start's time rule and suspends nothing: an empty or
+    unreadable one is null (mediation's duplicate key then uses the start).
     """
     first_day = date(int(registered_cycle[:4]), int(registered_cycle[5:7]), 1)
     last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
@@ -294,13 +296,17 @@ def normalise(
     looked_up = {number(column): e164(column) for column, kept in number_columns.items() if kept == column}
     copied = {number(column): pl.col(number(kept)) for column, kept in number_columns.items() if column != kept}
     # the values the rules and the output share, computed once (time zones and number lookups are the cost)
+    # the answer time is read by the same rule as the start; one equal to the start (EMI) is converted once
+    same_answer = records["answer_local_raw"].equals(records["start_local_raw"])
     records = records.with_columns(
         start_utc=local_to_utc(pl.col("start_local_raw"), timezone),
+        **({} if same_answer else {"answer_utc": local_to_utc(pl.col("answer_local_raw"), timezone)}),
         billsec=pl.col("billsec_raw").str.strip_chars().cast(pl.Int64, strict=False),
         disposition=pl.col("disposition").str.strip_chars().str.to_uppercase(),  # as the output carries it
         **looked_up,
     ).with_columns(
         **copied,
+        **({"answer_utc": pl.col("start_utc")} if same_answer else {}),
     ).with_columns(
         billing_local=pl.col("start_utc").dt.replace_time_zone("UTC").dt.convert_time_zone(billing_timezone)
     ).with_columns(call_day=pl.col("billing_local").dt.date())

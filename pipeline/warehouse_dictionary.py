@@ -175,6 +175,7 @@ COLUMN_NOTES: dict[str, str] = {
     "allowance_id": "plan allowance that covered (part of) the event",
     "amount": "amount in the currency (credit < 0 for adjustments)",
     "amount_due": "balance forward + current charges",
+    "answer_utc": "call answered, UTC (null: the source gave no answer time)",
     "approved_by": "who approved it",
     "authority": "tax authority the amount is owed to",
     "balance_forward": "previous balance − payments − credit notes",

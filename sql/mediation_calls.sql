@@ -26,6 +26,7 @@ records as not materialized (
         charged_number,
         called_number,
         start_utc,
+        answer_utc,
         call_date,
         billsec,
         service,
@@ -117,14 +118,14 @@ resolved as not materialized (
 -- already decided, then the legs and partial records merged into their call
 select
     file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
-    billsec, service, units, account_id, service_state,
+    answer_utc, billsec, service, units, account_id, service_state,
     null::varchar as leg_reason,
     null::bigint as merged_into_ordinal
 from resolved
 union all
 select
     file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
-    billsec, service, units, null::varchar as account_id, null::varchar as service_state,
+    answer_utc, billsec, service, units, null::varchar as account_id, null::varchar as service_state,
     leg_reason,
     merged_into_ordinal
 from with_leg_rule

@@ -1,9 +1,12 @@
 -- mediation_content_duplicates.sql: the cycle's billable calls that are not duplicates by source id (views
 -- billable_calls, source_id_duplicates) → the duplicate calls by content, across files and switches: same
--- charged and called number, start, billed seconds and service, each with the record it duplicates (the
--- earliest file and line wins, this cycle's or an earlier one's: prior_calls). With the variable
--- duplicate_tolerance_seconds > 0 the start may differ by that many seconds between two sources (the same call
--- seen by two switches). One join, streamed to a Parquet file by pipeline/mediation.py.
+-- charged and called number, answer time, billed seconds and service, each with the record it duplicates (the
+-- earliest file and line wins, this cycle's or an earlier one's: prior_calls). Two switches that see one call
+-- start their legs at different moments but see it answered at the same one. Where either record has no answer
+-- time (a source that gave none, a file loaded before it was kept) the start times are compared instead. With
+-- the variable duplicate_tolerance_seconds > 0 the times of two different sources may differ by that many
+-- seconds (clocks a little apart). One join on the numbers, seconds and service, the times a filter of it;
+-- streamed to a Parquet file by pipeline/mediation.py.
 
 with
 
@@ -18,10 +21,10 @@ select
     min(earlier.record_ordinal) as first_ordinal
 from unique_by_source_id as later
 join (
-    select source_id, charged_number, called_number, start_utc, billsec, service, record_ordinal
+    select source_id, charged_number, called_number, start_utc, answer_utc, billsec, service, record_ordinal
     from unique_by_source_id
     union all
-    select source_id, charged_number, called_number, start_utc, billsec, service, record_ordinal
+    select source_id, charged_number, called_number, start_utc, answer_utc, billsec, service, record_ordinal
     from prior_calls
 ) as earlier
     on earlier.charged_number = later.charged_number
@@ -29,12 +32,10 @@ join (
     and earlier.billsec = later.billsec
     and earlier.service = later.service
     and earlier.record_ordinal < later.record_ordinal
-    and (
-        earlier.start_utc = later.start_utc
-        or (
-            earlier.source_id <> later.source_id
-            and abs(epoch(earlier.start_utc) - epoch(later.start_utc))
-                <= getvariable('duplicate_tolerance_seconds')
-        )
-    )
+    and abs(epoch(
+        case
+            when earlier.answer_utc is null or later.answer_utc is null then earlier.start_utc - later.start_utc
+            else earlier.answer_utc - later.answer_utc
+        end
+    )) <= case when earlier.source_id <> later.source_id then getvariable('duplicate_tolerance_seconds') else 0 end
 group by all

@@ -2,6 +2,7 @@
 duplicate calls across files, switches and cycles (the call-key index, its window and the tolerance)."""
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -41,8 +42,9 @@ def land(home: Home, folder: str, name: str, lines: list[str]) -> None:
 
 
 def ast(start: str, billsec: int, uniqueid: str, linkedid: str = "", disposition: str = "ANSWERED",
-        src: str = A) -> str:  # fmt: skip
-    return (f'"","{src}","{B}","ctx","x","SIP/a","SIP/b","Dial","","{start}","{start}","{start}",{billsec + 5},'
+        src: str = A, answer: str = "") -> str:  # fmt: skip
+    answer = answer or start
+    return (f'"","{src}","{B}","ctx","x","SIP/a","SIP/b","Dial","","{start}","{answer}","{start}",{billsec + 5},'
             f'{billsec},"{disposition}","DOCUMENTATION","{uniqueid}","","","{linkedid}","1"')  # fmt: skip
 
 
@@ -147,4 +149,43 @@ def test_the_same_call_from_two_switches_within_the_tolerance(home):
         (1, 1, "normalised", None, None),
         (2, 1, "normalised", None, None),  # the same switch: a start 1 s apart is another call
         (3, 1, "duplicate", "DUPLICATE_CONTENT", 1),
+    ]
+
+
+def test_the_same_call_from_two_switches_is_matched_by_its_answer_time(home):
+    # the originating switch starts its leg when the caller dials, the terminating one seconds later: they
+    # agree on the answer, the content key's time
+    land(home, "switch-chi", "Master.csv", [
+        ast("2026-10-05 09:15:00", 83, "1.1", answer="2026-10-05 09:15:07"),
+        # the same second, another answer: a second call (a start-time key would have dropped it)
+        ast("2026-10-05 09:15:00", 83, "1.2", answer="2026-10-05 09:15:20"),
+    ])  # fmt: skip
+    land(home, "switch-nyc", "Master.csv", [  # New York time: the leg started 4 s later, answered at 14:15:07 UTC
+        ast("2026-10-05 10:15:04", 83, "9.9", answer="2026-10-05 10:15:07")
+    ])  # fmt: skip
+    out = run(home)["all"]
+    assert outcome(out, "duplicate_of_file_id", "duplicate_of_line_no") == [
+        (1, 1, "normalised", None, None, None),
+        (1, 2, "normalised", None, None, None),
+        (2, 1, "duplicate", "DUPLICATE_CONTENT", 1, 1),
+    ]
+    assert out["answer_utc"].dt.strftime("%H:%M:%S").to_list() == ["14:15:07", "14:15:20", "14:15:07"]
+
+
+def test_a_lake_loaded_before_the_answer_time_was_kept_keys_by_the_start(home):
+    land(home, "switch-chi", "Oct.csv", [ast("2026-10-05 09:15:00", 83, "1.1", answer="2026-10-05 09:15:07")])
+    run(home, "2026-10")
+    # October's files and call keys as an earlier release wrote them: without answer_utc
+    for table in [*(home.lake / "usage_records").glob("*/records.parquet"),
+                  *(home.lake / "call_keys").glob("*/keys.parquet")]:  # fmt: skip
+        table = table.resolve()  # a link to the partition's current version
+        pl.read_parquet(table, hive_partitioning=False).drop("answer_utc").write_parquet(table)
+    assert outcome(run(home, "2026-10")["all"], "answer_utc") == [(1, 1, "normalised", None, None)]  # old only
+    # the same call again from New York in November's file, started at the same instant, answered 2 s later:
+    # against the old keys only the start can match
+    land(home, "switch-nyc", "Nov.csv", [ast("2026-10-05 10:15:00", 83, "9.9", answer="2026-10-05 10:15:09")])
+    out = run(home, "2026-10")["all"]
+    assert outcome(out, "duplicate_of_file_id", "answer_utc") == [
+        (1, 1, "normalised", None, None, None),  # read from the old file: no answer time
+        (2, 1, "duplicate", "DUPLICATE_CONTENT", 1, datetime(2026, 10, 5, 14, 15, 9)),
     ]

@@ -130,6 +130,27 @@ def test_statuses_reasons_and_cycle():
     assert out["file_id"].unique().to_list() == [7]
 
 
+def test_the_answer_time_is_read_by_the_start_rule_and_suspends_nothing():
+    records = pl.DataFrame(
+        [
+            raw(answer_local_raw="2026-10-31 23:30:09"),
+            raw(answer_local_raw=""),  # Asterisk writes none for some answered calls
+            raw(answer_local_raw="2026-03-08 02:30:00"),  # inside the spring-forward gap
+            raw(answer_local_raw="soon"),
+        ],
+        schema=RAW_SCHEMA,
+    )
+    out = normalise(records, file_id=7, source_id="switch-nyc", timezone="America/New_York",
+                    billing_timezone="America/Chicago", registered_cycle="2026-10")  # fmt: skip
+    assert out["answer_utc"].to_list() == [datetime(2026, 11, 1, 3, 30, 9), None, None, None]
+    assert out["status"].to_list() == ["ok"] * 4  # a missing answer time is not a reason to suspend
+    # a source whose answer time is its start (EMI): the same instant, converted once
+    same = normalise(pl.DataFrame([raw()], schema=RAW_SCHEMA), file_id=7, source_id="ilec-duf",
+                     timezone="America/New_York", billing_timezone="America/Chicago",
+                     registered_cycle="2026-10")  # fmt: skip
+    assert same["answer_utc"].to_list() == same["start_utc"].to_list() == [datetime(2026, 11, 1, 3, 30)]
+
+
 def test_numbers_follow_the_source_region_numbering_plan():
     lookup = e164_lookup(pl.Series(["020 7946 0000", "+1 312 555 0100", "999"]), "GB")
     assert lookup == {"020 7946 0000": "+442079460000", "+1 312 555 0100": "+13125550100", "999": "999"}
