@@ -30,7 +30,7 @@ class Settings:
     # a landed file without a marker is taken once unchanged this long (0: at once; set it when transfers
     # write in place instead of under a .part/.tmp name then renaming); the landing sensor judges its own files
     landing_settle_seconds: int = 0
-    duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in start
+    duplicate_tolerance_seconds: int = 0  # > 0: the same call from two switches may differ this much in time
     # late usage (pipeline/late_usage.py): a call of a finalised cycle is billed in the next open cycle unless it
     # is older than this many days before that cycle's first day (then suspense LATE_USAGE_TOO_OLD)
     late_usage_max_age_days: int = 90
