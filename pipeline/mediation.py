@@ -258,8 +258,9 @@ def _quoted(path: Path) -> str:
 
 
 # What mediation decides for a record (``sql/mediation.sql``'s outcome): it replaces the record's own
-# status, reason, billed seconds and units, and adds the account and the record it duplicates or was merged into.
-DECIDED = ("status", "reason", "billsec", "units")
+# status, reason, billed seconds, units, service and event code (a service code's value-added event), and adds
+# the account and the record it duplicates or was merged into.
+DECIDED = ("status", "reason", "billsec", "units", "service", "event_code")
 ADDED: dict[str, pl.DataType] = {
     "account_id": pl.String(),
     "service_state": pl.String(),

@@ -71,6 +71,7 @@ NORMALISED_SCHEMA = {
 
 
 _SHORT_CODE = re.compile(r"\d{2,6}")
+_VERTICAL_SERVICE_CODE = re.compile(r"\*\d{2,3}")  # a feature dialled with a star: *69 call return, *67…
 _DIAL_STRING = re.compile(r"\+?[0-9()\-.\s/]+")
 _NANP_NATIONAL = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
 # phonenumbers loads a region's metadata on first use (a second thread may load it again meanwhile): the calls
@@ -82,9 +83,12 @@ _PHONENUMBERS = threading.Lock()
 def to_e164(text: str, region: str) -> str | None:
     """One dialled number in E.164 by the ``phonenumbers`` library, read in ``region``'s numbering plan
     (NANP for US: 10 digits or 1 + 10 digits, the 011 international prefix, '+'); short codes and N11
-    (2–6 digits without '+') stay as dialled digits; anything else (letters, an unknown country code, fewer
-    than 8 or more than 15 digits, an NPA or NXX starting 0/1) is None."""
+    (2–6 digits without '+') stay as dialled digits, a vertical service code (``*69``) as dialled; anything
+    else (letters, an unknown country code, fewer than 8 or more than 15 digits, an NPA or NXX starting 0/1)
+    is None."""
     stripped = text.strip()
+    if _VERTICAL_SERVICE_CODE.fullmatch(stripped):
+        return stripped
     digits = "".join(ch for ch in stripped if ch.isdigit())
     if not digits or not _DIAL_STRING.fullmatch(stripped):
         return None

@@ -253,6 +253,15 @@ TABLES: dict[str, dict[str, str]] = {
         "mask_called_numbers": "choice:yes|no?",
         "einvoice": "choice:none|facturx?",
     },
+    # mediation (issue 3): the dialled codes that make a switch's voice record a value-added event, e.g. 411
+    # (directory assistance) or the vertical service code *69 (call return), each billed per use under its
+    # event code. The number as normalisation writes it ('411', '*69', '+18005551212'). The file is optional.
+    "service_codes": {
+        "called_number": "str",
+        "service": "choice:vas",
+        "event_code": "str",
+        "description": "str?",
+    },
 }
 KEYS: dict[str, tuple[str, ...]] = {
     "sources": ("source_id",),
@@ -287,6 +296,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "roaming_surcharges": ("rate_card_id", "zone"),
     # documents (issue 6)
     "document_preferences": ("account_id",),
+    # mediation (issue 3)
+    "service_codes": ("called_number",),
 }
 
 
@@ -345,6 +356,8 @@ READERS: dict[str, Callable[[Path], pl.DataFrame]] = {
     "sources": _read_sources,
     # documents (issue 6)
     "document_preferences": _read_optional("document_preferences"),
+    # mediation (issue 3)
+    "service_codes": _read_optional("service_codes"),
 }
 
 
@@ -973,7 +986,7 @@ def _check_priced_plans(folder: Path, frames: dict[str, pl.DataFrame]) -> None:
 
 
 # --- intake and mediation: their own tables only ---
-USAGE_TABLES = ("sources", "accounts", "service_numbers")
+USAGE_TABLES = ("sources", "accounts", "service_numbers", "service_codes")
 
 
 def read_reference(folder: Path) -> Reference:
@@ -986,7 +999,8 @@ def load_usage_reference(folder: Path) -> Reference:
     """The reference tables intake and mediation read — the sources, and the service numbers with the accounts
     that hold them — checked by ``load_reference``'s rules for them (unique keys, every number's account
     known, no overlapping validity periods of a number: the account that held a number at the call time is the
-    one billed). The other tables (the rate deck above all) are read and checked by the stages that use them."""
+    one billed) — and the service codes that make a voice record a value-added event. The other tables (the
+    rate deck above all) are read and checked by the stages that use them."""
     frames = _read_frames(folder, USAGE_TABLES)
     for name in USAGE_TABLES:
         _check_unique(folder / f"{name}.csv", frames[name], KEYS[name])

@@ -4,7 +4,8 @@
 -- normalised (billable, with its account), suspended (reason), duplicate (of which record) or discarded
 -- (by a written rule, including the legs and partial records merged into the one event of their call). The
 -- outcome is narrow — the record's key (file_id, line_no) and what mediation decides: status, reason, billed
--- seconds and units (a stitched call's total), account, and the record it duplicates or was merged into;
+-- seconds and units (a stitched call's total), service and event code (a service code's value-added event),
+-- account, and the record it duplicates or was merged into;
 -- pipeline/mediation.py puts each outcome beside its usage record (every column, the raw text) per stream.
 -- Inputs: those views and service_numbers (reference). Every step is "not materialized": a step read twice is
 -- computed twice (a scan of the calls file) rather than held whole in memory (a materialised step does not
@@ -45,20 +46,20 @@ duplicates as not materialized (
 ),
 
 outcomes as not materialized (
-    select file_id, line_no, status, reason, billsec, units,
+    select file_id, line_no, status, reason, billsec, units, service, event_code,
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
     from calls where status <> 'ok'
     union all
-    select file_id, line_no, 'discarded' as status, leg_reason as reason, billsec, units,
+    select file_id, line_no, 'discarded' as status, leg_reason as reason, billsec, units, service, event_code,
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            (merged_into_ordinal // 4294967296)::integer as merged_into_file_id,
            (merged_into_ordinal % 4294967296)::uinteger as merged_into_line_no
     from calls where leg_reason is not null
     union all
-    select file_id, line_no, 'suspended' as status, resolve_reason as reason, billsec, units,
+    select file_id, line_no, 'suspended' as status, resolve_reason as reason, billsec, units, service, event_code,
            null::varchar as account_id, null::varchar as service_state,
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
@@ -66,7 +67,8 @@ outcomes as not materialized (
     union all
     select billable.file_id, billable.line_no,
            case when duplicates.reason is null then 'normalised' else 'duplicate' end as status,
-           duplicates.reason as reason, billable.billsec, billable.units,
+           duplicates.reason as reason, billable.billsec, billable.units, billable.service,
+           billable.event_code,
            billable.account_id, billable.service_state,
            (duplicates.first_ordinal // 4294967296)::integer as duplicate_of_file_id,
            (duplicates.first_ordinal % 4294967296)::uinteger as duplicate_of_line_no,

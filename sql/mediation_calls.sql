@@ -7,7 +7,9 @@
 -- Written to a Parquet file aside by pipeline/mediation.py (a COPY streams and spills) before the duplicate
 -- rules (sql/mediation.sql) read it: DuckDB 2.0.1 materialises a step that later steps read several times even
 -- when it is marked `not materialized`, and a materialised step cannot spill (at 10M it did not fit 1 GB).
--- Inputs: cycle_records (lake/usage_records of the cycle), service_numbers (reference).
+-- A voice record whose called number is a service code (reference service_codes: 411 directory assistance,
+-- *69 call return) is a value-added event: that service and event code, one unit, whatever it lasted.
+-- Inputs: cycle_records (lake/usage_records of the cycle), service_numbers, service_codes (reference).
 
 with
 
@@ -29,10 +31,16 @@ records as not materialized (
         answer_utc,
         call_date,
         billsec,
-        service,
-        units,
+        coalesce(code_service, service) as service,
+        case when code_service is null then units else 1 end as units,
+        coalesce(code_event, event_code) as event_code,
         file_id::bigint * 4294967296 + line_no as record_ordinal  -- file then line: earliest wins
     from cycle_records
+    left join (
+        select called_number as code_number, service as code_service, event_code as code_event
+        from service_codes
+    ) as codes
+        on codes.code_number = cycle_records.called_number and cycle_records.service = 'voice'
 ),
 
 candidates as not materialized (
@@ -91,7 +99,7 @@ calls as not materialized (
         * exclude (a_leg_ordinal, legs_in_call, is_partial_call, call_billsec, longest_leg_ordinal,
                    first_leg_ordinal, leg_reason, merged_into_ordinal)
           replace (case when is_partial_call then call_billsec else billsec end as billsec,
-                   case when is_partial_call then call_billsec else units end as units)
+                   case when is_partial_call and service = 'voice' then call_billsec else units end as units)
     from with_leg_rule
     where leg_reason is null
     union all by name
@@ -118,14 +126,15 @@ resolved as not materialized (
 -- already decided, then the legs and partial records merged into their call
 select
     file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
-    answer_utc, billsec, service, units, account_id, service_state,
+    answer_utc, billsec, service, units, event_code, account_id, service_state,
     null::varchar as leg_reason,
     null::bigint as merged_into_ordinal
 from resolved
 union all
 select
     file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
-    answer_utc, billsec, service, units, null::varchar as account_id, null::varchar as service_state,
+    answer_utc, billsec, service, units, event_code, null::varchar as account_id,
+    null::varchar as service_state,
     leg_reason,
     merged_into_ordinal
 from with_leg_rule

@@ -197,3 +197,40 @@ def test_a_reassigned_number_bills_the_account_that_held_it_on_the_call_date(hom
         (2, "AG-02", "PB-AG02-TX", Decimal("0.010000")),
         (3, "AG-02", "PB-AG02-TX", Decimal("0.010000")),
     ]
+
+
+def test_a_service_code_makes_a_voice_record_a_value_added_event_billed_per_use(home):
+    """Reference ``service_codes``: a call to 411 is directory assistance and a dialled *69 is call return, each
+    a value-added event of one unit priced by its event code whatever it lasted; other calls stay voice."""
+    (home.reference / "service_codes.csv").write_text(
+        "called_number,service,event_code,description\n"
+        "411,vas,DA,Directory assistance\n"
+        "*69,vas,CALL_RETURN,Call return\n"
+    )
+    with (home.reference / "rate_cards.csv").open("a") as cards:
+        cards.write("RC-STD,,,0,Directory assistance,1.9900,1,1,1,0.0000,0.0000,,half_up,4,,DA\n")
+        cards.write("RC-STD,,,0,Call return,0.7500,1,1,1,0.0000,0.0000,,half_up,4,,CALL_RETURN\n")
+    land(home, "switch-chi", "Master-a.csv", "".join([
+        asterisk_line("3125550100", "411", "2026-10-05 09:15:00", 95, "8.1"),
+        asterisk_line("3125550100", "*69", "2026-10-05 09:20:00", 12, "8.2"),
+        asterisk_line("3125550100", "2125550199", "2026-10-05 09:25:00", 60, "8.3"),
+        asterisk_line("3125550100", "*70", "2026-10-05 09:30:00", 5, "8.4"),  # a code nobody listed: voice
+    ]))  # fmt: skip
+    intake(home)
+    out = mediate(home)
+    assert out["normalised"].sort("line_no").select("line_no", "called_number", "service", "event_code",
+                                                    "units", "billsec").rows() == [  # fmt: skip
+        (1, "411", "vas", "DA", 1, 95),
+        (2, "*69", "vas", "CALL_RETURN", 1, 12),
+        (3, "+12125550199", "voice", None, 60, 60),
+        (4, "*70", "voice", None, 5, 5),
+    ]
+    rated = pl.read_parquet(home.lake / "rated" / f"cycle={CYCLE}" / "rated.parquet").sort("line_no")
+    assert rated.select("line_no", "destination", "billed_units", "charge_amount").rows() == [
+        (1, "Directory assistance", 1, Decimal("1.990000")),
+        (2, "Call return", 1, Decimal("0.750000")),
+        (3, "United States & Canada", 60, Decimal("0.020000")),
+    ]
+    # *70 is no destination of the card: suspended by rating, not lost
+    suspended = pl.read_parquet(home.lake / "rated" / f"cycle={CYCLE}" / "suspended.parquet")
+    assert suspended.select("line_no", "reason").rows() == [(4, "NO_RATE")]

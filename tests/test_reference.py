@@ -96,3 +96,18 @@ def test_accounts_plans_and_price_books_agree_on_the_currency(reference_dir):
         load_reference(reference_dir)
     books.write_text(books.read_text().replace(",CAD\n", ",USD\n", 1))
     assert load_reference(reference_dir).price_books["currency"].to_list()[0] == "USD"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("411,vas,DA,\n411,vas,DA2,\n", r"service_codes.csv, row 3"),  # one code, one event
+        ("411,voice,DA,\n", r"service_codes.csv, row 2: service='voice'"),
+        ("411,vas,,\n", r"service_codes.csv, row 2: event_code"),
+    ],
+)
+def test_service_codes_are_optional_and_checked(reference_dir, rows, message):
+    assert load_reference(reference_dir).tables()["service_codes"].height == 0  # absent: every call is voice
+    (reference_dir / "service_codes.csv").write_text("called_number,service,event_code,description\n" + rows)
+    with pytest.raises(ReferenceDataError, match=message):
+        load_reference(reference_dir)
