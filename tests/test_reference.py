@@ -107,6 +107,8 @@ def test_accounts_plans_and_price_books_agree_on_the_currency(reference_dir):
     ],
 )
 def test_service_codes_are_optional_and_checked(reference_dir, rows, message):
+    assert load_reference(reference_dir).tables()["service_codes"]["called_number"].to_list() == ["411", "*69"]
+    (reference_dir / "service_codes.csv").unlink()
     assert load_reference(reference_dir).tables()["service_codes"].height == 0  # absent: every call is voice
     (reference_dir / "service_codes.csv").write_text("called_number,service,event_code,description\n" + rows)
     with pytest.raises(ReferenceDataError, match=message):
