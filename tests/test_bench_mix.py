@@ -2,7 +2,10 @@
 back through that format's own parser and normalisation as the same call, and a mixed month goes through the
 real intake, mediation and rating to the same rated events and the same money as the plain month."""
 
+import json
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from data_samples.generate import generate_month
 from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
 from pipeline.engine import session
 from pipeline.formats import parse_file
-from pipeline.home import Home
+from pipeline.home import PROJECT_ROOT, Home
 from pipeline.intake import register_landed_files
 from pipeline.mediation import MEDIATED, mediate_cycle
 from pipeline.normalise import normalise
@@ -213,3 +216,32 @@ def test_duplicates_are_caught_and_bad_lines_suspended_in_every_format(months: d
     assert reasons(mixed)["BAD_DURATION"] >= injected > 0
     bad_by_format = mixed.filter(pl.col("reason") == "BAD_DURATION").group_by("format").len()
     assert set(bad_by_format["format"]) >= {"asterisk_csv", *TARGETS}  # bad lines stayed bad in every format
+
+
+def test_the_bench_runs_a_mixed_month_and_says_so_in_its_result(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--size", "1k", "--repeat", "1", "--until", "rating", "--no-sample-cycle",
+         "--prefixes", "1000", "--mix", "realistic", "--cache", str(tmp_path / "cache"), "--results", str(results)],
+        cwd=PROJECT_ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    [json_path] = results.glob("*-1k-realistic.json")
+    result = json.loads(json_path.read_text(encoding="utf-8"))
+    assert result["mix"] == "realistic"
+    month = result["dataset"]["composition"]
+    assert set(month["records_by_format"]) == {"asterisk_csv", *TARGETS, "emi_duf"}
+    assert month["duplicates"] > 0 and month["bad_records"] > result["dataset"]["bad_records_injected"] > 0
+    # the floor reads every raw line of the mixed month (CUCM's two header lines a file are lines too)
+    cucm_files = sum(1 for p in (tmp_path / "cache" / "data").glob("*-mixrealistic*/landing/*-cucm/*"))
+    assert (
+        result["floor"]["records"]
+        == month["records"] + 2 * cucm_files + month["records_by_format"]["emi_duf"] + 4
+    )
+    stages = {s["stage"]: s for s in result["stages"]}
+    assert stages["mediation"]["detail"]["duplicate"] == month["duplicates"]
+    assert "format mix realistic" in json_path.with_suffix(".md").read_text(encoding="utf-8")
+    # the plain month it was made from is cached beside it, under its own name
+    assert sorted(p.name.split("-v3")[1] for p in (tmp_path / "cache" / "data").iterdir()) == [
+        "",
+        "-mixrealistic1",
+    ]
