@@ -260,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     started, load_start = datetime.now(UTC), load_average()
     log(f"size {size.label}: {size.accounts} accounts × {size.calls_per_account} calls ({args.mix}); dataset …")
     dataset, summary = ensure_dataset(args.cache.resolve(), size, args.seed, args.prefixes, args.mix)
-    home = args.cache.resolve() / "run" / size.label / "home"
+    # the run's home, apart from a plain month's run of the same size (two runs must not share a home)
+    month = size.label if args.mix == PLAIN else f"{size.label}-{args.mix}"
+    home = args.cache.resolve() / "run" / month / "home"
     repeats, samples = [], []
     try:
         for i in range(args.repeat):
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = summarise(size, summary, repeats, samples, started, load_start, args.note)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / (f"{started:%Y-%m-%d}-{size.label}" + ("" if args.mix == PLAIN else f"-{args.mix}"))
+    stem = args.results / f"{started:%Y-%m-%d}-{month}"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     table = markdown(result)
