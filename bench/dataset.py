@@ -27,7 +27,7 @@ BAD_RECORD_EVERY = 200  # ~0.5 % bad records, as the issue's reference month has
 DATASET_VERSION = 3
 PLAIN = "plain"  # the month as generated (Asterisk and EMI only): the results log compares these across runs
 # bump when the format mix's output changes: cached mixed months are then made again from their plain month
-MIX_VERSION = 1
+MIX_VERSION = 2  # 2: no second-switch copy in BroadWorks
 _ANSWERED_BILLSEC = re.compile(r',(\d+),(\d+),"ANSWERED",')
 # NANP area codes that must not get an NPA-NXX row: toll-free (their own rows), Jamaica (1876 row), N11.
 _SPECIAL_NPAS = {800, 833, 844, 855, 866, 877, 888, 876} | {n * 100 + 11 for n in range(2, 10)}
@@ -129,11 +129,25 @@ def _mixed_dataset(
     before = composition(summary)
     delivered = apply_mix(staging, plan, before["records"], before["duplicates"])
     summary = {**summary, "mix": {**delivered, "mix_s": round(time.perf_counter() - started, 2)}}
+    reference = {f: n for f, n in summary["files"].items() if not f.startswith("landing/")}
+    summary["files"] = reference | landed_files(staging / "landing")  # the raw files are the mix's now
     summary["composition"] = composition(summary)
     (staging / "dataset.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder, summary
+
+
+def landed_files(landing: Path) -> dict[str, int]:
+    """Every landed file (``landing/<folder>/<name>``) and its line count, counted in bounded byte reads."""
+    files = {}
+    for path in sorted(landing.glob("*/*")):
+        lines = 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 24):
+                lines += chunk.count(b"\n")
+        files[f"landing/{path.relative_to(landing).as_posix()}"] = lines
+    return files
 
 
 def composition(summary: dict[str, Any]) -> dict[str, Any]:

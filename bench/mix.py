@@ -17,8 +17,10 @@ What the formats cannot carry (the month's money is the same; the outcome's reas
   NOT_ANSWERED there, not FAILED.
 * BroadWorks bills release − answer of an answered call only: an unanswered line's billed seconds are 0 whatever
   the Asterisk field said (an unreadable one on an unanswered line is no longer BAD_DURATION).
-* BroadWorks names a call by its user and start time: two calls of one user starting in the same second would be
-  merged as legs of one call (none in a generated month's BroadWorks share so far; the tests check the money).
+* BroadWorks names a call by its user and start time: two records of one call in one BroadWorks source are merged
+  as legs (LEG_MERGED), not flagged as duplicates, and two calls of one user starting in the same second would be
+  merged too (none in a generated month's BroadWorks share so far; the tests check the money). So the second
+  switch of a copied call is FreeSWITCH or CUCM, never BroadWorks (``COPY_FORMATS``).
 * A time that CUCM or BroadWorks cannot express (unreadable, or inside a DST spring-forward gap) is written empty:
   still BAD_TIMESTAMP, but the raw text no longer shows the original value.
 * The generator's re-delivered Asterisk lines (the same ``uniqueid`` in both switch-chi files) are routed so that
@@ -70,8 +72,11 @@ MIXES: dict[str, Mix | None] = {
     # half the Asterisk lines stay, a sixth each to FreeSWITCH, CUCM and BroadWorks; duplicates ~1 % (issue 8)
     "realistic": Mix("realistic", (ASTERISK, FREESWITCH, ASTERISK, CUCM, ASTERISK, BROADWORKS), 0.01),
 }
-# the second switch of a copied call, by a hash of its sequence number
-COPY_FORMATS = (FREESWITCH, CUCM, BROADWORKS)
+# the second switch of a copied call, by a hash of its sequence number. Not BroadWorks: it names a call by its user
+# and start time, so a copy there would share its call id with the call's re-delivered twin when that twin was
+# routed to BroadWorks, and mediation would merge the two as legs (LEG_MERGED) instead of flagging a duplicate
+# (6 records at 1m when BroadWorks took copies)
+COPY_FORMATS = (FREESWITCH, CUCM)
 
 # Asterisk cdr_csv (pipeline/formats/asterisk.py): 16 fixed columns, up to 21 with the optional trailing ones
 _AST = {name: i for i, name in enumerate((

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from bench.dataset import BAD_RECORD_EVERY, CYCLE, composition, dataset_dir, inject_bad_records, parse_size
-from bench.mix import BROADWORKS, CUCM, FREESWITCH, MIXES, WRITERS, Call, apply_mix, unreadable_line
+from bench.mix import BROADWORKS, CUCM, FREESWITCH, MIXES, WRITERS, Call, Mix, apply_mix, unreadable_line
 from data_samples.generate import generate_month
 from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
 from pipeline.engine import session
@@ -233,6 +233,8 @@ def test_the_bench_runs_a_mixed_month_and_says_so_in_its_result(tmp_path: Path) 
     assert month["duplicates"] > 0 and month["bad_records"] > result["dataset"]["bad_records_injected"] > 0
     # the floor reads every raw line of the mixed month (CUCM's two header lines a file are lines too)
     cucm_files = sum(1 for p in (tmp_path / "cache" / "data").glob("*-mixrealistic*/landing/*-cucm/*"))
+    landed = list((tmp_path / "cache" / "data").glob("*-mixrealistic*/landing/*/*"))
+    assert result["dataset"]["raw_files"] == len(landed) == 14  # 5 plain + 2 × 3 switch-chi + 3 switch-nyc
     assert (
         result["floor"]["records"]
         == month["records"] + 2 * cucm_files + month["records_by_format"]["emi_duf"] + 4
@@ -245,3 +247,36 @@ def test_the_bench_runs_a_mixed_month_and_says_so_in_its_result(tmp_path: Path) 
         "",
         "-mixrealistic1",
     ]
+
+
+def test_no_call_id_is_shared_in_a_new_source_by_a_twin_and_a_copy(tmp_path: Path) -> None:
+    """The generator re-delivers a line (the same uniqueid) in the other file of its switch, and the mix delivers
+    some calls again by a second switch: within one FreeSWITCH, CUCM or BroadWorks source no two records may share
+    a call id, else mediation merges them as legs instead of flagging the duplicate. Every answered line left in
+    Asterisk is copied here (a duplicate share of 100 %), each line is in both files."""
+    (tmp_path / "reference" / "sources").mkdir(parents=True)
+    (tmp_path / "reference" / "sources" / "switch-x.toml").write_text(
+        'format = "asterisk_csv"\ntimezone = "America/Chicago"\ndefault_region = "US"\n'
+    )
+    lines = [asterisk(uniqueid=f"1791209700.{seq}", start=f"2026-10-05 09:{seq:02d}:00") for seq in range(60)]
+    for name in ("Master-1.csv", "Master-2.csv"):
+        (tmp_path / "landing" / "switch-x").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "landing" / "switch-x" / name).write_text("\n".join(lines) + "\n")
+    mix = apply_mix(tmp_path, Mix("all-copied", MIXES["realistic"].slots, 0.99), records=1000, duplicates=0)
+    assert mix["copy_share"] == 1.0 and set(mix["records_by_format"]) == {"asterisk_csv", *TARGETS}
+    for folder in (tmp_path / "landing").iterdir():
+        source_format = load_reference_sources(tmp_path)[folder.name]
+        ids = pl.concat([parse_file(source_format, p.read_bytes()).records for p in sorted(folder.iterdir())])
+        if source_format != "asterisk_csv":
+            assert ids["call_id"].is_unique().all(), folder.name
+    # the 60 calls are still 60 distinct calls, each twice (twins) plus its copy when it stayed in Asterisk
+    assert sum(mix["records_by_format"].values()) == 120
+    assert sum(mix["second_switch_copies"].values()) == 60
+
+
+def load_reference_sources(root: Path) -> dict[str, str]:
+    """Landing folder → format of a month's sources."""
+    from pipeline.sources import load_sources
+
+    sources = load_sources(root / "reference" / "sources")
+    return dict(zip(sources["landing"], sources["format"], strict=True))
