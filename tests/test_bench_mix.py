@@ -12,7 +12,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bench.dataset import BAD_RECORD_EVERY, CYCLE, composition, dataset_dir, inject_bad_records, parse_size
+from bench.dataset import (
+    BAD_RECORD_EVERY,
+    CYCLE,
+    MIX_VERSION,
+    composition,
+    dataset_dir,
+    inject_bad_records,
+    parse_size,
+)
 from bench.mix import BROADWORKS, CUCM, FREESWITCH, MIXES, WRITERS, Call, Mix, apply_mix, unreadable_line
 from data_samples.generate import generate_month
 from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, record_accounting
@@ -245,7 +253,7 @@ def test_the_bench_runs_a_mixed_month_and_says_so_in_its_result(tmp_path: Path) 
     # the plain month it was made from is cached beside it, under its own name
     assert sorted(p.name.split("-v3")[1] for p in (tmp_path / "cache" / "data").iterdir()) == [
         "",
-        "-mixrealistic1",
+        f"-mixrealistic{MIX_VERSION}",
     ]
 
 
