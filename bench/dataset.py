@@ -15,6 +15,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from bench.mix import MIXES, apply_mix
 from data_samples.generate import generate_month
 
 CYCLE = "2026-10"
@@ -24,6 +25,9 @@ BAD_RECORD_EVERY = 200  # ~0.5 % bad records, as the issue's reference month has
 # bump when the post-processing or the generator's output changes: cached months are then generated again
 # (3: the bad lines' host accounts chosen by the whole account number, not its last 4 digits, from 10,000 accounts)
 DATASET_VERSION = 3
+PLAIN = "plain"  # the month as generated (Asterisk and EMI only): the results log compares these across runs
+# bump when the format mix's output changes: cached mixed months are then made again from their plain month
+MIX_VERSION = 2  # 2: no second-switch copy in BroadWorks
 _ANSWERED_BILLSEC = re.compile(r',(\d+),(\d+),"ANSWERED",')
 # NANP area codes that must not get an NPA-NXX row: toll-free (their own rows), Jamaica (1876 row), N11.
 _SPECIAL_NPAS = {800, 833, 844, 855, 866, 877, 888, 876} | {n * 100 + 11 for n in range(2, 10)}
@@ -70,23 +74,28 @@ def parse_size(text: str) -> Size:
     return Size(text.lower(), max(8, cdrs // 50), 50)
 
 
-def dataset_dir(cache: Path, size: Size, seed: int, prefixes: int) -> Path:
-    """Where the month of this size, seed and deck is cached."""
+def dataset_dir(cache: Path, size: Size, seed: int, prefixes: int, mix: str = PLAIN) -> Path:
+    """Where the month of this size, seed, deck and format mix is cached (the plain month's name has no mix)."""
     name = f"{size.label}-a{size.accounts}-c{size.calls_per_account}-s{seed}-p{prefixes}-v{DATASET_VERSION}"
+    if mix != PLAIN:
+        name += f"-mix{mix}{MIX_VERSION}"
     return cache / "data" / name
 
 
 def ensure_dataset(
-    cache: Path, size: Size, seed: int = DEFAULT_SEED, prefixes: int = DECK_PREFIXES
+    cache: Path, size: Size, seed: int = DEFAULT_SEED, prefixes: int = DECK_PREFIXES, mix: str = PLAIN
 ) -> tuple[Path, dict[str, Any]]:
     """The generated month of ``size`` (``reference/`` and ``landing/``), generated on first use and reused
-    afterwards; returns its folder and the generator's summary plus the rate-deck post-processing."""
-    folder = dataset_dir(cache, size, seed, prefixes)
+    afterwards; returns its folder and the generator's summary plus the rate-deck post-processing. A format
+    ``mix`` other than plain is the plain month (made first if need be) copied and given that mix."""
+    folder = dataset_dir(cache, size, seed, prefixes, mix)
     marker = folder / "dataset.json"
     if marker.is_file():
         return folder, json.loads(marker.read_text(encoding="utf-8"))
     staging = folder.with_name(folder.name + ".part")
     shutil.rmtree(staging, ignore_errors=True)
+    if mix != PLAIN:
+        return _mixed_dataset(cache, size, seed, prefixes, mix)
     started = time.perf_counter()
     # in a child process: the generator holds the month's columns in memory (~270 MB per 1M CDRs), and a
     # parent that grew that large would lend its size to every stage process it starts afterwards
@@ -101,6 +110,79 @@ def ensure_dataset(
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder, summary
+
+
+def _mixed_dataset(
+    cache: Path, size: Size, seed: int, prefixes: int, mix: str
+) -> tuple[Path, dict[str, Any]]:
+    """The plain month copied, then given the format ``mix`` (``bench/mix.py``); its summary says what the mix
+    delivered (``summary["mix"]``) and the month's composition."""
+    plan = MIXES[mix]
+    if plan is None:
+        raise ValueError(f"format mix {mix!r} has no plan")
+    plain, summary = ensure_dataset(cache, size, seed, prefixes)
+    folder = dataset_dir(cache, size, seed, prefixes, mix)
+    staging = folder.with_name(folder.name + ".part")
+    started = time.perf_counter()
+    for part in ("reference", "landing"):
+        shutil.copytree(plain / part, staging / part)
+    before = composition(summary)
+    delivered = apply_mix(staging, plan, before["records"], before["duplicates"])
+    summary = {**summary, "mix": {**delivered, "mix_s": round(time.perf_counter() - started, 2)}}
+    reference = {f: n for f, n in summary["files"].items() if not f.startswith("landing/")}
+    summary["files"] = reference | landed_files(staging / "landing")  # the raw files are the mix's now
+    summary["composition"] = composition(summary)
+    (staging / "dataset.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder, summary
+
+
+def landed_files(landing: Path) -> dict[str, int]:
+    """Every landed file (``landing/<folder>/<name>``) and its line count, counted in bounded byte reads."""
+    files = {}
+    for path in sorted(landing.glob("*/*")):
+        lines = 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 24):
+                lines += chunk.count(b"\n")
+        files[f"landing/{path.relative_to(landing).as_posix()}"] = lines
+    return files
+
+
+def composition(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a month's usage records are, from its summary: records per format (the generator's Asterisk lines
+    and EMI details, or what the format mix made of them), the duplicates (the generator's re-delivered lines
+    and the mix's second-switch copies; the EMI resend is a duplicate file, not counted) and the bad records (the
+    injected ones and the generator's anomalies), with their shares of all records."""
+    mix = summary.get("mix")
+    if mix:
+        by_format = dict(mix["records_by_format"])
+        copies = sum(mix["second_switch_copies"].values())
+        for name, n in mix["second_switch_copies"].items():
+            by_format[name] = by_format.get(name, 0) + n
+    else:
+        asterisk = sum(
+            n for f, n in summary["files"].items() if f.startswith("landing/") and f.endswith(".csv")
+        )
+        by_format, copies = {"asterisk_csv": asterisk}, 0
+    by_format["emi_duf"] = summary["emi_detail_records"]
+    records = sum(by_format.values())
+    anomalies, golden = summary["anomalies"], summary["golden_anomalies"]
+    duplicates = anomalies["cross_file_duplicates"] + golden["cross_file_duplicates"] + copies
+    bad = summary["bad_records_injected"] + golden["non_numeric_billsec_lines"] + sum(
+        anomalies[k]
+        for k in ("short_column_lines", "impossible_timestamp_lines", "non_numeric_billsec_lines",
+                  "emi_bad_elapsed_records")
+    )  # fmt: skip
+    return {
+        "records": records,
+        "records_by_format": dict(sorted(by_format.items())),
+        "duplicates": duplicates,
+        "duplicate_pct": round(100 * duplicates / records, 3) if records else 0.0,
+        "bad_records": bad,
+        "bad_pct": round(100 * bad / records, 3) if records else 0.0,
+    }
 
 
 def deck_prefixes(count: int) -> list[str]:

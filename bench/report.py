@@ -183,13 +183,27 @@ def _mib(value: float) -> str:
     return f"{value / 1024 / 1024:,.1f}"
 
 
+def _month(result: dict[str, Any]) -> str:
+    """The month's format mix and composition in words (a result written before the mix: bad records only)."""
+    d = result["dataset"]
+    c = d.get("composition")
+    if not c:
+        return f"{d['bad_records_injected']:,} bad records injected"
+    formats = ", ".join(f"{name} {n:,}" for name, n in c["records_by_format"].items())
+    return (
+        f"format mix {result.get('mix', 'plain')} ({formats}), duplicates {c['duplicates']:,} "
+        f"({c['duplicate_pct']:.2f} %), bad records {c['bad_records']:,} ({c['bad_pct']:.2f} %; "
+        f"{d['bad_records_injected']:,} injected)"
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The result as the Markdown the README and ``bench/results/*.md`` show."""
     m = result["machine"]
     size = result["size"]
     lines = [
         f"**{size['label']}** — {result['floor']['records']:,} raw records in {result['dataset']['raw_files']} "
-        f"files, {size['accounts']:,} accounts, {result['dataset']['bad_records_injected']:,} bad records injected, "
+        f"files, {size['accounts']:,} accounts, {_month(result)}, "
         f"{result['dataset']['rate_deck']['prefixes_per_card']:,} prefixes per rate card; "
         f"medians of {result['repeats']} runs; "
         f"{result['started_utc']} UTC",

@@ -16,8 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.dataset import CYCLE, DECK_PREFIXES, DEFAULT_SEED, Size, ensure_dataset, parse_size
+from bench.dataset import (
+    CYCLE,
+    DECK_PREFIXES,
+    DEFAULT_SEED,
+    PLAIN,
+    Size,
+    composition,
+    ensure_dataset,
+    parse_size,
+)
 from bench.measure import PROJECT_ROOT, Measurement, run_command, run_stage
+from bench.mix import MIXES
 from bench.report import (
     RAW_TO_RATED,
     check_targets,
@@ -134,6 +144,7 @@ def summarise(
         "load_average_start": load_start,
         "load_average_end": load_average(),
         "note": note,
+        "mix": summary.get("mix", {}).get("name", PLAIN),
         "machine": machine_facts(),
         "dataset": {
             "random_calls": summary["random_calls"],
@@ -145,6 +156,9 @@ def summarise(
             "rate_deck": summary["rate_deck"],
             "bad_records_injected": summary["bad_records_injected"],
             "generate_s": summary["generate_s"],
+            # records per format, duplicates and bad records (a plain month's summary predates the field)
+            "composition": summary.get("composition") or composition(summary),
+            **({"mix": summary["mix"]} if "mix" in summary else {}),
         },
         "floor": floor,
         "stages": stages,
@@ -228,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         help="last pipeline stage to run (default: all; e.g. rerating for the 10M raw → rated targets)",
     )
     parser.add_argument("--note", default="", help="a remark printed with the results (e.g. machine shared)")
+    parser.add_argument(
+        "--mix",
+        choices=sorted(MIXES),
+        default=PLAIN,
+        help="format mix of the month: plain (as generated: Asterisk and EMI, the default) or realistic (part "
+        "of the Asterisk calls delivered as FreeSWITCH, CUCM and BroadWorks, duplicates ~1 %%)",
+    )
     args = parser.parse_args(argv)
     if args.readme and not args.results.resolve().is_relative_to(PROJECT_ROOT):
         parser.error("--readme links the results from README.md: --results must be inside the project")
@@ -237,9 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     size = parse_size(args.size)
     stages = PIPELINE_STAGES[: PIPELINE_STAGES.index(args.until) + 1]
     started, load_start = datetime.now(UTC), load_average()
-    log(f"size {size.label}: {size.accounts} accounts × {size.calls_per_account} calls; dataset …")
-    dataset, summary = ensure_dataset(args.cache.resolve(), size, args.seed, args.prefixes)
-    home = args.cache.resolve() / "run" / size.label / "home"
+    log(f"size {size.label}: {size.accounts} accounts × {size.calls_per_account} calls ({args.mix}); dataset …")
+    dataset, summary = ensure_dataset(args.cache.resolve(), size, args.seed, args.prefixes, args.mix)
+    # the run's home, apart from a plain month's run of the same size (two runs must not share a home)
+    month = size.label if args.mix == PLAIN else f"{size.label}-{args.mix}"
+    home = args.cache.resolve() / "run" / month / "home"
     repeats, samples = [], []
     try:
         for i in range(args.repeat):
@@ -253,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = summarise(size, summary, repeats, samples, started, load_start, args.note)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"{started:%Y-%m-%d}-{size.label}"
+    stem = args.results / f"{started:%Y-%m-%d}-{month}"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     table = markdown(result)
