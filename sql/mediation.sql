@@ -57,7 +57,15 @@ outcomes as not materialized (
            null::integer as duplicate_of_file_id, null::uinteger as duplicate_of_line_no,
            (merged_into_ordinal // 4294967296)::integer as merged_into_file_id,
            (merged_into_ordinal % 4294967296)::uinteger as merged_into_line_no
-    from calls where leg_reason is not null
+    from calls where leg_reason is not null and leg_reason <> 'DUPLICATE_SOURCE_ID'
+    union all
+    -- a leg or partial record its source delivered again: a duplicate of the earliest copy (sql/mediation_calls.sql)
+    select file_id, line_no, 'duplicate' as status, leg_reason as reason, billsec, units, service, event_code,
+           null::varchar as account_id, null::varchar as service_state,
+           (merged_into_ordinal // 4294967296)::integer as duplicate_of_file_id,
+           (merged_into_ordinal % 4294967296)::uinteger as duplicate_of_line_no,
+           null::integer as merged_into_file_id, null::uinteger as merged_into_line_no
+    from calls where leg_reason = 'DUPLICATE_SOURCE_ID'
     union all
     select file_id, line_no, 'suspended' as status, resolve_reason as reason, billsec, units, service, event_code,
            null::varchar as account_id, null::varchar as service_state,

@@ -48,8 +48,21 @@ candidates as not materialized (
 ),
 
 -- only records that name a call (legs, partials) need the leg rules; the others are one event each
+named_calls as not materialized (
+    select
+        *,
+        -- a record its source delivered again (the same id, in another file) is the earliest copy's duplicate
+        -- before the leg rules: as one more leg or partial of its own call, a partial's seconds would be billed
+        -- twice
+        case
+            when source_record_id is null or source_record_id = '' then record_ordinal
+            else min(record_ordinal) over (partition by source_id, call_id, source_record_id)
+        end as first_copy_ordinal
+    from candidates where call_id is not null and call_id <> ''
+),
+
 linked as not materialized (
-    select * from candidates where call_id is not null and call_id <> ''
+    select * exclude (first_copy_ordinal) from named_calls where record_ordinal = first_copy_ordinal
 ),
 
 -- FreeSWITCH b-legs: a record whose id another record of its source names as its b-leg belongs to that call
@@ -139,3 +152,12 @@ select
     merged_into_ordinal
 from with_leg_rule
 where leg_reason is not null
+union all
+select
+    file_id, line_no, status, reason, source_id, source_record_id, charged_number, called_number, start_utc,
+    answer_utc, billsec, service, units, event_code, null::varchar as account_id,
+    null::varchar as service_state,
+    'DUPLICATE_SOURCE_ID' as leg_reason,
+    first_copy_ordinal as merged_into_ordinal
+from named_calls
+where record_ordinal <> first_copy_ordinal

@@ -117,6 +117,21 @@ def test_partial_records_are_stitched_into_one_event(home):
         (1, 2, "discarded", "PARTIAL_MERGED", 3600, 3600, 1),
         (1, 3, "discarded", "PARTIAL_MERGED", 91, 91, 1),
     ]
+    # the switch delivers the second partial again in its next file: a duplicate of it, not a third hour
+    land(home, "switch-bw", "bw-next.csv", [
+        bw("r2", "Long Duration", "20261005150000.000", "20261005160000.000"),
+        bw("r4", "Normal", "20261005170000.000", "20261005170100.000").replace(
+            "20261005140000.000", "20261005170000.000", 1
+        ),  # another call (its own start): 60 s
+    ])  # fmt: skip
+    again = run(home)["all"]
+    assert outcome(again, "billsec", "merged_into_line_no", "duplicate_of_file_id", "duplicate_of_line_no") == [
+        (1, 1, "normalised", None, 7291, None, None, None),
+        (1, 2, "discarded", "PARTIAL_MERGED", 3600, 1, None, None),
+        (1, 3, "discarded", "PARTIAL_MERGED", 91, 1, None, None),
+        (2, 1, "duplicate", "DUPLICATE_SOURCE_ID", 3600, None, 1, 2),
+        (2, 2, "normalised", None, 60, None, None, None),
+    ]
 
 
 def test_duplicates_across_cycles_use_the_call_key_index_within_its_window(home):
