@@ -59,7 +59,8 @@ outcomes as not materialized (
            (merged_into_ordinal % 4294967296)::uinteger as merged_into_line_no
     from calls where leg_reason is not null and leg_reason <> 'DUPLICATE_SOURCE_ID'
     union all
-    -- a leg or partial record its source delivered again: a duplicate of the earliest copy (sql/mediation_calls.sql)
+    -- a leg or partial record its source delivered again: a duplicate of its earliest copy
+    -- (sql/mediation_calls.sql)
     select file_id, line_no, 'duplicate' as status, leg_reason as reason, billsec, units, service, event_code,
            null::varchar as account_id, null::varchar as service_state,
            (merged_into_ordinal // 4294967296)::integer as duplicate_of_file_id,
