@@ -82,6 +82,17 @@ a_legs as not materialized (
     group by all
 ),
 
+-- most calls that are named have one record (every CUCM and BroadWorks record names its call, as real Asterisk
+-- files fill linkedid): only the calls of several records (forked legs, partials) need the windows below. Found
+-- by aggregation, a small table to join, not by a window over every record that names a call (a sort of them:
+-- at 10M in the realistic format mix, ~3M records)
+multi_record_calls as materialized (
+    select source_id, call_id
+    from linked
+    group by all
+    having count(*) > 1
+),
+
 legs as not materialized (
     select
         linked.*,
@@ -93,11 +104,28 @@ legs as not materialized (
         first_value(record_ordinal) over (call order by billsec desc, record_ordinal) as longest_leg_ordinal,
         first_value(record_ordinal) over (call order by record_ordinal) as first_leg_ordinal
     from linked
+    semi join multi_record_calls using (source_id, call_id)
     left join a_legs
         on a_legs.source_id = linked.source_id
         and a_legs.peer_record_id = linked.source_record_id
         and a_legs.a_leg_ordinal <> linked.record_ordinal
     window call as (partition by linked.source_id, linked.call_id)
+    union all by name
+    -- a call of one record is its own leg (a FreeSWITCH b-leg still merges into the a-leg that names it)
+    select
+        linked.*,
+        a_legs.a_leg_ordinal,
+        1 as legs_in_call,
+        record_sequence is not null as is_partial_call,
+        billsec::bigint as call_billsec,
+        record_ordinal as longest_leg_ordinal,
+        record_ordinal as first_leg_ordinal
+    from linked
+    anti join multi_record_calls using (source_id, call_id)
+    left join a_legs
+        on a_legs.source_id = linked.source_id
+        and a_legs.peer_record_id = linked.source_record_id
+        and a_legs.a_leg_ordinal <> linked.record_ordinal
 ),
 
 with_leg_rule as not materialized (
