@@ -301,12 +301,19 @@ def _fields_by_regex(lines: pl.DataFrame, columns: list[str], read: list[int]) -
 
 def split_backslash_fields(lines: pl.DataFrame) -> pl.DataFrame:
     """Split comma-separated lines where ``\\`` escapes the next character (``\\,`` a comma in a field),
-    vectorised; ``well_formed`` is false when a dangling backslash leaves part of the line unread."""
+    vectorised; ``well_formed`` is false when a dangling backslash leaves part of the line unread. A line
+    without a backslash (nearly every line) is split at its commas; only the others go through the escape
+    regex (~4× the CPU a line)."""
+    escaped = pl.col("raw").str.contains("\\", literal=True)
+    at_commas = {"fields": pl.col("raw").str.split(","), "well_formed": pl.lit(value=True)}
+    if not lines.select(escaped.any()).item():
+        return lines.with_columns(**at_commas)
     matches = (pl.lit(",") + pl.col("raw")).str.extract_all(_BACKSLASH_FIELD)
-    return lines.with_columns(
+    with_escapes = lines.filter(escaped).with_columns(
         fields=matches.list.eval(pl.element().str.slice(1).str.replace_all(r"\\(.)", "$1")),
         well_formed=_covers_line(matches),
     )
+    return pl.concat([lines.filter(~escaped).with_columns(**at_commas), with_escapes]).sort("line_no")
 
 
 def _covers_line(matches: pl.Expr) -> pl.Expr:
