@@ -9,6 +9,7 @@ Not a test and not the benchmark (``bench.run`` measures stages end to end); it 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import tempfile
 import time
@@ -16,7 +17,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
+import duckdb
 import polars as pl
 
 from bench.dataset import CYCLE
@@ -81,6 +84,24 @@ def profile_intake(dataset: Path, out: Path) -> None:
                 writer.close()
 
 
+class _TimedStatements:
+    """A DuckDB connection whose ``execute`` adds each statement's CPU seconds to a step named by the SQL file
+    it runs (``mediation: rules: mediation_calls.sql``…); everything else is the connection's own."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, query: str, *args: object) -> duckdb.DuckDBPyConnection:
+        if not query.startswith("copy ("):
+            return self._con.execute(query, *args)
+        statement = re.search(r"-- (mediation[a-z_]*\.sql)", query)
+        with step(f"mediation: rules: {statement.group(1) if statement else query[:40]}"):
+            return self._con.execute(query, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._con, name)
+
+
 def profile_mediation(home: Path) -> None:
     """The rules SQL alone (its four statements), then ``mediate_cycle`` whole (rules + streams + call keys)
     on an intake's lake, with the reference tables mediation loads."""
@@ -95,7 +116,7 @@ def profile_mediation(home: Path) -> None:
         work = StagedPartition(lake, partition_dir(lake, "profile_work", cycle=CYCLE))
         try:
             with step("mediation: rules SQL (sql/mediation*.sql → outcomes Parquet)"):
-                mediation_rules(con, work, work.folder / "outcomes")
+                mediation_rules(cast(duckdb.DuckDBPyConnection, _TimedStatements(con)), work, work.folder / "outcomes")
         finally:
             work.abort()
         release_memory(con)
