@@ -47,31 +47,42 @@ candidates as not materialized (
     select * from records where status = 'ok'
 ),
 
+-- only records that name a call (legs, partials) need the leg rules; the others are one event each
+named as not materialized (
+    select * from candidates where call_id is not null and call_id <> ''
+),
+
+-- most calls that are named have one record (every CUCM and BroadWorks record names its call, as real Asterisk
+-- files fill linkedid): only the calls of several records (forked legs, partials, a record delivered again) need
+-- the rules below. Found by aggregation, a small table to join, not by a window over every record that names a
+-- call (a sort of them: at 10M in the realistic format mix, ~3M records)
+multi_record_calls as materialized (
+    select source_id, call_id
+    from named
+    group by all
+    having count(*) > 1
+),
+
+in_multi_record_calls as not materialized (
+    select named.* from named semi join multi_record_calls using (source_id, call_id)
+),
+
 -- a record its source delivered again (the same id of the same call, in another file) is its earliest copy's
 -- duplicate before the leg rules: as one more leg or partial of its own call, a partial's seconds would be billed
--- twice. Found by aggregation (few ids repeat: the copies are a small table to join), not by a window over every
--- record that names a call (a sort of them: +35 % mediation CPU at 10M in the realistic format mix)
+-- twice
 redelivered as materialized (
     select source_id, call_id, source_record_id, min(record_ordinal) as first_copy_ordinal
-    from candidates
-    where call_id is not null and call_id <> '' and source_record_id is not null and source_record_id <> ''
+    from in_multi_record_calls
+    where source_record_id is not null and source_record_id <> ''
     group by all
     having count(*) > 1
 ),
 
 copies as not materialized (
-    select candidates.*, redelivered.first_copy_ordinal
-    from candidates
+    select in_multi_record_calls.*, redelivered.first_copy_ordinal
+    from in_multi_record_calls
     join redelivered using (source_id, call_id, source_record_id)
-    where candidates.record_ordinal <> redelivered.first_copy_ordinal
-),
-
--- only records that name a call (legs, partials) need the leg rules; the others are one event each
-linked as not materialized (
-    select candidates.*
-    from candidates
-    anti join copies using (record_ordinal)
-    where candidates.call_id is not null and candidates.call_id <> ''
+    where in_multi_record_calls.record_ordinal <> redelivered.first_copy_ordinal
 ),
 
 -- FreeSWITCH b-legs: a record whose id another record of its source names as its b-leg belongs to that call
@@ -80,17 +91,6 @@ a_legs as not materialized (
     from records
     where peer_record_id is not null and peer_record_id <> ''
     group by all
-),
-
--- most calls that are named have one record (every CUCM and BroadWorks record names its call, as real Asterisk
--- files fill linkedid): only the calls of several records (forked legs, partials) need the windows below. Found
--- by aggregation, a small table to join, not by a window over every record that names a call (a sort of them:
--- at 10M in the realistic format mix, ~3M records)
-multi_record_calls as materialized (
-    select source_id, call_id
-    from linked
-    group by all
-    having count(*) > 1
 ),
 
 legs as not materialized (
@@ -103,8 +103,8 @@ legs as not materialized (
         -- forked legs: the answered leg that talked longest is billed; partials: the first carries the call
         first_value(record_ordinal) over (call order by billsec desc, record_ordinal) as longest_leg_ordinal,
         first_value(record_ordinal) over (call order by record_ordinal) as first_leg_ordinal
-    from linked
-    semi join multi_record_calls using (source_id, call_id)
+    from in_multi_record_calls as linked
+    anti join copies using (record_ordinal)
     left join a_legs
         on a_legs.source_id = linked.source_id
         and a_legs.peer_record_id = linked.source_record_id
@@ -120,7 +120,7 @@ legs as not materialized (
         billsec::bigint as call_billsec,
         record_ordinal as longest_leg_ordinal,
         record_ordinal as first_leg_ordinal
-    from linked
+    from named as linked
     anti join multi_record_calls using (source_id, call_id)
     left join a_legs
         on a_legs.source_id = linked.source_id
