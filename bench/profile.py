@@ -61,9 +61,13 @@ def profile_intake(dataset: Path, out: Path) -> None:
             batches = (
                 list(line_batches(path, scan.sha256)) if source["format"] in LINE_FORMATS else [path.read_bytes()]
             )
+        # a CUCM file's names and types lines, given again to every batch after the first (as intake does)
+        header_lines = LINE_FORMATS.get(source["format"], 0)
+        header = b"".join(batches[0].splitlines(keepends=True)[:header_lines])
         for i, batch in enumerate(batches):
             with step(f"intake: parse {source['format']}"):
-                raw = parse_file(source["format"], batch, source.get("template")).records
+                data = batch if i == 0 else header + batch
+                raw = parse_file(source["format"], data, source.get("template")).records
             with step("intake: normalise: E.164 numbers"):
                 table = rules.e164_table(pl.concat([raw["charged_raw"], raw["calling_raw"], raw["called_raw"]]), "US")
                 raw.select(

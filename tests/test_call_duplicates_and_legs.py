@@ -117,19 +117,26 @@ def test_partial_records_are_stitched_into_one_event(home):
         (1, 2, "discarded", "PARTIAL_MERGED", 3600, 3600, 1),
         (1, 3, "discarded", "PARTIAL_MERGED", 91, 91, 1),
     ]
-    # the switch delivers the second partial again in its next file: a duplicate of it, not a third hour
+    # the switch delivers the second partial again in its next file: a duplicate of it, not a third hour; a
+    # whole call delivered twice is a duplicate too; a long call's first partial, its next not yet delivered,
+    # is billed for what it holds
     land(home, "switch-bw", "bw-next.csv", [
         bw("r2", "Long Duration", "20261005150000.000", "20261005160000.000"),
         bw("r4", "Normal", "20261005170000.000", "20261005170100.000", start="20261005170000.000"),  # 60 s
+        bw("r4", "Normal", "20261005170000.000", "20261005170100.000", start="20261005170000.000"),
+        bw("r5", "Long Duration", "20261005180000.000", "20261005190000.000", start="20261005180000.000"),
     ])  # fmt: skip
     again = run(home)["all"]
-    assert outcome(again, "billsec", "merged_into_line_no", "duplicate_of_file_id", "duplicate_of_line_no") == [
-        (1, 1, "normalised", None, 7291, None, None, None),
-        (1, 2, "discarded", "PARTIAL_MERGED", 3600, 1, None, None),
-        (1, 3, "discarded", "PARTIAL_MERGED", 91, 1, None, None),
-        (2, 1, "duplicate", "DUPLICATE_SOURCE_ID", 3600, None, 1, 2),
-        (2, 2, "normalised", None, 60, None, None, None),
-    ]
+    assert outcome(again, "billsec", "units", "merged_into_line_no", "duplicate_of_file_id",
+                   "duplicate_of_line_no") == [
+        (1, 1, "normalised", None, 7291, 7291, None, None, None),
+        (1, 2, "discarded", "PARTIAL_MERGED", 3600, 3600, 1, None, None),
+        (1, 3, "discarded", "PARTIAL_MERGED", 91, 91, 1, None, None),
+        (2, 1, "duplicate", "DUPLICATE_SOURCE_ID", 3600, 3600, None, 1, 2),
+        (2, 2, "normalised", None, 60, 60, None, None, None),
+        (2, 3, "duplicate", "DUPLICATE_SOURCE_ID", 60, 60, None, 2, 2),
+        (2, 4, "normalised", None, 3600, 3600, None, None, None),
+    ]  # fmt: skip
 
 
 def test_duplicates_across_cycles_use_the_call_key_index_within_its_window(home):
