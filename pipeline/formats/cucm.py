@@ -11,8 +11,8 @@ from pipeline.formats.common import (
     UNPARSEABLE,
     FileRejected,
     ParsedFile,
+    as_utf8,
     conform,
-    decode,
     epoch_to_text,
     read_csv_lines,
     split_csv_fields,
@@ -38,7 +38,8 @@ _BUSY_CAUSE = "17"  # Q.850 cause 17: user busy
 def parse(data: bytes, template: str | None = None) -> ParsedFile:
     """Read a CUCM CDR file by its header; a file without the header naming the required columns is refused
     whole. A record whose field count differs from the header's is kept with reason UNPARSEABLE."""
-    lines = split_lines(decode(data))
+    utf8, text = as_utf8(data)
+    lines = split_lines(text, utf8)
     if lines.height < HEADER_LINES:
         raise FileRejected("MISSING_HEADER", "a CUCM CDR file starts with a names line and a types line")
     header = split_csv_fields(lines.head(1))["fields"][0]
@@ -46,7 +47,12 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise FileRejected("MISSING_HEADER", f"the header line lacks {', '.join(missing)}")
-    lines = read_csv_lines(lines.slice(HEADER_LINES), len(names), len(names), len(names))
+    # the records' bytes after the two header lines, for the reader to take whole; only the columns a usage
+    # record takes are made text (a real CUCM file has over 100: the rest stay in the raw text)
+    parts = utf8.split(b"\n", HEADER_LINES)
+    body = parts[HEADER_LINES] if len(parts) > HEADER_LINES else b""
+    wanted = [names.index(name) for name in REQUIRED]
+    lines = read_csv_lines(lines.slice(HEADER_LINES), len(names), len(names), len(names), body, wanted)
     field = {name: pl.col(f"f{names.index(name)}") for name in REQUIRED}
     connect = field["dateTimeConnect"].str.strip_chars()
     answered = connect.is_not_null() & (connect != "0") & (connect != "")
