@@ -204,6 +204,7 @@ def physical_lines(data: bytes) -> int:
     return len(text.split(b"\n")) - (1 if text.endswith(b"\n") or not text else 0)
 
 
+CGRATES_HEADER = b"CGRID,RunID,ToR,OriginID,Account,Subject,Destination,SetupTime,AnswerTime,Usage,Cost\n"
 CUCM_HEADER = (b'cdrRecordType,globalCallID_callManagerId,globalCallID_callId,origLegCallIdentifier,'
                b'dateTimeOrigination,callingPartyNumber,finalCalledPartyNumber,dateTimeConnect,duration,'
                b'destCause_value\nINTEGER\n')  # fmt: skip
@@ -219,6 +220,8 @@ CUCM_HEADER = (b'cdrRecordType,globalCallID_callManagerId,globalCallID_callId,or
 def test_any_bytes_every_line_accounted_for(format_name, data):
     if format_name == "cucm_cdr":
         data = CUCM_HEADER + data
+    if format_name == "cgrates_cdr":
+        data = CGRATES_HEADER + data
     try:
         parsed = parse_file(format_name, data, "example" if format_name == "freeswitch_csv" else None)
     except FileRejected:
