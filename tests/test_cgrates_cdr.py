@@ -148,3 +148,20 @@ def test_the_header_is_required_and_every_line_after_it_is_one_record(tmp_path):
     batches = list(parse_batches("cgrates_cdr", path, scan_file(path), None, summary, batch_bytes=1000))
     assert len(batches) > 5 and summary.control_records == 1
     assert pl.concat(batches).equals(parse_file("cgrates_cdr", path.read_bytes()).records)
+
+
+def test_two_data_sessions_at_one_instant_are_two_events_and_a_copy_of_one_a_duplicate(home):
+    """Data sessions bill no seconds: the content key tells two sessions of one line at one instant apart by
+    their bytes (units), while the same session from a second exporter (another id) is still its duplicate."""
+    at = "2026-10-05T15:00:00Z"
+    land(home, "cdrs-1.csv", [
+        cdr("d1", "*data", "1500000", destination="*any", answer=at, setup=at),
+        cdr("d2", "*data", "3000000", destination="*any", answer=at, setup=at),  # another session, same instant
+    ])  # fmt: skip
+    land(home, "cdrs-2.csv", [cdr("x9", "*data", "3000000", destination="*any", answer=at, setup=at)])
+    out = run(home)["all"]
+    assert out.select("file_id", "line_no", "status", "reason", "units").rows() == [
+        (1, 2, "normalised", None, 1_500_000),
+        (1, 3, "normalised", None, 3_000_000),
+        (2, 2, "duplicate", "DUPLICATE_CONTENT", 3_000_000),
+    ]
