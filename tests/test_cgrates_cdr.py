@@ -77,13 +77,14 @@ def test_voice_sms_and_data_are_rated_each_in_its_unit_and_every_line_is_account
     land(home, "cdrs-1.csv", [
         cdr("v1", "*voice", "90500000000"),  # 90.5 s in nanoseconds → 91 s
         cdr("s1", "*sms", "1", answer="2026-10-05T14:20:00Z"),  # one message
-        cdr("d1", "*data", "1500000", destination="*any", answer="2026-10-05T15:00:00Z"),  # 1.5 MB
+        cdr("d1", "*data", "1500000", destination="1002", answer="2026-10-05T15:00:00Z"),  # 1.5 MB
         cdr("v2", "*voice", "1m30s", setup="2026-10-06T09:00:00-05:00", answer="2026-10-06T09:00:10-05:00"),
         cdr("v3", "*voice", "0", answer="0001-01-01T00:00:00Z"),  # never answered (Go's zero time)
         cdr("s2", "*sms", "0", answer="2026-10-05T14:25:00Z"),  # no message delivered
         cdr("g1", "*generic", "5", answer="2026-10-05T14:30:00Z"),  # a type of record we do not bill
         'broken,"unterminated,*voice',  # a damaged line
         cdr("v4", "*voice", "90"),  # a seconds count, not nanoseconds: unreadable, not a 1-second call
+        cdr("s3", "*sms", "", answer="2026-10-05T14:40:00Z"),  # a message without a count: one
     ])  # fmt: skip
     out = run(home)
     assert out["all"].select(
@@ -91,13 +92,14 @@ def test_voice_sms_and_data_are_rated_each_in_its_unit_and_every_line_is_account
     ).rows() == [  # fmt: skip
         (2, "normalised", None, "voice", 91, 91, B),
         (3, "normalised", None, "sms", 1, 0, B),
-        (4, "normalised", None, "data", 1_500_000, 0, None),  # a data session has no called number
+        (4, "normalised", None, "data", 1_500_000, 0, None),  # a data session has no called number (1002)
         (5, "normalised", None, "voice", 90, 90, B),
         (6, "discarded", "NOT_ANSWERED", "voice", 0, 0, B),
         (7, "discarded", "NOT_ANSWERED", "sms", 0, 0, B),
         (8, "suspended", "UNKNOWN_SERVICE_TYPE", None, 5, 0, B),
         (9, "suspended", "UNPARSEABLE", "voice", None, None, None),
         (10, "suspended", "BAD_DURATION", "voice", None, None, B),
+        (11, "normalised", None, "sms", 1, 0, B),
     ]
     # the sample card: voice 0.02/min in 6 s increments; the test's SMS and data cards
     assert out["rated"].select("line_no", "destination", "billed_units", "charge_amount").rows() == [
@@ -105,13 +107,14 @@ def test_voice_sms_and_data_are_rated_each_in_its_unit_and_every_line_is_account
         (3, "SMS", 1, Decimal("0.010000")),
         (4, "Data", 2_097_152, Decimal("0.020000")),  # per session to the MB: 2 MB × 0.01
         (5, "United States & Canada", 90, Decimal("0.030000")),
+        (11, "SMS", 1, Decimal("0.010000")),
     ]
     # every line after the header leaves by one door: in = normalised + suspended + duplicate + discarded
     accounting = out["accounting"]
     assert accounting.select(
         "records_in", "normalised", "suspended", "duplicate", "discarded", "balanced"
-    ).rows() == [(9, 4, 3, 0, 2, True)]
-    assert out["final"].select("records_in", "rated", "balanced").rows() == [(9, 4, True)]
+    ).rows() == [(10, 5, 3, 0, 2, True)]
+    assert out["final"].select("records_in", "rated", "balanced").rows() == [(10, 5, True)]
 
 
 def test_a_re_delivered_record_is_a_duplicate_and_a_second_run_of_one_session_another_record(home):
