@@ -300,7 +300,11 @@ def normalise(
     today) and the end of the registering cycle, by more than a day, is FUTURE_CALL; a call dated more than
     ``billing_window_days`` before the registering cycle's first day is OUTSIDE_BILLING_WINDOW (too old to
     bill). The answer time (``answer_utc``) is read by the start's time rule and suspends nothing: an empty or
-    unreadable one is null (mediation's duplicate key then uses the start).
+    unreadable one is null (mediation's duplicate key then uses the start). Service rules: a record whose
+    source names its type (``service_raw``, CGRateS ToR) takes the service of ``SERVICE_TYPES`` (another type
+    is UNKNOWN_SERVICE_TYPE) and, for SMS, MMS and data, its units from ``units_raw``: such a record has no
+    answer disposition and is billable when its units are positive (else NOT_ANSWERED); a data session has
+    no called number. A record that names no type is voice, its units its billed seconds.
     """
     first_day = date(int(registered_cycle[:4]), int(registered_cycle[5:7]), 1)
     last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
