@@ -94,7 +94,7 @@ def _with_every_column(read: str, columns: Iterable[str]) -> str:
 CALL_KEYS = "call_keys"
 CALL_KEY_COLUMNS = (
     "file_id", "line_no", "cycle", "source_id", "source_record_id", "charged_number", "called_number",
-    "start_utc", "answer_utc", "billsec", "service",
+    "start_utc", "answer_utc", "billsec", "service", "units",
 )  # fmt: skip
 
 

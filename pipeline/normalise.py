@@ -24,6 +24,13 @@ OUTSIDE_BILLING_WINDOW = "OUTSIDE_BILLING_WINDOW"
 BAD_CHARGED_NUMBER = "BAD_CHARGED_NUMBER"
 BAD_CALLED_NUMBER = "BAD_CALLED_NUMBER"
 DAMAGED_NUMBER = "DAMAGED_NUMBER"  # a number a spreadsheet turned into scientific notation (9.12678E+11)
+UNKNOWN_SERVICE_TYPE = "UNKNOWN_SERVICE_TYPE"  # a type of record we do not bill (CGRateS ToR *generic…)
+# The types of record a source names (``service_raw``: CGRateS ToR) → our service. A record that names none
+# is voice. voice is priced in billed seconds; sms and mms in messages (``units_raw``, one when not given);
+# data in bytes (``units_raw``, required). Non-voice records have no answer disposition: one with no unit
+# (0 messages, 0 bytes) was not delivered (NOT_ANSWERED), one with units is billable.
+SERVICE_TYPES = {"*voice": "voice", "*sms": "sms", "*mms": "mms", "*data": "data"}
+MESSAGE_SERVICES = ("sms", "mms")
 # Discard rules: a call nobody answered is not billable.
 NOT_ANSWERED = "NOT_ANSWERED"
 BUSY = "BUSY"
@@ -252,6 +259,27 @@ def _distinct_columns(records: pl.DataFrame, columns: tuple[str, ...]) -> dict[s
     return same
 
 
+def _service_and_units(service_raw: pl.Expr, units_raw: pl.Expr, billsec: pl.Expr) -> dict[str, pl.Expr]:
+    """``service`` by ``SERVICE_TYPES`` (null: a type we do not bill) and ``units`` in the service's unit:
+    voice its billed seconds, messages (one when not given) and bytes as the source counted them (null when
+    unreadable)."""
+    named = service_raw.str.strip_chars().str.to_lowercase()
+    service = (
+        pl.when(service_raw.is_null())
+        .then(pl.lit("voice"))
+        .otherwise(named.replace_strict(SERVICE_TYPES, default=None, return_dtype=pl.String))
+    )
+    counted = units_raw.str.strip_chars()
+    return {
+        "service": service,
+        "units": pl.when(service == "voice")
+        .then(billsec)
+        .when(service.is_in(MESSAGE_SERVICES) & (counted.fill_null("") == ""))
+        .then(pl.lit(1, pl.Int64))
+        .otherwise(counted.cast(pl.Int64, strict=False)),
+    }
+
+
 def normalise(
     records: pl.DataFrame,
     *,
@@ -272,7 +300,11 @@ def normalise(
     today) and the end of the registering cycle, by more than a day, is FUTURE_CALL; a call dated more than
     ``billing_window_days`` before the registering cycle's first day is OUTSIDE_BILLING_WINDOW (too old to
     bill). The answer time (``answer_utc``) is read by the start's time rule and suspends nothing: an empty or
-    unreadable one is null (mediation's duplicate key then uses the start).
+    unreadable one is null (mediation's duplicate key then uses the start). Service rules: a record whose
+    source names its type (``service_raw``, CGRateS ToR) takes the service of ``SERVICE_TYPES`` (another type
+    is UNKNOWN_SERVICE_TYPE) and, for SMS, MMS and data, its units from ``units_raw``: such a record has no
+    answer disposition and is billable when its units are positive (else NOT_ANSWERED); a data session has
+    no called number. A record that names no type is voice, its units its billed seconds.
     """
     first_day = date(int(registered_cycle[:4]), int(registered_cycle[5:7]), 1)
     last_day = first_day.replace(day=calendar.monthrange(first_day.year, first_day.month)[1])
@@ -316,17 +348,33 @@ def normalise(
     ).with_columns(call_day=pl.col("billing_local").dt.date())
     start_utc, billsec = pl.col("start_utc"), pl.col("billsec")
     charged, called = pl.col("charged_number"), pl.col("called_number")
-    discard = _disposition_rule(pl.col("disposition"), billsec)  # stripped and upper-cased once, above
+    # a file whose records name their service (CGRateS) takes the service rules; other files are voice throughout
+    # and pay nothing for them (one null count, no column more to compute)
+    typed = records["service_raw"].null_count() < records.height
+    if typed:
+        service_and_units = _service_and_units(pl.col("service_raw"), pl.col("units_raw"), billsec)
+        records = records.with_columns(**service_and_units)
+    service, units = (pl.col("service"), pl.col("units")) if typed else (pl.lit("voice"), billsec)
+    # what makes a record billable: an answered call's billed seconds, a delivered message's or session's units
+    billable = pl.when(service == "voice").then(billsec).otherwise(units) if typed else billsec
+    discard = _disposition_rule(pl.col("disposition"), billable)  # stripped and upper-cased once, above
     call_day = pl.col("call_day")
     either_damaged = damaged("charged_raw") | damaged("called_raw")  # spreadsheet_damaged of either number
+    # the rules on units and services (a file that names no service: its billed seconds alone, as they were)
+    unknown_service = service.is_null() if typed else pl.lit(value=False)
+    unreadable = (billsec.is_null() | units.is_null()) if typed else billsec.is_null()
+    negative = ((billsec < 0) | (units < 0)) if typed else billsec < 0
+    no_called_number = (called.is_null() & (service != "data")) if typed else called.is_null()  # data: none
     reason = (
         pl.when(pl.col("parse_error").is_not_null())
         .then(pl.col("parse_error"))
+        .when(unknown_service)
+        .then(pl.lit(UNKNOWN_SERVICE_TYPE))
         .when(start_utc.is_null())
         .then(pl.lit(BAD_TIMESTAMP))
-        .when(billsec.is_null())
+        .when(unreadable)
         .then(pl.lit(BAD_DURATION))
-        .when(billsec < 0)
+        .when(negative)
         .then(pl.lit(NEGATIVE_DURATION))
         .when(billsec > MAX_BILLSEC)
         .then(pl.lit(ABSURD_DURATION))
@@ -340,7 +388,7 @@ def normalise(
         .then(pl.lit(DAMAGED_NUMBER))
         .when(charged.is_null())
         .then(pl.lit(BAD_CHARGED_NUMBER))
-        .when(called.is_null())
+        .when(no_called_number)
         .then(pl.lit(BAD_CALLED_NUMBER))
         .otherwise(pl.lit(None))
     )
@@ -355,8 +403,8 @@ def normalise(
         .then(pl.lit("discarded"))
         .otherwise(pl.lit("suspended")),
         call_date=call_day,
-        service=pl.lit("voice"),
-        units=billsec,
+        service=service,
+        units=units,
         sms_chars=pl.lit(None, pl.Int32),
         event_code=pl.lit(None, pl.String),
         visited_country=pl.lit(None, pl.String),

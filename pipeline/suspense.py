@@ -14,10 +14,15 @@ SUSPENSE_REASONS: tuple[tuple[str, str, str, str], ...] = (
     ("BAD_RECORD_LENGTH", "parse", "an EMI record that is not 175 or 210 characters long",
      "ask the sender for a corrected file"),
     ("UNKNOWN_RECORD_TYPE", "parse", "an EMI record id cdrbill does not read", "extend docs/formats/emi.md"),
+    ("UNKNOWN_SERVICE_TYPE", "normalise", "the record names a type of service cdrbill does not bill (a CGRateS "
+     "ToR other than *voice, *sms, *mms, *data)", "filter the source's export to the billed types, or extend "
+     "normalise.SERVICE_TYPES"),
     ("BAD_TIMESTAMP", "normalise", "the start time is missing, unreadable, or does not exist in the source's "
      "time zone (the spring-forward gap)", "check the source's timezone setting"),
-    ("BAD_DURATION", "normalise", "the billed seconds are missing or unreadable", "get the record re-sent"),
-    ("NEGATIVE_DURATION", "normalise", "the billed seconds are negative", "get the record re-sent"),
+    ("BAD_DURATION", "normalise", "the billed seconds (or an SMS's messages, a data session's bytes) are "
+     "missing or unreadable", "get the record re-sent"),
+    ("NEGATIVE_DURATION", "normalise", "the billed seconds (or messages, bytes) are negative",
+     "get the record re-sent"),
     ("ABSURD_DURATION", "normalise", "more than 24 hours billed on one record",
      "confirm the call with the switch owner, then correct the record"),
     ("FUTURE_CALL", "normalise", "the call is dated more than a day after the file arrived and after its "
@@ -48,7 +53,7 @@ QUARANTINE_REASONS: tuple[tuple[str, str, str], ...] = (
     ("UNKNOWN_SOURCE", "no source claims the landing folder", "add reference/sources/<id>.toml"),
     ("UNKNOWN_FORMAT", "the source names a format without a parser", "use a format of the registry"),
     ("UNKNOWN_TEMPLATE", "the source names a template its format does not have", "use default or example"),
-    ("MISSING_HEADER", "a CUCM file without its names line (or lacking a needed column)", "get the file again"),
+    ("MISSING_HEADER", "a CUCM or CGRateS file without its names line (or lacking a needed column)", "get the file again"),
     ("EMPTY_FILE", "an EMI file without records", "ask the sender"),
     ("MISSING_PACK_HEADER", "an EMI file that does not start with a pack header", "ask the sender"),
     ("MISSING_PACK_TRAILER", "an EMI pack without one closing trailer (truncated)", "ask for a resend"),

@@ -4,7 +4,7 @@
 a whole-file refusal, every physical line is accounted for (one record each, or a control record), and every
 record comes out of normalisation in one stream with its raw text kept whole.
 
-5 formats × 16 breakages = 80 cases, plus 5 formats × 2 whole-file extremes (a 1 MB line of NULs, 20 000
+6 formats × 16 breakages = 96 cases, plus 6 formats × 2 whole-file extremes (a 1 MB line of NULs, 20 000
 lines of mixed garbage)."""
 
 from collections.abc import Callable
@@ -48,6 +48,14 @@ VALID: dict[str, tuple[list[str], int]] = {
         1,
     ),
     "emi_duf": (emi_pack(1, 4), 1),
+    "cgrates_cdr": (
+        ["CGRID,RunID,ToR,OriginID,Account,Subject,Destination,SetupTime,AnswerTime,Usage,Cost",
+         *[f'c{i},*default,{tor},o{i},"3125550100",3125550100,"2125550199",2026-10-05T14:15:00Z,'
+           f'2026-10-05T14:15:07Z,{usage},0.1'
+           for i, (tor, usage) in enumerate([("*voice", "60000000000"), ("*sms", "1"), ("*data", "2048"),
+                                             ("*voice", "1m5s")])]],
+        1,
+    ),
 }  # fmt: skip
 assert set(VALID) == set(FORMATS)
 
@@ -103,7 +111,7 @@ def check_accounted_for(format_name: str, data: bytes) -> str:
     try:
         parsed = parse_file(format_name, data, None)
     except FileRejected as rejected:
-        assert format_name in ("cucm_cdr", "emi_duf"), rejected  # formats with control records
+        assert format_name in ("cucm_cdr", "emi_duf", "cgrates_cdr"), rejected  # formats with control records
         assert rejected.reason.isupper() and rejected.detail
         return "refused"
     records = parsed.records

@@ -204,6 +204,7 @@ def physical_lines(data: bytes) -> int:
     return len(text.split(b"\n")) - (1 if text.endswith(b"\n") or not text else 0)
 
 
+CGRATES_HEADER = b"CGRID,RunID,ToR,OriginID,Account,Subject,Destination,SetupTime,AnswerTime,Usage,Cost\n"
 CUCM_HEADER = (b'cdrRecordType,globalCallID_callManagerId,globalCallID_callId,origLegCallIdentifier,'
                b'dateTimeOrigination,callingPartyNumber,finalCalledPartyNumber,dateTimeConnect,duration,'
                b'destCause_value\nINTEGER\n')  # fmt: skip
@@ -219,10 +220,12 @@ CUCM_HEADER = (b'cdrRecordType,globalCallID_callManagerId,globalCallID_callId,or
 def test_any_bytes_every_line_accounted_for(format_name, data):
     if format_name == "cucm_cdr":
         data = CUCM_HEADER + data
+    if format_name == "cgrates_cdr":
+        data = CGRATES_HEADER + data
     try:
         parsed = parse_file(format_name, data, "example" if format_name == "freeswitch_csv" else None)
     except FileRejected:
-        assert format_name in ("cucm_cdr", "emi_duf")  # only formats with control records refuse a file
+        assert format_name in ("cucm_cdr", "emi_duf", "cgrates_cdr")  # only formats with control records refuse
         return
     records = parsed.records
     lines = records_of(decode(data)).height if format_name == "emi_duf" else physical_lines(data)

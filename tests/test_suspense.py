@@ -17,7 +17,7 @@ def test_every_reason_the_code_sets_is_in_the_catalogue_and_the_docs():
     set_by_code = {
         normalise.BAD_TIMESTAMP, normalise.BAD_DURATION, normalise.NEGATIVE_DURATION, normalise.ABSURD_DURATION,
         normalise.FUTURE_CALL, normalise.OUTSIDE_BILLING_WINDOW, normalise.DAMAGED_NUMBER,
-        normalise.BAD_CHARGED_NUMBER, normalise.BAD_CALLED_NUMBER, "UNPARSEABLE", "BAD_RECORD_LENGTH",
+        normalise.BAD_CHARGED_NUMBER, normalise.BAD_CALLED_NUMBER, normalise.UNKNOWN_SERVICE_TYPE, "UNPARSEABLE", "BAD_RECORD_LENGTH",
         "UNKNOWN_RECORD_TYPE", "UNKNOWN_SUBSCRIBER", "NOT_IN_SERVICE", "NO_PRICE_BOOK", "NO_RATE",
         late_usage.LATE_USAGE_TOO_OLD,
     }  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from pipeline.formats import asterisk, broadworks, cucm, emi, freeswitch
+from pipeline.formats import asterisk, broadworks, cgrates_cdr, cucm, emi, freeswitch
 from pipeline.formats.common import FileRejected, ParsedFile
 
 FORMATS: dict[str, ModuleType] = {
@@ -19,6 +19,7 @@ FORMATS: dict[str, ModuleType] = {
     "cucm_cdr": cucm,
     "broadworks_csv": broadworks,
     "emi_duf": emi,
+    "cgrates_cdr": cgrates_cdr,
 }
 TEMPLATES: dict[str, tuple[str, ...]] = {"freeswitch_csv": tuple(freeswitch.TEMPLATES)}
 

@@ -3,11 +3,12 @@ its format's own parser, with line numbers and control counts of the whole file.
 row for row, as one ``parse_file`` of the whole file; memory is bounded by the batch, not by the file.
 
 Only formats whose records are lines and whose rules hold line by line are read this way
-(``LINE_FORMATS``: Asterisk, FreeSWITCH, BroadWorks; CUCM with its two header lines given again to each
-batch). EMI files with one record per line are read the same way, their pack control totals counted batch by
-batch (``emi.PackCounts``) and checked after the last one: a mismatch still rejects the whole file, whose
-records are then discarded with the staged partition. A blocked EMI file (no newlines) is one batch. A file that
-is not UTF-8 throughout is read whole: the Latin-1 fallback of ``decode`` is a decision about the whole file.
+(``LINE_FORMATS``: Asterisk, FreeSWITCH, BroadWorks; CUCM with its two header lines and CGRateS exports with
+their one given again to each batch). EMI files with one record per line are read the same way, their pack
+control totals counted batch by batch (``emi.PackCounts``) and checked after the last one: a mismatch still
+rejects the whole file, whose records are then discarded with the staged partition. A blocked EMI file (no
+newlines) is one batch. A file that is not UTF-8 throughout is read whole: the Latin-1 fallback of ``decode``
+is a decision about the whole file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from pipeline.formats import emi, parse_file
 from pipeline.formats.common import Utf8Check, decode
 
 # format → the header lines at the top of a file that every batch needs to be read (CUCM: names, types)
-LINE_FORMATS: dict[str, int] = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
+LINE_FORMATS: dict[str, int] = {
+    "asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2, "cgrates_cdr": 1,
+}  # fmt: skip
 EMI_FORMAT = "emi_duf"  # records are lines (or fixed blocks); its pack totals are counted across batches
 BATCH_BYTES = 32 * 1024 * 1024  # ~100,000 CDR lines: a few hundred MiB of frames at most
 READ_BYTES = 8 * 1024 * 1024

@@ -24,6 +24,8 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "start_local_raw": pl.String(),  # 'YYYY-MM-DD HH:MM:SS' in the file's time zone
     "answer_local_raw": pl.String(),
     "billsec_raw": pl.String(),
+    "service_raw": pl.String(),  # the source's type of record where it names one (CGRateS ToR); null: voice
+    "units_raw": pl.String(),  # messages or bytes of a non-voice record (CGRateS Usage); null: the billed seconds
     "disposition": pl.String(),  # ANSWERED | NO ANSWER | BUSY | FAILED | CONGESTION | INBOUND (see DISPOSITIONS)
     "parse_error": pl.String(),  # a suspense reason code when the record could not be read
 }
