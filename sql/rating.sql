@@ -9,8 +9,8 @@
 -- destination by number, explained once per run by sql/rating_explanations.sql).
 -- Rules:
 -- * price book: the books of the line's plan that match its agent, service state and service (an empty scope
---   column matches any) on the call date; the first level of the declared fallback order wins (two books of
---   one level cannot match the same event: reference.py refuses them at load).
+--   column matches any; an empty service only voice and vas) on the call date; the first level of the declared
+--   fallback order wins (two books of one level cannot match the same event: reference.py refuses them at load).
 -- * destination: the rate rows of the book's rate card whose prefix starts the called number and whose
 --   jurisdiction is the call's (an empty prefix or jurisdiction matches any); the longest prefix always wins,
 --   then a row naming the jurisdiction; a row with neither is the card's explicit fallback.
@@ -134,7 +134,11 @@ price_book_by_key as (
         on price_book_ranked.plan_id = price_book_keys.plan_id
         and (price_book_ranked.agent_id is null or price_book_ranked.agent_id = price_book_keys.agent_id)
         and (price_book_ranked.state is null or price_book_ranked.state = price_book_keys.service_state)
-        and (price_book_ranked.service is null or price_book_ranked.service = price_book_keys.service)
+        -- a book without a service prices calls and value-added events (its card is priced in seconds and
+        -- events); messages and data need a book that names their service, else NO_PRICE_BOOK: a voice card
+        -- would price an SMS as a 1-second call and a data session's bytes as seconds
+        and (price_book_ranked.service = price_book_keys.service
+             or (price_book_ranked.service is null and price_book_keys.service in ('voice', 'vas')))
         and price_book_keys.call_date >= price_book_ranked.valid_from
         and (price_book_ranked.valid_to is null or price_book_keys.call_date < price_book_ranked.valid_to)
     group by all

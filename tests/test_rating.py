@@ -271,6 +271,23 @@ def test_what_cannot_be_priced_goes_to_suspense_with_a_reason():
     assert rated["charge_amount"].to_list() == [None, None]
 
 
+def test_a_book_without_a_service_prices_calls_and_events_but_not_messages_or_data():
+    # ACC-1's plan has only books that name no service (RC-A: per minute, by prefix). Read as seconds, its
+    # card would price an SMS as a 1-second call and a 1.5 MB session as 1,500,000 seconds: those need a book
+    # of their own service
+    called = "+12125550199"
+    rated = [
+        rate(("ACC-1", "IL", called, 60)),
+        rate(("ACC-1", "IL", None, 0), service="vas", units=1, event_code="HOROSCOPE"),  # booked; no such row
+        rate(("ACC-1", "IL", called, 0), service="sms", units=1, sms_chars=20),
+        rate(("ACC-1", "IL", called, 0), service="mms", units=1),
+        rate(("ACC-1", "IL", None, 0), service="data", units=1_500_000),
+    ]
+    assert [r["rating_reason"][0] for r in rated] == [None, "NO_RATE", "NO_PRICE_BOOK", "NO_PRICE_BOOK",
+                                                       "NO_PRICE_BOOK"]  # fmt: skip
+    assert rated[0]["charge_amount"][0] > 0
+
+
 def test_unpriced_events_keep_their_reason_beside_the_priced_events_of_their_account():
     # a pass writes the events it priced, then rates the ones it could not price alone, for their reasons
     # (pipeline/rating.py): reasons and neighbours are what one pass over all the events gives
