@@ -209,3 +209,22 @@ def test_a_lake_loaded_before_the_answer_time_was_kept_keys_by_the_start(home):
         (1, 1, "normalised", None, None, None),  # read from the old file: no answer time
         (2, 1, "duplicate", "DUPLICATE_CONTENT", 1, datetime(2026, 10, 5, 14, 15, 9)),
     ]
+
+
+def test_call_keys_written_before_units_were_kept_match_on_the_rest_of_the_key(home):
+    # the last second of October in Chicago, and the same call seen by New York's switch 1 s later: November
+    land(home, "switch-chi", "Oct.csv", [ast("2026-10-31 23:59:59", 83, "1.1")])
+    run(home, "2026-10")
+    # October's call-key index as an earlier release wrote it: without units
+    for table in (home.lake / "call_keys").glob("*/keys.parquet"):
+        table = table.resolve()  # a link to the partition's current version
+        pl.read_parquet(table, hive_partitioning=False).drop("units").write_parquet(table)
+    land(home, "switch-nyc", "Nov.csv", [ast("2026-11-01 01:00:00", 83, "9.9")])
+    out = run(home, "2026-11", duplicate_tolerance_seconds=2)["all"]
+    assert outcome(out, "duplicate_of_file_id", "duplicate_of_line_no") == [
+        (2, 1, "duplicate", "DUPLICATE_CONTENT", 1, 1)
+    ]
+    # another length is another call, against the old keys too
+    land(home, "switch-nyc", "Nov-2.csv", [ast("2026-11-01 01:00:00", 84, "9.8")])
+    out = run(home, "2026-11", duplicate_tolerance_seconds=2)["all"]
+    assert outcome(out)[1:] == [(3, 1, "normalised", None)]
