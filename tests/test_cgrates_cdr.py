@@ -85,6 +85,7 @@ def test_voice_sms_and_data_are_rated_each_in_its_unit_and_every_line_is_account
         'broken,"unterminated,*voice',  # a damaged line
         cdr("v4", "*voice", "90"),  # a seconds count, not nanoseconds: unreadable, not a 1-second call
         cdr("s3", "*sms", "", answer="2026-10-05T14:40:00Z"),  # a message without a count: one
+        cdr("v5", " ", "30000000000", answer="2026-10-05T14:50:00Z"),  # no type of record: voice, as CGRateS
     ])  # fmt: skip
     out = run(home)
     assert out["all"].select(
@@ -100,6 +101,7 @@ def test_voice_sms_and_data_are_rated_each_in_its_unit_and_every_line_is_account
         (9, "suspended", "UNPARSEABLE", "voice", None, None, None),
         (10, "suspended", "BAD_DURATION", "voice", None, None, B),
         (11, "normalised", None, "sms", 1, 0, B),
+        (12, "normalised", None, "voice", 30, 30, B),
     ]
     # the sample card: voice 0.02/min in 6 s increments; the test's SMS and data cards
     assert out["rated"].select("line_no", "destination", "billed_units", "charge_amount").rows() == [
@@ -108,13 +110,14 @@ def test_voice_sms_and_data_are_rated_each_in_its_unit_and_every_line_is_account
         (4, "Data", 2_097_152, Decimal("0.020000")),  # per session to the MB: 2 MB × 0.01
         (5, "United States & Canada", 90, Decimal("0.030000")),
         (11, "SMS", 1, Decimal("0.010000")),
+        (12, "United States & Canada", 30, Decimal("0.010000")),
     ]
     # every line after the header leaves by one door: in = normalised + suspended + duplicate + discarded
     accounting = out["accounting"]
     assert accounting.select(
         "records_in", "normalised", "suspended", "duplicate", "discarded", "balanced"
-    ).rows() == [(10, 5, 3, 0, 2, True)]
-    assert out["final"].select("records_in", "rated", "balanced").rows() == [(10, 5, True)]
+    ).rows() == [(11, 6, 3, 0, 2, True)]
+    assert out["final"].select("records_in", "rated", "balanced").rows() == [(11, 6, True)]
 
 
 def test_a_re_delivered_record_is_a_duplicate_and_a_second_run_of_one_session_another_record(home):

@@ -74,7 +74,8 @@ def parse(data: bytes, template: str | None = None) -> ParsedFile:
     # the values the output uses several times, computed once each (an eager select evaluates a repeated
     # expression every time it appears: the times' parsing was most of the parse)
     lines = lines.with_columns(
-        _tor=field["ToR"].str.strip_chars() if "ToR" in field else pl.lit(None, pl.String),
+        # an empty ToR is voice, as CGRateS itself fills it (``CDR.AddDefaults``): the same as no ToR column
+        _tor=field["ToR"].str.strip_chars().replace("", None) if "ToR" in field else pl.lit(None, pl.String),
         _setup=_utc(field["SetupTime"]),
         _answer=_utc(field["AnswerTime"]),
         _usage=field["Usage"].str.strip_chars(),
