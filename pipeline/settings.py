@@ -51,9 +51,10 @@ class Settings:
     smtp_attempts: int = 3
     smtp_retry_delay_s: float = 2.0
     soft_bounce_limit: int = 3
-    # mediation (sql/mediation*.sql, statement by statement) spills past this: at 10M CDRs 512MB gives a
-    # process peak of 804 MiB for the same CPU as 1GB (1,369 MiB); docs/SCALE_LOG.md "third pass"
-    mediation_memory_limit: str = "512MB"
+    # mediation (sql/mediation*.sql, statement by statement) spills past this. At 10M CDRs in the realistic
+    # mix (stop 26, 3 alternated rounds): 768MB 59–62 CPU s at a process peak of 998–1,043 MiB, 512MB 64–69 CPU
+    # s at 996–1,080 MiB (its joins spill more), 1GB 57–61 CPU s but 1,219–1,228 MiB; docs/SCALE_LOG.md
+    mediation_memory_limit: str = "768MB"
     # rating and rerating (rate shards, the collect / rerate step, `cdrbill rerate`) spill past this: at 10M
     # events with a 600,117-row deck 1GB peaks at 1,445 / 1,490 MiB of process RSS; 512MB at ~970 MiB for twice
     # the CPU; the shared 2GB would pass 1.5 GiB (docs/SCALE_LOG.md "The reference held once")

@@ -13,6 +13,7 @@ from pipeline.normalise import (
     DISCARD_REASONS,
     disposition_rule,
     e164_lookup,
+    e164_numbers,
     international_e164,
     local_to_utc,
     normalise,
@@ -48,6 +49,27 @@ def test_nanp_numbers_agree_with_phonenumbers(npa, nxx, line, dialled_with_1):
         phonenumbers.parse(dialled, "US"), phonenumbers.PhoneNumberFormat.E164
     )
     assert e164([dialled]) == [expected]
+
+
+DIAL_STRINGS = st.one_of(
+    st.none(),
+    st.from_regex(r"1?[2-9][0-9]{2}[2-9][0-9]{6}", fullmatch=True),  # plain NANP: converted where it stands
+    st.from_regex(r"[0-9]{9,12}|011[0-9]{8,14}|\+[0-9 ()-]{8,16}|[0-9]{2,6}|\*[0-9]{2}", fullmatch=True),
+    st.sampled_from(["9.12678E+11", "", " 3125550100", "1125550100", "s"]),
+)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(DIAL_STRINGS, DIAL_STRINGS), max_size=30), st.sampled_from(["US", "GB"]))
+def test_numbers_converted_in_place_equal_the_distinct_table(rows, region):
+    """``e164_numbers`` (plain NANP numbers written where they stand, the rest through the table) gives every
+    row the number ``e164_table`` gives its raw value, in any region, nulls and repeats included."""
+    charged = pl.Series([row[0] for row in rows], dtype=pl.String)
+    called = pl.Series([row[1] for row in rows], dtype=pl.String)
+    converted, _ = e164_numbers({"charged": charged, "called": called}, region)
+    lookup = e164_lookup(pl.concat([charged, called]), region)
+    for raw, e164_column in ((charged, converted["charged"]), (called, converted["called"])):
+        assert e164_column.to_list() == [None if value is None else lookup[value] for value in raw.to_list()]
 
 
 COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
