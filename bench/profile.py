@@ -107,8 +107,8 @@ class _TimedStatements:
 
 
 def profile_mediation(home: Path) -> None:
-    """The rules SQL alone (its four statements), then ``mediate_cycle`` whole (rules + streams + call keys)
-    on an intake's lake, with the reference tables mediation loads."""
+    """The rules SQL alone (its four statements), then ``mediate_cycle`` whole (rules + streams) on an
+    intake's lake, with the reference tables mediation loads."""
     with step("mediation: load_usage_reference"):
         reference = load_usage_reference(home / "reference")
     lake = home / "lake"
@@ -124,7 +124,7 @@ def profile_mediation(home: Path) -> None:
         finally:
             work.abort()
         release_memory(con)
-        with step("mediation: mediate_cycle whole (rules + streams + call keys)"):
+        with step("mediation: mediate_cycle whole (rules + streams)"):
             mediate_cycle(con, lake, CYCLE)
 
 

@@ -40,7 +40,7 @@ STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per c
 OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: per file and block of this many lines
 OUTCOME_FLUSH_ROWS = ROW_GROUP_ROWS  # the partitioned write of the outcomes flushes a thread's rows this often
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
-# the stream and call-key columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
+# the stream columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
 # 923,767 normalised records at 1M) are written plain: their dictionary was built and dropped for every row
 # group. At 1M: normalised 0.83 -> 0.58 CPU s and 24.9 -> 19.1 MB, call keys 0.43 -> 0.31 and 19.3 -> 13.4 MB
 UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc", "answer_utc")
@@ -91,7 +91,7 @@ def _with_every_column(read: str, columns: Iterable[str]) -> str:
     return f"(select * from {read} union all by name select {_null_columns(columns)} where false)"
 
 
-CALL_KEYS = "call_keys"
+# the columns the duplicate rules read of the calls earlier cycles let through (their normalised streams)
 CALL_KEY_COLUMNS = (
     "file_id", "line_no", "cycle", "source_id", "source_record_id", "charged_number", "called_number",
     "start_utc", "answer_utc", "billsec", "service", "units",
@@ -99,18 +99,17 @@ CALL_KEY_COLUMNS = (
 
 
 def prior_call_keys(con: duckdb.DuckDBPyConnection, lake: Path, cycle: str) -> None:
-    """The call-key index of every other cycle (the calls mediation already let through), as the view
-    ``prior_call_keys`` with each record's ordinal (file, then line: the earlier wins)."""
+    """The call keys of every other cycle — the calls mediation already let through: the normalised streams
+    of the other cycles, the columns of ``CALL_KEY_COLUMNS`` — as the view ``prior_call_keys`` with each
+    record's ordinal (file, then line: the earlier wins)."""
     files = [
         path
-        for path in lake_tables(lake, CALL_KEYS, "keys")
+        for path in lake_tables(lake, MEDIATED, "normalised")
         if path.parent.name != f"cycle={cycle}"
     ]
+    read = f"read_parquet({parquet_glob(files)}, hive_partitioning = false, union_by_name = true)"
     source = (
-        _with_every_column(
-            f"read_parquet({parquet_glob(files)}, hive_partitioning = false, union_by_name = true)",
-            CALL_KEY_COLUMNS,
-        )
+        f"(select {', '.join(CALL_KEY_COLUMNS)} from {_with_every_column(read, CALL_KEY_COLUMNS)})"
         if files
         else f"(select {_null_columns(CALL_KEY_COLUMNS)} where false)"
     )
@@ -131,10 +130,9 @@ def mediate_cycle(
     outcome_block_lines: int = OUTCOME_BLOCK_LINES,
 ) -> dict[str, int]:
     """Mediate one cycle into ``lake/mediated/cycle=C/{normalised,suspended,duplicate,discarded}.parquet``
-    and record its billed calls in the call-key index (``lake/call_keys/cycle=C``) so that later cycles find
-    them as duplicates within ``duplicate_window_days``; returns the record count of each stream and of the
-    input. ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much.
-    Out of core: the outcomes go to Parquet files aside, by file and block of lines, and the streams are
+    (its normalised records are the calls later cycles find duplicates of, within ``duplicate_window_days``:
+    ``prior_call_keys``); returns the record count of each stream and of the input.
+    ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much. Out of core: the outcomes go to Parquet files aside, by file and block of lines, and the streams are
     written ``stream_chunk_lines`` lines of a file at a time (the outcomes read a block of
     ``outcome_block_lines`` lines at a time), so DuckDB's memory limit bounds the step (it spills past it)."""
     remove_stale_versions(lake, cycle)
@@ -148,23 +146,18 @@ def mediate_cycle(
     # (the chunk's blocks, sorted) laid beside them
     work = StagedPartition(lake, partition_dir(lake, MEDIATION_WORK, cycle=cycle))
     staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
-    keys = StagedPartition(lake, partition_dir(lake, CALL_KEYS, cycle=cycle))
     try:
         outcomes = work.folder / "outcomes"
         mediation_rules(con, work, outcomes, outcome_block_lines)
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
         crash_point("mediation.outcomes_written")
-        counts = _write_streams(
-            lake, cycle, outcomes, staged, keys.path("keys"), stream_chunk_lines, outcome_block_lines
-        )
+        counts = _write_streams(lake, cycle, outcomes, staged, stream_chunk_lines, outcome_block_lines)
     except BaseException:
         staged.abort()
-        keys.abort()
         raise
     finally:
         work.abort()
     staged.commit()
-    keys.commit()  # after the streams (a version a kill leaves unswapped is removed by the next run)
     # from here on (``file_counts``, the asset's metadata) the outcomes are the four streams as written
     con.execute(
         "create or replace temp view mediation_outcomes as "
@@ -225,14 +218,14 @@ def mediation_rules(
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
     """Remove what a mediation of ``cycle`` killed mid-way left under ``lake/.versions/``: its work folder
-    (the outcomes while the streams were written) and any version of its mediated partition or call-key index
-    written aside but never swapped in. Safe because one run holds the home at a time (``pipeline.locks``)
-    and a version is only ever read through the partition's link; a superseded version (retired, ``lake/
-    .retired/``) is not this step's to remove: a reader may still hold it for ``lake_version_grace``. Returns
-    the folders removed."""
+    (the outcomes while the streams were written) and any version of its mediated partition written aside
+    but never swapped in (or of the call-key index earlier releases wrote beside it). Safe because one run
+    holds the home at a time (``pipeline.locks``) and a version is only ever read through the partition's
+    link; a superseded version (retired, ``lake/.retired/``) is not this step's to remove: a reader may still
+    hold it for ``lake_version_grace``. Returns the folders removed."""
     removed = []
     versions = lake / ".versions"
-    for dataset in (MEDIATION_WORK, MEDIATED, CALL_KEYS):
+    for dataset in (MEDIATION_WORK, MEDIATED, "call_keys"):
         target = partition_dir(lake, dataset, cycle=cycle)
         live = current_version(lake, target)
         prefix = target.relative_to(lake).as_posix().replace("/", "~") + "."
@@ -283,28 +276,22 @@ RECORD_COLUMNS = tuple(name for name in NORMALISED_SCHEMA if name != "raw")
 
 
 def _write_streams(
-    lake: Path, cycle: str, outcomes: Path, staged: StagedPartition, keys: Path, chunk_lines: int,
-    block_lines: int,
-) -> dict[str, int]:  # fmt: skip
+    lake: Path, cycle: str, outcomes: Path, staged: StagedPartition, chunk_lines: int, block_lines: int
+) -> dict[str, int]:
     """Write the four output streams, each in file and line order with every column of its usage records but
     the raw text (which is not even read: ``pipeline.raw_text`` joins it back by key for its readers). A chunk
     of ``chunk_lines`` lines of a file is read from its usage records (in line order) and from the outcomes of
     the blocks it spans (``outcomes/file_id=F/block=B``, each read and sorted by line once: ``_OutcomeBlocks``),
     and the two are laid side by side, row for row (a positional match, checked line by line — no join), so
-    memory is bounded by the chunk, not by the cycle. The normalised records' call keys go to ``keys`` as they
-    pass (the call-key index of the cycle). The writes run on two threads of their own (the streams, the call
-    keys: Parquet encoding releases the GIL), a chunk's while the next chunk is read, one chunk in flight."""
+    memory is bounded by the chunk, not by the cycle. The writes run on a thread of their own (Parquet encoding
+    releases the GIL), a chunk's while the next chunk is read, one chunk in flight."""
     schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
     writers = {stream: parquet_writer(staged.path(stream), schema, UNIQUE_COLUMNS) for stream in STREAMS}
-    writers[CALL_KEYS] = parquet_writer(
-        keys, pa.schema([schema.field(name) for name in CALL_KEY_COLUMNS]), UNIQUE_COLUMNS
-    )
     counts = dict.fromkeys(STREAMS, 0)
     routes = _routes(lake, cycle)
     folders = sorted(outcomes.glob("file_id=*"), key=lambda folder: int(folder.name.partition("=")[2]))
-    # one thread a writer group, so that each file's row groups are written in the order they were submitted
+    # one thread, so that each file's row groups are written in the order they were submitted
     stream_thread = ThreadPoolExecutor(1, thread_name_prefix="mediation-streams")
-    keys_thread = ThreadPoolExecutor(1, thread_name_prefix="mediation-call-keys")
     in_flight: list[Future[None]] = []
     try:
         for folder in folders:
@@ -330,13 +317,9 @@ def _write_streams(
                     counts[str(stream)] += part.height
                 _settle(in_flight)  # the previous chunk written: one chunk in flight bounds the memory
                 in_flight.append(stream_thread.submit(_write_tables, writers, tables))
-                if "normalised" in tables:
-                    call_keys = {CALL_KEYS: tables["normalised"].select(CALL_KEY_COLUMNS)}
-                    in_flight.append(keys_thread.submit(_write_tables, writers, call_keys))
         _settle(in_flight)
     finally:
         stream_thread.shutdown(wait=True)
-        keys_thread.shutdown(wait=True)
         for writer in writers.values():
             writer.close()
     return counts

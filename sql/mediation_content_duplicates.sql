@@ -32,7 +32,7 @@ join (
     and earlier.called_number is not distinct from later.called_number
     and earlier.billsec = later.billsec
     and earlier.service = later.service
-    -- units = billed seconds for voice; a call-key index written before units were kept has none: not compared
+    -- units = billed seconds for voice; a stream written before units were kept has none: not compared
     and (earlier.units is null or earlier.units = later.units)
     and earlier.record_ordinal < later.record_ordinal
     and abs(epoch(

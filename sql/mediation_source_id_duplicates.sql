@@ -1,7 +1,7 @@
 -- mediation_source_id_duplicates.sql: the cycle's billable calls (view billable_calls: sql/mediation_calls.sql's
 -- calls with an account at the call time) → the duplicate calls by the source's own unique id, each with the
 -- record it duplicates: the earliest file and line wins, this cycle's or an earlier one's (prior_calls: the
--- call-key index within the duplicate window). One join, streamed to a Parquet file by pipeline/mediation.py:
+-- other cycles' call keys within the duplicate window). One join, streamed to a Parquet file by pipeline/mediation.py:
 -- its hash table spills past DuckDB's memory limit.
 
 select

@@ -248,7 +248,7 @@ def test_intake_in_small_batches_loads_the_same_records(tmp_path: Path):
 def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
     """The sample month mediated with the streams written whole and 7 lines of a file at a time, and with the
     outcomes aside in blocks of 5 and 3 lines (a chunk then spans two or more blocks, a whole file many): the
-    same four streams and call-key index, row for row, in file and line order; the outcomes aside are gone
+    same four streams, row for row, in file and line order; the outcomes aside are gone
     afterwards. The columns with a value per record are written without a dictionary."""
     streams = {}
     variants = (("whole", 1 << 30, OUTCOME_BLOCK_LINES), ("chunked", 7, OUTCOME_BLOCK_LINES),
@@ -267,14 +267,13 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
             by_file = file_counts(con).pl()
         folder = home.lake / "mediated" / "cycle=2026-10"
         streams[label] = {s: pl.read_parquet(folder / f"{s}.parquet") for s in STREAMS}
-        streams[label]["keys"] = pl.read_parquet(home.lake / "call_keys" / "cycle=2026-10" / "keys.parquet")
         assert not list((home.lake / ".versions").glob("mediation_work*"))
         assert (
             by_file["records_in"].sum()
             == counts["records_in"]
             == sum(streams[label][s].height for s in STREAMS)
         )
-    for stream in (*STREAMS, "keys"):
+    for stream in STREAMS:
         for label in ("chunked", "blocks", "whole_blocks"):
             assert_frame_equal(streams["whole"][stream], streams[label][stream])
         assert (
@@ -282,22 +281,21 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
             .select("file_id", "line_no")
             .equals(streams["blocks"][stream].select("file_id", "line_no").sort("file_id", "line_no"))
         )
-    for path in (folder / "normalised.parquet", home.lake / "call_keys" / "cycle=2026-10" / "keys.parquet"):
-        meta = pq.ParquetFile(path).metadata
-        names = meta.schema.to_arrow_schema().names
-        for name in UNIQUE_COLUMNS:
-            encodings = meta.row_group(0).column(names.index(name)).encodings
-            assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), (path.name, name, encodings)
-        assert "RLE_DICTIONARY" in meta.row_group(0).column(names.index("charged_number")).encodings
+    meta = pq.ParquetFile(folder / "normalised.parquet").metadata
+    names = meta.schema.to_arrow_schema().names
+    for name in UNIQUE_COLUMNS:
+        encodings = meta.row_group(0).column(names.index(name)).encodings
+        assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), (name, encodings)
+    assert "RLE_DICTIONARY" in meta.row_group(0).column(names.index("charged_number")).encodings
     # the demo's conservation: 940 in = 863 rated + 9 suspended + 7 duplicate + 61 discarded after rating;
     # here, before rating, the four streams of mediation add up to every record of the cycle
     assert streams["chunked"]["duplicate"].height == 7
 
 
 def test_a_mediation_killed_mid_way_leaves_nothing_the_next_run_keeps(tmp_path: Path):
-    """Killed once its outcomes are written aside (the streams and the call-key index staged, empty), a
-    mediation leaves ``lake/.versions/mediation_work~…`` and unswapped ``mediated~…`` and ``call_keys~…``
-    versions behind; the next mediation removes them all and keeps only the versions it swaps in."""
+    """Killed once its outcomes are written aside (the streams staged, empty), a mediation leaves
+    ``lake/.versions/mediation_work~…`` and an unswapped ``mediated~…`` version behind; the next mediation
+    removes them all and keeps only the version it swaps in."""
     home = stage_sample(tmp_path / "home")
     reference = load_reference(home.reference)
     with open_state(home.state_db) as state:
@@ -314,11 +312,10 @@ def test_a_mediation_killed_mid_way_leaves_nothing_the_next_run_keeps(tmp_path: 
     killed = subprocess.run([sys.executable, "-c", script, str(home.root)], env=env, check=False)
     assert killed.returncode == -signal.SIGKILL
     versions = home.lake / ".versions"
-    left = ("mediation_work", "mediated", "call_keys")
+    left = ("mediation_work", "mediated")
     assert all(list(versions.glob(f"{name}~cycle=2026-10.*")) for name in left)
     with session(reference) as con:
         mediate_cycle(con, home.lake, "2026-10")
     assert not list(versions.glob("mediation_work*"))
-    for name in ("mediated", "call_keys"):
-        live = (home.lake / name / "cycle=2026-10").resolve()
-        assert list(versions.glob(f"{name}~cycle=2026-10.*")) == [live]
+    live = (home.lake / "mediated" / "cycle=2026-10").resolve()
+    assert list(versions.glob("mediated~cycle=2026-10.*")) == [live]

@@ -1,5 +1,6 @@
 """Mediation of calls that produce several records: forked and a/b legs, CUCM legs, partial records, and
-duplicate calls across files, switches and cycles (the call-key index, its window and the tolerance)."""
+duplicate calls across files, switches and cycles (earlier cycles' normalised calls, the window and the
+tolerance)."""
 
 import shutil
 from datetime import datetime
@@ -139,7 +140,7 @@ def test_partial_records_are_stitched_into_one_event(home):
     ]  # fmt: skip
 
 
-def test_duplicates_across_cycles_use_the_call_key_index_within_its_window(home):
+def test_duplicates_across_cycles_are_found_among_earlier_cycles_calls_within_the_window(home):
     land(home, "switch-chi", "Oct.csv", [ast("2026-10-05 09:15:00", 83, "7.1")])
     run(home, "2026-10")
     # a corrected resend from November carries the same uniqueid: a duplicate of the October record
@@ -162,8 +163,6 @@ def test_the_same_call_from_two_switches_within_the_tolerance(home):
         home, "switch-chi", "Master-2.csv", [ast("2026-10-05 09:15:01", 83, "1.7")]
     )  # same switch, 1 s later
     assert [r[2] for r in outcome(run(home)["all"])] == ["normalised"] * 3  # tolerance off: exact start
-    folder = home.lake / "call_keys"
-    shutil.rmtree(folder)
     out = run(home, duplicate_tolerance_seconds=2)["all"]
     assert outcome(out, "duplicate_of_file_id") == [
         (1, 1, "normalised", None, None),
@@ -195,9 +194,9 @@ def test_the_same_call_from_two_switches_is_matched_by_its_answer_time(home):
 def test_a_lake_loaded_before_the_answer_time_was_kept_keys_by_the_start(home):
     land(home, "switch-chi", "Oct.csv", [ast("2026-10-05 09:15:00", 83, "1.1", answer="2026-10-05 09:15:07")])
     run(home, "2026-10")
-    # October's files and call keys as an earlier release wrote them: without answer_utc
+    # October's files and streams as an earlier release wrote them: without answer_utc
     for table in [*(home.lake / "usage_records").glob("*/records.parquet"),
-                  *(home.lake / "call_keys").glob("*/keys.parquet")]:  # fmt: skip
+                  *(home.lake / "mediated").glob("*/normalised.parquet")]:  # fmt: skip
         table = table.resolve()  # a link to the partition's current version
         pl.read_parquet(table, hive_partitioning=False).drop("answer_utc").write_parquet(table)
     assert outcome(run(home, "2026-10")["all"], "answer_utc") == [(1, 1, "normalised", None, None)]  # old only
@@ -211,12 +210,12 @@ def test_a_lake_loaded_before_the_answer_time_was_kept_keys_by_the_start(home):
     ]
 
 
-def test_call_keys_written_before_units_were_kept_match_on_the_rest_of_the_key(home):
+def test_earlier_calls_written_without_units_match_on_the_rest_of_the_key(home):
     # the last second of October in Chicago, and the same call seen by New York's switch 1 s later: November
     land(home, "switch-chi", "Oct.csv", [ast("2026-10-31 23:59:59", 83, "1.1")])
     run(home, "2026-10")
-    # October's call-key index as an earlier release wrote it: without units
-    for table in (home.lake / "call_keys").glob("*/keys.parquet"):
+    # October's normalised calls as an earlier release might have written them: without units
+    for table in (home.lake / "mediated").glob("*/normalised.parquet"):
         table = table.resolve()  # a link to the partition's current version
         pl.read_parquet(table, hive_partitioning=False).drop("units").write_parquet(table)
     land(home, "switch-nyc", "Nov.csv", [ast("2026-11-01 01:00:00", 83, "9.9")])

@@ -24,7 +24,8 @@ from pipeline.rating import rated_events
 pytestmark = pytest.mark.slow
 
 # In stage order. A count is the n-th passage *in that run*: earlier stages that a previous run completed are
-# re-run by Dagster but write nothing new (files are archived, documents unchanged), so counts are relative.
+# re-run by Dagster but write nothing new (files are archived, documents unchanged), so counts are relative;
+# mediation and rating do write their partitions again, so their swaps count in every run (traced at stop 26).
 KILL_POINTS = [
     "intake.records_written@1",  # the first file's records in the lake, its ledger row not yet written
     "intake.file_registered@1",  # the first file registered, still in the landing folder
@@ -32,13 +33,13 @@ KILL_POINTS = [
     "intake.records_written@1",  # that file again, its ledger row not written
     "lake.swapped@2",  # the last file swapped in, its ledger row not written
     "lake.version_written@2",  # the mediated partition written aside
-    "lake.swapped@2",  # the call-key index swapped in
-    "lake.version_written@3",  # the rated partition written aside
-    "lake.swapped@4",  # the charges partition swapped in
+    "lake.swapped@1",  # the mediated partition swapped in
+    "lake.version_written@3",  # a market shard's rated part written aside
+    "lake.swapped@4",  # the shards' rated parts collected and swapped in
     "invoicing.numbered@1",  # invoices numbered inside the transaction, before commit
     "invoicing.committed@1",  # committed, not yet exported to the lake
-    "lake.version_written@5",  # the invoices export written aside
-    "lake.swapped@6",  # the agent commissions swapped in
+    "lake.version_written@5",  # the rerate report written aside
+    "lake.swapped@6",  # a market shard's charges swapped in
     "documents.rendered@10",  # in the middle of rendering the PDFs
     "documents.rendered@20",
     "delivery.emailed@1",  # an e-mail in the outbox, its ledger row not written

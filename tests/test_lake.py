@@ -41,8 +41,8 @@ def test_a_failed_write_leaves_the_previous_partition(tmp_path):
 
 def test_a_glob_across_partitions_skips_a_link_a_killed_swap_left(tmp_path):
     lake = tmp_path / "lake"
-    target = partition_dir(lake, "call_keys", cycle="2026-10")
-    replace_partition(lake, target, {"keys": pl.DataFrame({"x": [1]})})
+    target = partition_dir(lake, "mediated", cycle="2026-10")
+    replace_partition(lake, target, {"normalised": pl.DataFrame({"x": [1]})})
     # a kill between the new link and its rename leaves ``.cycle=2026-10.<uuid>.link`` beside the partition
     os.symlink(os.path.realpath(target), target.parent / ".cycle=2026-10.0123.link")
-    assert lake_tables(lake, "call_keys", "keys") == [target / "keys.parquet"]
+    assert lake_tables(lake, "mediated", "normalised") == [target / "normalised.parquet"]

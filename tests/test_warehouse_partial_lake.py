@@ -41,7 +41,7 @@ def test_publish_on_a_home_where_only_mediation_ran(sample_home) -> None:
     )
     assert result.success
     datasets = sorted(p.name for p in sample_home.lake.iterdir() if not p.name.startswith("."))
-    assert datasets == ["call_keys", "mediated", "usage_records"]
+    assert datasets == ["mediated", "usage_records"]
     counts = publish_warehouse(sample_home, load_reference(sample_home.reference)).counts
     # the sample month: 940 records in 5 files (one refused as a duplicate file): 940 loaded usage records;
     # mediation alone: 7 duplicates, 61 discarded; no rating, no bill run, no commissions yet
