@@ -42,7 +42,7 @@ OUTCOME_FLUSH_ROWS = ROW_GROUP_ROWS  # the partitioned write of the outcomes flu
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 # the stream columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
 # 923,767 normalised records at 1M) are written plain: their dictionary was built and dropped for every row
-# group. At 1M: normalised 0.83 -> 0.58 CPU s and 24.9 -> 19.1 MB, call keys 0.43 -> 0.31 and 19.3 -> 13.4 MB
+# group. At 1M: normalised 0.83 -> 0.58 CPU s and 24.9 -> 19.1 MB
 UNIQUE_COLUMNS = ("line_no", "source_record_id", "start_utc", "answer_utc")
 _DUCKDB_TYPES = {
     pl.Int32: "integer",
@@ -132,9 +132,10 @@ def mediate_cycle(
     """Mediate one cycle into ``lake/mediated/cycle=C/{normalised,suspended,duplicate,discarded}.parquet``
     (its normalised records are the calls later cycles find duplicates of, within ``duplicate_window_days``:
     ``prior_call_keys``); returns the record count of each stream and of the input.
-    ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much. Out of core: the outcomes go to Parquet files aside, by file and block of lines, and the streams are
-    written ``stream_chunk_lines`` lines of a file at a time (the outcomes read a block of
-    ``outcome_block_lines`` lines at a time), so DuckDB's memory limit bounds the step (it spills past it)."""
+    ``duplicate_tolerance_seconds`` > 0 lets the same call seen by two switches differ that much. Out of core:
+    the outcomes go to Parquet files aside, by file and block of lines, and the streams are written
+    ``stream_chunk_lines`` lines of a file at a time (the outcomes read a block of ``outcome_block_lines``
+    lines at a time), so DuckDB's memory limit bounds the step (it spills past it)."""
     remove_stale_versions(lake, cycle)
     cycle_records(con, lake, cycle)
     prior_call_keys(con, lake, cycle)
