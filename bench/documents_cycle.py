@@ -1,7 +1,7 @@
 """A whole cycle's invoice documents through the real asset: ``python -m bench.documents_cycle --home H
 --cycle C --label L --out results.jsonl``.
 
-The bench's documents stage renders the first 50 invoices; this renders every invoice of the cycle by
+The bench's documents stage renders the cycle's first 400 invoices; this renders every invoice of the cycle by
 materialising ``invoice_documents`` itself (``dg.materialize``, in process, the shard steps and the render pool
 as a run has them). It reports wall time, the machine's busy CPU over the run (``/proc/stat``: the run's
 processes and anything else running, so measure on an idle machine), the PDFs in the cycle's folder, and every

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Invoices the documents and deliveries stages take, the cycle's first by number: enough that the render pool's
+# start-up (the fork server's WeasyPrint import, each worker's stylesheet and fonts: ~2.4 CPU s) weighs on the
+# rate about as little as in a cycle of thousands; over 50 it was 22 % of the CPU per invoice
+# (docs/SCALE_LOG.md, "Documents at 400 invoices, today's host"). The naive renderer (one process, ~3× the
+# CPU per invoice) takes the first NAIVE_DOCUMENTS of them.
+DOCUMENTS = 400
+NAIVE_DOCUMENTS = 50
 
 
 @dataclass(frozen=True)

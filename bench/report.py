@@ -232,9 +232,10 @@ def markdown(result: dict[str, Any]) -> str:
     if d:
         lines += [
             "",
-            f"Documents, the same {d['invoices']} invoices: naive single-process WeasyPrint "
-            f"{d['naive_invoices_per_s']} invoices/s, ours {d['ours_invoices_per_s']} invoices/s "
-            f"({d['speedup']}×; {d['render_workers']} render workers); CPU s per invoice naive "
+            f"Documents, the cycle's first {d['invoices']} invoices: ours {d['ours_invoices_per_s']} invoices/s "
+            f"({d['render_workers']} render workers, the pool's start-up included); naive single-process "
+            f"WeasyPrint, the first {d.get('naive_invoices', d['invoices'])} of them, "
+            f"{d['naive_invoices_per_s']} invoices/s ({d['speedup']}×); CPU s per invoice naive "
             f"{d.get('naive_cpu_s_per_invoice')}, ours {d.get('ours_cpu_s_per_invoice')}; rendering them again "
             f"unchanged (all skipped) {d.get('rerun_unchanged_s')} s. The documents and deliveries rows "
             f"cover these {d['invoices']} invoices only; the documents row includes building all "

@@ -26,7 +26,7 @@ from bench.dataset import (
     ensure_dataset,
     parse_size,
 )
-from bench.measure import PROJECT_ROOT, Measurement, run_command, run_stage
+from bench.measure import DOCUMENTS, NAIVE_DOCUMENTS, PROJECT_ROOT, Measurement, run_command, run_stage
 from bench.mix import MIXES
 from bench.report import (
     RAW_TO_RATED,
@@ -90,10 +90,12 @@ def log(message: str) -> None:
     print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def run_repeat(dataset: Path, home: Path, documents: int, stages: tuple[str, ...]) -> dict[str, Measurement]:
+def run_repeat(
+    dataset: Path, home: Path, documents: int, naive_documents: int, stages: tuple[str, ...]
+) -> dict[str, Measurement]:
     """One pass: the floor, then the pipeline stages in order, then the naive renderer (with documents)."""
     fresh_home(dataset, home)
-    extra = ["--documents", str(documents)]
+    extra = ["--documents", str(documents), "--naive-documents", str(naive_documents)]
     runs = {}
     naive = ("documents_naive",) if "documents" in stages else ()
     for stage in ("floor", *stages, *naive):
@@ -177,6 +179,7 @@ def summarise(
         naive_per_s = statistics.median(r["documents_naive"].detail["invoices_per_s"] for r in repeats)
         result["documents_compare"] = {
             "invoices": ours["records"],
+            "naive_invoices": repeats[-1]["documents_naive"].records,
             "models_built": ours["detail"]["models_built"],
             "render_workers": ours["detail"]["render_workers"],
             "naive_invoices_per_s": naive_per_s,
@@ -226,7 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prefixes", type=int, default=DECK_PREFIXES, help="NPA-NXX destination prefixes per rate card"
     )
-    parser.add_argument("--documents", type=int, default=50, help="invoices rendered and delivered per run")
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=DOCUMENTS,
+        help="invoices rendered and delivered per run (enough that the render pool's start-up is a cycle's share)",
+    )
+    parser.add_argument(
+        "--naive-documents", type=int, default=NAIVE_DOCUMENTS, help="the first of them rendered naively"
+    )
     parser.add_argument(
         "--cache", type=Path, default=PROJECT_ROOT / ".bench", help="generated months and homes"
     )
@@ -267,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(args.repeat):
             log(f"run {i + 1} of {args.repeat}")
-            repeats.append(run_repeat(dataset, home, args.documents, stages))
+            repeats.append(run_repeat(dataset, home, args.documents, args.naive_documents, stages))
             if not args.no_sample_cycle:
                 samples.append(sample_cycle_run())
                 log(f"  sample cycle: {samples[-1].wall_s:.2f} s")

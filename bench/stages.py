@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.measure import DOCUMENTS, NAIVE_DOCUMENTS
 from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, checked_record_accounting
 from pipeline.billing import CHARGES, compute_charges
 from pipeline.commissions import compute_commissions
@@ -249,12 +250,12 @@ def documents(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
 
 
 def documents_naive(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
-    """The naive baseline on the same invoices: one process, ``HTML(string).write_pdf(stylesheets=[CSS(file)])``
+    """The naive baseline on the first ``--naive-documents`` of the same invoices: one process, ``HTML(string).write_pdf(stylesheets=[CSS(file)])``
     per invoice: the same ``invoice.css`` parsed again for each, no FontConfiguration (so its ``@font-face``
     fonts are ignored and the system's ``sans-serif`` is subset per invoice), no sidecar, no pool."""
     import weasyprint
 
-    docs = _first_documents(home, cycle, _reference(home), args.documents)
+    docs = _first_documents(home, cycle, _reference(home), min(args.naive_documents, args.documents))
     out = home.root / "naive-documents"
     out.mkdir(parents=True, exist_ok=True)
     started, cpu = time.perf_counter(), _cpu_s()
@@ -363,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--cycle", required=True)
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
-    parser.add_argument("--documents", type=int, default=50, help="invoices to render and deliver")
+    parser.add_argument("--documents", type=int, default=DOCUMENTS, help="invoices to render and deliver")
+    parser.add_argument(
+        "--naive-documents", type=int, default=NAIVE_DOCUMENTS, help="the first of them rendered naively"
+    )
     args = parser.parse_args(argv)
     home = Home(args.home.resolve()).ensure()
     os.environ["CDRBILL_HOME"] = str(home.root)

@@ -39,6 +39,8 @@ def test_bench_runs_a_tiny_month_and_writes_its_result(tmp_path: Path) -> None:
             "--repeat",
             "1",
             "--documents",
+            "3",
+            "--naive-documents",
             "2",
             "--no-sample-cycle",
             "--prefixes",
@@ -79,12 +81,14 @@ def test_bench_runs_a_tiny_month_and_writes_its_result(tmp_path: Path) -> None:
     assert result["dataset"]["bad_records_injected"] >= 1
     assert stages["mediation"]["detail"]["suspended"] >= result["dataset"]["bad_records_injected"]
     assert stages["charges"]["records"] == stages["rating"]["detail"]["rated"]
-    assert stages["documents"]["records"] == stages["deliveries"]["records"] == 2
+    assert stages["documents"]["records"] == stages["deliveries"]["records"] == 3
     # the warehouse built whole on the fresh home, then published again keeping every part
     assert stages["warehouse"]["detail"]["parts_kept"] == 0 < stages["warehouse"]["detail"]["parts_read"]
     assert stages["republishing"]["detail"]["parts_read"] == 0
     assert stages["republishing"]["detail"]["parts_kept"] == stages["warehouse"]["detail"]["parts_read"]
-    assert result["documents_compare"]["invoices"] == 2
+    # the naive renderer takes the first of the same invoices
+    assert result["documents_compare"]["invoices"] == 3
+    assert result["documents_compare"]["naive_invoices"] == 2
     # the rate deck: 1,000 NPA-NXX prefixes on each of the 4 rate cards
     assert result["dataset"]["rate_deck"]["added_rows"] == 4 * 1_000
     assert [t["target"] for t in result["targets"]] == [
