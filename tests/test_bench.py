@@ -139,3 +139,23 @@ def test_the_peak_rss_target_judges_the_raw_to_rated_stages_only() -> None:
     assert "2,907 (documents)" in within["note"]
     over = {t["target"]: t for t in check_targets(result(1_600))}["peak RSS at 10M CDRs"]
     assert (over["measured"], over["passed"]) == (1_600, False)
+
+
+def test_a_run_of_another_size_decides_the_10m_targets_only_where_growth_tells() -> None:
+    """Rerating ≤ 60 s and peak RSS ≤ 1.5 GiB are set at 10M CDRs, and both grow with the CDRs: a smaller run
+    over a limit fails it, a larger run within it passes it, and the other two cases cannot decide (the 50M run
+    of stop 28 reran in 149 s, which says nothing of a 10M cycle)."""
+
+    def verdicts(cdrs: int, rerating_s: float, peak_mib: float) -> tuple[bool | None, bool | None]:
+        stages = [{"stage": name, "peak_rss_mib_max": peak_mib, "wall_s": rerating_s}
+                  for name in ("floor", "intake", "mediation", "rating", "rerating")]  # fmt: skip
+        result = {"size": {"cdrs": cdrs}, "stages": stages, "raw_to_rated": {"ratio_to_floor": 0.13}}
+        targets = {t["target"]: t["passed"] for t in check_targets(result)}
+        return targets["rerating a 10M-CDR cycle"], targets["peak RSS at 10M CDRs"]
+
+    assert verdicts(10_000_000, 61, 1_600) == (False, False)
+    assert verdicts(10_000_000, 59, 1_400) == (True, True)
+    assert verdicts(1_000_000, 61, 1_600) == (False, False)
+    assert verdicts(1_000_000, 2.6, 700) == (None, None)
+    assert verdicts(50_000_000, 149, 1_600) == (None, None)
+    assert verdicts(50_000_000, 59, 1_370) == (True, True)
