@@ -143,7 +143,9 @@ def split_lines(text: str | None, data: bytes | None = None) -> pl.DataFrame:
     raw = None
     # the reader drops every CR before a newline: used only where each CR is one of a CRLF (or there is none)
     crlf_only = b"\r" not in data or data.count(b"\r") == data.count(b"\r\n")
-    if data and _NOT_A_SEPARATOR.encode() not in data and crlf_only:
+    # ... and drops a byte-order mark that starts its input: a line beginning with one (a second BOM after the
+    # file's own, which ``decode`` dropped) keeps it, as a whole-file read of the same bytes does
+    if data and _NOT_A_SEPARATOR.encode() not in data and crlf_only and not data.startswith(codecs.BOM_UTF8):
         try:
             raw = pl.read_csv(
                 io.BytesIO(data),
