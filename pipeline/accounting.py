@@ -28,44 +28,58 @@ OUTCOMES = {
     "duplicate": (MEDIATED, "duplicate"),
     "discarded": (MEDIATED, "discarded"),
 }
+LINE_BLOCK = 65536  # lines of a file per bitmap of the lines seen (8 KiB each): record_accounting
 
 
 def record_accounting(
     con: duckdb.DuckDBPyConnection, lake: Path, cycle: str, outcomes: dict[str, tuple[str, str]] = OUTCOMES
 ) -> pl.DataFrame:
-    """One row per file with records in the cycle: records_in, each outcome's count, records counted twice,
-    and ``balanced`` (in = the sum of the outcomes, and no record in two streams). By default the outcomes
-    are the final ones (rated + suspended + duplicate + discarded); ``MEDIATION_OUTCOMES`` checks mediation."""
+    """One row per file with records in the cycle: records_in, each outcome's count, ``counted_twice`` (the
+    outcomes beyond one per record: a record in two streams counts 1), ``unmatched`` (records with no outcome
+    plus outcomes of no record of the cycle) and ``balanced`` (in = the sum of the outcomes, nothing counted
+    twice, nothing unmatched: every record leaves by exactly one door). By default the outcomes are the final
+    ones (rated + suspended + duplicate + discarded); ``MEDIATION_OUTCOMES`` checks mediation.
+
+    The records and the outcomes are compared line for line without a hash table of every record (it grows
+    with the cycle: at 50M records under a 2GB limit DuckDB could not allocate it, docs/SCALE_LOG.md): each
+    side is counted per file and block of ``LINE_BLOCK`` lines beside a bitmap of the block's lines, so the
+    memory grows with the blocks, not the records."""
     cycle_records(con, lake, cycle)
     parts = " union all ".join(
         f"select file_id, line_no, '{name}' as outcome from {_outcome_source(lake, cycle, dataset, table)}"
         for name, (dataset, table) in outcomes.items()
     )
     counts = ", ".join(f"count(*) filter (where outcome = '{name}') as {name}" for name in outcomes)
+    lines = f"bitstring_agg((line_no % {LINE_BLOCK})::integer, 0, {LINE_BLOCK - 1}) as lines"
+    per_file = ", ".join(f"coalesce(sum({n}), 0)::bigint as {n}" for n in ("records_in", *outcomes))
     return (
         con.sql(
             f"""
         with outcomes as ({parts}),
-        per_record as (
-            select file_id, line_no, count(*) as times from outcomes group by all
-        ),
         records_in as (
-            select file_id, count(*) as records_in from cycle_records group by all
+            select file_id, line_no // {LINE_BLOCK} as block, count(*) as records_in, {lines}
+            from cycle_records
+            group by all
         ),
         out as (
-            select file_id, {counts} from outcomes group by all
-        ),
-        twice as (
-            select file_id, count(*) as counted_twice from per_record where times > 1 group by all
+            select file_id, line_no // {LINE_BLOCK} as block, count(*) as outcomes, {counts}, {lines}
+            from outcomes
+            group by all
         )
         select
             file_id,
-            coalesce(records_in, 0) as records_in,
-            {", ".join(f"coalesce({n}, 0) as {n}" for n in outcomes)},
-            coalesce(counted_twice, 0) as counted_twice
+            {per_file},
+            coalesce(sum(out.outcomes - bit_count(out.lines)), 0)::bigint as counted_twice,
+            sum(
+                case
+                    when out.lines is null then bit_count(records_in.lines)
+                    when records_in.lines is null then bit_count(out.lines)
+                    else bit_count(xor(records_in.lines, out.lines))
+                end
+            )::bigint as unmatched
         from records_in
-        full join out using (file_id)
-        left join twice using (file_id)
+        full join out using (file_id, block)
+        group by file_id
         order by file_id
         """
         )
@@ -73,6 +87,7 @@ def record_accounting(
         .with_columns(
             balanced=(pl.col("records_in") == pl.sum_horizontal(list(outcomes)))
             & (pl.col("counted_twice") == 0)
+            & (pl.col("unmatched") == 0)
         )
     )
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.accounting import OUTCOMES, checked_record_accounting, record_accounting
+from pipeline.accounting import MEDIATION_OUTCOMES, OUTCOMES, checked_record_accounting, record_accounting
 from pipeline.engine import session
 from pipeline.home import SAMPLE_DIR, Home
 from pipeline.intake import register_landed_files
-from pipeline.mediation import mediate_cycle
+from pipeline.lake import partition_dir, replace_partition
+from pipeline.mediation import MEDIATED, STREAMS, mediate_cycle
 from pipeline.rating import rate_cycle
 from pipeline.reference import load_reference
 from pipeline.state import open_state
@@ -164,6 +165,42 @@ def test_the_accounting_check_in_its_own_bounded_session_gives_the_same_table(ho
     ]
     assert table["balanced"].all()
     assert spill.is_dir()  # the session spills into the given folder, not the working directory's .tmp
+
+
+@pytest.mark.parametrize(
+    ("doctored_line", "counted_twice", "unmatched"),
+    [
+        (2, 1, 1),  # line 1's outcome is line 2's again: line 2 counted twice, line 1 in no stream
+        (1 + 65536, 0, 2),  # an outcome of a line the file does not have (another block): line 1 in none
+    ],
+)
+def test_the_accounting_finds_a_record_in_two_streams_though_the_counts_add_up(
+    home, doctored_line, counted_twice, unmatched
+):
+    """In = the sum of the outcomes is not enough: the records and the outcomes must match line for line.
+    The duplicate stream's one record is doctored to another key, so every count still adds up."""
+    land(home, "switch-chi", "Master-a.csv", asterisk_line("3125550100", "2125550199", "2026-10-05 09:15:00", 65, "1.5"))
+    land(home, "switch-nyc", "Master.csv", "".join([
+        asterisk_line("3125550100", "2125550199", "2026-10-05 10:15:00", 65, "9.9"),  # line 1: the same call
+        asterisk_line("3125559999", "2125550199", "2026-10-06 10:00:00", 30, "9.8"),  # line 2: suspended
+    ]))  # fmt: skip
+    intake(home)
+    before = mediate(home)["accounting"]
+    assert before["balanced"].all() and before["unmatched"].sum() == before["counted_twice"].sum() == 0
+
+    folder = partition_dir(home.lake, MEDIATED, cycle=CYCLE)
+    streams = {name: pl.read_parquet(folder / f"{name}.parquet") for name in STREAMS}
+    assert streams["duplicate"].select("file_id", "line_no").rows() == [(2, 1)]
+    streams["duplicate"] = streams["duplicate"].with_columns(pl.lit(doctored_line, pl.UInt32).alias("line_no"))
+    replace_partition(home.lake, folder, streams)
+
+    with session() as con:
+        after = record_accounting(con, home.lake, CYCLE, MEDIATION_OUTCOMES)
+    assert after.select("file_id", "records_in", "suspended", "duplicate", "counted_twice", "unmatched",
+                        "balanced").rows() == [  # fmt: skip
+        (1, 1, 0, 0, 0, 0, True),
+        (2, 2, 1, 1, counted_twice, unmatched, False),
+    ]
 
 
 def test_a_reassigned_number_bills_the_account_that_held_it_on_the_call_date(home):
