@@ -56,6 +56,7 @@ def usage_files(
             **counts(
                 {
                     "files_loaded": len(report.loaded),
+                    "files_read_together": report.read_together,
                     "duplicate_files": len(report.duplicate_files),
                     "files_quarantined": len(report.quarantined),
                     "landing_entries_refused": len(report.refused),

@@ -6,6 +6,8 @@ Order of writes (so a crash at any point is finished by the next run, never doub
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import re
 import time
@@ -13,7 +15,8 @@ import unicodedata
 from collections.abc import Collection, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +34,16 @@ from pipeline.formats.batches import (
     FileScan,
     ParsedBatch,
     batch_tasks,
+    line_parts,
+    open_regular_file,
+    parse_batch,
     scan_file,
 )
 from pipeline.home import Home
 from pipeline.lake import StagedPartition, partition_dir, write_parquet_batches
 from pipeline.normalise import normalise
 from pipeline.ordered import ordered_map
+from pipeline.small_files import SmallFiles, cut_back, joins, joins_as_read
 
 USAGE_RECORDS = "usage_records"
 # a usage record's line number, the source's record id and (nearly) its start time are its own: written plain,
@@ -59,6 +66,7 @@ class IntakeReport:
     quarantined: list[dict] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)  # landing entries left in place (scan_landing)
     still_landing: list[dict] = field(default_factory=list)  # modified too recently: the next run takes them
+    read_together: int = 0  # small files parsed with others of their source (pipeline.small_files)
 
     @property
     def records(self) -> int:
@@ -184,16 +192,139 @@ def register_landed_files(
         wanted = set(only)
         landed = [path for path in landed if str(path.relative_to(home.landing)) in wanted]
     landed = _settled(home.landing, landed, markers, settle_seconds, report)
+    register = partial(
+        _register, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
+        billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
+    )  # fmt: skip
+    register_together = partial(
+        _register_together, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
+        billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
+    )  # fmt: skip
+    waiting = SmallFiles(batch_bytes)  # small files of one source, read together (pipeline.small_files)
     # the next file is hashed on another thread while this one is loaded; each is decided and loaded in order
     with closing(ordered_map(_whole_scan, landed, workers=1, ahead=2)) as scans:
         for path, scan in zip(landed, scans, strict=True):
-            if scan is not None:
-                _register(
-                    home, con, report, path, scan, by_landing, markers, cycle=cycle,
-                    billing_timezone=billing_timezone, billing_window_days=billing_window_days,
-                    batch_bytes=batch_bytes,
-                )  # fmt: skip
+            if scan is None:
+                continue
+            source = by_landing.get(path.parent.name)
+            if source is not None and joins(scan, source, batch_bytes) and file_name_problem(path.name) is None:
+                if not waiting.takes(scan, source):
+                    register_together(waiting.take())
+                # checked once the files before it are in the ledger: a copy of one of them is a duplicate file
+                if _loaded_copy(con, scan.sha256) is None:
+                    waiting.add(path, scan, source)
+                    continue
+            register_together(waiting.take())
+            register(path, scan)
+    register_together(waiting.take())
     return report
+
+
+def _register_together(
+    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    report: IntakeReport,
+    files: list[tuple[Path, FileScan, dict[str, Any]]],
+    by_landing: dict[str, dict[str, Any]],
+    markers: dict[str, str],
+    *,
+    cycle: str,
+    billing_timezone: str,
+    billing_window_days: int,
+    batch_bytes: int,
+) -> None:
+    """Register small files of one source (``pipeline.small_files``) in landing order, each with its own file
+    id, records partition, ledger row and archived copy as ``_register`` gives it; those that can follow one
+    another as read are parsed and normalised as one batch on ``INTAKE_THREADS`` threads, the others (and a
+    file alone) go through ``_register``."""
+    register = partial(
+        _register, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
+        billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
+    )  # fmt: skip
+    contents: dict[int, bytes] = {}  # the files that can follow one another as read, by position
+    for i, (path, scan, _) in enumerate(files if len(files) > 1 else []):
+        data = _read_whole(path, scan)
+        if data is not None and joins_as_read(data):
+            contents[i] = data
+    records: dict[int, tuple[pl.DataFrame, dict[str, int]]] = {}
+    if len(contents) > 1:
+        read = _read_together(
+            list(contents.values()), files[0][2], billing_timezone=billing_timezone, registered_cycle=cycle,
+            billing_window_days=billing_window_days,
+        )  # fmt: skip
+        records = dict(zip(contents, read, strict=True))
+        del contents, read
+    next_id = None  # each file read together takes the next file id with its ledger row (loaded or quarantined)
+    for i, (path, scan, source) in enumerate(files):
+        if i not in records:
+            register(path, scan)
+            next_id = None
+            continue
+        frame, status_counts = records.pop(i)
+        report.read_together += 1
+        file_id = next_id = next_id or _next_file_id(con)
+        next_id += 1
+        row = _ledger_row(path, source["source_id"], scan)
+        loaded = LoadedRecords(parse=BatchedParse(), records=frame.height, status_counts=status_counts)
+        staged = StagedPartition(home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id))
+        try:
+            frame = frame.with_columns(file_id=pl.lit(file_id, pl.Int32))
+            write_parquet_batches(staged.path("records"), [frame], RECORD_UNIQUE_COLUMNS)
+            del frame
+            _check_sequences(con, path, source, loaded)
+        except FileRejected as rejected:
+            staged.abort()
+            _quarantine(home, con, report, path, row, file_id, rejected, markers, cycle)
+            continue
+        except BaseException:
+            staged.abort()
+            raise
+        _store_loaded(home, con, report, path, row, file_id, staged, loaded, markers, cycle)
+
+
+def _read_whole(path: Path, scan: FileScan) -> bytes | None:
+    """A small landed file's bytes, or None when it is no longer the file that was hashed (``_register`` then
+    finds it changed, and a later scan takes it)."""
+    fd = open_regular_file(path)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    return data if hashlib.sha256(data).hexdigest() == scan.sha256 else None
+
+
+def _read_together(
+    contents: list[bytes],
+    source: dict[str, Any],
+    *,
+    billing_timezone: str,
+    registered_cycle: str,
+    billing_window_days: int,
+) -> list[tuple[pl.DataFrame, dict[str, int]]]:
+    """Files of one source parsed and normalised as one batch (their lines one after another, cut into
+    ``INTAKE_THREADS`` parts parsed at once), then cut back into each file's records (file id 0: the caller
+    sets it) with their count by status."""
+    line_counts = [data.count(b"\n") for data in contents]
+    whole = b"".join(contents)
+    pieces = line_parts(whole, INTAKE_THREADS)
+    del whole
+    starts = [0, *itertools.accumulate(piece.count(b"\n") for piece in pieces[:-1])]
+    received_on = datetime.now(UTC).date()
+
+    def normalised(part: tuple[bytes, int]) -> NormalisedBatch:
+        piece, lines_before = part
+        parsed = parse_batch(source["format"], piece, source.get("template"), 0, lines_before or None)
+        return normalise_batch(
+            parsed, source, file_id=0, billing_timezone=billing_timezone, registered_cycle=registered_cycle,
+            billing_window_days=billing_window_days, received_on=received_on,
+        )  # fmt: skip
+
+    with closing(ordered_map(normalised, zip(pieces, starts, strict=True), workers=INTAKE_THREADS)) as batches:
+        frames = [batch.records for batch in batches if batch.records is not None]
+    cut = cut_back(pl.concat(frames), line_counts)
+    return [
+        (records, {str(s): int(n) for s, n in records.group_by("status").len().iter_rows()}) for records in cut
+    ]
 
 
 def _settled(
@@ -244,18 +375,8 @@ def _register(
     source = by_landing.get(path.parent.name)
     source_id = source["source_id"] if source else printable(path.parent.name)
     name_problem = file_name_problem(path.name)
-    seen = first_row(
-        con,
-        "select file_id, source_id, file_name, stored_path from usage_files "
-        "where sha256 = ? and status = 'loaded' order by file_id limit 1",
-        [digest],
-    )
-    row: dict[str, Any] = {
-        "source_id": source_id,
-        "file_name": printable(path.name),
-        "sha256": digest,
-        "size_bytes": scan.size,
-    }
+    seen = _loaded_copy(con, digest)
+    row = _ledger_row(path, source_id, scan)
     if seen and seen[1] == row["source_id"] and seen[2] == row["file_name"] and not Path(seen[3]).exists():
         _move(path, Path(seen[3]))  # a crash after the ledger write: finish archiving, load nothing again
         _remove_marker(path, markers)
@@ -293,30 +414,81 @@ def _register(
                 billing_window_days=billing_window_days,
                 batch_bytes=batch_bytes,
             )
-            sequences = file_sequences(path.name, source.get("file_sequence"), loaded.parse.notes)
-            _refuse_conflicting_resend(con, source_id, sequences)
+            _check_sequences(con, path, source, loaded)
         except BaseException:
             staged.abort()
             raise
     except FileChanged:
         return  # rewritten while it was read: a later scan takes it whole
     except FileRejected as rejected:
-        stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
-        _ledger(
-            con,
-            file_id,
-            cycle,
-            row,
-            "quarantined",
-            stored,
-            reason=rejected.reason,
-            reason_detail=rejected.detail,
-        )
-        _remove_marker(path, markers)
-        report.quarantined.append(
-            {**row, "file_id": file_id, "reason": rejected.reason, "detail": rejected.detail}
-        )
+        _quarantine(home, con, report, path, row, file_id, rejected, markers, cycle)
         return
+    _store_loaded(home, con, report, path, row, file_id, staged, loaded, markers, cycle)
+
+
+def _loaded_copy(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple | None:
+    """The first loaded file of this content (file_id, source_id, file_name, stored_path), or None."""
+    return first_row(
+        con,
+        "select file_id, source_id, file_name, stored_path from usage_files "
+        "where sha256 = ? and status = 'loaded' order by file_id limit 1",
+        [sha256],
+    )
+
+
+def _ledger_row(path: Path, source_id: str, scan: FileScan) -> dict[str, Any]:
+    """The ledger's columns that a landed file gives before it is read."""
+    return {
+        "source_id": source_id,
+        "file_name": printable(path.name),
+        "sha256": scan.sha256,
+        "size_bytes": scan.size,
+    }
+
+
+def _check_sequences(
+    con: duckdb.DuckDBPyConnection, path: Path, source: dict[str, Any], loaded: LoadedRecords
+) -> None:
+    """Rule: a file whose sequence number its source already loaded from other content is a conflicting
+    resend (``FileRejected``); sets the file's sequences on ``loaded`` for its ledger."""
+    loaded.sequences = file_sequences(path.name, source.get("file_sequence"), loaded.parse.notes)
+    _refuse_conflicting_resend(con, source["source_id"], loaded.sequences)
+
+
+def _quarantine(
+    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    report: IntakeReport,
+    path: Path,
+    row: dict[str, Any],
+    file_id: int,
+    rejected: FileRejected,
+    markers: dict[str, str],
+    cycle: str,
+) -> None:
+    """A file that cannot be loaded whole: moved to quarantine with its reason, nothing of it kept."""
+    stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
+    _ledger(
+        con, file_id, cycle, row, "quarantined", stored, reason=rejected.reason, reason_detail=rejected.detail
+    )
+    _remove_marker(path, markers)
+    report.quarantined.append({**row, "file_id": file_id, "reason": rejected.reason, "detail": rejected.detail})
+
+
+def _store_loaded(
+    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    report: IntakeReport,
+    path: Path,
+    row: dict[str, Any],
+    file_id: int,
+    staged: StagedPartition,
+    loaded: LoadedRecords,
+    markers: dict[str, str],
+    cycle: str,
+) -> None:
+    """A loaded file, in the order that a crash anywhere leaves finishable (module docstring): its records
+    swapped in, its ledger row and sequences (one transaction), then the raw file moved to the archive."""
     staged.commit()
     crash_point("intake.records_written")
     stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}"
@@ -332,10 +504,10 @@ def _register(
             records=loaded.records,
             control_records=loaded.parse.control_records,
         )
-        for kind, qualifier, number in sequences:
+        for kind, qualifier, number in loaded.sequences:
             con.execute(
                 "insert or ignore into file_sequences values (?, ?, ?, ?, ?)",
-                [source_id, kind, qualifier, number, file_id],
+                [row["source_id"], kind, qualifier, number, file_id],
             )
     except BaseException:
         con.execute("rollback")
@@ -419,6 +591,7 @@ class LoadedRecords:
     parse: BatchedParse
     records: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
+    sequences: list[tuple[str, str, int]] = field(default_factory=list)  # file_sequences: set once checked
 
 
 @dataclass(frozen=True)
@@ -454,24 +627,15 @@ def _load_records(
     received_on = datetime.now(UTC).date()
 
     def normalised(task: BatchTask) -> NormalisedBatch:
-        parsed = task()
-        if parsed.records is None:
-            return NormalisedBatch(parsed)
-        # a format that fixes its time zone (CUCM, BroadWorks: UTC) gives it for every batch alike
-        timezone = parsed.timezone or source["timezone"]
-        records = normalise(
-            parsed.records,
+        return normalise_batch(
+            task(),
+            source,
             file_id=file_id,
-            source_id=source["source_id"],
-            timezone=timezone,
             billing_timezone=billing_timezone,
             registered_cycle=registered_cycle,
-            region=source["default_region"],
-            received_on=received_on,
             billing_window_days=billing_window_days,
+            received_on=received_on,
         )
-        counts = {str(status): int(n) for status, n in records.group_by("status").len().iter_rows()}
-        return NormalisedBatch(parsed, records, counts, timezone)
 
     def in_line_order() -> Generator[pl.DataFrame, None, None]:
         tasks = batch_tasks(source["format"], path, scan, source.get("template"), batch_bytes, INTAKE_THREADS)
@@ -496,6 +660,36 @@ def _load_records(
     with closing(in_line_order()) as frames:
         loaded.records = write_parquet_batches(staged.path("records"), frames, RECORD_UNIQUE_COLUMNS)
     return loaded
+
+
+def normalise_batch(
+    parsed: ParsedBatch,
+    source: dict[str, Any],
+    *,
+    file_id: int,
+    billing_timezone: str,
+    registered_cycle: str,
+    billing_window_days: int,
+    received_on: date,
+) -> NormalisedBatch:
+    """One parsed batch normalised by its source's rules (``pipeline.normalise``), with its records' count by
+    status; a format that fixes its time zone (CUCM, BroadWorks: UTC) gives it for every batch alike."""
+    if parsed.records is None:
+        return NormalisedBatch(parsed)
+    timezone = parsed.timezone or source["timezone"]
+    records = normalise(
+        parsed.records,
+        file_id=file_id,
+        source_id=source["source_id"],
+        timezone=timezone,
+        billing_timezone=billing_timezone,
+        registered_cycle=registered_cycle,
+        region=source["default_region"],
+        received_on=received_on,
+        billing_window_days=billing_window_days,
+    )
+    counts = {str(status): int(n) for status, n in records.group_by("status").len().iter_rows()}
+    return NormalisedBatch(parsed, records, counts, timezone)
 
 
 def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:

@@ -6,7 +6,7 @@ duplicate, discarded (``sql/mediation.sql``)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -281,49 +281,91 @@ def _write_streams(
 ) -> dict[str, int]:
     """Write the four output streams, each in file and line order with every column of its usage records but
     the raw text (which is not even read: ``pipeline.raw_text`` joins it back by key for its readers). A chunk
-    of ``chunk_lines`` lines of a file is read from its usage records (in line order) and from the outcomes of
-    the blocks it spans (``outcomes/file_id=F/block=B``, each read and sorted by line once: ``_OutcomeBlocks``),
-    and the two are laid side by side, row for row (a positional match, checked line by line — no join), so
-    memory is bounded by the chunk, not by the cycle. The writes run on a thread of their own (Parquet encoding
-    releases the GIL), a chunk's while the next chunk is read, one chunk in flight."""
+    of at most ``chunk_lines`` lines — of one file, or of several small files whole (``_chunks``) — is read from
+    the usage records (in file and line order) and from the outcomes of the blocks it spans, and the two are laid
+    side by side, row for row (a positional match, checked file and line — no join), so memory is bounded by the
+    chunk, not by the cycle. The writes run on a thread of their own (Parquet encoding releases the GIL), a
+    chunk's while the next chunk is read, one chunk in flight."""
     schema = pl.DataFrame(schema=STREAM_SCHEMA).to_arrow().schema
     writers = {stream: parquet_writer(staged.path(stream), schema, UNIQUE_COLUMNS) for stream in STREAMS}
     counts = dict.fromkeys(STREAMS, 0)
-    routes = _routes(lake, cycle)
-    folders = sorted(outcomes.glob("file_id=*"), key=lambda folder: int(folder.name.partition("=")[2]))
     # one thread, so that each file's row groups are written in the order they were submitted
     stream_thread = ThreadPoolExecutor(1, thread_name_prefix="mediation-streams")
     in_flight: list[Future[None]] = []
     try:
-        for folder in folders:
-            file_id = int(folder.name.partition("=")[2])
-            path = lake_table(lake, USAGE_RECORDS, "records", file_id=file_id)
-            records = _file_records(_usage_records(path), file_id, cycle, routes)
-            blocks = _OutcomeBlocks(folder, block_lines)
-            for first_line, last_line in _line_ranges(path, chunk_lines):
-                record = records.filter(pl.col("line_no").is_between(first_line, last_line)).collect()
-                outcome = blocks.lines(first_line, last_line)
-                if not record["line_no"].equals(outcome["line_no"]):
-                    raise RuntimeError(
-                        f"file {file_id}: the outcomes do not match its usage records line by line"
-                    )
-                chunk = record.with_columns(outcome.select(*DECIDED, *ADDED).get_columns()).select(
-                    pl.col(name).cast(dtype) for name, dtype in STREAM_SCHEMA.items()
-                )
-                tables = {}
-                for (stream,), part in chunk.partition_by("status", as_dict=True, maintain_order=True).items():
-                    if stream not in STREAMS:
-                        raise RuntimeError(f"file {file_id}: mediation gave an unknown status {stream!r}")
-                    tables[str(stream)] = part.to_arrow()
-                    counts[str(stream)] += part.height
-                _settle(in_flight)  # the previous chunk written: one chunk in flight bounds the memory
-                in_flight.append(stream_thread.submit(_write_tables, writers, tables))
+        for record, outcome in _chunks(lake, cycle, outcomes, chunk_lines, block_lines):
+            same_file = record["file_id"].cast(pl.Int64).equals(outcome["file_id"])
+            if not (same_file and record["line_no"].equals(outcome["line_no"])):
+                files = record["file_id"].unique().sort().to_list()
+                raise RuntimeError(f"files {files}: the outcomes do not match their usage records line by line")
+            chunk = record.with_columns(outcome.select(*DECIDED, *ADDED).get_columns()).select(
+                pl.col(name).cast(dtype) for name, dtype in STREAM_SCHEMA.items()
+            )
+            tables = {}
+            for (stream,), part in chunk.partition_by("status", as_dict=True, maintain_order=True).items():
+                if stream not in STREAMS:
+                    raise RuntimeError(f"mediation gave an unknown status {stream!r}")
+                tables[str(stream)] = part.to_arrow()
+                counts[str(stream)] += part.height
+            _settle(in_flight)  # the previous chunk written: one chunk in flight bounds the memory
+            in_flight.append(stream_thread.submit(_write_tables, writers, tables))
         _settle(in_flight)
     finally:
         stream_thread.shutdown(wait=True)
         for writer in writers.values():
             writer.close()
     return counts
+
+
+def _chunks(
+    lake: Path, cycle: str, outcomes: Path, chunk_lines: int, block_lines: int
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The cycle's usage records and their outcomes (``mediation_rules``' ``outcomes/file_id=F/block=B``), in
+    file and line order, as pairs of frames of at most ``chunk_lines`` lines: a large file a chunk of lines at a
+    time (``_OutcomeBlocks``), small files (one chunk each) several whole at a time, so that a cycle of hundreds
+    of small files (a switch that closes its CDR file every hour) is not read and written file by file."""
+    routes = _routes(lake, cycle)
+    folders = sorted(outcomes.glob("file_id=*"), key=lambda folder: int(folder.name.partition("=")[2]))
+    small: list[tuple[int, Path, Path]] = []  # (file id, usage records, outcomes folder) waiting, whole
+    small_lines = 0
+    for folder in folders:
+        file_id = int(folder.name.partition("=")[2])
+        path = lake_table(lake, USAGE_RECORDS, "records", file_id=file_id)
+        ranges = _line_ranges(path, chunk_lines)
+        lines = sum(last - first + 1 for first, last in ranges)
+        if small and (len(ranges) > 1 or small_lines + lines > chunk_lines):
+            yield _small_files_chunk(small, cycle, routes)
+            small, small_lines = [], 0
+        if len(ranges) <= 1:
+            small.append((file_id, path, folder))
+            small_lines += lines
+            continue
+        records = _file_records(_usage_records(path), file_id, cycle, routes)
+        blocks = _OutcomeBlocks(folder, block_lines)
+        for first_line, last_line in ranges:
+            record = records.filter(pl.col("line_no").is_between(first_line, last_line)).collect()
+            outcome = blocks.lines(first_line, last_line).with_columns(file_id=pl.lit(file_id, pl.Int64))
+            yield record, outcome
+    if small:
+        yield _small_files_chunk(small, cycle, routes)
+
+
+def _small_files_chunk(
+    files: list[tuple[int, Path, Path]], cycle: str, routes: tuple[dict[int, pl.DataFrame], dict[int, pl.DataFrame]]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Small files' records and outcomes, whole, each in file and line order: one read of their usage records,
+    one of their outcomes (sorted once)."""
+    records = pl.concat(
+        [_file_records(_usage_records(path), file_id, cycle, routes) for file_id, path, _ in files]
+    ).collect()
+    parts = [part for _, _, folder in files for part in sorted(folder.glob("block=*/*.parquet"))]
+    outcome = (
+        pl.read_parquet(parts, hive_partitioning=False, include_file_paths="outcome_file")
+        .with_columns(file_id=pl.col("outcome_file").str.extract(r"file_id=(\d+)/").cast(pl.Int64))
+        .drop("outcome_file")
+        .sort("file_id", "line_no")
+    )
+    return records, outcome
 
 
 def _usage_records(path: Path) -> pl.LazyFrame:
@@ -384,35 +426,36 @@ class _OutcomeBlocks:
         return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
 
 
-def _routes(lake: Path, cycle: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The cycle's late-usage routes (pipeline/late_usage.py): the records of its calls billed in a later cycle
-    (moved out), and the late records of earlier cycles it bills (moved in, with the cycle of their call)."""
+def _routes(lake: Path, cycle: str) -> tuple[dict[int, pl.DataFrame], dict[int, pl.DataFrame]]:
+    """The cycle's late-usage routes (pipeline/late_usage.py) by file: the records of its calls billed in a later
+    cycle (moved out), and the late records of earlier cycles it bills (moved in, with the cycle of their call)."""
     path = routes_path(lake, cycle)
     if path is None:
-        empty = pl.DataFrame(
-            schema={"file_id": pl.Int64(), "line_no": pl.UInt32(), "call_cycle": pl.String()}
-        )
-        return empty, empty
+        return {}, {}
     routes = pl.read_parquet(path, hive_partitioning=False).with_columns(
         pl.col("file_id").cast(pl.Int64), pl.col("line_no").cast(pl.UInt32)
     )
     moved_out = routes.filter(pl.col("call_cycle") == cycle).select("file_id", "line_no", "call_cycle")
     moved_in = routes.filter(pl.col("billed_cycle") == cycle).select("file_id", "line_no", "call_cycle")
-    return moved_out, moved_in
+    return _by_file(moved_out), _by_file(moved_in)
+
+
+def _by_file(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    return {int(file_id): part for (file_id,), part in frame.partition_by("file_id", as_dict=True).items()}
 
 
 def _file_records(
-    records: pl.LazyFrame, file_id: int, cycle: str, routes: tuple[pl.DataFrame, pl.DataFrame]
+    records: pl.LazyFrame, file_id: int, cycle: str, routes: tuple[dict[int, pl.DataFrame], dict[int, pl.DataFrame]]
 ) -> pl.LazyFrame:
     """One file's usage records of ``cycle`` in line order, as ``cycle_records`` (``late_usage.routed_records_sql``)
     gives them to mediation: its own calls less the late ones, plus the late calls it bills, those with ``cycle``
     the billing cycle and ``late_from_cycle`` the cycle of the call (their status and reason come from the
     outcome)."""
-    moved_out, moved_in = (frame.filter(pl.col("file_id") == file_id) for frame in routes)
+    moved_out, moved_in = (by_file.get(file_id) for by_file in routes)
     own = records.filter(pl.col("cycle") == cycle)
-    if moved_out.height:  # a filter keeps the line order (a join need not)
+    if moved_out is not None:  # a filter keeps the line order (a join need not)
         own = own.filter(~pl.col("line_no").is_in(moved_out["line_no"].implode()))
-    if not moved_in.height:  # the usual file: its own calls, already in line order (no second read, no sort)
+    if moved_in is None:  # the usual file: its own calls, already in line order (no second read, no sort)
         return own.with_columns(pl.lit(None, pl.String()).alias("late_from_cycle"))
     late = records.join(moved_in.lazy().select("line_no", "call_cycle"), on="line_no", how="inner")
     return pl.concat(

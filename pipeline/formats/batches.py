@@ -214,7 +214,7 @@ def batch_tasks(
             data = f.read()
         if hashlib.sha256(data).hexdigest() != scan.sha256:
             raise FileChanged(f"{path} changed while it was read")
-        yield partial(_parse_batch, format_name, data, template, 0, None)
+        yield partial(parse_batch, format_name, data, template, 0, None)
         return
     header = b""
     lines_before = 0  # lines of the file before the current part
@@ -222,19 +222,19 @@ def batch_tasks(
     for index, batch in enumerate(batches):
         if index == 0:
             header = _first_lines(batch, header_lines)
-        pieces = _parts(batch, parts, header_lines if index == 0 else 0)
+        pieces = line_parts(batch, parts, header_lines if index == 0 else 0)
         del batch  # held as its pieces only, while their tasks wait
         for number, piece in enumerate(pieces):
             last = number == len(pieces) - 1
             if index == 0 and number == 0:
-                yield partial(_parse_batch, format_name, piece, template, 0, None, last)
+                yield partial(parse_batch, format_name, piece, template, 0, None, last)
             else:
                 prefix = header.count(b"\n")
-                yield partial(_parse_batch, format_name, header + piece, template, prefix, lines_before, last)
+                yield partial(parse_batch, format_name, header + piece, template, prefix, lines_before, last)
             lines_before += piece.count(b"\n")
 
 
-def _parts(batch: bytes, parts: int, header_lines: int) -> list[bytes]:
+def line_parts(batch: bytes, parts: int, header_lines: int = 0) -> list[bytes]:
     """A batch cut into (at most) ``parts`` pieces of whole lines of about equal size, by the rule that cuts a
     file into batches (``_cut``: never before a line that starts with a byte-order mark); the first piece
     keeps the file's ``header_lines`` (a CUCM file's names and types). One piece where no such cut exists."""
@@ -249,7 +249,7 @@ def _parts(batch: bytes, parts: int, header_lines: int) -> list[bytes]:
     return [*pieces, rest]
 
 
-def _parse_batch(
+def parse_batch(
     format_name: str,
     data: bytes,
     template: str | None,
