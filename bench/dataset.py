@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import time
+import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -17,6 +19,7 @@ from typing import Any
 
 from bench.mix import MIXES, apply_mix
 from data_samples.generate import generate_month
+from pipeline.formats.batches import LINE_FORMATS
 
 CYCLE = "2026-10"
 DEFAULT_SEED = 2026
@@ -74,26 +77,40 @@ def parse_size(text: str) -> Size:
     return Size(text.lower(), max(8, cdrs // 50), 50)
 
 
-def dataset_dir(cache: Path, size: Size, seed: int, prefixes: int, mix: str = PLAIN) -> Path:
-    """Where the month of this size, seed, deck and format mix is cached (the plain month's name has no mix)."""
+def dataset_dir(
+    cache: Path, size: Size, seed: int, prefixes: int, mix: str = PLAIN, split_lines: int = 0
+) -> Path:
+    """Where the month of this size, seed, deck, format mix and file cut is cached (the plain month's name has
+    no mix, a month as generated no cut)."""
     name = f"{size.label}-a{size.accounts}-c{size.calls_per_account}-s{seed}-p{prefixes}-v{DATASET_VERSION}"
     if mix != PLAIN:
         name += f"-mix{mix}{MIX_VERSION}"
+    if split_lines:
+        name += f"-split{split_lines}"
     return cache / "data" / name
 
 
 def ensure_dataset(
-    cache: Path, size: Size, seed: int = DEFAULT_SEED, prefixes: int = DECK_PREFIXES, mix: str = PLAIN
+    cache: Path,
+    size: Size,
+    seed: int = DEFAULT_SEED,
+    prefixes: int = DECK_PREFIXES,
+    mix: str = PLAIN,
+    split_lines: int = 0,
 ) -> tuple[Path, dict[str, Any]]:
     """The generated month of ``size`` (``reference/`` and ``landing/``), generated on first use and reused
     afterwards; returns its folder and the generator's summary plus the rate-deck post-processing. A format
-    ``mix`` other than plain is the plain month (made first if need be) copied and given that mix."""
-    folder = dataset_dir(cache, size, seed, prefixes, mix)
+    ``mix`` other than plain is the plain month (made first if need be) copied and given that mix;
+    ``split_lines`` > 0 is that month with its line files cut into files of that many lines
+    (``split_landed_files``)."""
+    folder = dataset_dir(cache, size, seed, prefixes, mix, split_lines)
     marker = folder / "dataset.json"
     if marker.is_file():
         return folder, json.loads(marker.read_text(encoding="utf-8"))
     staging = folder.with_name(folder.name + ".part")
     shutil.rmtree(staging, ignore_errors=True)
+    if split_lines:
+        return _split_dataset(cache, size, seed, prefixes, mix, split_lines)
     if mix != PLAIN:
         return _mixed_dataset(cache, size, seed, prefixes, mix)
     started = time.perf_counter()
@@ -136,6 +153,64 @@ def _mixed_dataset(
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder, summary
+
+
+def _split_dataset(
+    cache: Path, size: Size, seed: int, prefixes: int, mix: str, split_lines: int
+) -> tuple[Path, dict[str, Any]]:
+    """The month of ``mix`` copied with its line files cut into files of ``split_lines`` lines
+    (``split_landed_files``); its summary says how many files landed (``summary["split"]``)."""
+    whole, summary = ensure_dataset(cache, size, seed, prefixes, mix)
+    folder = dataset_dir(cache, size, seed, prefixes, mix, split_lines)
+    staging = folder.with_name(folder.name + ".part")
+    started = time.perf_counter()
+    shutil.copytree(whole / "reference", staging / "reference")
+    cut = split_landed_files(whole / "landing", staging / "landing", staging / "reference" / "sources", split_lines)
+    reference = {f: n for f, n in summary["files"].items() if not f.startswith("landing/")}
+    summary = {
+        **summary,
+        "split": {"lines_per_file": split_lines, **cut, "split_s": round(time.perf_counter() - started, 2)},
+        "files": reference | landed_files(staging / "landing"),
+    }
+    (staging / "dataset.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder, summary
+
+
+def split_landed_files(landing: Path, out: Path, sources: Path, lines: int) -> dict[str, int]:
+    """Every landed file of a line format (``LINE_FORMATS``) written to ``out`` as files of ``lines`` lines
+    each, in order, named ``<stem>-<n><suffix>`` (a CUCM piece repeats the file's two header lines), as a switch
+    that closes its CDR file every hour or minute delivers a month; other files (EMI) are linked whole. The
+    same records in the same order: only the number of files changes. Returns the files before and after."""
+    formats = {}
+    for toml in sources.glob("*.toml"):
+        settings = tomllib.loads(toml.read_text(encoding="utf-8"))
+        if settings.get("file_sequence") or settings.get("marker_suffix"):
+            raise ValueError(f"{toml.name}: a source with file sequences or marker files cannot be cut")
+        formats[settings.get("landing", toml.stem)] = settings["format"]
+    before = after = 0
+    for path in sorted(p for p in landing.glob("*/*") if p.is_file()):
+        target = out / path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        before += 1
+        header_lines = LINE_FORMATS.get(formats[path.parent.name])
+        if header_lines is None:
+            os.link(path, target / path.name)
+            after += 1
+            continue
+        with path.open("rb") as fh:
+            header = [fh.readline() for _ in range(header_lines)]
+            piece: list[bytes] = []
+            for line in fh:
+                piece.append(line)
+                if len(piece) == lines:
+                    (target / f"{path.stem}-{after:06d}{path.suffix}").write_bytes(b"".join(header + piece))
+                    after, piece = after + 1, []
+            if piece:
+                (target / f"{path.stem}-{after:06d}{path.suffix}").write_bytes(b"".join(header + piece))
+                after += 1
+    return {"files_before": before, "files_after": after}
 
 
 def landed_files(landing: Path) -> dict[str, int]:

@@ -260,19 +260,32 @@ def main(argv: list[str] | None = None) -> int:
         help="format mix of the month: plain (as generated: Asterisk and EMI, the default) or realistic (part "
         "of the Asterisk calls delivered as FreeSWITCH, CUCM and BroadWorks, duplicates ~1 %%)",
     )
+    parser.add_argument(
+        "--split-lines",
+        type=int,
+        default=0,
+        metavar="N",
+        help="deliver the month's line files (Asterisk, FreeSWITCH, BroadWorks, CUCM) cut into files of N lines "
+        "each, as a switch that closes its CDR file every hour or minute (default: as generated, a few large files)",
+    )
     args = parser.parse_args(argv)
     if args.readme and not args.results.resolve().is_relative_to(PROJECT_ROOT):
         parser.error("--readme links the results from README.md: --results must be inside the project")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.split_lines < 0:
+        parser.error("--split-lines must be at least 1 (or 0: the files as generated)")
 
     size = parse_size(args.size)
     stages = PIPELINE_STAGES[: PIPELINE_STAGES.index(args.until) + 1]
     started, load_start = datetime.now(UTC), load_average()
     log(f"size {size.label}: {size.accounts} accounts × {size.calls_per_account} calls ({args.mix}); dataset …")
-    dataset, summary = ensure_dataset(args.cache.resolve(), size, args.seed, args.prefixes, args.mix)
+    dataset, summary = ensure_dataset(
+        args.cache.resolve(), size, args.seed, args.prefixes, args.mix, args.split_lines
+    )
     # the run's home, apart from a plain month's run of the same size (two runs must not share a home)
     month = size.label if args.mix == PLAIN else f"{size.label}-{args.mix}"
+    month += f"-split{args.split_lines}" if args.split_lines else ""
     home = args.cache.resolve() / "run" / month / "home"
     repeats, samples = [], []
     try:
