@@ -54,8 +54,9 @@ class Settings:
     # mediation (sql/mediation*.sql, statement by statement) spills past this. At 10M CDRs in the realistic
     # mix (stop 26, 3 alternated rounds): 768MB 59–62 CPU s at a process peak of 998–1,043 MiB, 512MB 64–69 CPU
     # s at 996–1,080 MiB (its joins spill more), 1GB 57–61 CPU s but 1,219–1,228 MiB; docs/SCALE_LOG.md. At 50M
-    # (stop 28) 2GB saved 3–10 % of the CPU, peaked at 2.2 GiB, and the stage's accounting check then ran out of
-    # memory (DuckDB could not allocate a 512 MiB hash table) in 2 runs of 2; 768MB passed, 1GB was not tried
+    # (stop 28) 2GB saved 3–10 % of the CPU for a 2.2 GiB peak; 1GB was not tried. (The stage's accounting check
+    # then ran out of memory; it grouped every record by key and, at 50M, also failed at 768MB in 2 runs of 3.
+    # Since stop 29 it compares bitmaps per file and block of lines: 2.6–2.7 CPU s, ~280 MiB at either limit)
     mediation_memory_limit: str = "768MB"
     # rating and rerating (rate shards, the collect / rerate step, `cdrbill rerate`) spill past this: at 10M
     # events with a 600,117-row deck 1GB peaks at 1,445 / 1,490 MiB of process RSS; 512MB at ~970 MiB for twice
