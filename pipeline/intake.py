@@ -34,6 +34,7 @@ from pipeline.formats.batches import (
     FileScan,
     ParsedBatch,
     batch_tasks,
+    first_lines,
     line_parts,
     open_regular_file,
     parse_batch,
@@ -43,7 +44,7 @@ from pipeline.home import Home
 from pipeline.lake import StagedPartition, partition_dir, write_parquet_batches
 from pipeline.normalise import normalise
 from pipeline.ordered import ordered_map
-from pipeline.small_files import SmallFiles, cut_back, joins, joins_as_read
+from pipeline.small_files import GROUPED_FORMATS, SmallFiles, cut_back, joins, joins_as_read
 
 USAGE_RECORDS = "usage_records"
 # a usage record's line number, the source's record id and (nearly) its start time are its own: written plain,
@@ -241,31 +242,37 @@ def _register_together(
         _register, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
         billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
     )  # fmt: skip
-    contents: dict[int, bytes] = {}  # the files that can follow one another as read, by position
+    header_lines = GROUPED_FORMATS[files[0][2]["format"]] if files else 0
+    by_header: dict[bytes, dict[int, bytes]] = {}  # files that can follow one another as read, by their header
     for i, (path, scan, _) in enumerate(files if len(files) > 1 else []):
         data = _read_whole(path, scan)
-        if data is not None and joins_as_read(data):
-            contents[i] = data
-    records: dict[int, tuple[pl.DataFrame, dict[str, int]]] = {}
-    if len(contents) > 1:
-        read = _read_together(
-            list(contents.values()), files[0][2], billing_timezone=billing_timezone, registered_cycle=cycle,
-            billing_window_days=billing_window_days,
-        )  # fmt: skip
-        records = dict(zip(contents, read, strict=True))
-        del contents, read
+        if data is not None and joins_as_read(data) and data.count(b"\n") >= header_lines:
+            by_header.setdefault(first_lines(data, header_lines), {})[i] = data
+    records: dict[int, tuple[pl.DataFrame, dict[str, int], int]] = {}
+    for header, contents in by_header.items():
+        if len(contents) < 2:
+            continue
+        try:
+            read = _read_together(
+                list(contents.values()), files[0][2], header, billing_timezone=billing_timezone,
+                registered_cycle=cycle, billing_window_days=billing_window_days,
+            )  # fmt: skip
+        except FileRejected:
+            continue  # refused whole (a CUCM header without the columns it needs): each file is refused alone
+        records.update(zip(contents, read, strict=True))
+    del by_header
     next_id = None  # each file read together takes the next file id with its ledger row (loaded or quarantined)
     for i, (path, scan, source) in enumerate(files):
         if i not in records:
             register(path, scan)
             next_id = None
             continue
-        frame, status_counts = records.pop(i)
+        frame, status_counts, control_records = records.pop(i)
         report.read_together += 1
         file_id = next_id = next_id or _next_file_id(con)
         next_id += 1
         row = _ledger_row(path, source["source_id"], scan)
-        loaded = LoadedRecords(parse=BatchedParse(), records=frame.height, status_counts=status_counts)
+        loaded = LoadedRecords(BatchedParse(control_records), records=frame.height, status_counts=status_counts)
         staged = StagedPartition(home.lake, partition_dir(home.lake, USAGE_RECORDS, file_id=file_id))
         try:
             frame = frame.with_columns(file_id=pl.lit(file_id, pl.Int32))
@@ -296,24 +303,34 @@ def _read_whole(path: Path, scan: FileScan) -> bytes | None:
 def _read_together(
     contents: list[bytes],
     source: dict[str, Any],
+    header: bytes,
     *,
     billing_timezone: str,
     registered_cycle: str,
     billing_window_days: int,
-) -> list[tuple[pl.DataFrame, dict[str, int]]]:
-    """Files of one source parsed and normalised as one batch (their lines one after another, cut into
-    ``INTAKE_THREADS`` parts parsed at once), then cut back into each file's records (file id 0: the caller
-    sets it) with their count by status."""
-    line_counts = [data.count(b"\n") for data in contents]
-    whole = b"".join(contents)
-    pieces = line_parts(whole, INTAKE_THREADS)
+) -> list[tuple[pl.DataFrame, dict[str, int], int]]:
+    """Files of one source, each starting with ``header`` (its header lines, or nothing), parsed and normalised
+    as one file of that header (the files' lines after it one after another, cut into ``INTAKE_THREADS`` parts
+    parsed at once, the header given again to every part, as ``batches.batch_tasks`` does), then cut back into
+    each file's records (file id 0: the caller sets it) with their count by status and the file's control
+    records: in these formats every line is a record but the header and the control lines (BroadWorks'
+    Start/End/Failover), so a file's lines less its records, as its parser counts them read alone."""
+    header_lines = header.count(b"\n")
+    bodies = [data[len(header) :] for data in contents]
+    line_counts = [body.count(b"\n") for body in bodies]
+    whole = header + b"".join(bodies)
+    del bodies
+    pieces = line_parts(whole, INTAKE_THREADS, header_lines)
     del whole
     starts = [0, *itertools.accumulate(piece.count(b"\n") for piece in pieces[:-1])]
     received_on = datetime.now(UTC).date()
 
     def normalised(part: tuple[bytes, int]) -> NormalisedBatch:
         piece, lines_before = part
-        parsed = parse_batch(source["format"], piece, source.get("template"), 0, lines_before or None)
+        if lines_before:  # a later part: the header again before its lines, numbered on from the part before
+            parsed = parse_batch(source["format"], header + piece, source.get("template"), header_lines, lines_before)
+        else:
+            parsed = parse_batch(source["format"], piece, source.get("template"), 0, None)
         return normalise_batch(
             parsed, source, file_id=0, billing_timezone=billing_timezone, registered_cycle=registered_cycle,
             billing_window_days=billing_window_days, received_on=received_on,
@@ -321,9 +338,14 @@ def _read_together(
 
     with closing(ordered_map(normalised, zip(pieces, starts, strict=True), workers=INTAKE_THREADS)) as batches:
         frames = [batch.records for batch in batches if batch.records is not None]
-    cut = cut_back(pl.concat(frames), line_counts)
+    cut = cut_back(pl.concat(frames), line_counts, header_lines)
     return [
-        (records, {str(s): int(n) for s, n in records.group_by("status").len().iter_rows()}) for records in cut
+        (
+            records,
+            {str(s): int(n) for s, n in records.group_by("status").len().iter_rows()},
+            header_lines + lines - records.height,
+        )
+        for records, lines in zip(cut, line_counts, strict=True)
     ]
 
 

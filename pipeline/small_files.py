@@ -2,9 +2,10 @@
 files of a few hundred lines a day; read one by one, each pays the parser's and the normaliser's fixed cost per
 call (~20 ms of CPU for a 1,000-line Asterisk file, most of it polars starting work on a tiny frame: 1m in
 1,000-line files took 5.7× the CPU of 1m in five files, docs/SCALE_LOG.md). Rule: consecutive small files of one
-source, in a format whose records are single lines with no header or control lines (Asterisk, FreeSWITCH), are
-parsed and normalised as one batch — their lines one after another, as a large file's batches are — and the
-result is cut back into each file's records, line numbers its own. Each file is then registered alone, in
+source, in a format whose records are single lines (Asterisk, FreeSWITCH, BroadWorks; CUCM, whose files of one
+header — a names line and a types line — are read as one file of that header), are parsed and normalised as one batch —
+their lines one after another, as a large file's batches are — and the result is cut back into each file's
+records, line numbers its own. Each file is then registered alone, in
 landing order, as if read by itself (``pipeline.intake``): the same records, ledger and archive (tests)."""
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import polars as pl
 
 from pipeline.formats.batches import FileScan
 
-# line formats whose parse of two files' lines one after the other is the two parses, line numbers moved on
-# (no header, no control lines counted per file, never a whole-file rejection)
-GROUPED_FORMATS = frozenset({"asterisk_csv", "freeswitch_csv"})
+# line formats whose parse of two files' lines one after the other is the two parses, line numbers moved on, and
+# the header lines each file starts with (a CUCM file's names and types, given once for files of one header)
+GROUPED_FORMATS = {"asterisk_csv": 0, "freeswitch_csv": 0, "broadworks_csv": 0, "cucm_cdr": 2}
 GROUP_FILE_BYTES = 1 << 20  # a file this small joins a group (~4,000 CDR lines); a larger one is read alone
 FILE_INDEX = "__file_index"
 
@@ -74,12 +75,13 @@ class SmallFiles:
         return files
 
 
-def cut_back(records: pl.DataFrame, line_counts: list[int]) -> list[pl.DataFrame]:
-    """The records of files read one after another (line numbers of the whole) cut back into each file's, in
-    order, line numbers the file's own: file i holds the lines after the first ``sum(line_counts[:i])``."""
+def cut_back(records: pl.DataFrame, line_counts: list[int], header_lines: int = 0) -> list[pl.DataFrame]:
+    """The records of files read one after another as one file — ``header_lines`` lines of their shared header,
+    then each file's ``line_counts`` lines after its own header — cut back into each file's, in order, line
+    numbers the file's own (after its header, as a file read alone numbers them)."""
     ends = pl.Series(line_counts, dtype=pl.UInt64).cum_sum()
     starts = [0, *ends[:-1].to_list()]
-    index = ends.search_sorted(records["line_no"].cast(pl.UInt64), side="left")
+    index = ends.search_sorted(records["line_no"].cast(pl.UInt64) - header_lines, side="left")
     parts = records.with_columns(index.alias(FILE_INDEX)).partition_by(FILE_INDEX, as_dict=True, maintain_order=True)
     empty = records.clear()
     cut = []

@@ -43,9 +43,35 @@ def a_call(n: int, newline: str = "\n") -> bytes:
                f"17{n}.{n}", newline)  # fmt: skip
 
 
+CUCM_NAMES = (
+    "cdrRecordType,globalCallID_callManagerId,globalCallID_callId,origLegCallIdentifier,dateTimeOrigination,"
+    "callingPartyNumber,finalCalledPartyNumber,dateTimeConnect,duration,destCause_value\n"
+)
+CUCM_HEADER = (CUCM_NAMES + "INTEGER," * 9 + "INTEGER\n").encode()
+
+
+def cucm(n: int) -> bytes:
+    """A CUCM record of call n (an answered minute in October 2026, UTC epoch seconds)."""
+    start = 1791450000 + 3600 * n
+    return f"1,2,{700 + n},{500 + n},{start},3125550100,21255501{n % 100:02d},{start + 5},{60 + n},16\n".encode()
+
+
+def broadworks(n: int, kind: str = "Normal") -> bytes:
+    """A BroadWorks record of call n (a control record for kind Start, End or Failover)."""
+    if kind in ("Start", "End", "Failover"):
+        return f"{n:04d},SP1,{kind},,,,,,,,,,,,\n".encode()
+    return (f"{n:04d},SP1,{kind},+13125550100,+13125550000,Originating,+13125550100,Public,21255501{n % 100:02d},"
+            f"202610{1 + n % 28:02d}141500.000,1-050000,Yes,202610{1 + n % 28:02d}141507.250,"
+            f"202610{1 + n % 28:02d}141630.100,016\n").encode()  # fmt: skip
+
+
 def empty_home(root: Path) -> Home:
     home = Home(root).ensure()
     shutil.copytree(SAMPLE_DIR / "reference", home.reference, dirs_exist_ok=True)
+    for name, format_name in (("switch-cucm", "cucm_cdr"), ("switch-bw", "broadworks_csv")):
+        (home.reference / "sources" / f"{name}.toml").write_text(
+            f'format = "{format_name}"\ntimezone = "UTC"\ndefault_region = "US"\n'
+        )
     return home
 
 
@@ -104,11 +130,29 @@ def test_small_files_read_together_give_what_each_gives_alone(tmp_path: Path) ->
         ("switch-chi", "a-10.csv", b""),  # empty: read alone
         ("switch-nyc", "b-01.csv", a_call(14) + a_call(15)),  # another source: another group
         ("switch-nyc", "b-02.csv", a_call(16)),
+        # CUCM: files of one header are read as one file of that header
+        ("switch-cucm", "c-01.csv", CUCM_HEADER.replace(b"duration,", b"") + cucm(1)),  # no duration column
+        ("switch-cucm", "c-02.csv", CUCM_HEADER.replace(b"duration,", b"") + cucm(2)),  # both refused, each alone
+        ("switch-cucm", "c-03.csv", CUCM_HEADER + cucm(3) + cucm(4)),
+        ("switch-cucm", "c-04.csv", CUCM_HEADER + b"1,2,broken\n" + cucm(5)),
+        ("switch-cucm", "c-05.csv", b"callingPartyNumber," + CUCM_HEADER.replace(b",callingPartyNumber", b"")
+         + b"3125550100," + cucm(6).replace(b",3125550100", b"")),  # another release's column order: alone
+        ("switch-cucm", "c-06.csv", CUCM_HEADER),  # the header alone: no records, two control lines
+        # BroadWorks: the server's Start/End records are control lines, counted per file
+        ("switch-bw", "d-01.csv", broadworks(0, "Start") + broadworks(1) + broadworks(2, "Long Duration")),
+        ("switch-bw", "d-02.csv", broadworks(3) + b"0004,SP1,Normal,dangling\\\n" + broadworks(5, "End")),
     ]
     report = land_and_compare(tmp_path, files)
-    # together: a-01, a-02 and a-04 (a-03 and a-05 read alone); a-07 and a-08; b-01 and b-02
-    assert report.read_together == 7
-    assert len(report.loaded) == 11 and len(report.duplicate_files) == 1
+    # together: a-01, a-02 and a-04 (a-03 and a-05 read alone); a-07 and a-08; b-01 and b-02; c-03, c-04, c-06;
+    # d-01 and d-02
+    assert report.read_together == 12
+    assert len(report.loaded) == 17 and len(report.duplicate_files) == 1 and len(report.quarantined) == 2
+
+
+ANY_LINE = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\n" not in b).map(lambda b: b + b"\n"),
+    st.text(max_size=30).map(lambda t: t.replace("\n", "").encode() + b"\n"),
+)
 
 
 @pytest.mark.slow
@@ -117,10 +161,10 @@ def test_small_files_read_together_give_what_each_gives_alone(tmp_path: Path) ->
     st.lists(
         st.lists(
             st.one_of(
-                st.integers(0, 500).map(a_call),
-                st.integers(0, 500).map(lambda n: a_call(n, "\r\n")),
-                st.binary(max_size=40).filter(lambda b: b"\n" not in b).map(lambda b: b + b"\n"),
-                st.text(max_size=30).map(lambda t: t.replace("\n", "").encode() + b"\n"),
+                st.integers(0, 500).map(a_call), st.integers(0, 500).map(lambda n: a_call(n, "\r\n")), ANY_LINE,
+                st.tuples(st.integers(0, 500), st.sampled_from(["Normal", "Start", "End", "Long Duration"])).map(
+                    lambda call: broadworks(*call)
+                ),
             ),
             max_size=6,
         ).map(b"".join),
@@ -129,7 +173,29 @@ def test_small_files_read_together_give_what_each_gives_alone(tmp_path: Path) ->
     )
 )
 def test_any_small_files_read_together_give_what_each_gives_alone(tmp_path_factory, contents) -> None:
+    """An Asterisk and a BroadWorks source given the same lines (BroadWorks records among Asterisk lines are
+    unparseable there, and the other way round); a BroadWorks file opens with a Start record, so that its
+    content is its own (the same content in two sources is a duplicate file)."""
     files = [("switch-chi", f"f-{i:02d}.csv", data) for i, data in enumerate(contents)]
+    files += [("switch-bw", f"f-{i:02d}.csv", broadworks(9999, "Start") + data) for i, data in enumerate(contents)]
+    land_and_compare(tmp_path_factory.mktemp("files"), files)
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([CUCM_HEADER, CUCM_HEADER.replace(b"INTEGER\n", b"INTEGER,\n"), b""]),
+            st.lists(st.one_of(st.integers(0, 500).map(cucm), ANY_LINE), max_size=5).map(b"".join),
+        ).map(b"".join),
+        min_size=2,
+        max_size=6,
+    )
+)
+def test_any_small_cucm_files_read_together_give_what_each_gives_alone(tmp_path_factory, contents) -> None:
+    """CUCM files of one header, another header, or none (refused whole) among any lines."""
+    files = [("switch-cucm", f"cdr-{i:02d}.csv", data) for i, data in enumerate(contents)]
     land_and_compare(tmp_path_factory.mktemp("files"), files)
 
 

@@ -221,7 +221,7 @@ def batch_tasks(
     batches = _header_first(line_batches(path, scan.sha256, batch_bytes), header_lines)
     for index, batch in enumerate(batches):
         if index == 0:
-            header = _first_lines(batch, header_lines)
+            header = first_lines(batch, header_lines)
         pieces = line_parts(batch, parts, header_lines if index == 0 else 0)
         del batch  # held as its pieces only, while their tasks wait
         for number, piece in enumerate(pieces):
@@ -302,7 +302,7 @@ def _header_first(batches: Iterator[bytes], header_lines: int) -> Iterator[bytes
         yield first
 
 
-def _first_lines(data: bytes, count: int) -> bytes:
+def first_lines(data: bytes, count: int) -> bytes:
     """The first ``count`` lines of ``data``, newlines included (fewer when it has fewer)."""
     end = 0
     for _ in range(count):
