@@ -149,7 +149,8 @@ def mediate_cycle(
     staged = StagedPartition(lake, partition_dir(lake, MEDIATED, cycle=cycle))
     try:
         outcomes = work.folder / "outcomes"
-        mediation_rules(con, work, outcomes, outcome_block_lines)
+        copy_records = len(record_files(lake)) > RULES_COPY_FILES
+        mediation_rules(con, work, outcomes, outcome_block_lines, copy_records=copy_records)
         release_memory(con)  # the streams are written outside DuckDB: its freed buffers go back first
         crash_point("mediation.outcomes_written")
         counts = _write_streams(lake, cycle, outcomes, staged, stream_chunk_lines, outcome_block_lines)
@@ -171,8 +172,27 @@ def mediate_cycle(
     return counts
 
 
+# Past this many loaded files the rules read the cycle's records through one file written first: the rules scan
+# their records many times (14 scans in the plan of sql/mediation_calls.sql), and a scan of many small files
+# holds memory per file outside DuckDB's limit (the 1m month in 3,656 files: that statement 3.1 GiB and 20.6 CPU
+# s, the stage 35.1 CPU s and 3,179 MiB; 24.0 and 702 with the copy). With a few large files the copy costs more
+# than it saves (1m in 5 files: +0.6 CPU s): docs/SCALE_LOG.md, stop 29.
+RULES_COPY_FILES = 64
+# the usage-record columns mediation's rules read (sql/mediation_calls.sql: the view mediation_records)
+RULES_COLUMNS = (
+    "file_id", "line_no", "status", "reason", "source_id", "source_record_id", "call_id", "peer_record_id",
+    "record_sequence", "charged_number", "called_number", "start_utc", "answer_utc", "call_date", "billsec",
+    "service", "units", "event_code",
+)  # fmt: skip
+
+
 def mediation_rules(
-    con: duckdb.DuckDBPyConnection, work: StagedPartition, outcomes: Path, block_lines: int = OUTCOME_BLOCK_LINES
+    con: duckdb.DuckDBPyConnection,
+    work: StagedPartition,
+    outcomes: Path,
+    block_lines: int = OUTCOME_BLOCK_LINES,
+    *,
+    copy_records: bool = False,
 ) -> None:
     """Apply mediation's rules to the view ``cycle_records`` in four statements, each streamed to a Parquet file
     of ``work`` so that DuckDB can spill past its memory limit, each with at most one join of every call: the
@@ -182,7 +202,14 @@ def mediation_rules(
     lines (``file_id=F/block=B/``, unsorted within a block: at 10M one sort of every outcome ran out of 1 GB;
     the streams sort a block as they read it, bounded by the block). One statement held every call in memory
     (DuckDB materialises a step read several times, and a materialised step cannot spill) and, split in two,
-    still ran out of 1 GB at 10M CDRs (docs/SCALE_LOG.md)."""
+    still ran out of 1 GB at 10M CDRs (docs/SCALE_LOG.md). ``copy_records``: the rules read the records once
+    into a file of ``work`` first (``RULES_COPY_FILES``)."""
+    rules_input = f"select {', '.join(RULES_COLUMNS)} from cycle_records"
+    if copy_records:  # read once into one file: see RULES_COPY_FILES
+        records = work.path("records")
+        con.execute(f"copy ({rules_input}) to {_quoted(records)} (format parquet)")
+        rules_input = f"select * from read_parquet({_quoted(records)})"
+    con.execute(f"create or replace temp view mediation_records as {rules_input}")
     calls = work.path("calls")
     con.execute(f"copy ({read_sql('mediation_calls.sql')}) to {_quoted(calls)} (format parquet)")
     con.execute(

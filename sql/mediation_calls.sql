@@ -9,7 +9,8 @@
 -- when it is marked `not materialized`, and a materialised step cannot spill (at 10M it did not fit 1 GB).
 -- A voice record whose called number is a service code (reference service_codes: 411 directory assistance,
 -- *69 call return) is a value-added event: that service and event code, one unit, whatever it lasted.
--- Inputs: cycle_records (lake/usage_records of the cycle), service_numbers, service_codes (reference).
+-- Inputs: mediation_records (the cycle's usage records, the columns read here: pipeline/mediation.py writes them to
+-- one file first), service_numbers, service_codes (reference).
 
 with
 
@@ -35,12 +36,12 @@ records as not materialized (
         case when code_service is null then units else 1 end as units,
         coalesce(code_event, event_code) as event_code,
         file_id::bigint * 4294967296 + line_no as record_ordinal  -- file then line: earliest wins
-    from cycle_records
+    from mediation_records
     left join (
         select called_number as code_number, service as code_service, event_code as code_event
         from service_codes
     ) as codes
-        on codes.code_number = cycle_records.called_number and cycle_records.service = 'voice'
+        on codes.code_number = mediation_records.called_number and mediation_records.service = 'voice'
 ),
 
 candidates as not materialized (
