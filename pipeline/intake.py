@@ -16,7 +16,6 @@ from collections.abc import Collection, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -193,14 +192,7 @@ def register_landed_files(
         wanted = set(only)
         landed = [path for path in landed if str(path.relative_to(home.landing)) in wanted]
     landed = _settled(home.landing, landed, markers, settle_seconds, report)
-    register = partial(
-        _register, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
-        billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
-    )  # fmt: skip
-    register_together = partial(
-        _register_together, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
-        billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
-    )  # fmt: skip
+    run = _IntakeRun(home, con, report, by_landing, markers, cycle, billing_timezone, billing_window_days, batch_bytes)
     waiting = SmallFiles(batch_bytes)  # small files of one source, read together (pipeline.small_files)
     # the next file is hashed on another thread while this one is loaded; each is decided and loaded in order
     with closing(ordered_map(_whole_scan, landed, workers=1, ahead=2)) as scans:
@@ -210,38 +202,38 @@ def register_landed_files(
             source = by_landing.get(path.parent.name)
             if source is not None and joins(scan, source, batch_bytes) and file_name_problem(path.name) is None:
                 if not waiting.takes(scan, source):
-                    register_together(waiting.take())
+                    _register_together(run, waiting.take())
                 # checked once the files before it are in the ledger: a copy of one of them is a duplicate file
                 if _loaded_copy(con, scan.sha256) is None:
                     waiting.add(path, scan, source)
                     continue
-            register_together(waiting.take())
-            register(path, scan)
-    register_together(waiting.take())
+            _register_together(run, waiting.take())
+            _register(run, path, scan)
+    _register_together(run, waiting.take())
     return report
 
 
-def _register_together(
-    home: Home,
-    con: duckdb.DuckDBPyConnection,
-    report: IntakeReport,
-    files: list[tuple[Path, FileScan, dict[str, Any]]],
-    by_landing: dict[str, dict[str, Any]],
-    markers: dict[str, str],
-    *,
-    cycle: str,
-    billing_timezone: str,
-    billing_window_days: int,
-    batch_bytes: int,
-) -> None:
+@dataclass(frozen=True)
+class _IntakeRun:
+    """What registering a landed file needs from its intake run (``register_landed_files``' arguments)."""
+
+    home: Home
+    con: duckdb.DuckDBPyConnection
+    report: IntakeReport
+    by_landing: dict[str, dict[str, Any]]  # landing folder → source
+    markers: dict[str, str]  # landing folder → marker suffix
+    cycle: str
+    billing_timezone: str
+    billing_window_days: int
+    batch_bytes: int
+
+
+def _register_together(run: _IntakeRun, files: list[tuple[Path, FileScan, dict[str, Any]]]) -> None:
     """Register small files of one source (``pipeline.small_files``) in landing order, each with its own file
     id, records partition, ledger row and archived copy as ``_register`` gives it; those that can follow one
     another as read are parsed and normalised as one batch on ``INTAKE_THREADS`` threads, the others (and a
     file alone) go through ``_register``."""
-    register = partial(
-        _register, home, con, report, by_landing=by_landing, markers=markers, cycle=cycle,
-        billing_timezone=billing_timezone, billing_window_days=billing_window_days, batch_bytes=batch_bytes,
-    )  # fmt: skip
+    home, con = run.home, run.con
     header_lines = GROUPED_FORMATS[files[0][2]["format"]] if files else 0
     by_header: dict[bytes, dict[int, bytes]] = {}  # files that can follow one another as read, by their header
     for i, (path, scan, _) in enumerate(files if len(files) > 1 else []):
@@ -254,8 +246,8 @@ def _register_together(
             continue
         try:
             read = _read_together(
-                list(contents.values()), files[0][2], header, billing_timezone=billing_timezone,
-                registered_cycle=cycle, billing_window_days=billing_window_days,
+                list(contents.values()), files[0][2], header, billing_timezone=run.billing_timezone,
+                registered_cycle=run.cycle, billing_window_days=run.billing_window_days,
             )  # fmt: skip
         except FileRejected:
             continue  # refused whole (a CUCM header without the columns it needs): each file is refused alone
@@ -264,11 +256,11 @@ def _register_together(
     next_id = None  # each file read together takes the next file id with its ledger row (loaded or quarantined)
     for i, (path, scan, source) in enumerate(files):
         if i not in records:
-            register(path, scan)
+            _register(run, path, scan)
             next_id = None
             continue
         frame, status_counts, control_records = records.pop(i)
-        report.read_together += 1
+        run.report.read_together += 1
         file_id = next_id = next_id or _next_file_id(con)
         next_id += 1
         row = _ledger_row(path, source["source_id"], scan)
@@ -281,12 +273,12 @@ def _register_together(
             _check_sequences(con, path, source, loaded)
         except FileRejected as rejected:
             staged.abort()
-            _quarantine(home, con, report, path, row, file_id, rejected, markers, cycle)
+            _quarantine(run, path, row, file_id, rejected)
             continue
         except BaseException:
             staged.abort()
             raise
-        _store_loaded(home, con, report, path, row, file_id, staged, loaded, markers, cycle)
+        _store_loaded(run, path, row, file_id, staged, loaded)
 
 
 def _read_whole(path: Path, scan: FileScan) -> bytes | None:
@@ -378,23 +370,11 @@ def _whole_scan(path: Path) -> FileScan | None:
     return scan
 
 
-def _register(
-    home: Home,
-    con: duckdb.DuckDBPyConnection,
-    report: IntakeReport,
-    path: Path,
-    scan: FileScan,
-    by_landing: dict[str, dict[str, Any]],
-    markers: dict[str, str],
-    *,
-    cycle: str,
-    billing_timezone: str,
-    billing_window_days: int,
-    batch_bytes: int,
-) -> None:
-    """Register one landed file (``register_landed_files``' rules), its outcome added to ``report``."""
+def _register(run: _IntakeRun, path: Path, scan: FileScan) -> None:
+    """Register one landed file (``register_landed_files``' rules), its outcome added to the run's report."""
+    home, con, report, markers, cycle = run.home, run.con, run.report, run.markers, run.cycle
     digest = scan.sha256
-    source = by_landing.get(path.parent.name)
+    source = run.by_landing.get(path.parent.name)
     source_id = source["source_id"] if source else printable(path.parent.name)
     name_problem = file_name_problem(path.name)
     seen = _loaded_copy(con, digest)
@@ -431,10 +411,10 @@ def _register(
                 scan,
                 source,
                 file_id=file_id,
-                billing_timezone=billing_timezone,
+                billing_timezone=run.billing_timezone,
                 registered_cycle=cycle,
-                billing_window_days=billing_window_days,
-                batch_bytes=batch_bytes,
+                billing_window_days=run.billing_window_days,
+                batch_bytes=run.batch_bytes,
             )
             _check_sequences(con, path, source, loaded)
         except BaseException:
@@ -443,9 +423,9 @@ def _register(
     except FileChanged:
         return  # rewritten while it was read: a later scan takes it whole
     except FileRejected as rejected:
-        _quarantine(home, con, report, path, row, file_id, rejected, markers, cycle)
+        _quarantine(run, path, row, file_id, rejected)
         return
-    _store_loaded(home, con, report, path, row, file_id, staged, loaded, markers, cycle)
+    _store_loaded(run, path, row, file_id, staged, loaded)
 
 
 def _loaded_copy(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple | None:
@@ -477,18 +457,9 @@ def _check_sequences(
     _refuse_conflicting_resend(con, source["source_id"], loaded.sequences)
 
 
-def _quarantine(
-    home: Home,
-    con: duckdb.DuckDBPyConnection,
-    report: IntakeReport,
-    path: Path,
-    row: dict[str, Any],
-    file_id: int,
-    rejected: FileRejected,
-    markers: dict[str, str],
-    cycle: str,
-) -> None:
+def _quarantine(run: _IntakeRun, path: Path, row: dict[str, Any], file_id: int, rejected: FileRejected) -> None:
     """A file that cannot be loaded whole: moved to quarantine with its reason, nothing of it kept."""
+    home, con, report, markers, cycle = run.home, run.con, run.report, run.markers, run.cycle
     stored = _move(path, home.quarantine / row["source_id"] / f"{file_id:06d}-{row['file_name']}")
     _ledger(
         con, file_id, cycle, row, "quarantined", stored, reason=rejected.reason, reason_detail=rejected.detail
@@ -498,19 +469,11 @@ def _quarantine(
 
 
 def _store_loaded(
-    home: Home,
-    con: duckdb.DuckDBPyConnection,
-    report: IntakeReport,
-    path: Path,
-    row: dict[str, Any],
-    file_id: int,
-    staged: StagedPartition,
-    loaded: LoadedRecords,
-    markers: dict[str, str],
-    cycle: str,
+    run: _IntakeRun, path: Path, row: dict[str, Any], file_id: int, staged: StagedPartition, loaded: LoadedRecords
 ) -> None:
     """A loaded file, in the order that a crash anywhere leaves finishable (module docstring): its records
     swapped in, its ledger row and sequences (one transaction), then the raw file moved to the archive."""
+    home, con, report, markers, cycle = run.home, run.con, run.report, run.markers, run.cycle
     staged.commit()
     crash_point("intake.records_written")
     stored_path = home.archive / row["source_id"] / f"{file_id:06d}-{row['file_name']}"
