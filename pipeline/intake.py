@@ -6,7 +6,6 @@ Order of writes (so a crash at any point is finished by the next run, never doub
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import re
@@ -35,8 +34,8 @@ from pipeline.formats.batches import (
     batch_tasks,
     first_lines,
     line_parts,
-    open_regular_file,
     parse_batch,
+    read_whole,
     scan_file,
 )
 from pipeline.home import Home
@@ -284,12 +283,10 @@ def _register_together(run: _IntakeRun, files: list[tuple[Path, FileScan, dict[s
 def _read_whole(path: Path, scan: FileScan) -> bytes | None:
     """A small landed file's bytes, or None when it is no longer the file that was hashed (``_register`` then
     finds it changed, and a later scan takes it)."""
-    fd = open_regular_file(path)
-    if fd is None:
+    try:
+        return read_whole(path, scan)
+    except FileChanged:
         return None
-    with os.fdopen(fd, "rb") as f:
-        data = f.read()
-    return data if hashlib.sha256(data).hexdigest() == scan.sha256 else None
 
 
 def _read_together(

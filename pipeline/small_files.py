@@ -2,11 +2,11 @@
 files of a few hundred lines a day; read one by one, each pays the parser's and the normaliser's fixed cost per
 call (~20 ms of CPU for a 1,000-line Asterisk file, most of it polars starting work on a tiny frame: 1m in
 1,000-line files took 5.7× the CPU of 1m in five files, docs/SCALE_LOG.md). Rule: consecutive small files of one
-source, in a format whose records are single lines (Asterisk, FreeSWITCH, BroadWorks; CUCM, whose files of one
-header — a names line and a types line — are read as one file of that header), are parsed and normalised as one batch —
-their lines one after another, as a large file's batches are — and the result is cut back into each file's
-records, line numbers its own. Each file is then registered alone, in
-landing order, as if read by itself (``pipeline.intake``): the same records, ledger and archive (tests)."""
+source, in a format whose records are single lines (Asterisk, FreeSWITCH, BroadWorks; CUCM files that start with
+the same names and types lines, read as one file of that header), are parsed and normalised as one batch — their
+lines one after another, as a large file's batches are — and the result is cut back into each file's records,
+line numbers its own. Each file is then registered alone, in landing order, as if read by itself
+(``pipeline.intake``): the same records, ledger and archive (tests)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ class SmallFiles:
         )
 
     def add(self, path: Path, scan: FileScan, source: dict[str, Any]) -> None:
+        """Let the file wait with the others (``takes`` said it may)."""
         self.files.append((path, scan, source))
         self.size += scan.size
 

@@ -87,6 +87,18 @@ def scan_file(path: Path) -> FileScan | None:
     return FileScan(digest.hexdigest(), size, utf8.finish())
 
 
+def read_whole(path: Path, scan: FileScan) -> bytes:
+    """A landed file's bytes in one read; ``FileChanged`` when it is no longer the regular file ``scan`` hashed."""
+    fd = open_regular_file(path)
+    if fd is None:
+        raise FileChanged(f"{path} is no longer a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != scan.sha256:
+        raise FileChanged(f"{path} changed while it was read")
+    return data
+
+
 def line_batches(path: Path, expected_sha256: str, batch_bytes: int = BATCH_BYTES) -> Iterator[bytes]:
     """The file's bytes in batches of whole lines (each but the last ends with a newline; a batch never starts
     with a byte-order mark, which ``decode`` would drop), at least one batch. Raises ``FileChanged`` at the
@@ -207,14 +219,7 @@ def batch_tasks(
         yield from _emi_tasks(path, scan, batch_bytes)
         return
     if header_lines is None or not scan.utf8:
-        fd = open_regular_file(path)
-        if fd is None:
-            raise FileChanged(f"{path} is no longer a regular file")
-        with os.fdopen(fd, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() != scan.sha256:
-            raise FileChanged(f"{path} changed while it was read")
-        yield partial(parse_batch, format_name, data, template, 0, None)
+        yield partial(parse_batch, format_name, read_whole(path, scan), template, 0, None)
         return
     header = b""
     lines_before = 0  # lines of the file before the current part
