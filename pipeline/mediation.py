@@ -22,6 +22,7 @@ from pipeline.lake import (
     RETIRED,
     ROW_GROUP_ROWS,
     StagedPartition,
+    arrow_view,
     current_version,
     lake_table,
     lake_tables,
@@ -38,7 +39,8 @@ MEDIATION_WORK = (
 )
 STREAM_CHUNK_LINES = ROW_GROUP_ROWS  # at most this many lines of one file per chunk of the streams
 OUTCOME_BLOCK_LINES = 8 * ROW_GROUP_ROWS  # the outcomes aside: per file and block of this many lines
-OUTCOME_FLUSH_ROWS = ROW_GROUP_ROWS  # the partitioned write of the outcomes flushes a thread's rows this often
+OUTCOME_BATCH_ROWS = 2 * ROW_GROUP_ROWS  # the outcomes come from DuckDB this many at a time, split by block
+OUTCOME_OPEN_FILES = 256  # the block files of outcomes held open at once (the least recently written closed)
 STREAMS = ("normalised", "suspended", "duplicate", "discarded")
 # the stream columns with a value per record (or nearly: 825,428 source ids, 734,529 starts in
 # 923,767 normalised records at 1M) are written plain: their dictionary was built and dropped for every row
@@ -230,18 +232,59 @@ def mediation_rules(
         path = work.path(name)
         con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
         con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
-    # the outcomes split by file and block of lines as they are produced (one partitioned COPY, unsorted within a
-    # block: the streams sort each block once as they read it). DuckDB flushes a thread's partitioned rows to
-    # their files once it holds OUTCOME_FLUSH_ROWS of them (its default: 524,288), so the write's memory does not
-    # grow with the month (10M: process peak 868 MiB at the 512MB limit, as before); one sort of every outcome
-    # did not spill (10M ran out of 1 GB), and a sort per block cost a scan of every outcome per block
-    # (docs/SCALE_LOG.md, "Mediation, fifth pass")
-    con.execute(f"set partitioned_write_flush_threshold = {OUTCOME_FLUSH_ROWS}")
-    con.execute(
-        f"copy (select *, line_no // {int(block_lines)} as block from ({read_sql('mediation.sql')})) "
-        f"to {_quoted(outcomes)} (format parquet, partition_by (file_id, block))"
-    )
-    con.execute("reset partitioned_write_flush_threshold")
+    _write_outcomes(con, outcomes, block_lines)
+
+
+def _write_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Path, block_lines: int) -> None:
+    """The outcome of every record (``sql/mediation.sql``) split by file and block of ``block_lines`` lines as
+    it is produced: Arrow IPC files (LZ4) ``outcomes/file_id=F/block=B/part-N.arrow``, unsorted within a block
+    (the streams sort each block once as they read it). The outcomes stream out of DuckDB a batch of
+    ``OUTCOME_BATCH_ROWS`` at a time and each batch's rows are appended to their blocks' files, so memory is
+    bounded by the batch whatever the month's size. DuckDB's own partitioned COPY held rows per block and
+    thread: at 50M (49 blocks) it spilled 3.9 GB and took 74 CPU s (docs/SCALE_LOG.md, stop 30); one sort of
+    every outcome did not spill (10M ran out of 1 GB), and a sort per block cost a scan of every outcome per
+    block ("Mediation, fifth pass")."""
+    query = f"select *, line_no // {int(block_lines)} as block from ({read_sql('mediation.sql')})"
+    files = _BlockFiles(outcomes)
+    try:
+        for batch in con.sql(query).to_arrow_reader(OUTCOME_BATCH_ROWS):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            for (file_id, block), part in frame.partition_by("file_id", "block", as_dict=True).items():
+                files.append(int(file_id), int(block), arrow_view(part.drop("file_id", "block")))
+    finally:
+        files.close()
+
+
+class _BlockFiles:
+    """The outcomes' block files being written, at most ``OUTCOME_OPEN_FILES`` open (a month of thousands of
+    small files would otherwise hold a descriptor per file): the least recently written is closed, and a block
+    written to again after that gets a new part file beside it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.open: dict[tuple[int, int], pa.ipc.RecordBatchFileWriter] = {}  # in order of last write
+        self.parts: dict[tuple[int, int], int] = {}
+
+    def append(self, file_id: int, block: int, table: pa.Table) -> None:
+        """Add ``table``'s rows to the block's file."""
+        key = (file_id, block)
+        writer = self.open.pop(key, None)
+        if writer is None:
+            if len(self.open) >= OUTCOME_OPEN_FILES:
+                self.open.pop(next(iter(self.open))).close()
+            part = self.parts[key] = self.parts.get(key, -1) + 1
+            path = self.folder / f"file_id={file_id}" / f"block={block}" / f"part-{part}.arrow"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            writer = pa.ipc.new_file(path, table.schema, options=options)
+        writer.write_table(table)
+        self.open[key] = writer
+
+    def close(self) -> None:
+        """Close every file still open."""
+        while self.open:
+            self.open.pop(next(iter(self.open))).close()
 
 
 def remove_stale_versions(lake: Path, cycle: str) -> list[Path]:
@@ -385,9 +428,10 @@ def _small_files_chunk(
     records = pl.concat(
         [_file_records(_usage_records(path), file_id, cycle, routes) for file_id, path, _ in files]
     ).collect()
-    parts = [part for _, _, folder in files for part in sorted(folder.glob("block=*/*.parquet"))]
+    parts = [part for _, _, folder in files for part in sorted(folder.glob("block=*/*.arrow"))]
     outcome = (
-        pl.read_parquet(parts, hive_partitioning=False, include_file_paths="outcome_file")
+        pl.scan_ipc(parts, hive_partitioning=False, include_file_paths="outcome_file")
+        .collect()
         .with_columns(file_id=pl.col("outcome_file").str.extract(r"file_id=(\d+)/").cast(pl.Int64))
         .drop("outcome_file")
         .sort("file_id", "line_no")
@@ -428,7 +472,7 @@ class _OutcomeBlocks:
     def __init__(self, folder: Path, block_lines: int) -> None:
         self.folder = folder
         self.block_lines = block_lines
-        self.schema = pl.read_parquet_schema(next(folder.glob("block=*/*.parquet")))
+        self.schema = pl.read_ipc_schema(next(folder.glob("block=*/*.arrow")))
         self.held: dict[int, pl.DataFrame] = {}
 
     def lines(self, first_line: int, last_line: int) -> pl.DataFrame:
@@ -439,9 +483,9 @@ class _OutcomeBlocks:
         parts = []
         for block in range(first_block, last_block + 1):
             if block not in self.held:
-                files = sorted((self.folder / f"block={block}").glob("*.parquet"))
+                files = sorted((self.folder / f"block={block}").glob("*.arrow"))
                 self.held[block] = (
-                    pl.read_parquet(files, hive_partitioning=False).sort("line_no")
+                    pl.scan_ipc(files, hive_partitioning=False).collect().sort("line_no")
                     if files
                     else pl.DataFrame(schema=self.schema)
                 )

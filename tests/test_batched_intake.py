@@ -28,6 +28,7 @@ from pipeline.formats import FileRejected, parse_file
 from pipeline.formats.batches import BatchedParse, FileChanged, line_batches, parse_batches, scan_file
 from pipeline.formats.common import Utf8Check, is_utf8
 from pipeline.intake import register_landed_files
+from pipeline import mediation
 from pipeline.mediation import OUTCOME_BLOCK_LINES, STREAMS, UNIQUE_COLUMNS, file_counts, mediate_cycle
 from pipeline.reference import load_reference
 from pipeline.state import open_state
@@ -247,14 +248,15 @@ def test_intake_in_small_batches_loads_the_same_records(tmp_path: Path):
     assert_frame_equal(loaded["whole"][1], loaded["batched"][1])
 
 
-def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
+def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The sample month mediated with the streams written whole and 7 lines of a file at a time, and with the
-    outcomes aside in blocks of 5 and 3 lines (a chunk then spans two or more blocks, a whole file many): the
-    same four streams, row for row, in file and line order; the outcomes aside are gone
-    afterwards. The columns with a value per record are written without a dictionary."""
+    outcomes aside in blocks of 5 and 3 lines (a chunk then spans two or more blocks, a whole file many), and
+    with the outcomes coming out of DuckDB 16 at a time into at most 3 open block files (a block's rows then
+    land in several part files): the same four streams, row for row, in file and line order; the outcomes
+    aside are gone afterwards. The columns with a value per record are written without a dictionary."""
     streams = {}
     variants = (("whole", 1 << 30, OUTCOME_BLOCK_LINES), ("chunked", 7, OUTCOME_BLOCK_LINES),
-                ("blocks", 7, 5), ("whole_blocks", 1 << 30, 3))  # fmt: skip
+                ("blocks", 7, 5), ("whole_blocks", 1 << 30, 3), ("parts", 7, 5))  # fmt: skip
     for label, chunk_lines, block_lines in variants:
         home = stage_sample(tmp_path / label)
         reference = load_reference(home.reference)
@@ -262,7 +264,10 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
             register_landed_files(
                 home, state, reference.sources, cycle="2026-10", billing_timezone="America/Chicago"
             )
-        with session(reference) as con:
+        with session(reference) as con, monkeypatch.context() as patch:
+            if label == "parts":
+                patch.setattr(mediation, "OUTCOME_BATCH_ROWS", 16)
+                patch.setattr(mediation, "OUTCOME_OPEN_FILES", 3)
             counts = mediate_cycle(
                 con, home.lake, "2026-10", stream_chunk_lines=chunk_lines, outcome_block_lines=block_lines
             )
@@ -276,7 +281,7 @@ def test_mediation_streams_written_in_small_chunks_are_the_same(tmp_path: Path):
             == sum(streams[label][s].height for s in STREAMS)
         )
     for stream in STREAMS:
-        for label in ("chunked", "blocks", "whole_blocks"):
+        for label in ("chunked", "blocks", "whole_blocks", "parts"):
             assert_frame_equal(streams["whole"][stream], streams[label][stream])
         assert (
             streams["blocks"][stream]
