@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from test_format_parsers import emi_pack
 
+from pipeline import mediation
 from pipeline.engine import session
 from pipeline.formats import FileRejected, parse_file
 from pipeline.formats.batches import BatchedParse, FileChanged, line_batches, parse_batches, scan_file
 from pipeline.formats.common import Utf8Check, is_utf8
 from pipeline.intake import register_landed_files
-from pipeline import mediation
 from pipeline.mediation import OUTCOME_BLOCK_LINES, STREAMS, UNIQUE_COLUMNS, file_counts, mediate_cycle
 from pipeline.reference import load_reference
 from pipeline.state import open_state
