@@ -119,7 +119,7 @@ def profile_mediation(home: Path) -> None:
         con.execute("set variable duplicate_tolerance_seconds = 0")
         work = StagedPartition(lake, partition_dir(lake, "profile_work", cycle=CYCLE))
         try:
-            with step("mediation: rules SQL (sql/mediation*.sql → outcomes Parquet)"):
+            with step("mediation: rules SQL (sql/mediation*.sql → the outcomes aside)"):
                 mediation_rules(cast(duckdb.DuckDBPyConnection, _TimedStatements(con)), work, work.folder / "outcomes")
         finally:
             work.abort()
