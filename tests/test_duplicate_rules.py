@@ -98,10 +98,8 @@ def test_the_duplicate_rules_find_the_pairs_of_the_written_rule(calls, tolerance
     calls = [{**c, "ordinal": o} for c, o in zip(calls, ordinals, strict=True)]
     con = duckdb.connect()
     con.execute(f"set variable duplicate_tolerance_seconds = {tolerance}")
-    billable = frame([c for c in calls if c["this_cycle"]])  # noqa: F841 (read by DuckDB by name)
-    prior = frame([c for c in calls if not c["this_cycle"]])  # noqa: F841
-    con.execute("create table billable_calls as select * from billable")
-    con.execute("create table prior_calls as select * from prior")
+    con.register("billable_calls", frame([c for c in calls if c["this_cycle"]]))
+    con.register("prior_calls", frame([c for c in calls if not c["this_cycle"]]))
     found = {}
     for name in ("source_id_duplicates", "content_duplicates"):
         con.execute(f"create table {name} as {read_sql(f'mediation_{name}.sql')}")
