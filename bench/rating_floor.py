@@ -271,6 +271,23 @@ NARROW = {
 NARROW["e_narrow"] = NARROW["e"]
 
 
+def prepare_deck(con: duckdb.DuckDBPyConnection) -> float:
+    """The deck as the floor reads it (``DECK_SQL``) for the events of the view ``normalised``, with the price
+    book levels and the band calendar of their days; returns the seconds it took."""
+    first_day, last_day = first_row(
+        con, "select min(start_utc)::date - 1, max(start_utc)::date + 2 from normalised"
+    ) or (None, None)
+    con.register("price_book_levels", price_book_levels())
+    con.register("band_calendar", band_calendar(
+        con.table("time_bands").pl(), con.table("rate_card_policies").pl(),
+        con.table("state_time_zones").pl(),
+        first_day, last_day,
+    ))  # fmt: skip
+    started = time.perf_counter()
+    con.execute(DECK_SQL)
+    return time.perf_counter() - started
+
+
 def load() -> str:
     """The 1-minute load average (the machine is shared: every number is given with it)."""
     return Path("/proc/loadavg").read_text(encoding="ascii").split()[0]
@@ -394,18 +411,7 @@ def main() -> None:
             con.execute(
                 f"create or replace temp view normalised as select * from read_parquet('{normalised}')"
             )
-            first_day, last_day = first_row(
-                con, "select min(start_utc)::date - 1, max(start_utc)::date + 2 from normalised"
-            ) or (None, None)
-            con.register("price_book_levels", price_book_levels())
-            con.register("band_calendar", band_calendar(
-                con.table("time_bands").pl(), con.table("rate_card_policies").pl(),
-                con.table("state_time_zones").pl(),
-                first_day, last_day,
-            ))  # fmt: skip
-            started = time.perf_counter()
-            con.execute(DECK_SQL)
-            deck_s = time.perf_counter() - started
+            deck_s = prepare_deck(con)
             events = scalar(con, "select count(*) from normalised")
             print(json.dumps({
                 "events": events, "destinations": scalar(con, "select count(*) from floor_destinations"),

@@ -308,21 +308,24 @@ def floor(home: Home, cycle: str, args: argparse.Namespace) -> StageResult:
     try:
         threads = int(scalar(con, "select current_setting('threads')"))
         for i, path in enumerate(files):
-            if path.suffix == ".emi":
-                source = (
-                    f"read_csv('{path.as_posix()}', header = false, delim = '\\t', quote = '', escape = '', "
-                    "columns = {'record': 'VARCHAR'})"
-                )
-            else:
-                source = (
-                    f"read_csv('{path.as_posix()}', header = false, all_varchar = true, null_padding = true)"
-                )
             target = out / f"{i:03d}.parquet"
-            con.execute(f"copy (select * from {source}) to '{target.as_posix()}' (format parquet)")
+            con.execute(floor_statement(path, target))
             records += int(scalar(con, f"select count(*) from read_parquet('{target.as_posix()}')"))
     finally:
         con.close()
     return {"records": records, "files": len(files), "threads": threads}
+
+
+def floor_statement(path: Path, target: Path) -> str:
+    """The floor's statement for one raw file: CSV as text columns, EMI as one text column a line."""
+    if path.suffix == ".emi":
+        source = (
+            f"read_csv('{path.as_posix()}', header = false, delim = '\\t', quote = '', escape = '', "
+            "columns = {'record': 'VARCHAR'})"
+        )
+    else:
+        source = f"read_csv('{path.as_posix()}', header = false, all_varchar = true, null_padding = true)"
+    return f"copy (select * from {source}) to '{target.as_posix()}' (format parquet)"
 
 
 STAGES: dict[str, Callable[[Home, str, argparse.Namespace], StageResult]] = {
