@@ -180,6 +180,9 @@ def mediate_cycle(
 # s, the stage 35.1 CPU s and 3,179 MiB; 24.0 and 702 with the copy). With a few large files the copy costs more
 # than it saves (1m in 5 files: +0.6 CPU s): docs/SCALE_LOG.md, stop 29.
 RULES_COPY_FILES = 64
+# the duplicate rules join only the calls whose key hashes alike with another call's; the hashes are counted in
+# parts of at most this many calls (``_repeated_hashes``)
+DUPLICATE_HASH_PART_ROWS = 8_000_000
 # the usage-record columns mediation's rules read (sql/mediation_calls.sql: the view mediation_records)
 RULES_COLUMNS = (
     "file_id", "line_no", "status", "reason", "source_id", "source_record_id", "call_id", "peer_record_id",
@@ -199,7 +202,8 @@ def mediation_rules(
     """Apply mediation's rules to the view ``cycle_records`` in four statements, each streamed to a Parquet file
     of ``work`` so that DuckDB can spill past its memory limit, each with at most one join of every call: the
     call rules (one event per call, the account at the call time: ``sql/mediation_calls.sql``), the duplicates
-    by source id, then by content (``sql/mediation_*_duplicates.sql``), and the outcome of every record
+    by source id, then by content (``sql/mediation_*_duplicates.sql``: a join of the calls whose key hashes
+    alike with another call's, ``_repeated_hashes``), and the outcome of every record
     (``sql/mediation.sql``) into the folder ``outcomes``, split by file and block of ``block_lines``
     lines (``file_id=F/block=B/``, unsorted within a block: at 10M one sort of every outcome ran out of 1 GB;
     the streams sort a block as they read it, bounded by the block). One statement held every call in memory
@@ -228,11 +232,40 @@ def mediation_rules(
         "create or replace temp view prior_calls as select * from prior_call_keys where start_utc >= "
         "(select min(start_utc) from mediation_calls) - to_days(getvariable('duplicate_window_days'))"
     )
-    for name in ("source_id_duplicates", "content_duplicates"):
-        path = work.path(name)
-        con.execute(f"copy ({read_sql(f'mediation_{name}.sql')}) to {_quoted(path)} (format parquet)")
-        con.execute(f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})")
+    duplicate_calls(con, work.folder)
     _write_outcomes(con, outcomes, block_lines)
+
+
+def duplicate_calls(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """The duplicate rules over the views ``billable_calls`` (this cycle's) and ``prior_calls`` (the other cycles'
+    within the window): the views ``source_id_duplicates`` and then ``content_duplicates`` (each call with the
+    record it duplicates: ``sql/mediation_*_duplicates.sql``), each streamed to a Parquet file of ``folder``.
+    Each rule joins only the calls whose key hashes alike with another call's (``_repeated_hashes``)."""
+    for rule, hashes in (("source_id", ("key_hash",)), ("content", ("answer_hash", "start_hash"))):
+        con.execute(f"create or replace temp view {rule}_keys as {read_sql(f'mediation_{rule}_keys.sql')}")
+        _repeated_hashes(con, folder, f"{rule}_keys", hashes)
+        path = folder / f"{rule}_duplicates.parquet"
+        con.execute(f"copy ({read_sql(f'mediation_{rule}_duplicates.sql')}) to {_quoted(path)} (format parquet)")
+        con.execute(f"create or replace temp view {rule}_duplicates as select * from read_parquet({_quoted(path)})")
+
+
+def _repeated_hashes(con: duckdb.DuckDBPyConnection, folder: Path, keys: str, hashes: tuple[str, ...]) -> None:
+    """For each hash column of the view ``keys``, the temp table ``repeated_<column>es`` of the hashes that two
+    calls or more hold: the duplicate rules' candidates. The hashes are written aside once, then counted in parts
+    of at most ``DUPLICATE_HASH_PART_ROWS`` calls by the hash's remainder (each part its own grouping, bounded
+    whatever the month's size: one grouping of 46.5M hashes peaked at 821 MiB under the 768MB limit, and inside
+    the stage ran out of memory, docs/SCALE_LOG.md, stops 30 and 31)."""
+    path = folder / f"{keys}_hashes.parquet"
+    con.execute(f"copy (select {', '.join(hashes)} from {keys}) to {_quoted(path)} (format parquet)")
+    calls = int(scalar(con, f"select count(*) from read_parquet({_quoted(path)})"))
+    parts = max(1, -(-calls // DUPLICATE_HASH_PART_ROWS))  # rounded up
+    for column in hashes:
+        con.execute(f"create or replace temp table repeated_{column}es ({column} ubigint)")
+        for part in range(parts):
+            con.execute(
+                f"insert into repeated_{column}es select {column} from read_parquet({_quoted(path)}) "
+                f"where {column} % {parts} = {part} group by {column} having count(*) > 1"
+            )
 
 
 def _write_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Path, block_lines: int) -> None:

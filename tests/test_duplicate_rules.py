@@ -1,12 +1,14 @@
-"""The duplicate-call rules (sql/mediation_source_id_duplicates.sql, sql/mediation_content_duplicates.sql) against
-the rule as written, checked pair by pair in Python over generated calls whose keys collide often: each later call
+"""The duplicate-call rules (``mediation.duplicate_calls``: sql/mediation_*_keys.sql and *_duplicates.sql, the
+hashes counted in one part or several) against the rule as written, checked pair by pair in Python over generated calls whose keys collide often: each later call
 is a duplicate of the earliest call (file, then line) of this cycle or an earlier one that has its source's unique
 id, or, among the calls left, its numbers, billed seconds, service, units (when the earlier call has them) and
 answer time (the start time where either has none; times of two sources up to the tolerance apart)."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -14,7 +16,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.sql import read_sql
+from pipeline import mediation
 
 T0 = datetime(2026, 10, 5, 12, 0, 0)
 COLUMNS = {
@@ -92,18 +94,24 @@ def rule_as_written(calls: list[dict[str, Any]], tolerance: int) -> tuple[dict[i
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(call, min_size=1, max_size=12), st.sampled_from([0, 2]), st.randoms())
-def test_the_duplicate_rules_find_the_pairs_of_the_written_rule(calls, tolerance, rnd):
+@given(st.lists(call, min_size=1, max_size=12), st.sampled_from([0, 2]), st.sampled_from([1, 3, 10**6]), st.randoms())
+def test_the_duplicate_rules_find_the_pairs_of_the_written_rule(calls, tolerance, part_rows, rnd):
     ordinals = rnd.sample(range(1, 10 * len(calls) + 1), len(calls))
     calls = [{**c, "ordinal": o} for c, o in zip(calls, ordinals, strict=True)]
     con = duckdb.connect()
     con.execute(f"set variable duplicate_tolerance_seconds = {tolerance}")
     con.register("billable_calls", frame([c for c in calls if c["this_cycle"]]))
     con.register("prior_calls", frame([c for c in calls if not c["this_cycle"]]))
-    found = {}
-    for name in ("source_id_duplicates", "content_duplicates"):
-        con.execute(f"create table {name} as {read_sql(f'mediation_{name}.sql')}")
-        found[name] = dict(con.execute(f"select record_ordinal, first_ordinal from {name}").fetchall())
+    shipped, mediation.DUPLICATE_HASH_PART_ROWS = mediation.DUPLICATE_HASH_PART_ROWS, part_rows  # parts of the hashes
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            mediation.duplicate_calls(con, Path(folder))
+            found = {
+                name: dict(con.execute(f"select record_ordinal, first_ordinal from {name}").fetchall())
+                for name in ("source_id_duplicates", "content_duplicates")
+            }
+    finally:
+        mediation.DUPLICATE_HASH_PART_ROWS = shipped
     by_id, by_content = rule_as_written(calls, tolerance)
     assert found["source_id_duplicates"] == by_id
     assert found["content_duplicates"] == by_content
