@@ -23,7 +23,8 @@ Each step is one DuckDB statement per file or per month, written to Parquet, in 
 It is a lower bound of what the pipeline must do: left out are the raw text every record keeps (the record's
 number is kept: the text can be found again in the archived file), validation and suspense reasons, the 90-day
 duplicate window and source ids, legs and partials, service codes, the ledger, and the accounting checks. The
-other formats of the realistic mix are not read: the plain month is Asterisk and EMI only. One JSON line per step and run, then the medians and the ratios.
+other formats of the realistic mix are not read: the plain month is Asterisk and EMI only. One JSON line per step
+and run, then the medians and the ratios.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def run_once(dataset: Path, work: Path, memory_limit: str) -> list[dict]:
             seen: set[str] = set()
             con.execute("set preserve_insertion_order = true")  # the records numbered in file order
             for i, path in enumerate(files):
-                digest = hashlib.file_digest(path.open("rb"), "sha256").hexdigest()
+                with path.open("rb") as raw:
+                    digest = hashlib.file_digest(raw, "sha256").hexdigest()
                 if digest in seen:  # a resent file: never loaded twice
                     continue
                 seen.add(digest)
@@ -169,7 +171,7 @@ def run_once(dataset: Path, work: Path, memory_limit: str) -> list[dict]:
                 "create or replace temp view normalised as "
                 f"select * from read_parquet('{(work / 'mediated.parquet').as_posix()}')"
             )
-            prepare_deck(con)  # the deck is the reference's, prepared before rating runs (not timed)
+            prepare_deck(con)  # timed with the step: rating prepares its deck in every run too
             banded = bool(scalar(con, "select count(*) from rate_card_policies where band_set is not null"))
             step = "e" if banded else "d"
             query = f"select {NARROW[step]} from ({QUERIES[step]})"

@@ -4,12 +4,15 @@ same records the pipeline's intake loads (no speed asserted: speed belongs to ``
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 
 from bench.chain_floor import STEPS, intake_statement, landed_files
 from bench.dataset import ensure_dataset, parse_size
+from bench.run import fresh_home
 from bench.stages import intake
 from pipeline.home import PROJECT_ROOT, Home
 
@@ -35,11 +38,8 @@ def test_the_chain_floor_reads_each_file_once_and_keeps_fewer_records_at_each_st
     assert 0.9 * rows["mediation"] < rows["rating"] <= rows["mediation"]
     assert summary["runs"] == 1 and summary["raw_to_rated_x_floor"] > 0
     # the same records as the pipeline's intake loads from the same files (its normalised and suspended ones)
-    home = Home(tmp_path / "home")
-    home.root.mkdir()
-    for folder in ("reference", "landing"):
-        subprocess.run(["cp", "-r", str(dataset / folder), str(home.root / folder)], check=True)
-    loaded = intake(home.ensure(), "2026-10", None)  # type: ignore[arg-type]
+    fresh_home(dataset, tmp_path / "home")
+    loaded = intake(Home(tmp_path / "home").ensure(), "2026-10", None)  # type: ignore[arg-type]
     assert loaded["records"] == rows["intake"]
 
 
@@ -51,19 +51,19 @@ def test_the_least_intake_numbers_records_in_file_order_and_reads_times_as_utc(t
     con.execute(intake_statement(path, 7, "switch-x", "America/Chicago", target))
     first = path.read_text(encoding="utf-8").splitlines()[0].split('","')
     row = con.execute(
-        f"select file_id, line_no, charged_number, start_utc::varchar, billsec from read_parquet('{target}') "
+        f"select file_id, line_no, charged_number, start_utc::varchar from read_parquet('{target}') "
         "order by line_no limit 1"
     ).fetchall()[0]
-    # line 1: src, start 2026-10-… local Chicago time (CDT, UTC-5), billed seconds as written
+    # line 1: its number, src as E.164, and its start (local Chicago time) in UTC
     assert row[:3] == (7, 1, "+1" + first[1])
-    local = con.execute(f"select timezone('UTC', timezone('America/Chicago', '{first[9]}'::timestamp))::varchar")
-    assert row[3] == local.fetchall()[0][0]
+    start = datetime.fromisoformat(first[9]).replace(tzinfo=ZoneInfo("America/Chicago")).astimezone(UTC)
+    assert row[3] == f"{start:%Y-%m-%d %H:%M:%S}"
+    lines = len(path.read_text(encoding="utf-8").splitlines())
     numbers = con.execute(f"select min(line_no), max(line_no), count(*) from read_parquet('{target}')").fetchall()
-    assert numbers == [(1, len(path.read_text(encoding="utf-8").splitlines()), numbers[0][2])]
+    assert numbers == [(1, lines, lines)]
     # an EMI file: its detail records keep their line numbers among the pack header and trailer lines
     emi = next(p for p in landed_files(dataset) if p.suffix == ".emi")
     con.execute(intake_statement(emi, 8, "ilec-duf", "America/New_York", target))
-    lines = emi.read_text(encoding="ascii").splitlines()
-    details = [n for n, line in enumerate(lines, start=1) if line.startswith("010101")]
+    details = [n for n, line in enumerate(emi.read_text(encoding="ascii").splitlines(), 1) if line.startswith("010101")]
     got = con.execute(f"select line_no from read_parquet('{target}') order by line_no").fetchall()
     assert [n for (n,) in got] == details and details[0] > 1
