@@ -181,7 +181,7 @@ def mediate_cycle(
 # than it saves (1m in 5 files: +0.6 CPU s): docs/SCALE_LOG.md, stop 29.
 RULES_COPY_FILES = 64
 # the duplicate rules join only the calls whose key hashes alike with another call's; the hashes are counted in
-# parts of at most this many calls (``_repeated_hashes``)
+# parts of at most this many calls (``duplicate_calls``)
 DUPLICATE_HASH_PART_ROWS = 8_000_000
 # the usage-record columns mediation's rules read (sql/mediation_calls.sql: the view mediation_records)
 RULES_COLUMNS = (
@@ -236,29 +236,34 @@ def mediation_rules(
     _write_outcomes(con, outcomes, block_lines)
 
 
-def duplicate_calls(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def duplicate_calls(
+    con: duckdb.DuckDBPyConnection, folder: Path, part_rows: int = DUPLICATE_HASH_PART_ROWS
+) -> None:
     """The duplicate rules over the views ``billable_calls`` (this cycle's) and ``prior_calls`` (the other cycles'
     within the window): the views ``source_id_duplicates`` and then ``content_duplicates`` (each call with the
     record it duplicates: ``sql/mediation_*_duplicates.sql``), each streamed to a Parquet file of ``folder``.
-    Each rule joins only the calls whose key hashes alike with another call's (``_repeated_hashes``)."""
+    Each rule joins only the calls whose key hashes alike with another call's (``_repeated_hashes``, in parts of
+    at most ``part_rows`` calls)."""
     for rule, hashes in (("source_id", ("key_hash",)), ("content", ("answer_hash", "start_hash"))):
         con.execute(f"create or replace temp view {rule}_keys as {read_sql(f'mediation_{rule}_keys.sql')}")
-        _repeated_hashes(con, folder, f"{rule}_keys", hashes)
+        _repeated_hashes(con, folder, f"{rule}_keys", hashes, part_rows)
         path = folder / f"{rule}_duplicates.parquet"
         con.execute(f"copy ({read_sql(f'mediation_{rule}_duplicates.sql')}) to {_quoted(path)} (format parquet)")
         con.execute(f"create or replace temp view {rule}_duplicates as select * from read_parquet({_quoted(path)})")
 
 
-def _repeated_hashes(con: duckdb.DuckDBPyConnection, folder: Path, keys: str, hashes: tuple[str, ...]) -> None:
+def _repeated_hashes(
+    con: duckdb.DuckDBPyConnection, folder: Path, keys: str, hashes: tuple[str, ...], part_rows: int
+) -> None:
     """For each hash column of the view ``keys``, the temp table ``repeated_<column>es`` of the hashes that two
     calls or more hold: the duplicate rules' candidates. The hashes are written aside once, then counted in parts
-    of at most ``DUPLICATE_HASH_PART_ROWS`` calls by the hash's remainder (each part its own grouping, bounded
+    of at most ``part_rows`` calls by the hash's remainder (each part its own grouping, bounded
     whatever the month's size: one grouping of 46.5M hashes peaked at 821 MiB under the 768MB limit, and inside
     the stage ran out of memory, docs/SCALE_LOG.md, stops 30 and 31)."""
     path = folder / f"{keys}_hashes.parquet"
     con.execute(f"copy (select {', '.join(hashes)} from {keys}) to {_quoted(path)} (format parquet)")
     calls = int(scalar(con, f"select count(*) from read_parquet({_quoted(path)})"))
-    parts = max(1, -(-calls // DUPLICATE_HASH_PART_ROWS))  # rounded up
+    parts = max(1, -(-calls // part_rows))  # rounded up
     for column in hashes:
         con.execute(f"create or replace temp table repeated_{column}es ({column} ubigint)")
         for part in range(parts):

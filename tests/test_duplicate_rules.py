@@ -1,8 +1,9 @@
-"""The duplicate-call rules (``mediation.duplicate_calls``: sql/mediation_*_keys.sql and *_duplicates.sql, the
-hashes counted in one part or several) against the rule as written, checked pair by pair in Python over generated calls whose keys collide often: each later call
-is a duplicate of the earliest call (file, then line) of this cycle or an earlier one that has its source's unique
-id, or, among the calls left, its numbers, billed seconds, service, units (when the earlier call has them) and
-answer time (the start time where either has none; times of two sources up to the tolerance apart)."""
+"""The duplicate-call rules (``mediation.duplicate_calls``: sql/mediation_*_keys.sql and *_duplicates.sql, the hashes
+counted in one part or several) against the rule as written, checked pair by pair in Python over generated calls
+whose keys collide often: each later call is a duplicate of the earliest call (file, then line) of this cycle or an
+earlier one that has its source's unique id, or, among the calls left, its numbers, billed seconds, service, units
+(when the earlier call has them) and answer time (the start time where either has none; times of two sources up to
+the tolerance apart)."""
 
 from __future__ import annotations
 
@@ -102,16 +103,12 @@ def test_the_duplicate_rules_find_the_pairs_of_the_written_rule(calls, tolerance
     con.execute(f"set variable duplicate_tolerance_seconds = {tolerance}")
     con.register("billable_calls", frame([c for c in calls if c["this_cycle"]]))
     con.register("prior_calls", frame([c for c in calls if not c["this_cycle"]]))
-    shipped, mediation.DUPLICATE_HASH_PART_ROWS = mediation.DUPLICATE_HASH_PART_ROWS, part_rows  # parts of the hashes
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            mediation.duplicate_calls(con, Path(folder))
-            found = {
-                name: dict(con.execute(f"select record_ordinal, first_ordinal from {name}").fetchall())
-                for name in ("source_id_duplicates", "content_duplicates")
-            }
-    finally:
-        mediation.DUPLICATE_HASH_PART_ROWS = shipped
+    with tempfile.TemporaryDirectory() as folder:
+        mediation.duplicate_calls(con, Path(folder), part_rows)  # the hashes counted in parts of part_rows calls
+        found = {
+            name: dict(con.execute(f"select record_ordinal, first_ordinal from {name}").fetchall())
+            for name in ("source_id_duplicates", "content_duplicates")
+        }
     by_id, by_content = rule_as_written(calls, tolerance)
     assert found["source_id_duplicates"] == by_id
     assert found["content_duplicates"] == by_content
